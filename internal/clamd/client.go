@@ -1,0 +1,216 @@
+// Package clamd is a client of clamd's socket protocol. The gateway's
+// dispatcher uses it as its backend, and `clamgate scan` uses it to talk to
+// the gateway, which speaks the same protocol.
+//
+// Every request uses its own connection with NUL framing: clamd closes a
+// non-session connection after each reply anyway, and a fresh connection per
+// job means a job that fails cannot poison the next one.
+package clamd
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// ChunkSize is the INSTREAM chunk the client sends; clamd's own clients use
+// a few KiB, larger chunks cost fewer syscalls for the same memory bound.
+const ChunkSize = 64 << 10
+
+// maxReply bounds what is read back from clamd (STATS is the longest reply).
+const maxReply = 1 << 20
+
+// Client talks to one clamd (or one gateway) at Network/Address.
+type Client struct {
+	Network string // "unix" or "tcp"
+	Address string
+	// Timeout bounds one whole exchange when the context has no deadline.
+	Timeout time.Duration
+}
+
+// ParseAddr splits "unix:/path" or "tcp:host:port" into network and address.
+func ParseAddr(s string) (network, address string, err error) {
+	network, address, ok := strings.Cut(s, ":")
+	if !ok || address == "" || (network != "unix" && network != "tcp") {
+		return "", "", fmt.Errorf("address %q: want unix:/path or tcp:host:port", s)
+	}
+	return network, address, nil
+}
+
+// New returns a client for "unix:/path" or "tcp:host:port".
+func New(addr string, timeout time.Duration) (*Client, error) {
+	network, address, err := ParseAddr(addr)
+	if err != nil {
+		return nil, err
+	}
+	return &Client{Network: network, Address: address, Timeout: timeout}, nil
+}
+
+func (c *Client) String() string { return c.Network + ":" + c.Address }
+
+// UnavailableError means clamd could not be reached or dropped the
+// exchange: the request was not scanned.
+type UnavailableError struct{ Err error }
+
+func (e *UnavailableError) Error() string { return "clamd unavailable: " + e.Err.Error() }
+func (e *UnavailableError) Unwrap() error { return e.Err }
+
+// dial connects and ties the connection's lifetime to ctx (or to Timeout
+// when ctx has no deadline), so that a cancelled job or a hung clamd never
+// holds a goroutine forever.
+func (c *Client) dial(ctx context.Context) (net.Conn, func(), error) {
+	cancel := context.CancelFunc(func() {})
+	if _, ok := ctx.Deadline(); !ok && c.Timeout > 0 {
+		ctx, cancel = context.WithTimeout(ctx, c.Timeout)
+	}
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, c.Network, c.Address)
+	if err != nil {
+		cancel()
+		return nil, nil, &UnavailableError{err}
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		_ = conn.SetDeadline(dl)
+	}
+	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
+	return conn, func() { stop(); conn.Close(); cancel() }, nil
+}
+
+// Command sends a plain command (PING, VERSION, STATS...) and returns
+// clamd's reply without its terminator.
+func (c *Client) Command(ctx context.Context, name string) (string, error) {
+	conn, done, err := c.dial(ctx)
+	if err != nil {
+		return "", err
+	}
+	defer done()
+	if _, err := conn.Write([]byte("z" + name + "\x00")); err != nil {
+		return "", &UnavailableError{err}
+	}
+	reply, err := readReply(conn)
+	if errors.Is(err, errNoReply) {
+		// DETSTATS, DETSTATSCLEAR and SHUTDOWN are answered with nothing.
+		return "", nil
+	}
+	return reply, err
+}
+
+// Instream streams r to clamd with INSTREAM and returns its verdict line.
+// A read error from r aborts the scan and is returned as is, so the caller
+// can tell a client's fault (oversize, hang-up) from clamd's.
+func (c *Client) Instream(ctx context.Context, r io.Reader) (string, error) {
+	conn, done, err := c.dial(ctx)
+	if err != nil {
+		return "", err
+	}
+	defer done()
+	if _, err := conn.Write([]byte("zINSTREAM\x00")); err != nil {
+		return "", &UnavailableError{err}
+	}
+	if err := sendChunks(conn, r); err != nil {
+		var werr *writeError
+		if errors.As(err, &werr) {
+			// clamd stops reading when it refuses a stream (size limit);
+			// its reply explains why, so prefer it to the write error.
+			if reply, rerr := readReply(conn); rerr == nil {
+				return reply, nil
+			}
+			return "", &UnavailableError{werr.err}
+		}
+		return "", err
+	}
+	return readReply(conn)
+}
+
+type writeError struct{ err error }
+
+func (e *writeError) Error() string { return e.err.Error() }
+
+func sendChunks(conn net.Conn, r io.Reader) error {
+	buf := make([]byte, 4+ChunkSize)
+	for {
+		n, rerr := r.Read(buf[4:])
+		if n > 0 {
+			putLen(buf, n)
+			if _, err := conn.Write(buf[:4+n]); err != nil {
+				return &writeError{err}
+			}
+		}
+		if errors.Is(rerr, io.EOF) {
+			break
+		}
+		if rerr != nil {
+			return rerr
+		}
+	}
+	putLen(buf, 0)
+	if _, err := conn.Write(buf[:4]); err != nil {
+		return &writeError{err}
+	}
+	return nil
+}
+
+func putLen(b []byte, n int) {
+	b[0], b[1], b[2], b[3] = byte(n>>24), byte(n>>16), byte(n>>8), byte(n)
+}
+
+// Fildes hands f to clamd over a unix socket and returns its verdict line,
+// which names the file "fd[N]".
+func (c *Client) Fildes(ctx context.Context, f *os.File) (string, error) {
+	if c.Network != "unix" {
+		return "", &UnavailableError{fmt.Errorf("FILDES needs a unix socket, backend is %s", c)}
+	}
+	conn, done, err := c.dial(ctx)
+	if err != nil {
+		return "", err
+	}
+	defer done()
+	uc := conn.(*net.UnixConn)
+	if _, err := uc.Write([]byte("zFILDES\x00")); err != nil {
+		return "", &UnavailableError{err}
+	}
+	if _, _, err := uc.WriteMsgUnix([]byte{0}, unix.UnixRights(int(f.Fd())), nil); err != nil {
+		return "", &UnavailableError{err}
+	}
+	return readReply(conn)
+}
+
+// readReply reads up to the NUL terminator. clamd closes after a reply, so
+// EOF after some bytes is a complete reply too; EOF before any byte means
+// clamd dropped the request (crashed, killed, restarted).
+func readReply(conn net.Conn) (string, error) {
+	var out bytes.Buffer
+	buf := make([]byte, 4096)
+	for out.Len() < maxReply {
+		n, err := conn.Read(buf)
+		if i := bytes.IndexByte(buf[:n], 0); i >= 0 {
+			out.Write(buf[:i])
+			return out.String(), nil
+		}
+		out.Write(buf[:n])
+		if err != nil {
+			if errors.Is(err, io.EOF) && out.Len() > 0 {
+				return out.String(), nil
+			}
+			return "", &UnavailableError{fmt.Errorf("reading reply: %w", eofText(err))}
+		}
+	}
+	return "", &UnavailableError{errors.New("reply too long")}
+}
+
+var errNoReply = errors.New("connection closed without a reply")
+
+func eofText(err error) error {
+	if errors.Is(err, io.EOF) {
+		return errNoReply
+	}
+	return err
+}

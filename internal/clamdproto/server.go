@@ -1,0 +1,260 @@
+package clamdproto
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"clamgate/internal/policy"
+	"clamgate/internal/scan"
+)
+
+// Dispatcher runs scan jobs; it is the front's only way to the engine.
+type Dispatcher interface {
+	Do(ctx context.Context, job scan.Job) (scan.Result, error)
+}
+
+// Server serves clamd's protocol to clients, one connection at a time per
+// goroutine, through the dispatcher.
+type Server struct {
+	Dispatcher Dispatcher
+	Log        *slog.Logger
+	// ReadTimeout bounds each wait for client bytes (a command, a chunk).
+	ReadTimeout time.Duration
+}
+
+// oldStyle are the commands clamd still accepts without a z/n prefix.
+var oldStyle = map[string]bool{
+	CmdScan: true, CmdQuit: true, CmdReload: true, CmdPing: true, CmdContScan: true,
+	CmdVersion: true, CmdShutdown: true, CmdMultiScan: true, CmdFildes: true,
+	CmdDetStatsClear: true, CmdDetStats: true,
+}
+
+// inSession are the commands clamd accepts inside IDSESSION.
+var inSession = map[string]bool{
+	CmdScan: true, CmdContScan: true, CmdMultiScan: true, CmdAllMatchScan: true,
+	CmdPing: true, CmdVersion: true, CmdVersionCommands: true, CmdInstream: true,
+	CmdFildes: true, CmdStats: true, CmdEnd: true,
+}
+
+const unknownCommand = "UNKNOWN COMMAND"
+
+// conn is one client connection.
+type conn struct {
+	srv    *Server
+	c      net.Conn
+	in     *connReader
+	r      *bufio.Reader
+	pol    *policy.Policy
+	peer   policy.Peer
+	prefix string // "<id>: " inside IDSESSION
+	term   byte
+}
+
+// ServeConn serves one client connection until it ends.
+func (s *Server) ServeConn(ctx context.Context, c net.Conn, pol *policy.Policy, peer policy.Peer) {
+	in := newConnReader(ctx, c, s.ReadTimeout)
+	cn := &conn{srv: s, c: c, in: in, r: bufio.NewReaderSize(in, 64<<10), pol: pol, peer: peer}
+	defer in.close()
+	// Shutdown past its grace period unblocks a client that is mid-read.
+	stop := context.AfterFunc(ctx, func() { _ = c.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+	cmd, err := ReadCommand(cn.r)
+	if err != nil {
+		cn.readFailed(err)
+		return
+	}
+	cn.term = cmd.Framing.Terminator()
+	// The peer is checked once its framing is known, so that even a
+	// refusal reads as a clamd reply to the client.
+	if err := pol.AllowPeer(peer); err != nil {
+		cn.refuse(cmd, "Access denied: "+err.Error())
+		return
+	}
+	if !recognised(cmd) {
+		cn.reply(unknownCommand)
+		return
+	}
+	if cmd.Name == CmdIDSession {
+		cn.session(ctx)
+		return
+	}
+	cn.handle(ctx, cmd)
+}
+
+// recognised applies clamd's parsing rules outside a session: names are
+// exact, and newer commands need the z/n prefix.
+func recognised(cmd Command) bool {
+	if !cmd.Known() || cmd.Name == CmdEnd {
+		return false
+	}
+	return cmd.Framing != Bare || oldStyle[cmd.Name]
+}
+
+func (c *conn) readFailed(err error) {
+	if errors.Is(err, ErrCommandTooLong) {
+		c.srv.Log.Warn("command too long", "peer", c.peer.String(), "client", c.pol.Name)
+	}
+}
+
+// reply writes one reply line with the session prefix and the client's
+// terminator. A write error means the client is gone; the caller's next
+// read will end the connection.
+func (c *conn) reply(text string) bool {
+	buf := make([]byte, 0, len(c.prefix)+len(text)+1)
+	buf = append(append(append(buf, c.prefix...), text...), c.term)
+	_ = c.c.SetWriteDeadline(time.Now().Add(c.srv.writeTimeout()))
+	_, err := c.c.Write(buf)
+	return err == nil
+}
+
+func (s *Server) writeTimeout() time.Duration {
+	if s.ReadTimeout > 0 {
+		return s.ReadTimeout
+	}
+	return time.Minute
+}
+
+// refuse answers a request the client's policy does not allow. It never
+// reaches clamd.
+func (c *conn) refuse(cmd Command, why string) {
+	c.srv.Log.Warn("request refused", "client", c.pol.Name, "peer", c.peer.String(),
+		"command", cmd.Name, "arg", cmd.Arg, "reason", why)
+	c.reply(why + ". ERROR")
+}
+
+// session serves IDSESSION: commands until END, each reply prefixed with
+// the command's sequence number. Commands run one after another, which
+// clamd's protocol allows (clients match replies by id).
+func (c *conn) session(ctx context.Context) {
+	for id := 1; ; id++ {
+		cmd, err := ReadCommand(c.r)
+		if err != nil {
+			c.readFailed(err)
+			return
+		}
+		c.prefix = strconv.Itoa(id) + ": "
+		c.term = cmd.Framing.Terminator()
+		switch {
+		case cmd.Name == CmdEnd:
+			return
+		case cmd.Framing == Bare || !cmd.Known():
+			c.prefix = ""
+			c.reply(unknownCommand)
+			return
+		case !inSession[cmd.Name]:
+			c.reply("Command invalid inside IDSESSION. ERROR")
+			return
+		}
+		if !c.handle(ctx, cmd) {
+			return
+		}
+	}
+}
+
+// handle serves one command; false means the connection must end.
+func (c *conn) handle(ctx context.Context, cmd Command) bool {
+	if err := c.pol.AllowCommand(cmd.Name); err != nil {
+		c.refuse(cmd, err.Error())
+		return true
+	}
+	switch cmd.Name {
+	case CmdInstream:
+		return c.instream(ctx)
+	case CmdFildes:
+		return c.fildes(ctx)
+	case CmdScan, CmdContScan, CmdMultiScan, CmdAllMatchScan:
+		c.scanPath(ctx, cmd)
+		return true
+	default:
+		return c.forward(ctx, cmd)
+	}
+}
+
+// forward passes a non-scan command to clamd and relays its reply.
+func (c *conn) forward(ctx context.Context, cmd Command) bool {
+	name := cmd.Name
+	if name == CmdQuit {
+		name = CmdShutdown
+	}
+	if name != cmd.Name || cmd.Name == CmdShutdown || cmd.Name == CmdReload {
+		c.srv.Log.Warn("admin command forwarded", "client", c.pol.Name, "peer", c.peer.String(), "command", cmd.Name)
+	}
+	res, err := c.srv.Dispatcher.Do(ctx, scan.Job{
+		Client: c.pol.Name, Protocol: "clamd", Kind: scan.Command, Command: name, Object: name,
+	})
+	if err != nil {
+		c.reply(failure(name, err))
+		return false
+	}
+	if res.Reply == "" {
+		return false // clamd answers DETSTATS and SHUTDOWN with nothing
+	}
+	return c.reply(res.Reply)
+}
+
+// failure is the reply when a job could not be done. It always ends in
+// ERROR, so no client can mistake it for a clean verdict.
+func failure(object string, err error) string {
+	msg := err.Error()
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded) {
+		msg = "scan timed out"
+	}
+	return fmt.Sprintf("%s: %s. ERROR", object, strings.ReplaceAll(msg, "\n", " "))
+}
+
+// instream relays a client's INSTREAM to clamd chunk by chunk.
+func (c *conn) instream(ctx context.Context) bool {
+	cr := NewChunkReader(c.r, c.pol.MaxStream)
+	res, err := c.srv.Dispatcher.Do(ctx, scan.Job{
+		Client: c.pol.Name, Protocol: "clamd", Kind: scan.Stream, Data: cr, Object: "stream",
+	})
+	switch {
+	case errors.Is(err, ErrSizeLimit):
+		c.reply(SizeLimitReply)
+		return false
+	case err != nil && cr.Err() != nil:
+		return false // the client went away or stalled mid-stream
+	case err != nil:
+		c.reply(failure("stream", err))
+		return false
+	case res.Reply == SizeLimitReply:
+		c.reply(res.Reply)
+		return false
+	}
+	return c.reply(res.Reply)
+}
+
+// fildes scans a descriptor the client passed. The client opened it, so it
+// already has the access the scan needs and no path policy applies.
+func (c *conn) fildes(ctx context.Context) bool {
+	if c.in.uc == nil {
+		c.reply("FILDES: didn't receive file descriptor. ERROR")
+		return false
+	}
+	// The descriptor rides with one dummy byte; reading that byte through
+	// recvmsg is what delivers the descriptor.
+	if _, err := c.r.ReadByte(); err != nil {
+		return false
+	}
+	f := c.in.takeFD()
+	if f == nil {
+		c.reply("FILDES: didn't receive file descriptor. ERROR")
+		return false
+	}
+	defer f.Close()
+	res, err := c.srv.Dispatcher.Do(ctx, scan.Job{
+		Client: c.pol.Name, Protocol: "clamd", Kind: scan.File, File: f, Object: "fildes",
+	})
+	if err != nil {
+		return c.reply(failure("fildes", err))
+	}
+	return c.reply(res.Reply)
+}

@@ -1,0 +1,140 @@
+// Package cli implements clamgate's subcommands; cmd/clamgate only calls Main.
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+
+	"clamgate/internal/config"
+	"clamgate/internal/gateway"
+)
+
+// Version is set at build time with -ldflags "-X clamgate/internal/cli.Version=...".
+var Version = "dev"
+
+const usage = `clamgate: one hardened clamd gateway for every local ClamAV client
+
+usage:
+  clamgate serve --config FILE
+  clamgate serve [--backend unix:/run/clamav/clamd.sock] --listen unix:/run/clamgate/clamd.sock
+                 [--listen tcp:127.0.0.1:3310] [--allow-root DIR]... [--socket-mode 0660]
+                 [--socket-group GROUP] [--max-stream 100M]
+                 (without --backend, clamgate runs and supervises its own clamd)
+  clamgate scan [--gateway ADDR] [--fdpass] [--quiet] PATH...|-
+  clamgate version
+`
+
+// Main runs one subcommand and returns the process exit code.
+func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	switch args[0] {
+	case "serve":
+		return serveCmd(ctx, args[1:], stderr)
+	case "scan":
+		return scanCmd(ctx, args[1:], stdout, stderr)
+	case "version", "--version":
+		fmt.Fprintln(stdout, "clamgate", Version)
+		return 0
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	fmt.Fprintf(stderr, "clamgate: unknown command %q\n\n%s", args[0], usage)
+	return 2
+}
+
+type multi []string
+
+func (m *multi) String() string     { return strings.Join(*m, ",") }
+func (m *multi) Set(v string) error { *m = append(*m, v); return nil }
+
+func serveCmd(ctx context.Context, args []string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var fl config.Flags
+	var listens, roots multi
+	cfgPath := fs.String("config", "", "TOML configuration file")
+	fs.StringVar(&fl.Backend, "backend", "", "clamd to use: unix:/path or tcp:host:port (default: run a managed clamd)")
+	fs.Var(&listens, "listen", "socket to serve: unix:/path or tcp:127.0.0.1:port (repeatable)")
+	fs.Var(&roots, "allow-root", "directory under which path scans are allowed (repeatable)")
+	fs.StringVar(&fl.SocketMode, "socket-mode", "0660", "mode of the unix sockets")
+	fs.StringVar(&fl.SocketGroup, "socket-group", "", "group of the unix sockets (default: the gateway's)")
+	fs.StringVar(&fl.MaxStream, "max-stream", "", "largest INSTREAM accepted, e.g. 100M (default: clamd's limit)")
+	fs.StringVar(&fl.StateDir, "state-dir", "/run/clamgate/engine", "managed clamd: working directory")
+	fs.StringVar(&fl.Database, "database", "", "managed clamd: signature directory (default: /var/lib/clamav if it has signatures, else a built-in test database)")
+	fs.StringVar(&fl.LogLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&fl.LogFormat, "log-format", "text", "text or json")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	fl.Listen, fl.AllowRoots = listens, roots
+	cfg, err := loadConfig(*cfgPath, fl, fs)
+	if err != nil {
+		fmt.Fprintln(stderr, "clamgate: configuration error:\n"+indent(err.Error()))
+		return 2
+	}
+	log := newLogger(stderr, cfg)
+	log.Info("clamgate starting", "version", Version, "listeners", len(cfg.Listeners), "policies", cfg.PolicyNames())
+	if err := gateway.Run(ctx, cfg, log); err != nil {
+		log.Error("clamgate stopped", "err", err)
+		return 1
+	}
+	return 0
+}
+
+func loadConfig(path string, fl config.Flags, fs *flag.FlagSet) (*config.Config, error) {
+	if path == "" {
+		return config.FromFlags(fl)
+	}
+	var clash []string
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name != "config" && f.Name != "log-level" && f.Name != "log-format" {
+			clash = append(clash, "--"+f.Name)
+		}
+	})
+	if len(clash) > 0 {
+		return nil, errors.New("--config cannot be combined with " + strings.Join(clash, ", "))
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		return nil, err
+	}
+	fs.Visit(func(f *flag.Flag) { // explicit log flags override the file
+		switch f.Name {
+		case "log-level":
+			cfg.LogLevel = fl.LogLevel
+		case "log-format":
+			cfg.LogFormat = fl.LogFormat
+		}
+	})
+	return cfg, nil
+}
+
+func newLogger(w io.Writer, cfg *config.Config) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.LogLevel))
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+func indent(s string) string {
+	return "  " + strings.ReplaceAll(s, "\n", "\n  ")
+}
+
+// Exit codes shared with clamdscan.
+const (
+	exitClean    = 0
+	exitInfected = 1
+	exitError    = 2
+)

@@ -1,0 +1,119 @@
+package cli
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"clamgate/internal/clamd"
+	"clamgate/internal/scan"
+)
+
+// DefaultGateway is where `clamgate scan` looks for the gateway.
+const DefaultGateway = "unix:/run/clamgate/clamd.sock"
+
+type scanner struct {
+	client *clamd.Client
+	fdpass bool
+	quiet  bool
+	out    io.Writer
+	worst  int
+}
+
+// scanCmd is a clamdscan-like client: it streams each file (or passes its
+// descriptor) to the gateway and prints clamdscan's line for it.
+func scanCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fset := flag.NewFlagSet("scan", flag.ContinueOnError)
+	fset.SetOutput(stderr)
+	gw := fset.String("gateway", DefaultGateway, "gateway address: unix:/path or tcp:host:port")
+	fdpass := fset.Bool("fdpass", false, "pass each file's descriptor (unix sockets) instead of streaming it")
+	quiet := fset.Bool("quiet", false, "print only infected files and errors")
+	timeout := fset.Duration("timeout", 5*time.Minute, "per-file timeout")
+	if err := fset.Parse(args); err != nil {
+		return exitError
+	}
+	if fset.NArg() == 0 {
+		fmt.Fprintln(stderr, "clamgate scan: name at least one PATH, or - for standard input")
+		return exitError
+	}
+	client, err := clamd.New(*gw, *timeout)
+	if err != nil {
+		fmt.Fprintln(stderr, "clamgate scan:", err)
+		return exitError
+	}
+	s := &scanner{client: client, fdpass: *fdpass, quiet: *quiet, out: stdout}
+	for _, p := range fset.Args() {
+		s.target(ctx, p)
+	}
+	return s.worst
+}
+
+func (s *scanner) target(ctx context.Context, p string) {
+	if p == "-" {
+		reply, err := s.client.Instream(ctx, os.Stdin)
+		s.report("stdin", reply, err)
+		return
+	}
+	err := filepath.WalkDir(p, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			s.report(path, "", err)
+			return nil
+		}
+		if d.Type().IsRegular() {
+			s.file(ctx, path)
+		}
+		return nil
+	})
+	if err != nil {
+		s.report(p, "", err)
+	}
+}
+
+func (s *scanner) file(ctx context.Context, path string) {
+	f, err := os.Open(path)
+	if err != nil {
+		s.report(path, "", err)
+		return
+	}
+	defer f.Close()
+	var reply string
+	if s.fdpass {
+		reply, err = s.client.Fildes(ctx, f)
+	} else {
+		reply, err = s.client.Instream(ctx, f)
+	}
+	s.report(path, reply, err)
+}
+
+// report prints the verdict under the user's own path name and keeps the
+// worst exit code: any error is 2, even after an infection.
+func (s *scanner) report(path, reply string, err error) {
+	if err != nil {
+		fmt.Fprintf(s.out, "%s: %v ERROR\n", path, err)
+		s.worst = exitError
+		return
+	}
+	res := scan.ParseReply(reply)
+	line := path + ": " + reply
+	if i := strings.Index(reply, ": "); i >= 0 {
+		line = path + reply[i:]
+	}
+	switch res.Verdict {
+	case scan.Infected:
+		fmt.Fprintln(s.out, line)
+		s.worst = max(s.worst, exitInfected)
+	case scan.Clean:
+		if !s.quiet {
+			fmt.Fprintln(s.out, line)
+		}
+	default:
+		fmt.Fprintln(s.out, line)
+		s.worst = exitError
+	}
+}

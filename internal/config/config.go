@@ -1,0 +1,379 @@
+// Package config reads clamgate's TOML file (and the quick flags, which
+// build the same structure) and validates it, naming the bad key and its
+// line so that an administrator can fix it without guessing.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"os/user"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"clamgate/internal/listen"
+	"clamgate/internal/policy"
+
+	"github.com/pelletier/go-toml/v2"
+)
+
+// Config is the validated configuration the gateway runs with.
+type Config struct {
+	Backend        string // unix:/path or tcp:host:port; "" with Engine set
+	BackendTimeout time.Duration
+	Engine         *Engine // managed clamd, or nil
+	ReadTimeout    time.Duration
+	ShutdownGrace  time.Duration
+	LogLevel       string
+	LogFormat      string // "text" or "json"
+	Listeners      []Listener
+	Policies       map[string]*policy.Policy
+}
+
+// Listener is one socket and the client policy it serves.
+type Listener struct {
+	listen.Spec
+	Policy string
+}
+
+// Engine asks the gateway to run clamd itself.
+type Engine struct {
+	Clamd           string // clamd binary
+	StateDir        string // clamd.conf, socket, logs
+	Database        string // "" = /var/lib/clamav if it holds signatures, else the built-in test database
+	MaxThreads      int
+	StreamMaxLength int64
+	User            string // user clamd drops to; "" = the gateway's own
+}
+
+// file is the TOML document's shape.
+type file struct {
+	Backend  backendSection           `toml:"backend"`
+	Engine   *engineSection           `toml:"engine"`
+	Server   serverSection            `toml:"server"`
+	Listener []listenerSection        `toml:"listener"`
+	Policy   map[string]policySection `toml:"policy"`
+}
+
+type backendSection struct {
+	Address string   `toml:"address"`
+	Timeout Duration `toml:"timeout"`
+}
+
+type engineSection struct {
+	Clamd           string `toml:"clamd"`
+	StateDir        string `toml:"state_dir"`
+	Database        string `toml:"database"`
+	MaxThreads      int    `toml:"max_threads"`
+	StreamMaxLength Size   `toml:"stream_max_length"`
+	User            string `toml:"user"`
+}
+
+type serverSection struct {
+	ReadTimeout   Duration `toml:"read_timeout"`
+	ShutdownGrace Duration `toml:"shutdown_grace"`
+	LogLevel      string   `toml:"log_level"`
+	LogFormat     string   `toml:"log_format"`
+}
+
+type listenerSection struct {
+	Address          string `toml:"address"`
+	Policy           string `toml:"policy"`
+	Mode             Mode   `toml:"mode"`
+	Owner            string `toml:"owner"`
+	Group            string `toml:"group"`
+	AllowNonLoopback bool   `toml:"allow_non_loopback"`
+}
+
+type policySection struct {
+	Admin         bool     `toml:"admin"`
+	Commands      []string `toml:"commands"`
+	Roots         []string `toml:"roots"`
+	MaxStream     Size     `toml:"max_stream"`
+	MaxConcurrent int      `toml:"max_concurrent"`
+	Users         []string `toml:"users"`
+	Groups        []string `toml:"groups"`
+}
+
+// Error is a configuration error at a key (and line, when from a file).
+type Error struct {
+	File string
+	Line int
+	Key  string
+	Msg  string
+}
+
+func (e *Error) Error() string {
+	loc := e.File
+	if e.Line > 0 {
+		loc = fmt.Sprintf("%s:%d", e.File, e.Line)
+	}
+	if e.Key == "" {
+		return fmt.Sprintf("%s: %s", loc, e.Msg)
+	}
+	return fmt.Sprintf("%s: %s: %s", loc, e.Key, e.Msg)
+}
+
+// Defaults shared by the file and the flags.
+const (
+	DefaultBackendTimeout = 2 * time.Minute
+	DefaultReadTimeout    = 2 * time.Minute // clamd's own ReadTimeout is 120 s
+	DefaultShutdownGrace  = 10 * time.Second
+	DefaultSocketMode     = 0o660
+)
+
+// Load reads and validates a TOML configuration file.
+func Load(path string) (*Config, error) {
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return Parse(path, src)
+}
+
+// Parse validates a TOML document; name is used in error messages.
+func Parse(name string, src []byte) (*Config, error) {
+	var f file
+	dec := toml.NewDecoder(bytes.NewReader(src))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&f); err != nil {
+		return nil, decodeError(name, err)
+	}
+	v := validator{file: name, lines: keyLines(src)}
+	cfg := v.build(&f)
+	if len(v.errs) > 0 {
+		return nil, errors.Join(v.errs...)
+	}
+	return cfg, nil
+}
+
+func decodeError(name string, err error) error {
+	var de *toml.DecodeError
+	if errors.As(err, &de) {
+		row, _ := de.Position()
+		return &Error{File: name, Line: row, Key: strings.Join(de.Key(), "."), Msg: strings.TrimPrefix(de.Error(), "toml: ")}
+	}
+	var se *toml.StrictMissingError
+	if errors.As(err, &se) {
+		var errs []error
+		for _, e := range se.Errors {
+			row, _ := e.Position()
+			errs = append(errs, &Error{File: name, Line: row, Key: strings.Join(e.Key(), "."), Msg: "unknown key"})
+		}
+		return errors.Join(errs...)
+	}
+	return &Error{File: name, Msg: err.Error()}
+}
+
+type validator struct {
+	file  string
+	lines map[string]int
+	errs  []error
+}
+
+func (v *validator) fail(key, format string, args ...any) {
+	v.errs = append(v.errs, &Error{File: v.file, Line: lineOf(v.lines, key), Key: key, Msg: fmt.Sprintf(format, args...)})
+}
+
+func (v *validator) build(f *file) *Config {
+	cfg := &Config{
+		Backend:        f.Backend.Address,
+		BackendTimeout: f.Backend.Timeout.Or(DefaultBackendTimeout),
+		ReadTimeout:    f.Server.ReadTimeout.Or(DefaultReadTimeout),
+		ShutdownGrace:  f.Server.ShutdownGrace.Or(DefaultShutdownGrace),
+		LogLevel:       or(f.Server.LogLevel, "info"),
+		LogFormat:      or(f.Server.LogFormat, "text"),
+		Policies:       map[string]*policy.Policy{},
+	}
+	v.checkServer(cfg)
+	v.checkBackend(cfg, f)
+	for name, ps := range f.Policy {
+		cfg.Policies[name] = v.policy(name, ps)
+	}
+	if len(f.Listener) == 0 {
+		v.fail("listener", "at least one [[listener]] is required")
+	}
+	for i, ls := range f.Listener {
+		cfg.Listeners = append(cfg.Listeners, v.listener(i, ls, cfg.Policies))
+	}
+	return cfg
+}
+
+func (v *validator) checkServer(cfg *Config) {
+	if !slices.Contains([]string{"debug", "info", "warn", "error"}, cfg.LogLevel) {
+		v.fail("server.log_level", "%q is not one of debug, info, warn, error", cfg.LogLevel)
+	}
+	if cfg.LogFormat != "text" && cfg.LogFormat != "json" {
+		v.fail("server.log_format", "%q is not text or json", cfg.LogFormat)
+	}
+}
+
+func (v *validator) checkBackend(cfg *Config, f *file) {
+	switch {
+	case f.Engine != nil && cfg.Backend != "":
+		v.fail("backend.address", "set either [backend] address or [engine] (a managed clamd), not both")
+	case f.Engine != nil:
+		cfg.Engine = v.engine(f.Engine)
+	case cfg.Backend == "":
+		v.fail("backend.address", "required (unix:/path or tcp:host:port), or add an [engine] section for a managed clamd")
+	default:
+		if err := CheckBackend(cfg.Backend); err != nil {
+			v.fail("backend.address", "%v", err)
+		}
+	}
+}
+
+// CheckBackend validates a backend address.
+func CheckBackend(addr string) error {
+	network, address, ok := strings.Cut(addr, ":")
+	if !ok || address == "" || (network == "unix" && !filepath.IsAbs(address)) || (network != "unix" && network != "tcp") {
+		return fmt.Errorf("%q: want unix:/absolute/path or tcp:host:port", addr)
+	}
+	return nil
+}
+
+func (v *validator) engine(es *engineSection) *Engine {
+	e := &Engine{
+		Clamd:           or(es.Clamd, "/usr/sbin/clamd"),
+		StateDir:        or(es.StateDir, "/run/clamgate/engine"),
+		Database:        es.Database,
+		MaxThreads:      es.MaxThreads,
+		StreamMaxLength: int64(es.StreamMaxLength),
+		User:            es.User,
+	}
+	if e.MaxThreads == 0 {
+		e.MaxThreads = 10
+	}
+	if e.MaxThreads < 1 || e.MaxThreads > 256 {
+		v.fail("engine.max_threads", "%d is outside 1..256", e.MaxThreads)
+	}
+	if e.StreamMaxLength == 0 {
+		e.StreamMaxLength = 100 << 20
+	}
+	if !filepath.IsAbs(e.StateDir) {
+		v.fail("engine.state_dir", "%q is not an absolute path", e.StateDir)
+	}
+	return e
+}
+
+func (v *validator) policy(name string, ps policySection) *policy.Policy {
+	key := "policy." + name
+	p := &policy.Policy{
+		Name: name, Admin: ps.Admin, MaxStream: int64(ps.MaxStream), MaxConcurrent: ps.MaxConcurrent,
+		Commands: ps.Commands,
+	}
+	if p.Commands == nil {
+		p.Commands = slices.Clone(policy.DefaultCommands)
+	}
+	for _, c := range p.Commands {
+		switch {
+		case slices.Contains(policy.AdminCommands, c) && !p.Admin:
+			v.fail(key+".commands", "%s is only allowed in an admin policy (admin = true): it stops or stalls the engine for every client", c)
+		case !slices.Contains(policy.DefaultCommands, c) && !slices.Contains(policy.AdminCommands, c):
+			v.fail(key+".commands", "%q is not a clamd command", c)
+		}
+	}
+	for _, r := range ps.Roots {
+		if !filepath.IsAbs(r) {
+			v.fail(key+".roots", "%q is not an absolute path", r)
+			continue
+		}
+		p.Roots = append(p.Roots, filepath.Clean(r))
+	}
+	if p.MaxConcurrent < 0 {
+		v.fail(key+".max_concurrent", "must not be negative")
+	}
+	for _, u := range ps.Users {
+		if id, err := lookupUser(u); err != nil {
+			v.fail(key+".users", "%v", err)
+		} else {
+			p.UIDs = append(p.UIDs, uint32(id))
+		}
+	}
+	for _, g := range ps.Groups {
+		if id, err := lookupGroup(g); err != nil {
+			v.fail(key+".groups", "%v", err)
+		} else {
+			p.GIDs = append(p.GIDs, uint32(id))
+		}
+	}
+	return p
+}
+
+func (v *validator) listener(i int, ls listenerSection, policies map[string]*policy.Policy) Listener {
+	key := fmt.Sprintf("listener[%d]", i)
+	l := Listener{Policy: ls.Policy, Spec: listen.Spec{
+		Address: ls.Address, Mode: os.FileMode(ls.Mode), UID: -1, GID: -1, AllowNonLoopback: ls.AllowNonLoopback,
+	}}
+	if ls.Mode == 0 {
+		l.Mode = DefaultSocketMode
+	}
+	if _, ok := policies[ls.Policy]; !ok {
+		v.fail(key+".policy", "no [policy.%s] section", ls.Policy)
+	}
+	network, address, _ := strings.Cut(ls.Address, ":")
+	switch network {
+	case "unix":
+		if !filepath.IsAbs(address) {
+			v.fail(key+".address", "%q: unix socket path must be absolute", ls.Address)
+		}
+		v.owner(key, ls, &l)
+	case "tcp":
+		if err := listen.CheckTCP(address, ls.AllowNonLoopback); err != nil {
+			v.fail(key+".address", "%v", err)
+		}
+	default:
+		v.fail(key+".address", "%q: want unix:/path or tcp:host:port", ls.Address)
+	}
+	return l
+}
+
+func (v *validator) owner(key string, ls listenerSection, l *Listener) {
+	if ls.Owner != "" {
+		id, err := lookupUser(ls.Owner)
+		if err != nil {
+			v.fail(key+".owner", "%v", err)
+		}
+		l.UID = id
+	}
+	if ls.Group != "" {
+		id, err := lookupGroup(ls.Group)
+		if err != nil {
+			v.fail(key+".group", "%v", err)
+		}
+		l.GID = id
+	}
+}
+
+func lookupUser(name string) (int, error) {
+	if id, err := strconv.Atoi(name); err == nil {
+		return id, nil
+	}
+	u, err := user.Lookup(name)
+	if err != nil {
+		return -1, fmt.Errorf("unknown user %q", name)
+	}
+	return strconv.Atoi(u.Uid)
+}
+
+func lookupGroup(name string) (int, error) {
+	if id, err := strconv.Atoi(name); err == nil {
+		return id, nil
+	}
+	g, err := user.LookupGroup(name)
+	if err != nil {
+		return -1, fmt.Errorf("unknown group %q", name)
+	}
+	return strconv.Atoi(g.Gid)
+}
+
+func or(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}

@@ -1,0 +1,107 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+
+	"clamgate/internal/policy"
+)
+
+// Flags is the quick, flags-only configuration: one policy ("local") for
+// every listener, that lets any local user who can open the socket scan
+// streams, and paths under the allowed roots, but never send admin commands.
+type Flags struct {
+	Backend     string   // "" = run a managed clamd
+	Listen      []string // unix:/path or tcp:127.0.0.1:port
+	AllowRoots  []string
+	SocketMode  string // octal, default 0660
+	SocketGroup string // default: the gateway's own group
+	MaxStream   string // e.g. 100M; "" = clamd's limit only
+	StateDir    string // managed clamd's working directory
+	Database    string // managed clamd's database directory
+	LogLevel    string
+	LogFormat   string
+}
+
+// FlagsPolicy is the policy name of flags-only mode.
+const FlagsPolicy = "local"
+
+// FromFlags builds a validated configuration from the quick flags.
+func FromFlags(fl Flags) (*Config, error) {
+	var errs []error
+	bad := func(flag, format string, args ...any) {
+		errs = append(errs, &Error{File: "flag", Key: "--" + flag, Msg: fmt.Sprintf(format, args...)})
+	}
+	f := &file{
+		Backend: backendSection{Address: fl.Backend},
+		Server:  serverSection{LogLevel: fl.LogLevel, LogFormat: fl.LogFormat},
+		Policy:  map[string]policySection{FlagsPolicy: {Roots: fl.AllowRoots}},
+	}
+	if fl.Backend == "" {
+		f.Engine = &engineSection{StateDir: fl.StateDir, Database: fl.Database}
+	} else if err := CheckBackend(fl.Backend); err != nil {
+		bad("backend", "%v", err)
+	}
+	mode := Mode(DefaultSocketMode)
+	if fl.SocketMode != "" {
+		m, err := ParseMode(fl.SocketMode)
+		if err != nil {
+			bad("socket-mode", "%v", err)
+		}
+		mode = Mode(m)
+	}
+	if fl.MaxStream != "" {
+		n, err := ParseSize(fl.MaxStream)
+		if err != nil {
+			bad("max-stream", "%v", err)
+		}
+		ps := f.Policy[FlagsPolicy]
+		ps.MaxStream = Size(n)
+		f.Policy[FlagsPolicy] = ps
+	}
+	if len(fl.Listen) == 0 {
+		bad("listen", "at least one --listen unix:/path or tcp:127.0.0.1:port is required")
+	}
+	for _, addr := range fl.Listen {
+		f.Listener = append(f.Listener, listenerSection{Address: addr, Policy: FlagsPolicy, Mode: mode, Group: fl.SocketGroup})
+	}
+	for _, r := range fl.AllowRoots {
+		if fi, err := os.Stat(r); err != nil || !fi.IsDir() || !filepath.IsAbs(r) {
+			bad("allow-root", "%q is not an existing absolute directory", r)
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	v := validator{file: "flags", lines: map[string]int{}}
+	cfg := v.build(f)
+	if len(v.errs) > 0 {
+		return nil, errors.Join(v.errs...)
+	}
+	return cfg, nil
+}
+
+// Limits returns each policy's concurrency limit, for the dispatcher.
+func (c *Config) Limits() map[string]int {
+	out := map[string]int{}
+	for name, p := range c.Policies {
+		out[name] = p.MaxConcurrent
+	}
+	return out
+}
+
+// PolicyNames lists the policies in a stable order, for logs.
+func (c *Config) PolicyNames() []string {
+	var names []string
+	for n := range c.Policies {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// PolicyFor returns the policy a listener serves.
+func (c *Config) PolicyFor(l Listener) *policy.Policy { return c.Policies[l.Policy] }

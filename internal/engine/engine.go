@@ -1,0 +1,247 @@
+// Package engine runs and supervises a clamd for the gateway when no
+// external one is configured: it writes clamd.conf, picks the signature
+// database, restarts clamd if it dies and waits until it answers PING.
+package engine
+
+import (
+	"bufio"
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"clamgate/internal/clamd"
+	"clamgate/internal/config"
+)
+
+//go:embed testdb/*
+var testDB embed.FS
+
+// SystemDatabase is where Debian's freshclam keeps the signatures.
+const SystemDatabase = "/var/lib/clamav"
+
+// Engine is a managed clamd.
+type Engine struct {
+	cfg     config.Engine
+	log     *slog.Logger
+	dbDir   string
+	builtin bool
+}
+
+// New prepares a managed clamd from its configuration.
+func New(cfg config.Engine, log *slog.Logger) *Engine {
+	return &Engine{cfg: cfg, log: log.With("component", "engine")}
+}
+
+// Socket is the unix socket the managed clamd listens on (gateway only).
+func (e *Engine) Socket() string { return filepath.Join(e.cfg.StateDir, "clamd.sock") }
+
+// Address is the backend address of the managed clamd.
+func (e *Engine) Address() string { return "unix:" + e.Socket() }
+
+// Database is the directory clamd loads, and whether it is the built-in
+// test database.
+func (e *Engine) Database() (string, bool) { return e.dbDir, e.builtin }
+
+// Prepare chooses the database and writes clamd.conf.
+func (e *Engine) Prepare() error {
+	if err := os.MkdirAll(e.cfg.StateDir, 0o750); err != nil {
+		return err
+	}
+	if err := e.chooseDatabase(); err != nil {
+		return err
+	}
+	if err := os.WriteFile(e.confPath(), []byte(e.clamdConf()), 0o640); err != nil {
+		return err
+	}
+	return e.chownState()
+}
+
+func (e *Engine) confPath() string { return filepath.Join(e.cfg.StateDir, "clamd.conf") }
+
+// chooseDatabase uses the configured directory, else the system one when
+// freshclam has filled it, else the built-in test database (EICAR and
+// ClamAV's own test files only), so that a first run always scans.
+func (e *Engine) chooseDatabase() error {
+	switch {
+	case e.cfg.Database != "":
+		e.dbDir = e.cfg.Database
+	case HasSignatures(SystemDatabase):
+		e.dbDir = SystemDatabase
+	default:
+		e.builtin = true
+		e.dbDir = filepath.Join(e.cfg.StateDir, "testdb")
+		return writeTestDB(e.dbDir)
+	}
+	if !HasSignatures(e.dbDir) {
+		return fmt.Errorf("database directory %s holds no signature files", e.dbDir)
+	}
+	return nil
+}
+
+// HasSignatures reports whether dir holds any ClamAV database file.
+func HasSignatures(dir string) bool {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return false
+	}
+	for _, ent := range entries {
+		switch filepath.Ext(ent.Name()) {
+		case ".cvd", ".cld", ".cud", ".hdb", ".hsb", ".ndb", ".ldb", ".mdb", ".msb", ".cdb", ".yar", ".yara":
+			return true
+		}
+	}
+	return false
+}
+
+func writeTestDB(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	entries, err := testDB.ReadDir("testdb")
+	if err != nil {
+		return err
+	}
+	for _, ent := range entries {
+		data, err := testDB.ReadFile("testdb/" + ent.Name())
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(dir, ent.Name()), data, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (e *Engine) clamdConf() string {
+	lines := []string{
+		"# Written by clamgate for its managed clamd; changes are overwritten.",
+		"Foreground yes",
+		"LocalSocket " + e.Socket(),
+		"LocalSocketMode 600",
+		"FixStaleSocket yes",
+		"DatabaseDirectory " + e.dbDir,
+		"PidFile " + filepath.Join(e.cfg.StateDir, "clamd.pid"),
+		"TemporaryDirectory " + os.TempDir(),
+		"LogFile " + filepath.Join(e.cfg.StateDir, "clamd.log"),
+		"LogTime yes",
+		"MaxThreads " + strconv.Itoa(e.cfg.MaxThreads),
+		"StreamMaxLength " + strconv.FormatInt(e.cfg.StreamMaxLength, 10),
+		"SelfCheck 600",
+	}
+	if e.cfg.User != "" {
+		lines = append(lines, "User "+e.cfg.User)
+	}
+	return strings.Join(lines, "\n") + "\n"
+}
+
+// chownState hands the state directory to clamd's user, which must create
+// its socket, pid file and log there after dropping root.
+func (e *Engine) chownState() error {
+	if e.cfg.User == "" {
+		return nil
+	}
+	u, err := user.Lookup(e.cfg.User)
+	if err != nil {
+		return err
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	return os.Chown(e.cfg.StateDir, uid, gid)
+}
+
+// Run starts clamd and restarts it whenever it exits, until ctx ends.
+func (e *Engine) Run(ctx context.Context) error {
+	backoff := time.Second
+	for {
+		start := time.Now()
+		err := e.runOnce(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if time.Since(start) > time.Minute {
+			backoff = time.Second
+		}
+		e.log.Error("clamd exited; restarting", "err", err, "in", backoff)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 30*time.Second)
+	}
+}
+
+func (e *Engine) runOnce(ctx context.Context) error {
+	cmd := exec.Command(e.cfg.Clamd, "--config-file="+e.confPath())
+	out := logWriter(e.log)
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	e.log.Info("clamd started", "pid", cmd.Process.Pid, "database", e.dbDir, "builtin_test_database", e.builtin)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		out.Close()
+		return err
+	case <-ctx.Done():
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+		out.Close()
+		return ctx.Err()
+	}
+}
+
+// WaitReady polls clamd with PING until it answers PONG or ctx ends.
+func (e *Engine) WaitReady(ctx context.Context) error {
+	c := &clamd.Client{Network: "unix", Address: e.Socket(), Timeout: 2 * time.Second}
+	return WaitPing(ctx, c)
+}
+
+// WaitPing polls a clamd until it answers PONG or ctx ends.
+func WaitPing(ctx context.Context, c *clamd.Client) error {
+	tick := time.NewTicker(200 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		reply, err := c.Command(ctx, "PING")
+		if err == nil && reply == "PONG" {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return errors.Join(ctx.Err(), err)
+		case <-tick.C:
+		}
+	}
+}
+
+// logWriter turns clamd's output lines into log records.
+func logWriter(log *slog.Logger) io.WriteCloser {
+	pr, pw := io.Pipe()
+	go func() {
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			log.Info("clamd: " + sc.Text())
+		}
+	}()
+	return pw
+}

@@ -1,0 +1,137 @@
+// Package gateway assembles the daemon: listeners and their policies, the
+// protocol fronts, the dispatcher and the clamd backend (external, or a
+// managed clamd), and shuts them down gracefully.
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"clamgate/internal/clamd"
+	"clamgate/internal/clamdproto"
+	"clamgate/internal/config"
+	"clamgate/internal/engine"
+	"clamgate/internal/listen"
+	"clamgate/internal/scan"
+)
+
+// Run serves until ctx is cancelled, then stops accepting, lets running
+// requests finish for the configured grace period, and returns.
+func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
+	backendAddr := cfg.Backend
+	var eng *engine.Engine
+	if cfg.Engine != nil {
+		eng = engine.New(*cfg.Engine, log)
+		if err := eng.Prepare(); err != nil {
+			return fmt.Errorf("managed clamd: %w", err)
+		}
+		backendAddr = eng.Address()
+		announceDatabase(log, eng)
+	}
+	backend, err := clamd.New(backendAddr, cfg.BackendTimeout)
+	if err != nil {
+		return err
+	}
+	listeners, err := openListeners(cfg)
+	if err != nil {
+		return err
+	}
+	front := &clamdproto.Server{
+		Dispatcher:  scan.NewDispatcher(backend, log, cfg.Limits()),
+		Log:         log,
+		ReadTimeout: cfg.ReadTimeout,
+	}
+	var bg sync.WaitGroup
+	engCtx, stopEngine := context.WithCancel(context.WithoutCancel(ctx))
+	defer func() { stopEngine(); bg.Wait() }()
+	if eng != nil {
+		bg.Go(func() { _ = eng.Run(engCtx) })
+	}
+	bg.Go(func() { waitBackend(ctx, log, backend) })
+	serve(ctx, cfg, log, listeners, front)
+	return nil
+}
+
+func announceDatabase(log *slog.Logger, eng *engine.Engine) {
+	dir, builtin := eng.Database()
+	if builtin {
+		log.Warn("no signatures in " + engine.SystemDatabase + ": using clamgate's built-in TEST database (EICAR and ClamAV test files only); install and run freshclam for real protection")
+		return
+	}
+	log.Info("managed clamd uses database", "dir", dir)
+}
+
+func waitBackend(ctx context.Context, log *slog.Logger, backend *clamd.Client) {
+	start := time.Now()
+	if err := engine.WaitPing(ctx, backend); err != nil {
+		return
+	}
+	log.Info("clamd answers", "backend", backend.String(), "after", time.Since(start).Round(time.Millisecond))
+}
+
+type boundListener struct {
+	net.Listener
+	cfg config.Listener
+}
+
+func openListeners(cfg *config.Config) ([]boundListener, error) {
+	var out []boundListener
+	for _, l := range cfg.Listeners {
+		ln, err := listen.Listen(l.Spec)
+		if err != nil {
+			for _, b := range out {
+				b.Close()
+			}
+			return nil, fmt.Errorf("listener %s: %w", l.Address, err)
+		}
+		out = append(out, boundListener{Listener: ln, cfg: l})
+	}
+	return out, nil
+}
+
+// serve accepts on every listener until ctx ends, then drains.
+func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, listeners []boundListener, front *clamdproto.Server) {
+	connCtx, cancelConns := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelConns()
+	var conns, accepts sync.WaitGroup
+	for _, l := range listeners {
+		pol := cfg.PolicyFor(l.cfg)
+		log.Info("listening", "address", l.cfg.Address, "policy", pol.Name, "mode", fmt.Sprintf("%04o", l.cfg.Mode))
+		accepts.Go(func() {
+			for {
+				c, err := l.Accept()
+				if err != nil {
+					if !errors.Is(err, net.ErrClosed) {
+						log.Error("accept", "address", l.cfg.Address, "err", err)
+						continue
+					}
+					return
+				}
+				conns.Go(func() {
+					defer c.Close()
+					front.ServeConn(connCtx, c, pol, listen.PeerOf(c, l.cfg.Address))
+				})
+			}
+		})
+	}
+	<-ctx.Done()
+	log.Info("shutting down: no new connections", "grace", cfg.ShutdownGrace)
+	for _, l := range listeners {
+		l.Close()
+	}
+	accepts.Wait()
+	drained := make(chan struct{})
+	go func() { conns.Wait(); close(drained) }()
+	select {
+	case <-drained:
+	case <-time.After(cfg.ShutdownGrace):
+		log.Warn("grace period over: aborting running requests")
+		cancelConns()
+		<-drained
+	}
+}

@@ -1,0 +1,162 @@
+// Package listen creates the gateway's client sockets (unix sockets whose
+// owner, group and mode the gateway sets, loopback TCP) and identifies the
+// peer of each connection.
+package listen
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"clamgate/internal/policy"
+
+	"golang.org/x/sys/unix"
+)
+
+// Spec describes one listening socket.
+type Spec struct {
+	Address string      // "unix:/path" or "tcp:host:port"
+	Mode    os.FileMode // unix socket mode
+	UID     int         // unix socket owner; -1 keeps the gateway's
+	GID     int         // unix socket group; -1 keeps the gateway's
+	// AllowNonLoopback must be set explicitly to bind TCP beyond loopback:
+	// clamd's protocol has no authentication.
+	AllowNonLoopback bool
+}
+
+// Listen opens the socket described by spec.
+func Listen(spec Spec) (net.Listener, error) {
+	network, address, ok := strings.Cut(spec.Address, ":")
+	switch {
+	case ok && network == "unix" && filepath.IsAbs(address):
+		return listenUnix(address, spec)
+	case ok && network == "tcp":
+		return listenTCP(address, spec.AllowNonLoopback)
+	}
+	return nil, fmt.Errorf("listen address %q: want unix:/absolute/path or tcp:host:port", spec.Address)
+}
+
+// CheckTCP refuses addresses beyond loopback unless allowed, so that the
+// configuration can be validated before anything is bound.
+func CheckTCP(address string, allowNonLoopback bool) error {
+	host, _, err := net.SplitHostPort(address)
+	if err != nil {
+		return err
+	}
+	if allowNonLoopback {
+		return nil
+	}
+	ips, err := net.LookupIP(host)
+	if host == "" || err != nil {
+		return fmt.Errorf("tcp address %q is not loopback (set allow_non_loopback to bind it)", address)
+	}
+	for _, ip := range ips {
+		if !ip.IsLoopback() {
+			return fmt.Errorf("tcp address %q is not loopback (set allow_non_loopback to bind it)", address)
+		}
+	}
+	return nil
+}
+
+func listenTCP(address string, allowNonLoopback bool) (net.Listener, error) {
+	if err := CheckTCP(address, allowNonLoopback); err != nil {
+		return nil, err
+	}
+	return net.Listen("tcp", address)
+}
+
+// listenUnix binds under a temporary name, sets mode and ownership, then
+// renames into place: the socket is never reachable with looser rights,
+// and no process-wide umask is touched.
+func listenUnix(path string, spec Spec) (net.Listener, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, err
+	}
+	if err := removeStale(path); err != nil {
+		return nil, err
+	}
+	tmp := fmt.Sprintf("%s.%d.tmp", path, os.Getpid())
+	_ = os.Remove(tmp)
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: tmp, Net: "unix"})
+	if err != nil {
+		return nil, err
+	}
+	l.SetUnlinkOnClose(false)
+	fail := func(err error) (net.Listener, error) {
+		l.Close()
+		os.Remove(tmp)
+		return nil, err
+	}
+	if err := os.Chmod(tmp, spec.Mode.Perm()); err != nil {
+		return fail(err)
+	}
+	if spec.UID >= 0 || spec.GID >= 0 {
+		if err := os.Lchown(tmp, spec.UID, spec.GID); err != nil {
+			return fail(err)
+		}
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fail(err)
+	}
+	return &unixListener{UnixListener: l, path: path}, nil
+}
+
+// removeStale deletes a socket left by a previous run, but refuses to take
+// over one that somebody still serves or a path that is not a socket.
+func removeStale(path string) error {
+	fi, err := os.Lstat(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if fi.Mode()&os.ModeSocket == 0 {
+		return fmt.Errorf("%s exists and is not a socket", path)
+	}
+	if c, err := net.Dial("unix", path); err == nil {
+		c.Close()
+		return fmt.Errorf("%s is in use by another process", path)
+	}
+	return os.Remove(path)
+}
+
+type unixListener struct {
+	*net.UnixListener
+	path string
+}
+
+func (l *unixListener) Close() error {
+	err := l.UnixListener.Close()
+	os.Remove(l.path)
+	return err
+}
+
+// PeerOf identifies the client at the other end of conn. On unix sockets
+// the kernel vouches for uid, gid and pid (SO_PEERCRED).
+func PeerOf(conn net.Conn, listener string) policy.Peer {
+	peer := policy.Peer{Listener: listener, Remote: conn.RemoteAddr().String()}
+	uc, ok := conn.(*net.UnixConn)
+	if !ok {
+		return peer
+	}
+	raw, err := uc.SyscallConn()
+	if err != nil {
+		return peer
+	}
+	var cred *unix.Ucred
+	_ = raw.Control(func(fd uintptr) {
+		cred, err = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
+	})
+	if err != nil || cred == nil {
+		return peer
+	}
+	peer.HasCreds = true
+	peer.UID, peer.GID, peer.PID = cred.Uid, cred.Gid, cred.Pid
+	peer.Remote = fmt.Sprintf("pid %d", cred.Pid)
+	peer.Groups = policy.PeerGroups(cred.Pid)
+	return peer
+}
