@@ -1,0 +1,253 @@
+// Package testenv starts the real components tests run against: a real
+// clamd with a small signature database built by the test (EICAR and
+// ClamAV's test file only), and the gateway in front of it. It is imported
+// only from _test.go files.
+package testenv
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"clamgate/internal/clamd"
+	"clamgate/internal/config"
+	"clamgate/internal/engine"
+	"clamgate/internal/gateway"
+)
+
+// EICAR is the standard antivirus test string; never real malware.
+const EICAR = `X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*`
+
+// EicarThreat is the name clamd gives EICAR with the test database.
+const EicarThreat = "Eicar-Test-Signature.UNOFFICIAL"
+
+// Second signature matching EICAR files that carry an extra marker, so a
+// file can match two signatures (ALLMATCHSCAN).
+const (
+	Marker       = "CLAMGATE-SECOND-MARK"
+	MarkerThreat = "Clamgate-Test-Marker.UNOFFICIAL"
+)
+
+// TempDir returns a short private directory: unix socket paths must stay
+// under 108 bytes, which t.TempDir() does not promise.
+func TempDir(t testing.TB) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "cg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = os.Chmod(dir, 0o755)
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
+}
+
+// Clamd is a real clamd started for a test.
+type Clamd struct {
+	t       testing.TB
+	Dir     string
+	Socket  string
+	TCPAddr string
+	DBDir   string
+	mu      sync.Mutex
+	cmd     *exec.Cmd
+	done    chan struct{}
+}
+
+// ClamdOptions tune the clamd a test starts.
+type ClamdOptions struct {
+	StreamMaxLength string // default 10M
+	Extra           []string
+}
+
+// StartClamd starts a real clamd (unix socket and loopback TCP) and waits
+// until it answers PING.
+func StartClamd(t testing.TB, opt ClamdOptions) *Clamd {
+	t.Helper()
+	bin, err := exec.LookPath("clamd")
+	if err != nil {
+		bin = "/usr/sbin/clamd"
+		if _, err := os.Stat(bin); err != nil {
+			t.Fatal("clamd is not installed: run scripts/test.sh, which installs the test dependencies")
+		}
+	}
+	dir := TempDir(t)
+	c := &Clamd{t: t, Dir: dir, Socket: filepath.Join(dir, "clamd.sock"), DBDir: filepath.Join(dir, "db")}
+	WriteTestDB(t, c.DBDir)
+	c.TCPAddr = freePort(t)
+	_, port, _ := net.SplitHostPort(c.TCPAddr)
+	conf := []string{
+		"Foreground yes",
+		"LocalSocket " + c.Socket,
+		"LocalSocketMode 666",
+		"TCPSocket " + port,
+		"TCPAddr 127.0.0.1",
+		"DatabaseDirectory " + c.DBDir,
+		"LogFile " + filepath.Join(dir, "clamd.log"),
+		"PidFile " + filepath.Join(dir, "clamd.pid"),
+		"StreamMaxLength " + or(opt.StreamMaxLength, "10M"),
+		"MaxThreads 10",
+	}
+	conf = append(conf, opt.Extra...)
+	if err := os.WriteFile(filepath.Join(dir, "clamd.conf"), []byte(strings.Join(conf, "\n")+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c.start(bin)
+	t.Cleanup(c.Stop)
+	return c
+}
+
+func (c *Clamd) start(bin string) {
+	c.t.Helper()
+	cmd := exec.Command(bin, "--config-file="+filepath.Join(c.Dir, "clamd.conf"))
+	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		c.t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	c.mu.Lock()
+	c.cmd, c.done = cmd, done
+	c.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := engine.WaitPing(ctx, c.Client("unix")); err != nil {
+		log, _ := os.ReadFile(filepath.Join(c.Dir, "clamd.log"))
+		c.t.Fatalf("clamd did not answer PING: %v\n%s", err, log)
+	}
+}
+
+// Client returns a protocol client for clamd's unix or tcp socket.
+func (c *Clamd) Client(network string) *clamd.Client {
+	if network == "tcp" {
+		return &clamd.Client{Network: "tcp", Address: c.TCPAddr, Timeout: 30 * time.Second}
+	}
+	return &clamd.Client{Network: "unix", Address: c.Socket, Timeout: 30 * time.Second}
+}
+
+// Kill stops clamd abruptly, as a crash would.
+func (c *Clamd) Kill() {
+	c.mu.Lock()
+	cmd, done := c.cmd, c.done
+	c.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	_ = cmd.Process.Kill()
+	<-done
+}
+
+// Restart starts clamd again after Kill.
+func (c *Clamd) Restart() {
+	c.t.Helper()
+	bin, _ := exec.LookPath("clamd")
+	if bin == "" {
+		bin = "/usr/sbin/clamd"
+	}
+	c.start(bin)
+}
+
+// Stop ends clamd at the end of the test.
+func (c *Clamd) Stop() {
+	c.Kill()
+}
+
+// WriteTestDB writes the test signature database: EICAR (.ndb), a second
+// signature for marked EICAR files, and ClamAV's clam.exe test file (.hdb).
+func WriteTestDB(t testing.TB, dir string) {
+	t.Helper()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ndb := fmt.Sprintf("Eicar-Test-Signature:0:*:%x\nClamgate-Test-Marker:0:*:%x\n", EICAR, Marker)
+	files := map[string]string{
+		"test.ndb": ndb,
+		"test.hdb": "aa15bcf478d165efd2065190eb473bcb:544:ClamAV-Test-File\n",
+	}
+	for name, body := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func freePort(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// FreePort returns a loopback address with a port free at the time of call.
+func FreePort(t testing.TB) string { return freePort(t) }
+
+// Gateway is the gateway running in-process for a test.
+type Gateway struct {
+	Cfg  *config.Config
+	stop context.CancelFunc
+	done chan error
+}
+
+// StartGateway runs the gateway with cfg until the test ends, and waits
+// until every listener accepts connections.
+func StartGateway(t testing.TB, cfg *config.Config) *Gateway {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	g := &Gateway{Cfg: cfg, stop: cancel, done: make(chan error, 1)}
+	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	go func() { g.done <- gateway.Run(ctx, cfg, log) }()
+	t.Cleanup(g.Stop)
+	for _, l := range cfg.Listeners {
+		network, addr, _ := strings.Cut(l.Address, ":")
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			c, err := net.Dial(network, addr)
+			if err == nil {
+				c.Close()
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("gateway listener %s not up: %v", l.Address, err)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	return g
+}
+
+// Stop shuts the gateway down and waits for it.
+func (g *Gateway) Stop() {
+	if g.stop == nil {
+		return
+	}
+	g.stop()
+	g.stop = nil
+	<-g.done
+}
+
+type testWriter struct{ t testing.TB }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+func or(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
