@@ -12,6 +12,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 )
 
@@ -123,6 +124,10 @@ func readDelimited(r *bufio.Reader, delim byte) (string, error) {
 			return string(buf.Bytes()[:buf.Len()-1]), nil
 		case errors.Is(err, bufio.ErrBufferFull):
 			continue
+		case errors.Is(err, io.EOF) && buf.Len() > 0:
+			// A client that half-closes after a command without its
+			// terminator still gets an answer, as from clamd.
+			return buf.String(), nil
 		default:
 			return "", err
 		}

@@ -42,6 +42,7 @@ func (c *connReader) Read(p []byte) (int, error) {
 		return c.conn.Read(p)
 	}
 	n, oobn, _, _, err := c.uc.ReadMsgUnix(p, c.oob)
+	n = max(n, 0) // recvmsg's -1 on error leaks through
 	if oobn > 0 {
 		c.keepRights(c.oob[:oobn])
 	}

@@ -27,6 +27,10 @@ type walk struct {
 	failed  bool // a file could not be checked: no "OK" for the tree
 	aborted bool // the engine failed: stop the walk
 	depth   int
+	files   int // files scanned
+	// okIfEmpty: clamd's MULTISCAN prints nothing at all for a tree
+	// without files; the other commands print "OK".
+	okIfEmpty bool
 }
 
 func (c *conn) scanPath(ctx context.Context, cmd Command) {
@@ -42,7 +46,10 @@ func (c *conn) scanPath(ctx context.Context, cmd Command) {
 		return
 	}
 	defer opener.Close()
-	w := &walk{c: c, ctx: ctx, opener: opener, stopHit: cmd.Name == CmdScan}
+	// ALLMATCHSCAN walks a tree like SCAN: clamd stops at the first
+	// infected file (all matches apply within a file).
+	w := &walk{c: c, ctx: ctx, opener: opener, stopHit: cmd.Name == CmdScan || cmd.Name == CmdAllMatchScan,
+		okIfEmpty: cmd.Name != CmdMultiScan}
 	w.top(cmd, display, rel)
 }
 
@@ -64,7 +71,7 @@ func (w *walk) top(cmd Command, display, rel string) {
 		w.file(f, display)
 	case fi.IsDir():
 		w.dir(f, display, rel)
-		if !w.found && !w.failed && !w.aborted {
+		if !w.found && !w.failed && !w.aborted && (w.files > 0 || w.okIfEmpty) {
 			w.c.reply(display + ": OK")
 		}
 	default:
@@ -84,6 +91,7 @@ func (w *walk) openFailed(cmd Command, display string, err error) {
 
 // file scans one open regular file through the dispatcher.
 func (w *walk) file(f *os.File, display string) {
+	w.files++
 	res, err := w.c.srv.Dispatcher.Do(w.ctx, scan.Job{
 		Client: w.c.pol.Name, Protocol: "clamd", Kind: scan.File, File: f, Object: display,
 	})

@@ -39,9 +39,8 @@ var oldStyle = map[string]bool{
 
 // inSession are the commands clamd accepts inside IDSESSION.
 var inSession = map[string]bool{
-	CmdScan: true, CmdContScan: true, CmdMultiScan: true, CmdAllMatchScan: true,
-	CmdPing: true, CmdVersion: true, CmdVersionCommands: true, CmdInstream: true,
-	CmdFildes: true, CmdStats: true, CmdEnd: true,
+	CmdScan: true, CmdPing: true, CmdVersion: true, CmdVersionCommands: true,
+	CmdInstream: true, CmdFildes: true, CmdStats: true, CmdEnd: true,
 }
 
 const unknownCommand = "UNKNOWN COMMAND"
@@ -98,8 +97,15 @@ func recognised(cmd Command) bool {
 	return cmd.Framing != Bare || oldStyle[cmd.Name]
 }
 
+// readFailed ends a connection whose client stopped sending. A client
+// that stalls gets clamd's own timeout message, unprefixed and
+// newline-terminated whatever its framing, exactly as clamd sends it.
 func (c *conn) readFailed(err error) {
-	if errors.Is(err, ErrCommandTooLong) {
+	switch {
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		_ = c.c.SetWriteDeadline(time.Now().Add(time.Second))
+		_, _ = c.c.Write([]byte("COMMAND READ TIMED OUT\n"))
+	case errors.Is(err, ErrCommandTooLong):
 		c.srv.Log.Warn("command too long", "peer", c.peer.String(), "client", c.pol.Name)
 	}
 }
@@ -134,6 +140,7 @@ func (c *conn) refuse(cmd Command, why string) {
 // the command's sequence number. Commands run one after another, which
 // clamd's protocol allows (clients match replies by id).
 func (c *conn) session(ctx context.Context) {
+	sessionTerm := c.term
 	for id := 1; ; id++ {
 		cmd, err := ReadCommand(c.r)
 		if err != nil {
@@ -145,9 +152,10 @@ func (c *conn) session(ctx context.Context) {
 		switch {
 		case cmd.Name == CmdEnd:
 			return
-		case cmd.Framing == Bare || !cmd.Known():
-			c.prefix = ""
-			c.reply(unknownCommand)
+		case cmd.Framing == Bare:
+			c.term = sessionTerm
+			c.reply(`Only nCMDS\n and zCMDS\0 are accepted inside IDSESSION. ERROR`)
+			c.reply("Error processing command. ERROR")
 			return
 		case !inSession[cmd.Name]:
 			c.reply("Command invalid inside IDSESSION. ERROR")
@@ -221,7 +229,8 @@ func (c *conn) instream(ctx context.Context) bool {
 		c.reply(SizeLimitReply)
 		return false
 	case err != nil && cr.Err() != nil:
-		return false // the client went away or stalled mid-stream
+		c.readFailed(cr.Err()) // the client went away or stalled mid-stream
+		return false
 	case err != nil:
 		c.reply(failure("stream", err))
 		return false

@@ -25,13 +25,17 @@ import (
 type Config struct {
 	Backend        string // unix:/path or tcp:host:port; "" with Engine set
 	BackendTimeout time.Duration
-	Engine         *Engine // managed clamd, or nil
-	ReadTimeout    time.Duration
-	ShutdownGrace  time.Duration
-	LogLevel       string
-	LogFormat      string // "text" or "json"
-	Listeners      []Listener
-	Policies       map[string]*policy.Policy
+	// StreamMaxLength is clamd's own StreamMaxLength. The gateway enforces
+	// it on the announced chunk length, as clamd does, so that an oversize
+	// stream is refused before its data is read.
+	StreamMaxLength int64
+	Engine          *Engine // managed clamd, or nil
+	ReadTimeout     time.Duration
+	ShutdownGrace   time.Duration
+	LogLevel        string
+	LogFormat       string // "text" or "json"
+	Listeners       []Listener
+	Policies        map[string]*policy.Policy
 }
 
 // Listener is one socket and the client policy it serves.
@@ -60,8 +64,9 @@ type file struct {
 }
 
 type backendSection struct {
-	Address string   `toml:"address"`
-	Timeout Duration `toml:"timeout"`
+	Address         string   `toml:"address"`
+	Timeout         Duration `toml:"timeout"`
+	StreamMaxLength Size     `toml:"stream_max_length"`
 }
 
 type engineSection struct {
@@ -124,6 +129,7 @@ const (
 	DefaultReadTimeout    = 2 * time.Minute // clamd's own ReadTimeout is 120 s
 	DefaultShutdownGrace  = 10 * time.Second
 	DefaultSocketMode     = 0o660
+	DefaultStreamMax      = 100 << 20 // clamd's default StreamMaxLength
 )
 
 // Load reads and validates a TOML configuration file.
@@ -191,8 +197,15 @@ func (v *validator) build(f *file) *Config {
 	}
 	v.checkServer(cfg)
 	v.checkBackend(cfg, f)
+	cfg.StreamMaxLength = int64(f.Backend.StreamMaxLength)
+	if cfg.Engine != nil {
+		cfg.StreamMaxLength = cfg.Engine.StreamMaxLength
+	}
+	if cfg.StreamMaxLength == 0 {
+		cfg.StreamMaxLength = DefaultStreamMax
+	}
 	for name, ps := range f.Policy {
-		cfg.Policies[name] = v.policy(name, ps)
+		cfg.Policies[name] = v.policy(name, ps, cfg.StreamMaxLength)
 	}
 	if len(f.Listener) == 0 {
 		v.fail("listener", "at least one [[listener]] is required")
@@ -260,7 +273,7 @@ func (v *validator) engine(es *engineSection) *Engine {
 	return e
 }
 
-func (v *validator) policy(name string, ps policySection) *policy.Policy {
+func (v *validator) policy(name string, ps policySection, backendMax int64) *policy.Policy {
 	key := "policy." + name
 	p := &policy.Policy{
 		Name: name, Admin: ps.Admin, MaxStream: int64(ps.MaxStream), MaxConcurrent: ps.MaxConcurrent,
@@ -283,6 +296,12 @@ func (v *validator) policy(name string, ps policySection) *policy.Policy {
 			continue
 		}
 		p.Roots = append(p.Roots, filepath.Clean(r))
+	}
+	switch {
+	case p.MaxStream == 0:
+		p.MaxStream = backendMax
+	case p.MaxStream > backendMax:
+		v.fail(key+".max_stream", "%d bytes is more than clamd accepts (stream_max_length %d)", p.MaxStream, backendMax)
 	}
 	if p.MaxConcurrent < 0 {
 		v.fail(key+".max_concurrent", "must not be negative")

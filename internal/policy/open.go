@@ -2,8 +2,10 @@ package policy
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -16,7 +18,8 @@ var ErrOutsideRoots = errors.New("outside the client's allowed roots")
 // roots. The gateway opens them itself and hands clamd the descriptor, so
 // clamd needs no access to any client's files.
 type Opener struct {
-	root string
+	root string // as configured, for messages
+	real string // the root with its own symlinks resolved, as the kernel names it
 	fd   int
 }
 
@@ -26,7 +29,12 @@ func OpenRoot(root string) (*Opener, error) {
 	if err != nil {
 		return nil, &os.PathError{Op: "open", Path: root, Err: err}
 	}
-	return &Opener{root: root, fd: fd}, nil
+	real, err := os.Readlink(fmt.Sprintf("/proc/self/fd/%d", fd))
+	if err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	return &Opener{root: root, real: real, fd: fd}, nil
 }
 
 // Close releases the root directory.
@@ -48,11 +56,37 @@ func (o *Opener) Open(rel string) (*os.File, error) {
 			continue
 		}
 		if err == unix.EXDEV {
-			return nil, &os.PathError{Op: "open", Path: full, Err: ErrOutsideRoots}
+			return o.openAbsoluteLink(full)
 		}
 		if err != nil {
 			return nil, &os.PathError{Op: "open", Path: full, Err: err}
 		}
 		return os.NewFile(uintptr(fd), full), nil
 	}
+}
+
+// openAbsoluteLink handles what RESOLVE_BENEATH refuses outright: a path
+// through an absolute symlink. The path is resolved by the kernel into a
+// pinned O_PATH descriptor, and the descriptor's real name decides: inside
+// the root it is reopened for reading, so no rename in between can swap
+// the file; outside, the scan is refused.
+func (o *Opener) openAbsoluteLink(full string) (*os.File, error) {
+	pfd, err := unix.Open(full, unix.O_PATH|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: full, Err: err}
+	}
+	defer unix.Close(pfd)
+	proc := fmt.Sprintf("/proc/self/fd/%d", pfd)
+	real, err := os.Readlink(proc)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: full, Err: err}
+	}
+	if real != o.real && !strings.HasPrefix(real, strings.TrimSuffix(o.real, "/")+"/") {
+		return nil, &os.PathError{Op: "open", Path: full, Err: ErrOutsideRoots}
+	}
+	fd, err := unix.Open(proc, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOCTTY|unix.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: full, Err: err}
+	}
+	return os.NewFile(uintptr(fd), full), nil
 }

@@ -1,0 +1,190 @@
+package gateway_test
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"clamgate/internal/testenv"
+)
+
+// diffCase is one request sent to real clamd and to the gateway, whose
+// replies must be the same bytes (after normalize).
+type diffCase struct {
+	name      string
+	steps     func(tr tree) []step
+	unixOnly  bool
+	sortLines bool
+}
+
+func commandCases() []diffCase {
+	var cases []diffCase
+	plain := []string{"PING", "VERSION", "VERSIONCOMMANDS", "STATS", "DETSTATS", "FOO", "", "ping",
+		"PING  ", "SCAN", "VERSION x", "END", "PINGX", "STREAM", "SESSION", "INSTREAM x"}
+	for _, f := range []string{"z", "n", ""} {
+		for _, c := range plain {
+			cases = append(cases, diffCase{
+				name:  fmt.Sprintf("%s%q", f, c),
+				steps: func(tree) []step { return []step{raw(cmd(f, c))} },
+			})
+		}
+	}
+	return cases
+}
+
+func pathCases() []diffCase {
+	var cases []diffCase
+	targets := []string{"clean.txt", "eicar.com", "dir", "dir/", "cleandir", "emptydir", "nope.txt",
+		"with space/e icar.com", "fifo", "dir/clam.exe"}
+	for _, f := range []string{"z", "n", ""} {
+		for _, verb := range []string{"SCAN", "CONTSCAN", "MULTISCAN", "ALLMATCHSCAN"} {
+			for _, target := range targets {
+				cases = append(cases, diffCase{
+					name:      fmt.Sprintf("%s%s %s", f, verb, target),
+					steps:     func(tr tree) []step { return []step{raw(cmd(f, verb+" "+tr.path(target)))} },
+					sortLines: verb == "MULTISCAN",
+				})
+			}
+		}
+	}
+	return cases
+}
+
+func streamCases() []diffCase {
+	eicar := []byte(testenv.EICAR)
+	var cases []diffCase
+	for _, f := range []string{"z", "n", ""} {
+		cases = append(cases,
+			diffCase{name: f + "INSTREAM clean", steps: func(tree) []step { return []step{{Data: instream(f, []byte("hello clean\n"))}} }},
+			diffCase{name: f + "INSTREAM eicar", steps: func(tree) []step { return []step{{Data: instream(f, eicar)}} }},
+			diffCase{name: f + "INSTREAM eicar split", steps: func(tree) []step {
+				return []step{{Data: instream(f, eicar[:7], eicar[7:30], eicar[30:])}}
+			}},
+			diffCase{name: f + "INSTREAM empty", steps: func(tree) []step { return []step{{Data: instream(f)}} }},
+			diffCase{name: f + "INSTREAM over limit", steps: func(tree) []step {
+				return []step{{Data: []byte(cmd(f, "INSTREAM") + "\x00\xa0\x00\x01")}}
+			}},
+		)
+	}
+	return cases
+}
+
+func fildesCases() []diffCase {
+	var cases []diffCase
+	for _, f := range []string{"z", "n", ""} {
+		for _, target := range []string{"clean.txt", "eicar.com", "dir"} {
+			cases = append(cases, diffCase{
+				name:     fmt.Sprintf("%sFILDES %s", f, target),
+				unixOnly: true,
+				steps: func(tr tree) []step {
+					fd, err := os.Open(tr.path(target))
+					if err != nil {
+						panic(err)
+					}
+					return []step{raw(cmd(f, "FILDES")), {Data: []byte{0}, FD: fd}}
+				},
+			})
+		}
+	}
+	return cases
+}
+
+func sessionCases() []diffCase {
+	eicar := []byte(testenv.EICAR)
+	return []diffCase{
+		{name: "IDSESSION pipeline", unixOnly: true, steps: func(tr tree) []step {
+			fd, _ := os.Open(tr.path("eicar.com"))
+			return []step{
+				raw("zIDSESSION\x00zPING\x00zVERSION\x00"),
+				{Data: instream("z", eicar)},
+				raw("zSCAN " + tr.path("clean.txt") + "\x00zSCAN " + tr.path("eicar.com") + "\x00"),
+				raw("zSCAN " + tr.path("nope") + "\x00zVERSIONCOMMANDS\x00"),
+				{Data: []byte("zFILDES\x00X"), FD: fd, Delay: 100 * time.Millisecond},
+				raw("zSTATS\x00zEND\x00"),
+			}
+		}, sortLines: true},
+		{name: "nIDSESSION", steps: func(tr tree) []step {
+			return []step{raw("nIDSESSION\nnPING\nnSCAN " + tr.path("eicar.com") + "\n"), {Data: instream("n", []byte("x"))}, raw("nEND\n")}
+		}, sortLines: true},
+		{name: "IDSESSION mixed framing", steps: func(tree) []step { return []step{raw("zIDSESSION\x00nPING\nzPING\x00nVERSION\nnEND\n")} }},
+		{name: "IDSESSION END at once", steps: func(tree) []step { return []step{raw("zIDSESSION\x00zEND\x00")} }},
+		{name: "IDSESSION nested", steps: func(tree) []step { return []step{raw("zIDSESSION\x00zPING\x00zIDSESSION\x00zPING\x00")} }},
+		{name: "IDSESSION CONTSCAN", steps: func(tr tree) []step {
+			return []step{raw("zIDSESSION\x00zPING\x00zCONTSCAN " + tr.path("eicar.com") + "\x00zPING\x00")}
+		}},
+		{name: "IDSESSION unknown", steps: func(tree) []step { return []step{raw("zIDSESSION\x00zPING\x00zFOO\x00zPING\x00")} }},
+		{name: "IDSESSION SHUTDOWN", steps: func(tree) []step { return []step{raw("zIDSESSION\x00zPING\x00zSHUTDOWN\x00")} }},
+		{name: "IDSESSION bare inside", steps: func(tree) []step {
+			return []step{raw("zIDSESSION\x00"), {Data: []byte("PING\n"), Delay: 100 * time.Millisecond}}
+		}},
+		{name: "IDSESSION over limit", steps: func(tree) []step { return []step{raw("zIDSESSION\x00zPING\x00zINSTREAM\x00\x00\xa0\x00\x01")} }},
+		{name: "bare IDSESSION", steps: func(tree) []step { return []step{raw("IDSESSION\nPING\n")} }},
+	}
+}
+
+// TestDifferential sends the same requests to a real clamd and to the
+// gateway in front of it, over unix sockets and TCP, and compares the bytes.
+func TestDifferential(t *testing.T) {
+	clamd := testenv.StartClamd(t, testenv.ClamdOptions{})
+	tr := makeTree(t)
+	gwUnix, gwTCP := gatewayFor(t, clamd, fmt.Sprintf(`roots = [%q]`, tr.Root))
+	var cases []diffCase
+	for _, group := range [][]diffCase{commandCases(), pathCases(), streamCases(), fildesCases(), sessionCases()} {
+		cases = append(cases, group...)
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			want := normalize(exchange(t, "unix", clamd.Socket, tc.steps(tr)...), tc.sortLines)
+			got := normalize(exchange(t, "unix", gwUnix, tc.steps(tr)...), tc.sortLines)
+			if got != want {
+				t.Errorf("unix: gateway and clamd differ\n gateway: %q\n   clamd: %q", got, want)
+			}
+			if tc.unixOnly {
+				return
+			}
+			want = normalize(exchange(t, "tcp", clamd.TCPAddr, tc.steps(tr)...), tc.sortLines)
+			got = normalize(exchange(t, "tcp", gwTCP, tc.steps(tr)...), tc.sortLines)
+			if got != want {
+				t.Errorf("tcp: gateway and clamd differ\n gateway: %q\n   clamd: %q", got, want)
+			}
+		})
+	}
+}
+
+// TestDeliberateDifferences pins down where the gateway answers otherwise
+// than clamd on purpose, always towards scanning more or refusing.
+func TestDeliberateDifferences(t *testing.T) {
+	clamd := testenv.StartClamd(t, testenv.ClamdOptions{})
+	tr := makeTree(t)
+	outside := testenv.TempDir(t)
+	must(t, os.WriteFile(outside+"/secret.com", []byte(testenv.EICAR), 0o644))
+	must(t, os.Symlink(tr.path("eicar.com"), tr.path("link_in")))
+	must(t, os.Symlink(outside+"/secret.com", tr.path("link_out")))
+	gwUnix, _ := gatewayFor(t, clamd, fmt.Sprintf(`roots = [%q]`, tr.Root))
+	ask := func(addr, line string) string { return string(exchange(t, "unix", addr, raw("z"+line+"\x00"))) }
+
+	// clamd does not follow a symlink named in SCAN and answers OK without
+	// scanning; the gateway scans the target when it stays inside the roots.
+	if got, want := ask(clamd.Socket, "SCAN "+tr.path("link_in")), tr.path("link_in")+": OK\x00"; got != want {
+		t.Errorf("clamd on symlink: %q, want %q (did clamd change?)", got, want)
+	}
+	if got, want := ask(gwUnix, "SCAN "+tr.path("link_in")), tr.path("link_in")+": "+testenv.EicarThreat+" FOUND\x00"; got != want {
+		t.Errorf("gateway on symlink inside root: %q, want %q", got, want)
+	}
+	// A symlink leading out of the roots is refused, not followed.
+	if got := ask(gwUnix, "SCAN "+tr.path("link_out")); !strings.Contains(got, "Access denied") || !strings.HasSuffix(got, "ERROR\x00") {
+		t.Errorf("gateway on symlink out of root: %q", got)
+	}
+	// FILDES has no all-match mode, so ALLMATCHSCAN reports each file's first match.
+	clamdAll := ask(clamd.Socket, "ALLMATCHSCAN "+tr.path("marked.com"))
+	gwAll := ask(gwUnix, "ALLMATCHSCAN "+tr.path("marked.com"))
+	if first := clamdAll[:strings.IndexByte(clamdAll, 0)+1]; gwAll != first || strings.Count(clamdAll, "FOUND") != 2 {
+		t.Errorf("ALLMATCHSCAN: gateway %q, clamd %q", gwAll, clamdAll)
+	}
+	// Relative paths would be resolved in clamd's working directory.
+	if got := ask(gwUnix, "SCAN eicar.com"); !strings.Contains(got, "Access denied") {
+		t.Errorf("relative path: %q", got)
+	}
+}
