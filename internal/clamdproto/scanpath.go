@@ -143,13 +143,22 @@ func (w *walk) entry(e os.DirEntry, display, rel string) {
 		return
 	}
 	if err != nil {
+		// Unlike clamd, a tree with a file the gateway could not read
+		// gets no final OK: a client matching "OK$" must not take an
+		// unscanned file for a clean one.
 		w.failed = true
-		w.c.reply(fmt.Sprintf("%s: Access denied. ERROR", display))
+		msg := "Access denied"
+		if !errors.Is(err, os.ErrPermission) {
+			msg = "File path check failure: " + strerror(err)
+		}
+		w.c.reply(fmt.Sprintf("%s: %s. ERROR", display, msg))
 		return
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
+		w.failed = true
+		w.c.reply(fmt.Sprintf("%s: File path check failure: %s. ERROR", display, strerror(err)))
 		return
 	}
 	switch {

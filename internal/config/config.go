@@ -146,39 +146,57 @@ func Parse(name string, src []byte) (*Config, error) {
 	var f file
 	dec := toml.NewDecoder(bytes.NewReader(src))
 	dec.DisallowUnknownFields()
+	lines := keyLines(src)
 	if err := dec.Decode(&f); err != nil {
-		return nil, decodeError(name, err)
+		return nil, decodeError(name, lines, err)
 	}
-	v := validator{file: name, lines: keyLines(src)}
+	v := validator{file: name, lines: lines}
 	cfg := v.build(&f)
-	if len(v.errs) > 0 {
-		return nil, errors.Join(v.errs...)
-	}
-	return cfg, nil
+	return cfg, v.result()
 }
 
-func decodeError(name string, err error) error {
-	var de *toml.DecodeError
-	if errors.As(err, &de) {
-		row, _ := de.Position()
-		return &Error{File: name, Line: row, Key: strings.Join(de.Key(), "."), Msg: strings.TrimPrefix(de.Error(), "toml: ")}
-	}
+func decodeError(name string, lines map[string]int, err error) error {
 	var se *toml.StrictMissingError
 	if errors.As(err, &se) {
 		var errs []error
 		for _, e := range se.Errors {
 			row, _ := e.Position()
-			errs = append(errs, &Error{File: name, Line: row, Key: strings.Join(e.Key(), "."), Msg: "unknown key"})
+			errs = append(errs, &Error{File: name, Line: row, Key: keyAt(lines, row, e.Key()), Msg: "unknown key"})
 		}
 		return errors.Join(errs...)
 	}
+	var de *toml.DecodeError
+	if errors.As(err, &de) {
+		row, _ := de.Position()
+		return &Error{File: name, Line: row, Key: keyAt(lines, row, de.Key()), Msg: strings.TrimPrefix(de.Error(), "toml: ")}
+	}
 	return &Error{File: name, Msg: err.Error()}
+}
+
+// keyAt names a key the decoder reports without its array index
+// ("listener.mode") the way the rest of the messages do ("listener[1].mode").
+func keyAt(lines map[string]int, row int, key []string) string {
+	plain := strings.Join(key, ".")
+	for k, l := range lines {
+		if l == row && strings.HasSuffix(k, "."+key[len(key)-1]) {
+			return k
+		}
+	}
+	return plain
 }
 
 type validator struct {
 	file  string
 	lines map[string]int
 	errs  []error
+}
+
+// result joins the errors in the order of the file's lines.
+func (v *validator) result() error {
+	slices.SortStableFunc(v.errs, func(a, b error) int {
+		return a.(*Error).Line - b.(*Error).Line
+	})
+	return errors.Join(v.errs...)
 }
 
 func (v *validator) fail(key, format string, args ...any) {

@@ -78,8 +78,8 @@ func FromFlags(fl Flags) (*Config, error) {
 	}
 	v := validator{file: "flags", lines: map[string]int{}}
 	cfg := v.build(f)
-	if len(v.errs) > 0 {
-		return nil, errors.Join(v.errs...)
+	if err := v.result(); err != nil {
+		return nil, err
 	}
 	return cfg, nil
 }

@@ -193,10 +193,15 @@ policy = "test"
 [policy.test]
 %s
 `, c.Socket, unixAddr, tcpAddr, policyTOML)
+	testenv.StartGateway(t, mustParse(t, src))
+	return unixAddr, tcpAddr
+}
+
+func mustParse(t *testing.T, src string) *config.Config {
+	t.Helper()
 	cfg, err := config.Parse("test.toml", []byte(src))
 	if err != nil {
 		t.Fatalf("config: %v\n%s", err, src)
 	}
-	testenv.StartGateway(t, cfg)
-	return unixAddr, tcpAddr
+	return cfg
 }

@@ -135,6 +135,13 @@ func (c *Clamd) Client(network string) *clamd.Client {
 	return &clamd.Client{Network: "unix", Address: c.Socket, Timeout: 30 * time.Second}
 }
 
+// PID is the running clamd's process id.
+func (c *Clamd) PID() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.cmd.Process.Pid
+}
+
 // Kill stops clamd abruptly, as a crash would.
 func (c *Clamd) Kill() {
 	c.mu.Lock()

@@ -1,0 +1,104 @@
+package config
+
+import (
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+// TestErrorsGolden checks that every configuration error names its key and
+// line, with the exact text an administrator will read.
+func TestErrorsGolden(t *testing.T) {
+	for _, name := range []string{"bad_values", "bad_semantics", "unknown_key", "syntax"} {
+		t.Run(name, func(t *testing.T) {
+			_, err := Load(filepath.Join("testdata", name+".toml"))
+			if err == nil {
+				t.Fatal("no error")
+			}
+			golden := filepath.Join("testdata", name+".golden")
+			if *update {
+				if err := os.WriteFile(golden, []byte(err.Error()+"\n"), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, _ := os.ReadFile(golden)
+			if got := err.Error() + "\n"; got != string(want) {
+				t.Errorf("got:\n%s\nwant:\n%s", got, want)
+			}
+		})
+	}
+}
+
+func TestGood(t *testing.T) {
+	cfg, err := Load("testdata/good.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.ReadTimeout != 30*time.Second || cfg.LogFormat != "json" || cfg.StreamMaxLength != 100<<20 {
+		t.Errorf("server/backend settings: %+v", cfg)
+	}
+	am := cfg.Policies["amavis"]
+	if am.MaxStream != 100<<20 || am.MaxConcurrent != 8 || len(am.UIDs) != 1 || am.UIDs[0] != 0 || am.Admin {
+		t.Errorf("amavis policy: %+v", am)
+	}
+	if cfg.Policies["proxy"].MaxStream != 50<<20 {
+		t.Errorf("proxy max_stream: %d", cfg.Policies["proxy"].MaxStream)
+	}
+	if err := cfg.Policies["admin"].AllowCommand("RELOAD"); err != nil {
+		t.Errorf("admin RELOAD: %v", err)
+	}
+	if l := cfg.Listeners[0]; l.Mode != 0o660 || l.GID != 0 || l.UID != -1 {
+		t.Errorf("listener 0: %+v", l)
+	}
+}
+
+func TestNonLoopbackNeedsOptIn(t *testing.T) {
+	if _, err := Load("testdata/nonloopback_allowed.toml"); err != nil {
+		t.Fatalf("explicitly allowed: %v", err)
+	}
+	_, err := FromFlags(Flags{Backend: "unix:/x.sock", Listen: []string{"tcp:0.0.0.0:3310"}})
+	if err == nil || !strings.Contains(err.Error(), "not loopback") {
+		t.Fatalf("flags with 0.0.0.0: %v", err)
+	}
+}
+
+func TestFromFlags(t *testing.T) {
+	dir := t.TempDir()
+	cfg, err := FromFlags(Flags{Backend: "unix:/run/clamav/clamd.sock", Listen: []string{"unix:/run/clamgate/clamd.sock", "tcp:127.0.0.1:3310"}, AllowRoots: []string{dir}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := cfg.Policies[FlagsPolicy]
+	if p.Admin || len(p.Roots) != 1 || p.AllowCommand("SHUTDOWN") == nil || p.AllowCommand("INSTREAM") != nil {
+		t.Errorf("flags policy: %+v", p)
+	}
+	if cfg.Listeners[0].Mode != 0o660 || cfg.Engine != nil {
+		t.Errorf("flags config: %+v", cfg)
+	}
+	managed, err := FromFlags(Flags{Listen: []string{"unix:/run/clamgate/clamd.sock"}})
+	if err != nil || managed.Engine == nil || managed.Engine.StreamMaxLength != 100<<20 {
+		t.Fatalf("managed: %+v, %v", managed, err)
+	}
+	_, err = FromFlags(Flags{Backend: "unix:/x", Listen: []string{"unix:/y"}, SocketMode: "999", AllowRoots: []string{"/nonexistent-dir"}})
+	if err == nil || !strings.Contains(err.Error(), "--socket-mode") || !strings.Contains(err.Error(), "--allow-root") {
+		t.Fatalf("bad flags: %v", err)
+	}
+}
+
+func TestParseSize(t *testing.T) {
+	for in, want := range map[string]int64{"100M": 100 << 20, "512K": 512 << 10, "1G": 1 << 30, "4096": 4096} {
+		if got, err := ParseSize(in); err != nil || got != want {
+			t.Errorf("%s: %d, %v", in, got, err)
+		}
+	}
+	for _, bad := range []string{"", "M", "-1", "1T", "abc"} {
+		if _, err := ParseSize(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}

@@ -1,0 +1,92 @@
+package gateway_test
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"clamgate/internal/testenv"
+)
+
+// failedClosed asserts that a reply is an error and in no way a verdict of
+// clean: this is what a client must see whenever clamd could not scan.
+func failedClosed(t *testing.T, what string, reply []byte) {
+	t.Helper()
+	s := string(reply)
+	if !strings.HasSuffix(strings.TrimRight(s, "\x00\n"), "ERROR") || strings.Contains(s, "OK") {
+		t.Errorf("%s: %q, want an ERROR reply and never OK", what, s)
+	}
+}
+
+// TestFailClosed: with clamd down, hung or killed mid-scan, clients get
+// ERROR, never OK, and the gateway serves again once clamd is back.
+func TestFailClosed(t *testing.T) {
+	clamd := testenv.StartClamd(t, testenv.ClamdOptions{})
+	tr := makeTree(t)
+	gw, _ := gatewayFor(t, clamd, fmt.Sprintf("roots = [%q]", tr.Root))
+
+	clamd.Kill()
+	failedClosed(t, "INSTREAM with clamd down", exchange(t, "unix", gw, step{Data: instream("z", []byte("clean"))}))
+	failedClosed(t, "SCAN with clamd down", exchange(t, "unix", gw, raw("zSCAN "+tr.path("clean.txt")+"\x00")))
+	failedClosed(t, "CONTSCAN tree with clamd down", exchange(t, "unix", gw, raw("zCONTSCAN "+tr.path("cleandir")+"\x00")))
+	failedClosed(t, "PING with clamd down", exchange(t, "unix", gw, raw("zPING\x00")))
+
+	clamd.Restart()
+	if got := zask(t, gw, "SCAN "+tr.path("eicar.com")); got != tr.path("eicar.com")+": "+testenv.EicarThreat+" FOUND\x00" {
+		t.Fatalf("after restart: %q", got)
+	}
+
+	t.Run("killed mid-stream", func(t *testing.T) {
+		c, err := net.Dial("unix", gw)
+		must(t, err)
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(20 * time.Second))
+		_, err = c.Write(append([]byte("zINSTREAM\x00"), chunk(bytes.Repeat([]byte("a"), 64<<10))...))
+		must(t, err)
+		time.Sleep(200 * time.Millisecond) // the gateway has the stream open on clamd
+		clamd.Kill()
+		for i := 0; i < 16; i++ {
+			if _, err := c.Write(chunk(bytes.Repeat([]byte("b"), 64<<10))); err != nil {
+				break
+			}
+		}
+		_, _ = c.Write([]byte{0, 0, 0, 0})
+		var got bytes.Buffer
+		_, _ = got.ReadFrom(c)
+		failedClosed(t, "INSTREAM with clamd killed mid-stream", got.Bytes())
+		clamd.Restart()
+	})
+
+	t.Run("hung clamd", func(t *testing.T) {
+		hungGW := gatewayWithTimeout(t, clamd, "2s")
+		pid := clamd.PID()
+		must(t, syscall.Kill(pid, syscall.SIGSTOP))
+		defer syscall.Kill(pid, syscall.SIGCONT)
+		got := exchange(t, "unix", hungGW, step{Data: instream("z", []byte("clean"))})
+		failedClosed(t, "INSTREAM with clamd stopped", got)
+		if !strings.Contains(string(got), "timed out") {
+			t.Errorf("reply does not say the scan timed out: %q", got)
+		}
+	})
+}
+
+func gatewayWithTimeout(t *testing.T, c *testenv.Clamd, timeout string) string {
+	t.Helper()
+	dir := testenv.TempDir(t)
+	sock := dir + "/gw.sock"
+	cfg := mustParse(t, fmt.Sprintf(`
+[backend]
+address = "unix:%s"
+timeout = %q
+[[listener]]
+address = "unix:%s"
+policy = "p"
+[policy.p]
+`, c.Socket, timeout, sock))
+	testenv.StartGateway(t, cfg)
+	return sock
+}
