@@ -187,7 +187,10 @@ func (e *Engine) runOnce(ctx context.Context) error {
 	cmd := exec.Command(e.cfg.Clamd, "--config-file="+e.confPath())
 	out := logWriter(e.log)
 	cmd.Stdout, cmd.Stderr = out, out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	// Its own process group keeps a terminal's Ctrl-C (or a group-wide
+	// SIGTERM) from stopping clamd before the gateway has drained; the
+	// gateway stops it last. Pdeathsig covers the gateway being killed.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
 	if err := cmd.Start(); err != nil {
 		return err
 	}
@@ -234,13 +237,19 @@ func WaitPing(ctx context.Context, c *clamd.Client) error {
 	}
 }
 
-// logWriter turns clamd's output lines into log records.
+// logWriter turns clamd's output lines into log records: its problems as
+// warnings, its start-up chatter (limits, features) as debug.
 func logWriter(log *slog.Logger) io.WriteCloser {
 	pr, pw := io.Pipe()
 	go func() {
 		sc := bufio.NewScanner(pr)
 		for sc.Scan() {
-			log.Info("clamd: " + sc.Text())
+			line := sc.Text()
+			level := slog.LevelDebug
+			if strings.Contains(line, "ERROR") || strings.Contains(line, "WARNING") || strings.Contains(line, "rror") {
+				level = slog.LevelWarn
+			}
+			log.Log(context.Background(), level, "clamd: "+line)
 		}
 	}()
 	return pw

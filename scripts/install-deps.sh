@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Installs what clamgate needs on Debian 12: the ClamAV engine for running
+# it, and with --test the real clients the test suite drives (no mocks).
+set -euo pipefail
+
+runtime=(clamav-daemon clamav-freshclam clamdscan)
+testing=(clamav-testfiles python3-pyclamd libclamav-client-perl amavisd-new acl util-linux procps)
+
+want=("${runtime[@]}")
+[[ "${1:-}" == "--test" ]] && want+=("${testing[@]}")
+
+missing=()
+for p in "${want[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+
+if ((${#missing[@]})); then
+  if [[ $(id -u) -ne 0 ]]; then
+    echo "install-deps: need root to install: ${missing[*]}" >&2
+    exit 1
+  fi
+  echo "install-deps: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  # Package services must not start: clamgate runs its own clamd.
+  if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+    trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+  fi
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null 2>&1 || {
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  }
+fi
+
+export PATH="$PATH:/usr/local/go/bin"
+if ! command -v go >/dev/null; then
+  echo "install-deps: Go 1.26 or newer is required (https://go.dev/dl/); it is not on PATH" >&2
+  exit 1
+fi
+cd "$(dirname "$0")/.."
+go mod download

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs what is missing, builds clamgate and runs the gateway with its
+# own managed clamd (the host's /var/lib/clamav database when freshclam has
+# filled it, otherwise a built-in EICAR-only test database).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install-deps.sh
+export PATH="$PATH:/usr/local/go/bin"
+mkdir -p bin
+go build -o bin/clamgate ./cmd/clamgate
+
+sock=/run/clamgate/clamd.sock
+cat <<MSG
+
+clamgate is starting: clamd protocol on unix:$sock and tcp:127.0.0.1:3310.
+In another terminal, scan the EICAR test string (exit code 1 = infected):
+
+  printf '%s' 'X5O!P%@AP[4\PZX54(P^)7CC)7}\$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!\$H+H*' > /tmp/eicar.com
+  bin/clamgate scan --gateway unix:$sock /tmp/eicar.com
+  echo 'LocalSocket $sock' > /tmp/clamgate-clamd.conf && clamdscan --config-file=/tmp/clamgate-clamd.conf /tmp/eicar.com
+
+Stop with Ctrl-C.
+
+MSG
+exec bin/clamgate serve --listen "unix:$sock" --listen tcp:127.0.0.1:3310 --allow-root /tmp "$@"
