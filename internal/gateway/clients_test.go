@@ -61,7 +61,7 @@ type clientTree struct {
 
 func (tr clientTree) path(rel string) string { return filepath.Join(tr.Root, rel) }
 
-// Files of the tree and what each is expected to be found as ("" = clean).
+// clientTreeFiles are the plain files of the tree and their contents.
 var clientTreeFiles = map[string]string{
 	"clean.txt":                 "just some clean text\n",
 	"eicar.com":                 testenv.EICAR,
@@ -174,16 +174,16 @@ func (r runResult) String() string {
 	return fmt.Sprintf("exit %d\n--- stdout ---\n%s--- stderr ---\n%s", r.Code, r.Stdout, r.Stderr)
 }
 
-// runClient runs a client program to completion (at most clientTimeout);
-// asUID >= 0 runs it as that uid and gid through setpriv, with no
-// supplementary groups unless groups are given.
+// runOpts say how to run a client: asUID >= 0 runs it as that uid and
+// asGID through setpriv, with no supplementary groups unless groups are
+// given; asSelf runs it as the test itself.
 type runOpts struct {
 	asUID, asGID int
 	groups       []int
 	stdin        []byte
-	env          []string
 }
 
+// runClient runs a client program to completion, at most clientTimeout.
 func runClient(t *testing.T, o runOpts, name string, args ...string) runResult {
 	t.Helper()
 	argv := append([]string{name}, args...)
@@ -205,7 +205,7 @@ func runClient(t *testing.T, o runOpts, name string, args ...string) runResult {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Dir = "/"
-	cmd.Env = append([]string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C", "HOME=/nonexistent"}, o.env...)
+	cmd.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C", "HOME=/nonexistent"}
 	cmd.WaitDelay = 5 * time.Second
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -276,20 +276,16 @@ var (
 
 // foundLines returns clamdscan's "path: threat FOUND" lines, sorted.
 func foundLines(out string) []string {
-	var lines []string
-	for _, m := range foundLine.FindAllString(out, -1) {
-		lines = append(lines, m)
-	}
+	lines := foundLine.FindAllString(out, -1)
 	sort.Strings(lines)
 	return lines
 }
 
-func wantFoundLines(tr clientTree, under string) []string {
+// wantFoundLines are the FOUND lines a scan of the whole tree must print.
+func wantFoundLines(tr clientTree) []string {
 	var lines []string
 	for rel, threat := range wantFound {
-		if under == "" || strings.HasPrefix(rel, under+"/") || rel == under {
-			lines = append(lines, tr.path(rel)+": "+threat+" FOUND")
-		}
+		lines = append(lines, tr.path(rel)+": "+threat+" FOUND")
 	}
 	sort.Strings(lines)
 	return lines
@@ -320,16 +316,16 @@ func TestClientClamdscan(t *testing.T) {
 		name string
 		args []string
 	}{
-		{"default", nil}, // path commands: CONTSCAN of the directory
-		{"fdpass", []string{"--fdpass"}},
-		{"stream", []string{"--stream"}},
-		{"multiscan", []string{"--multiscan"}},
-		{"multiscan-fdpass", []string{"--multiscan", "--fdpass"}},
+		{"default", nil},                                          // zCONTSCAN of each path named
+		{"fdpass", []string{"--fdpass"}},                          // walks itself: zFILDES per file, one connection each
+		{"stream", []string{"--stream"}},                          // walks itself: zINSTREAM per file
+		{"multiscan", []string{"--multiscan"}},                    // zMULTISCAN of each path named
+		{"multiscan-fdpass", []string{"--multiscan", "--fdpass"}}, // zIDSESSION with pipelined zFILDES
 	}
 	for _, m := range modes {
 		t.Run(m.name+"/infected-tree", func(t *testing.T) {
 			got := scan(t, "gateway-unix", append(m.args, tr.Root)...)
-			want := wantFoundLines(tr, "")
+			want := wantFoundLines(tr)
 			if got.Code != 1 || !slices.Equal(foundLines(got.Stdout), want) {
 				t.Errorf("clamdscan %v %s: want exit 1 and FOUND lines\n%s\ngot %s", m.args, tr.Root, strings.Join(want, "\n"), got)
 			}
@@ -361,7 +357,7 @@ func TestClientClamdscan(t *testing.T) {
 
 	t.Run("stream-over-tcp", func(t *testing.T) {
 		got := scan(t, "gateway-tcp", "--stream", tr.Root)
-		want := wantFoundLines(tr, "")
+		want := wantFoundLines(tr)
 		if got.Code != 1 || !slices.Equal(foundLines(got.Stdout), want) {
 			t.Errorf("want exit 1 and\n%s\ngot %s", strings.Join(want, "\n"), got)
 		}
@@ -755,7 +751,7 @@ groups = ["%d"]`, tr.Root, allowedUID, allowedGroup))
 			for _, mode := range [][]string{nil, {"--stream"}, {"--fdpass"}, {"--multiscan", "--fdpass"}} {
 				res := runClient(t, tc.o, clamdscan, append([]string{"--config-file=" + conf}, append(mode, tr.Root)...)...)
 				if tc.ok {
-					if res.Code != 1 || !slices.Equal(foundLines(res.Stdout), wantFoundLines(tr, "")) {
+					if res.Code != 1 || !slices.Equal(foundLines(res.Stdout), wantFoundLines(tr)) {
 						t.Errorf("clamdscan %v as allowed peer: want exit 1 and every FOUND line\n%s", mode, res)
 					}
 				} else if res.Code != 2 || len(foundLines(res.Stdout)) != 0 || strings.Contains(res.Stdout, ": OK") {
@@ -849,7 +845,7 @@ type amavisd struct {
 // virus scanner is Debian's stock ClamAV-clamd entry (ask_daemon with
 // "CONTSCAN {}\n"), pointed at the gateway socket. It runs as root only
 // to start, then drops to the 'amavis' user as in production.
-func startAmavisd(t *testing.T, gatewaySock, forwardAddr string) *amavisd {
+func startAmavisd(t *testing.T, gatewaySock, forwardAddr, extraConf string) *amavisd {
 	t.Helper()
 	bin := needProgram(t, "amavisd-new", "/usr/sbin/amavisd", "/usr/sbin/amavisd-new", "amavisd")
 	u, err := user.Lookup("amavis")
@@ -916,8 +912,9 @@ $warnvirusrecip = 0;
     qr/^.*?: (?!Infected Archive)(.*) FOUND$/m ],
 );
 @av_scanners_backup = ();
+%[5]s
 1;
-`, home, port, portOf(forwardAddr), gatewaySock)
+`, home, port, portOf(forwardAddr), gatewaySock, extraConf)
 	confPath := filepath.Join(confDir, "amavisd.conf")
 	noErr(t, os.WriteFile(confPath, []byte(conf), 0o644))
 
@@ -1098,7 +1095,7 @@ func TestClientAmavisd(t *testing.T) {
 		// then the gateway with amavis's TEMPBASE as root.
 		sockDir := testenv.TempDir(t)
 		sock := filepath.Join(sockDir, "gw.sock")
-		am := startAmavisd(t, sock, sink.ln.Addr().String())
+		am := startAmavisd(t, sock, sink.ln.Addr().String(), "")
 		startAmavisGateway(t, clamd, sock, am.TempBase, `users = ["amavis"]`)
 
 		code, reply := sendMail(t, am.Addr, mailWith("infected", testenv.EICAR))
@@ -1108,8 +1105,9 @@ func TestClientAmavisd(t *testing.T) {
 		if !am.waitLog(regexp.MustCompile(`Blocked INFECTED \(` + regexp.QuoteMeta(testenv.EicarThreat) + `\)`)) {
 			t.Errorf("amavisd log has no 'Blocked INFECTED (%s)'", testenv.EicarThreat)
 		}
-		// The scanner saw the gateway's reply naming amavis's own part file.
-		if !regexp.MustCompile(`ClamAV-clamd.*INFECTED|run_av \(ClamAV-clamd\): .*INFECTED: ` + regexp.QuoteMeta(testenv.EicarThreat)).MatchString(am.logText()) {
+		// It was amavis's stock ClamAV-clamd entry, asking for its parts
+		// directory under TEMPBASE, that got the verdict from the gateway.
+		if !regexp.MustCompile(`run_av \(ClamAV-clamd\): ` + regexp.QuoteMeta(am.TempBase) + `/amavis-\S+/parts INFECTED: ` + regexp.QuoteMeta(testenv.EicarThreat)).MatchString(am.logText()) {
 			t.Errorf("amavisd log does not show ClamAV-clamd reporting the infection")
 		}
 
@@ -1138,28 +1136,58 @@ func TestClientAmavisd(t *testing.T) {
 		}
 	})
 
-	// A gateway that refuses amavis (policy for another uid) must make
-	// amavisd tempfail the mail: the refusal is an ERROR reply that matches
-	// neither OK nor FOUND, so amavis cannot take it for clean.
-	t.Run("refused", func(t *testing.T) {
-		t.Parallel()
-		sink := startSMTPSink(t)
-		sockDir := testenv.TempDir(t)
-		sock := filepath.Join(sockDir, "gw.sock")
-		am := startAmavisd(t, sock, sink.ln.Addr().String())
-		startAmavisGateway(t, clamd, sock, am.TempBase, `users = ["0"]`)
+	// A gateway that refuses amavis (a policy for another uid) answers
+	// with an ERROR line that matches neither OK nor FOUND: amavis must
+	// count its scanner as failed, never the mail as clean. What happens
+	// next is amavis's own policy for unchecked mail: by default it passes
+	// it tagged ***UNCHECKED***; with $final_unchecked_destiny = D_TEMPFAIL
+	// the MTA is told to retry later.
+	refused := []struct {
+		name, conf string
+		check      func(t *testing.T, code int, reply string, sink *smtpSink, am *amavisd)
+	}{
+		{"refused-default", "", func(t *testing.T, code int, reply string, sink *smtpSink, am *amavisd) {
+			if code != 250 {
+				t.Errorf("EICAR mail while the gateway refuses amavis (default unchecked destiny): got %d %q, want 250 (passed UNCHECKED)", code, reply)
+			}
+			if !am.waitLog(regexp.MustCompile(`Passed UNCHECKED`)) {
+				t.Errorf("amavisd log has no 'Passed UNCHECKED'")
+			}
+			msgs := sink.messages()
+			if len(msgs) != 1 || !strings.Contains(msgs[0], "Subject: ***UNCHECKED***") {
+				t.Errorf("want one forwarded message tagged ***UNCHECKED***, got %d:\n%s", len(msgs), strings.Join(msgs, "\n----\n"))
+			}
+		}},
+		{"refused-tempfail", "$final_unchecked_destiny = D_TEMPFAIL;", func(t *testing.T, code int, reply string, sink *smtpSink, am *amavisd) {
+			if code/100 != 4 {
+				t.Errorf("EICAR mail while the gateway refuses amavis (D_TEMPFAIL): got %d %q, want 4xx", code, reply)
+			}
+			if n := len(sink.messages()); n != 0 {
+				t.Errorf("mail was forwarded (%d messages), want none", n)
+			}
+		}},
+	}
+	for _, rc := range refused {
+		t.Run(rc.name, func(t *testing.T) {
+			t.Parallel()
+			sink := startSMTPSink(t)
+			sock := filepath.Join(testenv.TempDir(t), "gw.sock")
+			am := startAmavisd(t, sock, sink.ln.Addr().String(), rc.conf)
+			startAmavisGateway(t, clamd, sock, am.TempBase, `users = ["0"]`)
 
-		code, reply := sendMail(t, am.Addr, mailWith("refused-clean", "clean attachment\n"))
-		if code/100 != 4 {
-			t.Errorf("clean mail while the gateway refuses amavis: got %d %q, want a 4xx tempfail", code, reply)
-		}
-		if n := len(sink.messages()); n != 0 {
-			t.Errorf("mail scanned by nobody was passed on (%d messages)", n)
-		}
-		if !am.waitLog(regexp.MustCompile(`Access denied: uid \d+ \(gid \d+\) is not allowed by client policy`)) {
-			t.Errorf("amavisd log does not show the gateway's refusal")
-		}
-	})
+			code, reply := sendMail(t, am.Addr, mailWith(rc.name, testenv.EICAR))
+			rc.check(t, code, reply, sink, am)
+			if !am.waitLog(regexp.MustCompile(`ClamAV-clamd av-scanner FAILED: .*Access denied: uid \d+ \(gid \d+\) is not allowed by client policy "amavis"\. ERROR`)) {
+				t.Errorf("amavisd log does not show its ClamAV-clamd scanner failing on the gateway's refusal")
+			}
+			if !strings.Contains(am.logText(), "ALL VIRUS SCANNERS FAILED") {
+				t.Errorf("amavisd log has no 'ALL VIRUS SCANNERS FAILED'")
+			}
+			if regexp.MustCompile(`Passed CLEAN|Blocked INFECTED`).MatchString(am.logText()) {
+				t.Errorf("amavisd reached a verdict although the gateway refused it")
+			}
+		})
+	}
 }
 
 // startAmavisGateway starts a gateway whose only listener is the socket
