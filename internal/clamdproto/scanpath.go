@@ -37,7 +37,7 @@ func (c *conn) scanPath(ctx context.Context, cmd Command) {
 	display := trimSlashes(cmd.Arg)
 	root, rel, ok := c.pol.RootFor(cmd.Arg)
 	if !ok {
-		c.refuse(cmd, fmt.Sprintf("%s: Access denied: not under an allowed root of client %s", display, c.pol.Name))
+		c.refuse(cmd, fmt.Sprintf("%s: Access denied (not under an allowed root of client %s)", display, c.pol.Name))
 		return
 	}
 	opener, err := policy.OpenRoot(root)
@@ -83,7 +83,7 @@ func (w *walk) top(cmd Command, display, rel string) {
 
 func (w *walk) openFailed(cmd Command, display string, err error) {
 	if errors.Is(err, policy.ErrOutsideRoots) {
-		w.c.refuse(cmd, fmt.Sprintf("%s: Access denied: symlink leads outside the allowed roots of client %s", display, w.c.pol.Name))
+		w.c.refuse(cmd, fmt.Sprintf("%s: Access denied (symlink leads outside the allowed roots of client %s)", display, w.c.pol.Name))
 		return
 	}
 	w.c.reply(fmt.Sprintf("%s: File path check failure: %s. ERROR", display, strerror(err)))
@@ -139,7 +139,7 @@ func (w *walk) entry(e os.DirEntry, display, rel string) {
 	if errors.Is(err, policy.ErrOutsideRoots) {
 		w.failed = true
 		w.c.srv.Log.Warn("symlink outside roots skipped", "client", w.c.pol.Name, "path", display)
-		w.c.reply(fmt.Sprintf("%s: Access denied: symlink leads outside the allowed roots of client %s. ERROR", display, w.c.pol.Name))
+		w.c.reply(fmt.Sprintf("%s: Access denied (symlink leads outside the allowed roots of client %s). ERROR", display, w.c.pol.Name))
 		return
 	}
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -55,6 +56,9 @@ type conn struct {
 	peer   policy.Peer
 	prefix string // "<id>: " inside IDSESSION
 	term   byte
+	// refused: the client was told no while it may still be sending
+	// (a stream, a descriptor); see linger.
+	refused bool
 }
 
 // ServeConn serves one client connection until it ends.
@@ -65,6 +69,7 @@ func (s *Server) ServeConn(ctx context.Context, c net.Conn, pol *policy.Policy, 
 	// Shutdown past its grace period unblocks a client that is mid-read.
 	stop := context.AfterFunc(ctx, func() { _ = c.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
+	defer cn.linger()
 	cmd, err := ReadCommand(cn.r)
 	if err != nil {
 		cn.readFailed(err)
@@ -74,7 +79,14 @@ func (s *Server) ServeConn(ctx context.Context, c net.Conn, pol *policy.Policy, 
 	// The peer is checked once its framing is known, so that even a
 	// refusal reads as a clamd reply to the client.
 	if err := pol.AllowPeer(peer); err != nil {
-		cn.refuse(cmd, "Access denied: "+err.Error())
+		if cmd.Name == CmdIDSession && cmd.Framing != Bare {
+			// A session client matches replies to the ids of commands it
+			// has sent: answer its first command, as id 1.
+			if next, err := ReadCommand(cn.r); err == nil && next.Framing != Bare {
+				cn.prefix, cn.term = "1: ", next.Framing.Terminator()
+			}
+		}
+		cn.refuse(cmd, "Access denied ("+err.Error()+")")
 		return
 	}
 	if !recognised(cmd) {
@@ -133,7 +145,28 @@ func (s *Server) writeTimeout() time.Duration {
 func (c *conn) refuse(cmd Command, why string) {
 	c.srv.Log.Warn("request refused", "client", c.pol.Name, "peer", c.peer.String(),
 		"command", cmd.Name, "arg", cmd.Arg, "reason", why)
+	c.refused = true
 	c.reply(why + ". ERROR")
+}
+
+// Bounds of linger: enough for a client to finish sending a descriptor or
+// a small stream, not enough for a refused client to tie up the gateway.
+const (
+	lingerTime  = 2 * time.Second
+	lingerBytes = 8 << 20
+)
+
+// linger lets a refused client read its refusal. Closing at once would
+// make its pending writes fail (EPIPE) and clients such as clamdscan then
+// report the broken pipe instead of the reason; so the gateway shuts its
+// side, and drains what the client still sends, briefly.
+func (c *conn) linger() {
+	cw, ok := c.c.(interface{ CloseWrite() error })
+	if !c.refused || !ok || cw.CloseWrite() != nil {
+		return
+	}
+	_ = c.c.SetReadDeadline(time.Now().Add(lingerTime))
+	_, _ = io.CopyN(io.Discard, c.c, lingerBytes)
 }
 
 // session serves IDSESSION: commands until END, each reply prefixed with

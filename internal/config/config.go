@@ -363,6 +363,9 @@ func (v *validator) listener(i int, ls listenerSection, policies map[string]*pol
 		if err := listen.CheckTCP(address, ls.AllowNonLoopback); err != nil {
 			v.fail(key+".address", "%v", err)
 		}
+		if p := policies[ls.Policy]; p != nil && (len(p.UIDs) > 0 || len(p.GIDs) > 0) {
+			v.fail(key+".policy", "policy %q admits only some users or groups, which TCP cannot tell apart (no peer credentials): serve it on a unix socket", ls.Policy)
+		}
 	default:
 		v.fail(key+".address", "%q: want unix:/path or tcp:host:port", ls.Address)
 	}

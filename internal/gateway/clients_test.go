@@ -110,12 +110,18 @@ type clientGateway struct {
 
 // startClientGateway starts a gateway in front of clamd with a unix
 // listener (mode 0666, so the kernel lets every uid connect and only the
-// gateway's policy decides) and a loopback TCP listener, both serving
-// [policy.clients] whose body is policyTOML.
+// gateway's policy decides) and, unless the policy names users or groups,
+// a loopback TCP listener, both serving [policy.clients] (policyTOML).
 func startClientGateway(t *testing.T, c *testenv.Clamd, policyTOML string) clientGateway {
 	t.Helper()
 	dir := testenv.TempDir(t)
 	gw := clientGateway{Unix: filepath.Join(dir, "gw.sock"), TCP: testenv.FreePort(t)}
+	// TCP has no peer credentials: a policy naming users or groups may
+	// only be served on unix sockets (the configuration refuses it).
+	tcpListener := fmt.Sprintf("[[listener]]\naddress = \"tcp:%s\"\npolicy = \"clients\"\n", gw.TCP)
+	if strings.Contains(policyTOML, "users") || strings.Contains(policyTOML, "groups") {
+		tcpListener, gw.TCP = "", ""
+	}
 	src := fmt.Sprintf(`
 [backend]
 address = "unix:%s"
@@ -131,13 +137,10 @@ address = "unix:%s"
 policy = "clients"
 mode = "0666"
 
-[[listener]]
-address = "tcp:%s"
-policy = "clients"
-
+%s
 [policy.clients]
 %s
-`, c.Socket, gw.Unix, gw.TCP, policyTOML)
+`, c.Socket, gw.Unix, tcpListener, policyTOML)
 	cfg, err := config.Parse("clients.toml", []byte(src))
 	if err != nil {
 		t.Fatalf("config: %v\n%s", err, src)
@@ -703,7 +706,7 @@ groups = ["%d"]`, tr.Root, allowedUID, allowedGroup))
 		return reply
 	}
 	denied := func(uid, gid int) string {
-		return fmt.Sprintf(`Access denied: uid %d (gid %d) is not allowed by client policy "clients". ERROR`, uid, gid)
+		return fmt.Sprintf(`Access denied (uid %d, gid %d not allowed by client policy "clients"). ERROR`, uid, gid)
 	}
 	cases := []struct {
 		name string
@@ -747,14 +750,15 @@ groups = ["%d"]`, tr.Root, allowedUID, allowedGroup))
 			// The real client in each of its modes. A refused peer must
 			// get an error (exit 2), never a clean or partial verdict.
 			// clamdscan prints only what follows the last colon of an
-			// error reply, so "Access denied:" itself may not show.
+			// error reply, and the refusal has none, so it shows whole.
 			for _, mode := range [][]string{nil, {"--stream"}, {"--fdpass"}, {"--multiscan", "--fdpass"}} {
 				res := runClient(t, tc.o, clamdscan, append([]string{"--config-file=" + conf}, append(mode, tr.Root)...)...)
 				if tc.ok {
 					if res.Code != 1 || !slices.Equal(foundLines(res.Stdout), wantFoundLines(tr)) {
 						t.Errorf("clamdscan %v as allowed peer: want exit 1 and every FOUND line\n%s", mode, res)
 					}
-				} else if res.Code != 2 || len(foundLines(res.Stdout)) != 0 || strings.Contains(res.Stdout, ": OK") {
+				} else if res.Code != 2 || len(foundLines(res.Stdout)) != 0 || strings.Contains(res.Stdout, ": OK") ||
+					!strings.Contains(res.Stdout+res.Stderr, "Access denied") {
 					t.Errorf("clamdscan %v as refused peer: want exit 2, no verdict\n%s", mode, res)
 				}
 			}
@@ -1177,7 +1181,7 @@ func TestClientAmavisd(t *testing.T) {
 
 			code, reply := sendMail(t, am.Addr, mailWith(rc.name, testenv.EICAR))
 			rc.check(t, code, reply, sink, am)
-			if !am.waitLog(regexp.MustCompile(`ClamAV-clamd av-scanner FAILED: .*Access denied: uid \d+ \(gid \d+\) is not allowed by client policy "amavis"\. ERROR`)) {
+			if !am.waitLog(regexp.MustCompile(`ClamAV-clamd av-scanner FAILED: .*Access denied \(uid \d+, gid \d+ not allowed by client policy "amavis"\)\. ERROR`)) {
 				t.Errorf("amavisd log does not show its ClamAV-clamd scanner failing on the gateway's refusal")
 			}
 			if !strings.Contains(am.logText(), "ALL VIRUS SCANNERS FAILED") {

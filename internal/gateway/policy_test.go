@@ -32,13 +32,13 @@ func TestPolicyRefusals(t *testing.T) {
 		{"shutdown", "SHUTDOWN", "Command SHUTDOWN is not allowed for client test (admin only). ERROR\x00"},
 		{"reload", "RELOAD", "Command RELOAD is not allowed for client test (admin only). ERROR\x00"},
 		{"detstatsclear", "DETSTATSCLEAR", "Command DETSTATSCLEAR is not allowed for client test (admin only). ERROR\x00"},
-		{"shadow", "SCAN /etc/shadow", "/etc/shadow: Access denied: not under an allowed root of client test. ERROR\x00"},
-		{"dotdot", "CONTSCAN " + tr.Root + "/../../etc/shadow", tr.Root + "/../../etc/shadow: Access denied: not under an allowed root of client test. ERROR\x00"},
-		{"symlink out", "SCAN " + tr.path("links/out"), tr.path("links/out") + ": Access denied: symlink leads outside the allowed roots of client test. ERROR\x00"},
-		{"relative symlink out", "SCAN " + tr.path("links/rel_out"), tr.path("links/rel_out") + ": Access denied: symlink leads outside the allowed roots of client test. ERROR\x00"},
+		{"shadow", "SCAN /etc/shadow", "/etc/shadow: Access denied (not under an allowed root of client test). ERROR\x00"},
+		{"dotdot", "CONTSCAN " + tr.Root + "/../../etc/shadow", tr.Root + "/../../etc/shadow: Access denied (not under an allowed root of client test). ERROR\x00"},
+		{"symlink out", "SCAN " + tr.path("links/out"), tr.path("links/out") + ": Access denied (symlink leads outside the allowed roots of client test). ERROR\x00"},
+		{"relative symlink out", "SCAN " + tr.path("links/rel_out"), tr.path("links/rel_out") + ": Access denied (symlink leads outside the allowed roots of client test). ERROR\x00"},
 		{"symlink out in a tree", "CONTSCAN " + tr.path("links"),
-			tr.path("links/out") + ": Access denied: symlink leads outside the allowed roots of client test. ERROR\x00" +
-				tr.path("links/rel_out") + ": Access denied: symlink leads outside the allowed roots of client test. ERROR\x00"},
+			tr.path("links/out") + ": Access denied (symlink leads outside the allowed roots of client test). ERROR\x00" +
+				tr.path("links/rel_out") + ": Access denied (symlink leads outside the allowed roots of client test). ERROR\x00"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -91,7 +91,7 @@ func (p *Policy) AllowPeer(peer Peer) error {
 			return nil
 		}
 	}
-	return fmt.Errorf("uid %d (gid %d) is not allowed by client policy %q", peer.UID, peer.GID, p.Name)
+	return fmt.Errorf("uid %d, gid %d not allowed by client policy %q", peer.UID, peer.GID, p.Name)
 }
 
 // AllowCommand says whether the command may be forwarded for this client.
