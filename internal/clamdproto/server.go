@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -225,7 +226,7 @@ func (c *conn) forward(ctx context.Context, cmd Command) bool {
 	if name == CmdQuit {
 		name = CmdShutdown
 	}
-	if name != cmd.Name || cmd.Name == CmdShutdown || cmd.Name == CmdReload {
+	if slices.Contains(policy.AdminCommands, cmd.Name) {
 		c.srv.Log.Warn("admin command forwarded", "client", c.pol.Name, "peer", c.peer.String(), "command", cmd.Name)
 	}
 	res, err := c.srv.Dispatcher.Do(ctx, scan.Job{
