@@ -11,9 +11,14 @@
 #   GATEWAY_BIN=/path       use this clamgate binary instead of building one
 #                           (e.g. a profiling build of a copy of the tree)
 #   GATEWAY_ARGS="..."      extra arguments for `clamgate serve`
+#   GATEWAY_ENV="GOGC=400"  environment for the gateway only (runtime knobs)
+#   BENCH_FLOOR=0           skip the third side, a bare byte-copying proxy
+#                           (bench/instream -proxy) in front of the same clamd
+#   BENCH_DB=/var/lib/clamav  scan with this signature directory instead of the
+#                           two-signature test database (realistic clamd cost)
 #
 # Without -size in the arguments, two runs are made: -size 4096 (per-scan
-# overhead) and -size 1048576 with -duration 5s (streaming overhead).
+# overhead) and -size 1048576 (streaming overhead), with the same other args.
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -25,12 +30,12 @@ CLAMD=${CLAMD:-$(command -v clamd || echo /usr/sbin/clamd)}
 # Short directory: unix socket paths must stay under 108 bytes.
 dir=$(mktemp -d /tmp/cgbench.XXXXXX)
 chmod 755 "$dir"
-clamd_pid= gw_pid=
+clamd_pid= gw_pid= floor_pid= bench_pid=
 
 cleanup() {
 	local rc=$?
 	trap - EXIT INT TERM
-	for pid in $gw_pid $clamd_pid; do
+	for pid in $bench_pid $floor_pid $gw_pid $clamd_pid; do
 		if kill -0 "$pid" 2>/dev/null; then
 			kill -TERM "$pid" 2>/dev/null || true
 			for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
@@ -38,7 +43,7 @@ cleanup() {
 			wait "$pid" 2>/dev/null || true
 		fi
 	done
-	if [[ $rc -ne 0 ]]; then
+	if [[ $rc -ne 0 && $rc -ne 130 && $rc -ne 143 ]]; then
 		for f in gateway.log clamd.log clamd.out; do
 			[[ -s $dir/$f ]] && { echo "--- $f (last lines)" >&2; tail -n 20 "$dir/$f" >&2; }
 		done
@@ -70,12 +75,17 @@ marker='CLAMGATE-SECOND-MARK'
 hex() { printf '%s' "$1" | od -An -v -tx1 | tr -d ' \n'; }
 printf 'Eicar-Test-Signature:0:*:%s\nClamgate-Test-Marker:0:*:%s\n' "$(hex "$eicar")" "$(hex "$marker")" >"$dir/db/test.ndb"
 printf 'aa15bcf478d165efd2065190eb473bcb:544:ClamAV-Test-File\n' >"$dir/db/test.hdb"
+dbdir=$dir/db
+if [[ -n ${BENCH_DB:-} ]]; then
+	[[ -d $BENCH_DB ]] || { echo "run.sh: BENCH_DB=$BENCH_DB is not a directory" >&2; exit 2; }
+	dbdir=$BENCH_DB
+fi
 
 cat >"$dir/clamd.conf" <<EOF
 Foreground yes
 LocalSocket $dir/clamd.sock
 LocalSocketMode 666
-DatabaseDirectory $dir/db
+DatabaseDirectory $dbdir
 TemporaryDirectory $dir/tmp
 LogFile $dir/clamd.log
 PidFile $dir/clamd.pid
@@ -83,20 +93,50 @@ StreamMaxLength 100M
 MaxThreads 10
 EOF
 
+# wait_ready NAME PID ADDR SECONDS: until ADDR answers PING, failing early
+# if the process died.
+wait_ready() {
+	local name=$1 pid=$2 addr=$3 secs=$4 i
+	for ((i = 0; i < secs; i++)); do
+		if ! kill -0 "$pid" 2>/dev/null; then
+			echo "run.sh: $name exited before answering PING" >&2
+			return 1
+		fi
+		"$dir/bin/instream" -ping "$addr" -wait 1s 2>/dev/null && return 0
+	done
+	echo "run.sh: $name did not answer PING on $addr within ${secs}s" >&2
+	return 1
+}
+
 "$CLAMD" --config-file="$dir/clamd.conf" >"$dir/clamd.out" 2>&1 &
 clamd_pid=$!
-"$dir/bin/instream" -ping "unix:$dir/clamd.sock" -wait 120s
-echo "run.sh: clamd $("$CLAMD" --version) up (pid $clamd_pid)" >&2
+wait_ready clamd "$clamd_pid" "unix:$dir/clamd.sock" 180
+echo "run.sh: $("$CLAMD" --version) up (pid $clamd_pid, database $dbdir)" >&2
 
-# shellcheck disable=SC2086 # GATEWAY_ARGS is a word list on purpose
-"$dir/bin/clamgate" serve --backend "unix:$dir/clamd.sock" --listen "unix:$dir/gw.sock" \
+# shellcheck disable=SC2086 # GATEWAY_ENV and GATEWAY_ARGS are word lists on purpose
+env ${GATEWAY_ENV:-} "$dir/bin/clamgate" serve --backend "unix:$dir/clamd.sock" --listen "unix:$dir/gw.sock" \
 	--log-level warn ${GATEWAY_ARGS:-} >"$dir/gateway.log" 2>&1 &
 gw_pid=$!
-"$dir/bin/instream" -ping "unix:$dir/gw.sock" -wait 30s
-echo "run.sh: gateway up (pid $gw_pid)" >&2
+wait_ready gateway "$gw_pid" "unix:$dir/gw.sock" 30
+echo "run.sh: gateway up (pid $gw_pid${GATEWAY_ENV:+, env $GATEWAY_ENV})" >&2
 
+floor=()
+if [[ ${BENCH_FLOOR:-1} != 0 ]]; then
+	"$dir/bin/instream" -proxy "unix:$dir/floor.sock" -backend "unix:$dir/clamd.sock" >"$dir/floor.log" 2>&1 &
+	floor_pid=$!
+	wait_ready "bare proxy" "$floor_pid" "unix:$dir/floor.sock" 30
+	floor=(-floor "unix:$dir/floor.sock")
+fi
+
+# The bench runs in the background and is waited for, so that a signal to
+# this script is handled at once rather than after the bench has finished.
 bench() {
-	"$dir/bin/instream" -direct "unix:$dir/clamd.sock" -gateway "unix:$dir/gw.sock" "$@"
+	"$dir/bin/instream" -direct "unix:$dir/clamd.sock" -gateway "unix:$dir/gw.sock" "${floor[@]}" "$@" &
+	bench_pid=$!
+	local rc=0
+	wait "$bench_pid" || rc=$?
+	bench_pid=
+	return "$rc"
 }
 
 has_size=0

@@ -9,11 +9,18 @@
 // sides (ABAB, or ABBA with -order abba) after a warm-up of each, so that
 // machine noise and drift fall on both sides alike.
 //
+// With -floor, a third side is measured in the same rotation: a bare
+// byte-copying proxy in front of the same clamd (this program in -proxy
+// mode, in its own process). It is the floor of what any proxy costs on the
+// machine, so that the gateway's own overhead (gateway/floor) can be told
+// from the cost of an extra hop (floor/direct).
+//
 // It is a measuring program, not a pass/fail test: it prints a table, then
 // one machine-readable RESULT line per object size (and JSON with -json).
 //
 //	go run ./bench/instream -direct unix:/tmp/x/clamd.sock -gateway unix:/tmp/x/gw.sock
 //	go run ./bench/instream -ping unix:/tmp/x/clamd.sock -wait 60s
+//	go run ./bench/instream -proxy unix:/tmp/x/floor.sock -backend unix:/tmp/x/clamd.sock
 //
 // bench/run.sh starts a real clamd and the gateway and runs this program.
 package main
@@ -44,6 +51,7 @@ const okReply = "stream: OK"
 
 type options struct {
 	direct, gateway string
+	floor           string
 	sizes           []int
 	chunk           int
 	concurrency     int
@@ -58,24 +66,33 @@ type options struct {
 
 func main() {
 	var o options
-	var sizes, ping string
+	var sizes, ping, proxy, backend string
 	var wait time.Duration
 	flag.StringVar(&o.direct, "direct", "", "clamd address: unix:/path or tcp:host:port")
 	flag.StringVar(&o.gateway, "gateway", "", "gateway address: unix:/path or tcp:host:port")
+	flag.StringVar(&o.floor, "floor", "", "optional third side: a bare proxy to the same clamd (see -proxy)")
 	flag.StringVar(&sizes, "size", "4096", "object size in bytes (K/M suffixes allowed); a comma list runs each size in turn, e.g. 4096,1M")
 	flag.IntVar(&o.chunk, "chunk", 64<<10, "INSTREAM chunk size in bytes")
 	flag.IntVar(&o.concurrency, "concurrency", 4, "concurrent clients (each scan is its own connection)")
 	flag.DurationVar(&o.duration, "duration", 5*time.Second, "length of one round")
 	flag.DurationVar(&o.warmup, "warmup", time.Second, "warm-up of each side before the measured rounds")
 	flag.IntVar(&o.rounds, "rounds", 3, "measured rounds per side")
-	flag.StringVar(&o.order, "order", "abab", "round order: abab (direct, gateway, direct, ...) or abba (direct, gateway, gateway, direct, ...)")
+	flag.StringVar(&o.order, "order", "abab", "round order: abab (direct, gateway[, floor] every round) or abba (that order, then reversed, alternately)")
 	flag.BoolVar(&o.unique, "unique", true, "make every scanned object distinct (defeats clamd's clean-file cache, as real traffic would)")
 	flag.DurationVar(&o.timeout, "timeout", 30*time.Second, "deadline of one scan")
 	flag.BoolVar(&o.jsonOut, "json", false, "also print the results as one JSON document")
 	flag.StringVar(&ping, "ping", "", "only wait until this address answers PING (see -wait), then exit")
 	flag.DurationVar(&wait, "wait", 60*time.Second, "with -ping: how long to wait")
+	flag.StringVar(&proxy, "proxy", "", "only serve a bare byte-copying proxy on this unix:/path to -backend (the -floor side)")
+	flag.StringVar(&backend, "backend", "", "with -proxy: the clamd to relay to")
 	flag.Parse()
 
+	if proxy != "" {
+		if err := serveProxy(proxy, backend); err != nil {
+			fatal("%v", err)
+		}
+		return
+	}
 	if ping != "" {
 		if err := waitPing(ping, wait); err != nil {
 			fatal("%v", err)
@@ -98,21 +115,28 @@ func main() {
 	if o.order != "abab" && o.order != "abba" {
 		fatal("-order must be abab or abba")
 	}
-	for _, a := range []string{o.direct, o.gateway} {
+	for _, a := range []string{o.direct, o.gateway, o.floor} {
+		if a == "" {
+			continue
+		}
 		if err := checkOnce(a, o); err != nil {
 			fatal("%s: %v", a, err)
 		}
 	}
 
-	fmt.Printf("instream bench: direct=%s gateway=%s concurrency=%d rounds=%d x %s (order %s) warmup=%s unique=%v chunk=%d CPUs=%d\n",
-		o.direct, o.gateway, o.concurrency, o.rounds, o.duration, o.order, o.warmup, o.unique, o.chunk, runtime.NumCPU())
+	floorNote := ""
+	if o.floor != "" {
+		floorNote = " floor=" + o.floor
+	}
+	fmt.Printf("instream bench: direct=%s gateway=%s%s concurrency=%d rounds=%d x %s (order %s) warmup=%s unique=%v chunk=%d CPUs=%d\n",
+		o.direct, o.gateway, floorNote, o.concurrency, o.rounds, o.duration, o.order, o.warmup, o.unique, o.chunk, runtime.NumCPU())
 	var all []sizeResult
 	failed := false
 	for _, size := range o.sizes {
 		r := benchSize(o, size)
 		all = append(all, r)
 		printResult(r)
-		if r.Direct.Errors > 0 || r.Gateway.Errors > 0 {
+		if r.Direct.Errors > 0 || r.Gateway.Errors > 0 || (r.Floor != nil && r.Floor.Errors > 0) {
 			failed = true
 		}
 	}
@@ -129,6 +153,7 @@ func main() {
 // side is what one endpoint measured.
 type side struct {
 	Name    string        `json:"name"`
+	Addr    string        `json:"address"`
 	Scans   int           `json:"scans"`
 	Errors  int           `json:"errors"`
 	Elapsed time.Duration `json:"elapsed_ns"`
@@ -148,6 +173,7 @@ type sizeResult struct {
 	Concurrency int     `json:"concurrency"`
 	Direct      *side   `json:"direct"`
 	Gateway     *side   `json:"gateway"`
+	Floor       *side   `json:"floor,omitempty"`
 	Ratio       float64 `json:"ratio"`
 	P50Added    float64 `json:"p50_added_ms"`
 	P99Added    float64 `json:"p99_added_ms"`
@@ -156,40 +182,50 @@ type sizeResult struct {
 	// (gateway round i / direct round i): how much noise there is.
 	RatioMin float64 `json:"ratio_min"`
 	RatioMax float64 `json:"ratio_max"`
+	// With -floor: the cost of a bare extra hop, and the gateway against it.
+	FloorRatio        float64 `json:"floor_ratio,omitempty"`         // floor/direct
+	GatewayFloorRatio float64 `json:"gateway_floor_ratio,omitempty"` // gateway/floor
 }
 
 func benchSize(o options, size int) sizeResult {
+	d := &side{Name: "direct", Addr: o.direct}
+	g := &side{Name: "gateway", Addr: o.gateway}
+	sides := []*side{d, g}
+	var f *side
+	if o.floor != "" {
+		f = &side{Name: "floor", Addr: o.floor}
+		sides = append(sides, f)
+	}
 	fmt.Printf("\n== size %d bytes: warm-up %s per side\n", size, o.warmup)
 	if o.warmup > 0 {
-		runRound(o, o.direct, size, o.warmup)
-		runRound(o, o.gateway, size, o.warmup)
-	}
-	d := &side{Name: "direct"}
-	g := &side{Name: "gateway"}
-	for i := 0; i < o.rounds; i++ {
-		pair := []*side{d, g}
-		if o.order == "abba" && i%2 == 1 {
-			pair = []*side{g, d}
+		for _, s := range sides {
+			runRound(o, s.Addr, size, o.warmup)
 		}
-		for _, s := range pair {
-			addr := o.direct
-			if s == g {
-				addr = o.gateway
-			}
-			rr := runRound(o, addr, size, o.duration)
+	}
+	for i := 0; i < o.rounds; i++ {
+		order := slices.Clone(sides)
+		if o.order == "abba" && i%2 == 1 {
+			slices.Reverse(order)
+		}
+		for _, s := range order {
+			rr := runRound(o, s.Addr, size, o.duration)
 			s.add(rr)
 			fmt.Printf("   round %d %-7s %8.1f scans/s  p50 %7.3f ms  p99 %7.3f ms  errors %d\n",
 				i+1, s.Name, rr.rps(), ms(pct(rr.lat, 50)), ms(pct(rr.lat, 99)), rr.errors)
 		}
 	}
-	d.finish()
-	g.finish()
-	res := sizeResult{Size: size, Concurrency: o.concurrency, Direct: d, Gateway: g,
+	for _, s := range sides {
+		s.finish()
+	}
+	res := sizeResult{Size: size, Concurrency: o.concurrency, Direct: d, Gateway: g, Floor: f,
 		Ratio: g.RPS / d.RPS, P50Added: g.P50 - d.P50, P99Added: g.P99 - d.P99, MeanAdded: g.Mean - d.Mean,
 		RatioMin: math.Inf(1), RatioMax: math.Inf(-1)}
 	for i := range d.Rounds {
 		r := g.Rounds[i] / d.Rounds[i]
 		res.RatioMin, res.RatioMax = min(res.RatioMin, r), max(res.RatioMax, r)
+	}
+	if f != nil {
+		res.FloorRatio, res.GatewayFloorRatio = f.RPS/d.RPS, g.RPS/f.RPS
 	}
 	return res
 }
@@ -423,10 +459,53 @@ func waitPing(addr string, wait time.Duration) error {
 	return fmt.Errorf("%s did not answer PING within %s: %v", addr, wait, last)
 }
 
+// serveProxy is the -floor side: accept, dial the backend, copy bytes both
+// ways, nothing else. No parsing, no policy, no logging: what remains is the
+// cost of one more hop (accept, connect, two copies, wake-ups).
+func serveProxy(listen, backend string) error {
+	lnet, laddr, ok := strings.Cut(listen, ":")
+	bnet, baddr, ok2 := strings.Cut(backend, ":")
+	if !ok || !ok2 || lnet != "unix" {
+		return fmt.Errorf("-proxy unix:/path -backend unix:/path|tcp:host:port")
+	}
+	_ = os.Remove(laddr)
+	l, err := net.Listen(lnet, laddr)
+	if err != nil {
+		return err
+	}
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return err
+			}
+			continue
+		}
+		go func() {
+			defer c.Close()
+			b, err := net.Dial(bnet, baddr)
+			if err != nil {
+				return
+			}
+			defer b.Close()
+			go func() {
+				_, _ = io.Copy(b, c)
+				if cw, ok := b.(interface{ CloseWrite() error }); ok {
+					_ = cw.CloseWrite()
+				}
+			}()
+			_, _ = io.Copy(c, b)
+		}()
+	}
+}
+
 func printResult(r sizeResult) {
 	fmt.Printf("\n   size %d bytes, concurrency %d\n", r.Size, r.Concurrency)
 	fmt.Printf("   %-8s %9s %9s %9s %9s %9s %9s %9s %7s\n", "side", "scans", "scans/s", "mean ms", "p50 ms", "p90 ms", "p99 ms", "max ms", "errors")
-	for _, s := range []*side{r.Direct, r.Gateway} {
+	for _, s := range []*side{r.Direct, r.Gateway, r.Floor} {
+		if s == nil {
+			continue
+		}
 		fmt.Printf("   %-8s %9d %9.1f %9.3f %9.3f %9.3f %9.3f %9.3f %7d\n",
 			s.Name, s.Scans, s.RPS, s.Mean, s.P50, s.P90, s.P99, s.Max, s.Errors)
 		if s.FirstEr != "" {
@@ -437,9 +516,18 @@ func printResult(r sizeResult) {
 		r.Ratio, r.RatioMin, r.RatioMax, verdict(r.Ratio >= 0.97))
 	fmt.Printf("   added latency: p50 %+.3f ms, mean %+.3f ms, p99 %+.3f ms   p99 target < 0.5 ms: %s\n",
 		r.P50Added, r.MeanAdded, r.P99Added, verdict(r.P99Added < 0.5))
-	fmt.Printf("RESULT size=%d concurrency=%d ratio=%.3f direct_rps=%.1f gateway_rps=%.1f direct_p50_ms=%.3f gateway_p50_ms=%.3f direct_p99_ms=%.3f gateway_p99_ms=%.3f p50_added_ms=%.3f p99_added_ms=%.3f direct_errors=%d gateway_errors=%d\n",
+	if f := r.Floor; f != nil {
+		fmt.Printf("   bare proxy (floor): throughput floor/direct %.3f, gateway/floor %.3f; added vs direct: p50 %+.3f ms, p99 %+.3f ms; gateway vs floor: p50 %+.3f ms, p99 %+.3f ms\n",
+			r.FloorRatio, r.GatewayFloorRatio, f.P50-r.Direct.P50, f.P99-r.Direct.P99, r.Gateway.P50-f.P50, r.Gateway.P99-f.P99)
+	}
+	line := fmt.Sprintf("RESULT size=%d concurrency=%d ratio=%.3f direct_rps=%.1f gateway_rps=%.1f direct_p50_ms=%.3f gateway_p50_ms=%.3f direct_p99_ms=%.3f gateway_p99_ms=%.3f p50_added_ms=%.3f p99_added_ms=%.3f mean_added_ms=%.3f direct_errors=%d gateway_errors=%d",
 		r.Size, r.Concurrency, r.Ratio, r.Direct.RPS, r.Gateway.RPS, r.Direct.P50, r.Gateway.P50,
-		r.Direct.P99, r.Gateway.P99, r.P50Added, r.P99Added, r.Direct.Errors, r.Gateway.Errors)
+		r.Direct.P99, r.Gateway.P99, r.P50Added, r.P99Added, r.MeanAdded, r.Direct.Errors, r.Gateway.Errors)
+	if f := r.Floor; f != nil {
+		line += fmt.Sprintf(" floor_rps=%.1f floor_p50_ms=%.3f floor_p99_ms=%.3f floor_ratio=%.3f gateway_floor_ratio=%.3f floor_errors=%d",
+			f.RPS, f.P50, f.P99, r.FloorRatio, r.GatewayFloorRatio, f.Errors)
+	}
+	fmt.Println(line)
 }
 
 func verdict(ok bool) string {

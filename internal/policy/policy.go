@@ -43,7 +43,7 @@ type Peer struct {
 	HasCreds bool // SO_PEERCRED was read (unix sockets)
 	UID, GID uint32
 	PID      int32
-	Groups   []uint32 // supplementary groups of the peer process, when readable
+	Groups   []uint32 // supplementary groups; nil: read from /proc when a policy needs them
 }
 
 func (p Peer) String() string {
@@ -86,7 +86,12 @@ func (p *Policy) AllowPeer(peer Peer) error {
 	if slices.Contains(p.UIDs, peer.UID) || slices.Contains(p.GIDs, peer.GID) {
 		return nil
 	}
-	for _, g := range peer.Groups {
+	groups := peer.Groups
+	if groups == nil && peer.PID > 0 && len(p.GIDs) > 0 {
+		// Read only when needed: it costs a /proc read per connection.
+		groups = PeerGroups(peer.PID)
+	}
+	for _, g := range groups {
 		if slices.Contains(p.GIDs, g) {
 			return nil
 		}
