@@ -46,7 +46,7 @@ import (
 	"time"
 )
 
-// OK is clamd's reply to a clean INSTREAM.
+// okReply is clamd's reply to a clean INSTREAM.
 const okReply = "stream: OK"
 
 type options struct {
@@ -143,7 +143,9 @@ func main() {
 	if o.jsonOut {
 		enc := json.NewEncoder(os.Stdout)
 		enc.SetIndent("", "  ")
-		_ = enc.Encode(all)
+		if err := enc.Encode(all); err != nil {
+			fatal("json: %v", err)
+		}
 	}
 	if failed {
 		os.Exit(1)
@@ -226,6 +228,12 @@ func benchSize(o options, size int) sizeResult {
 	}
 	if f != nil {
 		res.FloorRatio, res.GatewayFloorRatio = f.RPS/d.RPS, g.RPS/f.RPS
+	}
+	// A side that failed every scan gives 0/0: keep the JSON encodable.
+	for _, x := range []*float64{&res.Ratio, &res.RatioMin, &res.RatioMax, &res.FloorRatio, &res.GatewayFloorRatio} {
+		if math.IsNaN(*x) || math.IsInf(*x, 0) {
+			*x = 0
+		}
 	}
 	return res
 }

@@ -61,8 +61,35 @@ func (c *ChunkReader) Read(p []byte) (int, error) {
 	}
 	if err != nil {
 		c.err = err
+		return n, err
 	}
-	return n, err
+	if c.left == 0 && c.terminatorBuffered() {
+		c.done = true
+		return n, io.EOF // lets the backend send the last data and the end together
+	}
+	return n, nil
+}
+
+// buffered is what ChunkReader needs to look ahead without blocking.
+type buffered interface {
+	Buffered() int
+	Peek(int) ([]byte, error)
+	Discard(int) (int, error)
+}
+
+// terminatorBuffered consumes the zero-length chunk if it has already
+// arrived, without ever waiting for it.
+func (c *ChunkReader) terminatorBuffered() bool {
+	br, ok := c.r.(buffered)
+	if !ok || br.Buffered() < 4 {
+		return false
+	}
+	hdr, err := br.Peek(4)
+	if err != nil || binary.BigEndian.Uint32(hdr) != 0 {
+		return false
+	}
+	_, _ = br.Discard(4)
+	return true
 }
 
 // nextHeader reads one chunk length. The limit is checked on the announced
