@@ -3,8 +3,10 @@ package gateway_test
 import (
 	"bytes"
 	"fmt"
+	"net"
 	"os"
 	"testing"
+	"time"
 
 	"clamgate/internal/testenv"
 )
@@ -92,4 +94,36 @@ func TestAdminPolicy(t *testing.T) {
 		t.Errorf("SHUTDOWN from admin: %q", got)
 	}
 	failedClosed(t, "scan after clamd shut down", exchange(t, "unix", gw, step{Data: instream("z", []byte("x"))}))
+}
+
+// TestMaxConcurrent: a client with max_concurrent = 1 gets its second scan
+// started only when the first is done.
+func TestMaxConcurrent(t *testing.T) {
+	clamd := testenv.StartClamd(t, testenv.ClamdOptions{})
+	gw, _ := gatewayFor(t, clamd, "max_concurrent = 1")
+	first, err := net.Dial("unix", gw)
+	must(t, err)
+	defer first.Close()
+	// The first scan holds the client's only slot while its stream is open.
+	_, err = first.Write(append([]byte("zINSTREAM\x00"), chunk([]byte("part one"))...))
+	must(t, err)
+	time.Sleep(100 * time.Millisecond)
+
+	second := make(chan []byte, 1)
+	go func() { second <- exchange(t, "unix", gw, step{Data: instream("z", []byte(testenv.EICAR))}) }()
+	select {
+	case got := <-second:
+		t.Fatalf("second scan ran beside the first: %q", got)
+	case <-time.After(500 * time.Millisecond):
+	}
+	_, err = first.Write([]byte{0, 0, 0, 0})
+	must(t, err)
+	select {
+	case got := <-second:
+		if string(got) != "stream: "+testenv.EicarThreat+" FOUND\x00" {
+			t.Errorf("second scan: %q", got)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("second scan never ran after the first ended")
+	}
 }
