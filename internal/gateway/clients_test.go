@@ -40,7 +40,6 @@ import (
 	"testing"
 	"time"
 
-	"clamgate/internal/config"
 	"clamgate/internal/testenv"
 )
 
@@ -141,10 +140,7 @@ mode = "0666"
 [policy.clients]
 %s
 `, c.Socket, gw.Unix, tcpListener, policyTOML)
-	cfg, err := config.Parse("clients.toml", []byte(src))
-	if err != nil {
-		t.Fatalf("config: %v\n%s", err, src)
-	}
+	cfg := mustParse(t, src)
 	testenv.StartGateway(t, cfg)
 	return gw
 }
@@ -1219,9 +1215,6 @@ roots = [%q]
 commands = ["PING", "VERSION", "CONTSCAN", "SCAN", "MULTISCAN"]
 %s
 `, c.Socket, sock, root, peers)
-	cfg, err := config.Parse("amavis.toml", []byte(src))
-	if err != nil {
-		t.Fatalf("config: %v\n%s", err, src)
-	}
+	cfg := mustParse(t, src)
 	testenv.StartGateway(t, cfg)
 }
