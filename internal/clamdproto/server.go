@@ -288,18 +288,16 @@ func (c *conn) instream(ctx context.Context) bool {
 // fildes scans a descriptor the client passed. The client opened it, so it
 // already has the access the scan needs and no path policy applies.
 func (c *conn) fildes(ctx context.Context) bool {
-	if c.in.uc == nil {
-		c.reply("FILDES: didn't receive file descriptor. ERROR")
-		return false
-	}
-	// The descriptor rides with one dummy byte; reading that byte through
-	// recvmsg is what delivers the descriptor.
+	// The descriptor rides with (at least) one dummy byte; reading that
+	// byte through recvmsg is what delivers the descriptor. Over TCP, or
+	// without a descriptor, clamd also waits for the byte, then says so.
 	if _, err := c.r.ReadByte(); err != nil {
+		c.readFailed(err)
 		return false
 	}
 	f := c.in.takeFD()
 	if f == nil {
-		c.reply("FILDES: didn't receive file descriptor. ERROR")
+		c.reply("No file descriptor received. ERROR")
 		return false
 	}
 	defer f.Close()

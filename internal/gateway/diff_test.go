@@ -111,6 +111,10 @@ func sessionCases() []diffCase {
 		{name: "nIDSESSION", steps: func(tr tree) []step {
 			return spaced(raw("nIDSESSION\nnPING\n"), raw("nSCAN "+tr.path("eicar.com")+"\n"), step{Data: instream("n", []byte("x"))}, raw("nEND\n"))
 		}},
+		{name: "FILDES without a descriptor", steps: func(tree) []step { return []step{raw("zFILDES\x00X")} }},
+		{name: "IDSESSION FILDES without a descriptor", steps: func(tree) []step {
+			return spaced(raw("zIDSESSION\x00zPING\x00"), raw("zFILDES\x00X"), raw("zPING\x00"))
+		}},
 		{name: "IDSESSION mixed framing", steps: func(tree) []step { return []step{raw("zIDSESSION\x00nPING\nzPING\x00nVERSION\nnEND\n")} }},
 		{name: "IDSESSION END at once", steps: func(tree) []step { return []step{raw("zIDSESSION\x00zEND\x00")} }},
 		{name: "IDSESSION nested", steps: func(tree) []step { return []step{raw("zIDSESSION\x00zPING\x00zIDSESSION\x00zPING\x00")} }},
