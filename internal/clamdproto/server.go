@@ -64,9 +64,12 @@ type conn struct {
 	refused bool
 }
 
-// ServeConn serves one client connection until it ends.
-func (s *Server) ServeConn(ctx context.Context, c net.Conn, pol *policy.Policy, peer policy.Peer) {
-	in := newConnReader(ctx, c, s.ReadTimeout)
+// ServeConn serves one client connection until it ends. drain ends when
+// the gateway stops accepting: a connection waiting for its next command
+// closes then. ctx ends when the shutdown grace period is over: running
+// requests are aborted.
+func (s *Server) ServeConn(ctx, drain context.Context, c net.Conn, pol *policy.Policy, peer policy.Peer) {
+	in := newConnReader(ctx, drain, c, s.ReadTimeout)
 	// Readers are pooled: a fresh 64 KiB buffer per connection was a
 	// fifth of the gateway's CPU on small scans (bench/README.md).
 	br, _ := s.readers.Get().(*bufio.Reader)
@@ -81,7 +84,7 @@ func (s *Server) ServeConn(ctx context.Context, c net.Conn, pol *policy.Policy, 
 	stop := context.AfterFunc(ctx, func() { _ = c.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
 	defer cn.linger()
-	cmd, err := ReadCommand(cn.r)
+	cmd, err := cn.nextCommand()
 	if err != nil {
 		cn.readFailed(err)
 		return
@@ -125,12 +128,22 @@ func recognised(cmd Command) bool {
 // newline-terminated whatever its framing, exactly as clamd sends it.
 func (c *conn) readFailed(err error) {
 	switch {
+	case errors.Is(err, errDraining):
+		// Closed quietly: an idle client reconnects to the next gateway.
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		_ = c.c.SetWriteDeadline(time.Now().Add(time.Second))
 		_, _ = c.c.Write([]byte("COMMAND READ TIMED OUT\n"))
 	case errors.Is(err, ErrCommandTooLong):
 		c.srv.Log.Warn("command too long", "peer", c.peer.String(), "client", c.pol.Name)
 	}
+}
+
+// nextCommand waits for a command; the wait is idle time, which a
+// shutdown cuts short.
+func (c *conn) nextCommand() (Command, error) {
+	c.in.idle.Store(true)
+	defer c.in.idle.Store(false)
+	return ReadCommand(c.r)
 }
 
 // reply writes one reply line with the session prefix and the client's
@@ -186,7 +199,7 @@ func (c *conn) linger() {
 func (c *conn) session(ctx context.Context) {
 	sessionTerm := c.term
 	for id := 1; ; id++ {
-		cmd, err := ReadCommand(c.r)
+		cmd, err := c.nextCommand()
 		if err != nil {
 			c.readFailed(err)
 			return

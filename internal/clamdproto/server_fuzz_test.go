@@ -43,7 +43,7 @@ func FuzzServeConn(f *testing.F) {
 		go func() {
 			defer close(done)
 			defer server.Close()
-			srv.ServeConn(context.Background(), server, pol, policy.Peer{Listener: "fuzz"})
+			srv.ServeConn(context.Background(), context.Background(), server, pol, policy.Peer{Listener: "fuzz"})
 		}()
 		go func() { _, _ = io.Copy(io.Discard, client) }()
 		_ = client.SetWriteDeadline(time.Now().Add(2 * time.Second))

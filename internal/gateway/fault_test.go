@@ -90,3 +90,65 @@ policy = "p"
 	testenv.StartGateway(t, cfg)
 	return sock
 }
+
+// TestGracefulShutdown: on shutdown, idle connections close at once, new
+// ones are refused, and a scan in progress still gets its verdict.
+func TestGracefulShutdown(t *testing.T) {
+	clamd := testenv.StartClamd(t, testenv.ClamdOptions{})
+	dir := testenv.TempDir(t)
+	sock := dir + "/gw.sock"
+	g := testenv.StartGateway(t, mustParse(t, fmt.Sprintf(`
+[backend]
+address = "unix:%s"
+[server]
+shutdown_grace = "20s"
+[[listener]]
+address = "unix:%s"
+policy = "p"
+[policy.p]
+`, clamd.Socket, sock)))
+	idle, err := net.Dial("unix", sock)
+	must(t, err)
+	defer idle.Close()
+	busy, err := net.Dial("unix", sock)
+	must(t, err)
+	defer busy.Close()
+	_, err = busy.Write(append([]byte("zINSTREAM\x00"), chunk([]byte(testenv.EICAR[:20]))...))
+	must(t, err)
+	time.Sleep(100 * time.Millisecond) // the gateway is streaming it to clamd
+
+	stopped := make(chan struct{})
+	go func() { g.Stop(); close(stopped) }()
+	_ = idle.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if n, err := idle.Read(make([]byte, 64)); n != 0 || err == nil || isTimeout(err) {
+		t.Fatalf("idle connection during shutdown: read %d, %v; want it closed", n, err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		c, err := net.Dial("unix", sock)
+		if err != nil {
+			break
+		}
+		c.Close()
+		if time.Now().After(deadline) {
+			t.Fatal("still accepting connections during shutdown")
+		}
+	}
+	_, err = busy.Write(append(chunk([]byte(testenv.EICAR[20:])), 0, 0, 0, 0))
+	must(t, err)
+	var got bytes.Buffer
+	_ = busy.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_, _ = got.ReadFrom(busy)
+	if got.String() != "stream: "+testenv.EicarThreat+" FOUND\x00" {
+		t.Errorf("scan in progress at shutdown: %q", got.String())
+	}
+	select {
+	case <-stopped:
+	case <-time.After(15 * time.Second):
+		t.Fatal("gateway did not stop after its last request")
+	}
+}
+
+func isTimeout(err error) bool {
+	ne, ok := err.(net.Error)
+	return ok && ne.Timeout()
+}

@@ -114,7 +114,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, listeners 
 				}
 				conns.Go(func() {
 					defer c.Close()
-					front.ServeConn(connCtx, c, pol, listen.PeerOf(c, l.cfg.Address))
+					front.ServeConn(connCtx, ctx, c, pol, listen.PeerOf(c, l.cfg.Address))
 				})
 			}
 		})
