@@ -11,7 +11,6 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
-	"fmt"
 	"io"
 	"strings"
 )
@@ -147,12 +146,4 @@ func ParseCommand(framing Framing, line string) Command {
 		c.Name, c.Arg = name, arg
 	}
 	return c
-}
-
-// String renders the command as a client would send it, for logs.
-func (c Command) String() string {
-	if c.Framing == Bare {
-		return fmt.Sprintf("%q", c.Raw)
-	}
-	return fmt.Sprintf("%q", string(c.Framing)+c.Raw)
 }
