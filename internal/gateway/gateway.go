@@ -37,6 +37,9 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	if backend.Network != "unix" && pathScans(cfg) {
+		log.Warn("path scans will fail: they reach clamd as descriptors (FILDES), which needs a unix socket backend", "backend", backend.String())
+	}
 	listeners, err := openListeners(cfg)
 	if err != nil {
 		return err
@@ -55,6 +58,15 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	bg.Go(func() { waitBackend(ctx, log, backend) })
 	serve(ctx, cfg, log, listeners, front)
 	return nil
+}
+
+func pathScans(cfg *config.Config) bool {
+	for _, p := range cfg.Policies {
+		if len(p.Roots) > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 func announceDatabase(log *slog.Logger, eng *engine.Engine) {
