@@ -125,7 +125,9 @@ func (d *Dispatcher) Do(ctx context.Context, job Job) (Result, error) {
 		return Result{}, err
 	}
 	res := ParseReply(reply)
-	if job.Kind != Command {
+	// Checked first: building the record's arguments costs allocations on
+	// every scan even when debug logging is off.
+	if job.Kind != Command && d.log.Enabled(ctx, slog.LevelDebug) {
 		d.log.Debug("scan", "client", job.Client, "protocol", job.Protocol, "object", job.Object,
 			"verdict", res.Verdict.String(), "threat", res.Threat, "duration", time.Since(start))
 	}
