@@ -4,7 +4,8 @@
 set -euo pipefail
 
 runtime=(clamav-daemon clamav-freshclam clamdscan)
-testing=(clamav-testfiles python3-pyclamd libclamav-client-perl amavisd-new acl util-linux procps)
+testing=(clamav-testfiles python3-pyclamd libclamav-client-perl amavisd-new acl util-linux procps
+         c-icap libc-icap-mod-virus-scan squid)
 
 want=("${runtime[@]}")
 [[ "${1:-}" == "--test" ]] && want+=("${testing[@]}")

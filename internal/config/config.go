@@ -36,12 +36,15 @@ type Config struct {
 	LogFormat       string // "text" or "json"
 	Listeners       []Listener
 	Policies        map[string]*policy.Policy
+	ICAP            ICAP   // settings of every protocol = "icap" listener
+	Milter          Milter // settings of every protocol = "milter" listener
 }
 
 // Listener is one socket and the client policy it serves.
 type Listener struct {
 	listen.Spec
-	Policy string
+	Policy   string
+	Protocol string // ProtoClamd, ProtoICAP or ProtoMilter
 }
 
 // Engine asks the gateway to run clamd itself.
@@ -61,6 +64,8 @@ type file struct {
 	Server   serverSection            `toml:"server"`
 	Listener []listenerSection        `toml:"listener"`
 	Policy   map[string]policySection `toml:"policy"`
+	ICAP     icapSection              `toml:"icap"`
+	Milter   milterSection            `toml:"milter"`
 }
 
 type backendSection struct {
@@ -88,6 +93,7 @@ type serverSection struct {
 type listenerSection struct {
 	Address          string `toml:"address"`
 	Policy           string `toml:"policy"`
+	Protocol         string `toml:"protocol"`
 	Mode             Mode   `toml:"mode"`
 	Owner            string `toml:"owner"`
 	Group            string `toml:"group"`
@@ -231,6 +237,9 @@ func (v *validator) build(f *file) *Config {
 	for i, ls := range f.Listener {
 		cfg.Listeners = append(cfg.Listeners, v.listener(i, ls, cfg.Policies))
 	}
+	cfg.ICAP = v.icap(f.ICAP)
+	cfg.Milter = v.milter(f.Milter)
+	v.checkFrontLimits(cfg)
 	return cfg
 }
 
@@ -343,7 +352,7 @@ func (v *validator) policy(name string, ps policySection, backendMax int64) *pol
 
 func (v *validator) listener(i int, ls listenerSection, policies map[string]*policy.Policy) Listener {
 	key := fmt.Sprintf("listener[%d]", i)
-	l := Listener{Policy: ls.Policy, Spec: listen.Spec{
+	l := Listener{Policy: ls.Policy, Protocol: or(ls.Protocol, ProtoClamd), Spec: listen.Spec{
 		Address: ls.Address, Mode: os.FileMode(ls.Mode), UID: -1, GID: -1, AllowNonLoopback: ls.AllowNonLoopback,
 	}}
 	if ls.Mode == 0 {
@@ -351,6 +360,9 @@ func (v *validator) listener(i int, ls listenerSection, policies map[string]*pol
 	}
 	if _, ok := policies[ls.Policy]; !ok {
 		v.fail(key+".policy", "no [policy.%s] section", ls.Policy)
+	}
+	if !slices.Contains([]string{ProtoClamd, ProtoICAP, ProtoMilter}, l.Protocol) {
+		v.fail(key+".protocol", "%q is not one of clamd, icap, milter", ls.Protocol)
 	}
 	network, address, _ := strings.Cut(ls.Address, ":")
 	switch network {

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 
 	"clamgate/internal/policy"
 )
@@ -15,7 +16,9 @@ import (
 // streams, and paths under the allowed roots, but never send admin commands.
 type Flags struct {
 	Backend     string   // "" = run a managed clamd
-	Listen      []string // unix:/path or tcp:127.0.0.1:port
+	Listen      []string // clamd protocol: unix:/path or tcp:127.0.0.1:port
+	ICAP        []string // ICAP (service "avscan"): tcp:127.0.0.1:1344
+	Milter      []string // milter: unix:/path or tcp:127.0.0.1:port
 	AllowRoots  []string
 	SocketMode  string // octal, default 0660
 	SocketGroup string // default: the gateway's own group
@@ -62,12 +65,15 @@ func FromFlags(fl Flags) (*Config, error) {
 		ps.MaxStream = Size(n)
 		f.Policy[FlagsPolicy] = ps
 	}
-	if len(fl.Listen) == 0 {
-		bad("listen", "at least one --listen unix:/path or tcp:127.0.0.1:port is required")
+	if len(fl.Listen)+len(fl.ICAP)+len(fl.Milter) == 0 {
+		bad("listen", "at least one --listen, --icap or --milter address (unix:/path or tcp:127.0.0.1:port) is required")
 	}
-	for _, addr := range fl.Listen {
-		f.Listener = append(f.Listener, listenerSection{Address: addr, Policy: FlagsPolicy, Mode: mode, Group: fl.SocketGroup})
+	for proto, addrs := range map[string][]string{ProtoClamd: fl.Listen, ProtoICAP: fl.ICAP, ProtoMilter: fl.Milter} {
+		for _, addr := range addrs {
+			f.Listener = append(f.Listener, listenerSection{Address: addr, Protocol: proto, Policy: FlagsPolicy, Mode: mode, Group: fl.SocketGroup})
+		}
 	}
+	slices.SortStableFunc(f.Listener, func(a, b listenerSection) int { return strings.Compare(a.Protocol, b.Protocol) })
 	for _, r := range fl.AllowRoots {
 		if fi, err := os.Stat(r); err != nil || !fi.IsDir() || !filepath.IsAbs(r) {
 			bad("allow-root", "%q is not an existing absolute directory", r)

@@ -17,6 +17,7 @@ import (
 	"clamgate/internal/config"
 	"clamgate/internal/engine"
 	"clamgate/internal/listen"
+	"clamgate/internal/policy"
 	"clamgate/internal/scan"
 )
 
@@ -44,11 +45,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	front := &clamdproto.Server{
-		Dispatcher:  scan.NewDispatcher(backend, log, cfg.Limits()),
-		Log:         log,
-		ReadTimeout: cfg.ReadTimeout,
-	}
+	fronts := newFronts(cfg, log, scan.NewDispatcher(backend, log, cfg.Limits()))
 	var bg sync.WaitGroup
 	engCtx, stopEngine := context.WithCancel(context.WithoutCancel(ctx))
 	defer func() { stopEngine(); bg.Wait() }()
@@ -56,7 +53,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		bg.Go(func() { _ = eng.Run(engCtx) })
 	}
 	bg.Go(func() { waitBackend(ctx, log, backend) })
-	serve(ctx, cfg, log, listeners, front)
+	serve(ctx, cfg, log, listeners, fronts)
 	return nil
 }
 
@@ -86,6 +83,18 @@ func waitBackend(ctx context.Context, log *slog.Logger, backend *clamd.Client) {
 	log.Info("clamd answers", "backend", backend.String(), "after", time.Since(start).Round(time.Millisecond))
 }
 
+// front serves one client connection in its protocol; drain ends when the
+// gateway stops accepting, ctx when running requests must be aborted.
+type front interface {
+	ServeConn(ctx, drain context.Context, c net.Conn, pol *policy.Policy, peer policy.Peer)
+}
+
+func newFronts(cfg *config.Config, log *slog.Logger, d *scan.Dispatcher) map[string]front {
+	return map[string]front{
+		config.ProtoClamd: &clamdproto.Server{Dispatcher: d, Log: log, ReadTimeout: cfg.ReadTimeout},
+	}
+}
+
 type boundListener struct {
 	net.Listener
 	cfg config.Listener
@@ -107,13 +116,14 @@ func openListeners(cfg *config.Config) ([]boundListener, error) {
 }
 
 // serve accepts on every listener until ctx ends, then drains.
-func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, listeners []boundListener, front *clamdproto.Server) {
+func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, listeners []boundListener, fronts map[string]front) {
 	connCtx, cancelConns := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelConns()
 	var conns, accepts sync.WaitGroup
 	for _, l := range listeners {
 		pol := cfg.PolicyFor(l.cfg)
-		log.Info("listening", "address", l.cfg.Address, "policy", pol.Name, "mode", fmt.Sprintf("%04o", l.cfg.Mode))
+		front := fronts[l.cfg.Protocol]
+		log.Info("listening", "address", l.cfg.Address, "protocol", l.cfg.Protocol, "policy", pol.Name, "mode", fmt.Sprintf("%04o", l.cfg.Mode))
 		accepts.Go(func() {
 			for {
 				c, err := l.Accept()
