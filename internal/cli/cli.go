@@ -22,7 +22,8 @@ const usage = `clamgate: one hardened clamd gateway for every local ClamAV clien
 usage:
   clamgate serve --config FILE
   clamgate serve [--backend unix:/run/clamav/clamd.sock] --listen unix:/run/clamgate/clamd.sock
-                 [--listen tcp:127.0.0.1:3310] [--allow-root DIR]... [--socket-mode 0660]
+                 [--listen tcp:127.0.0.1:3310] [--icap tcp:127.0.0.1:1344]
+                 [--allow-root DIR]... [--socket-mode 0660]
                  [--socket-group GROUP] [--max-stream 100M]
                  (without --backend, clamgate runs and supervises its own clamd)
   clamgate scan [--gateway ADDR] [--fdpass] [--quiet] PATH...|-
@@ -60,10 +61,11 @@ func serveCmd(ctx context.Context, args []string, stderr io.Writer) int {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var fl config.Flags
-	var listens, roots multi
+	var listens, icaps, roots multi
 	cfgPath := fs.String("config", "", "TOML configuration file")
 	fs.StringVar(&fl.Backend, "backend", "", "clamd to use: unix:/path or tcp:host:port (default: run a managed clamd)")
 	fs.Var(&listens, "listen", "socket to serve: unix:/path or tcp:127.0.0.1:port (repeatable)")
+	fs.Var(&icaps, "icap", "ICAP service avscan for squid: tcp:127.0.0.1:1344 (repeatable)")
 	fs.Var(&roots, "allow-root", "directory under which path scans are allowed (repeatable)")
 	fs.StringVar(&fl.SocketMode, "socket-mode", "0660", "mode of the unix sockets")
 	fs.StringVar(&fl.SocketGroup, "socket-group", "", "group of the unix sockets (default: the gateway's)")
@@ -75,7 +77,7 @@ func serveCmd(ctx context.Context, args []string, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	fl.Listen, fl.AllowRoots = listens, roots
+	fl.Listen, fl.ICAP, fl.AllowRoots = listens, icaps, roots
 	cfg, err := loadConfig(*cfgPath, fl, fs)
 	if err != nil {
 		fmt.Fprintln(stderr, "clamgate: configuration error:\n"+indent(err.Error()))

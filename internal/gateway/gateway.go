@@ -16,6 +16,7 @@ import (
 	"clamgate/internal/clamdproto"
 	"clamgate/internal/config"
 	"clamgate/internal/engine"
+	"clamgate/internal/icap"
 	"clamgate/internal/listen"
 	"clamgate/internal/policy"
 	"clamgate/internal/scan"
@@ -92,6 +93,7 @@ type front interface {
 func newFronts(cfg *config.Config, log *slog.Logger, d *scan.Dispatcher) map[string]front {
 	return map[string]front{
 		config.ProtoClamd: &clamdproto.Server{Dispatcher: d, Log: log, ReadTimeout: cfg.ReadTimeout},
+		config.ProtoICAP:  &icap.Server{Dispatcher: d, Log: log, ReadTimeout: cfg.ReadTimeout, Settings: cfg.ICAP},
 	}
 }
 

@@ -1,0 +1,126 @@
+package icap
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"os"
+)
+
+var errTooBig = errors.New("body larger than max_object")
+
+// body is what the scan job reads: the preview, then (after asking the
+// client to continue) the rest of the chunked body. It counts against the
+// size limit and copies into the spool when the body must be echoed back.
+type body struct {
+	preview   []byte
+	cont      func() error // asks the client for the rest; nil when there is none
+	rest      io.Reader
+	n, limit  int64
+	spool     *spool // nil when the body need not be kept
+	clientErr error  // the client's side failed: not clamd's fault
+	eof       bool
+}
+
+func (b *body) Read(p []byte) (int, error) {
+	if b.clientErr != nil {
+		return 0, b.clientErr
+	}
+	n, err := b.read(p)
+	if n > 0 && b.spool != nil {
+		if werr := b.spool.write(p[:n]); werr != nil {
+			b.clientErr = werr
+			return 0, werr
+		}
+	}
+	b.n += int64(n)
+	if b.limit > 0 && b.n > b.limit {
+		b.clientErr = errTooBig
+		return 0, errTooBig
+	}
+	switch {
+	case err == io.EOF:
+		b.eof = true
+	case err != nil:
+		b.clientErr = err
+	}
+	return n, err
+}
+
+func (b *body) read(p []byte) (int, error) {
+	if len(b.preview) > 0 {
+		n := copy(p, b.preview)
+		b.preview = b.preview[n:]
+		if len(b.preview) == 0 && b.cont == nil && b.rest == nil {
+			return n, io.EOF
+		}
+		return n, nil
+	}
+	if b.cont != nil {
+		if err := b.cont(); err != nil {
+			return 0, err
+		}
+		b.cont = nil
+	}
+	if b.rest == nil {
+		return 0, io.EOF
+	}
+	return b.rest.Read(p)
+}
+
+// consumed reports whether the client has sent its whole body, so that the
+// connection can carry the next request.
+func (b *body) consumed() bool { return b.eof }
+
+// unlimited lets the remaining body through without a size limit: it is
+// being relayed unscanned by configuration (over_limit = "pass").
+func (b *body) unlimited() { b.limit, b.clientErr = 0, nil }
+
+// spool keeps a body that must be echoed to the client after a clean
+// verdict: in memory while small, then in an unlinked temporary file, so
+// that large objects never sit in the gateway's memory.
+type spool struct {
+	dir  string
+	mem  bytes.Buffer
+	file *os.File
+}
+
+const spoolInMemory = 256 << 10
+
+func (s *spool) write(p []byte) error {
+	if s.file == nil && s.mem.Len()+len(p) <= spoolInMemory {
+		s.mem.Write(p)
+		return nil
+	}
+	if s.file == nil {
+		f, err := os.CreateTemp(s.dir, "clamgate-icap-*")
+		if err != nil {
+			return err
+		}
+		os.Remove(f.Name()) // nothing to clean up, whatever happens next
+		s.file = f
+		if _, err := s.file.Write(s.mem.Bytes()); err != nil {
+			return err
+		}
+		s.mem = bytes.Buffer{}
+	}
+	_, err := s.file.Write(p)
+	return err
+}
+
+// reader replays what was written.
+func (s *spool) reader() (io.Reader, error) {
+	if s.file == nil {
+		return &s.mem, nil
+	}
+	if _, err := s.file.Seek(0, io.SeekStart); err != nil {
+		return nil, err
+	}
+	return s.file, nil
+}
+
+func (s *spool) close() {
+	if s != nil && s.file != nil {
+		s.file.Close()
+	}
+}
