@@ -3,7 +3,13 @@ module clamgate
 go 1.26.0
 
 require (
-	github.com/BurntSushi/toml v1.6.0 // indirect
-	github.com/pelletier/go-toml/v2 v2.4.3 // indirect
-	golang.org/x/sys v0.50.0 // indirect
+	github.com/d--j/go-milter v0.10.1
+	github.com/fsnotify/fsnotify v1.10.1
+	github.com/pelletier/go-toml/v2 v2.4.3
+	golang.org/x/sys v0.50.0
+)
+
+require (
+	github.com/emersion/go-message v0.18.2 // indirect
+	golang.org/x/text v0.28.0 // indirect
 )

@@ -9,7 +9,11 @@ export PATH="$PATH:/usr/local/go/bin"
 go vet ./...
 go test -count=1 -timeout 15m ./...
 
+# Every fuzz target of every package (each parser of client bytes has one).
 fuzztime=${FUZZTIME:-10s}
-for target in FuzzReadCommand FuzzChunkReader FuzzServeConn; do
-  go test -run '^$' -fuzz "^${target}\$" -fuzztime "$fuzztime" ./internal/clamdproto/ | tail -n 1
+grep -rl --include='*_test.go' '^func Fuzz' internal | while read -r file; do
+  for target in $(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' "$file"); do
+    echo "fuzz $target ($(dirname "$file"))"
+    go test -run '^$' -fuzz "^${target}\$" -fuzztime "$fuzztime" "./$(dirname "$file")/" | tail -n 1
+  done
 done

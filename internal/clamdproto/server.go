@@ -31,7 +31,10 @@ type Server struct {
 	Log        *slog.Logger
 	// ReadTimeout bounds each wait for client bytes (a command, a chunk).
 	ReadTimeout time.Duration
-	readers     sync.Pool // *bufio.Reader
+	// StatsExtra, when set, adds lines to clamd's STATS reply (before its
+	// END): the database's version and age, which clamd does not report.
+	StatsExtra func() string
+	readers    sync.Pool // *bufio.Reader
 }
 
 // oldStyle are the commands clamd still accepts without a z/n prefix.
@@ -261,6 +264,11 @@ func (c *conn) forward(ctx context.Context, cmd Command) bool {
 	}
 	if res.Reply == "" {
 		return false // clamd answers DETSTATS and SHUTDOWN with nothing
+	}
+	if name == CmdStats && c.srv.StatsExtra != nil && strings.HasSuffix(res.Reply, "\nEND") {
+		if extra := c.srv.StatsExtra(); extra != "" {
+			res.Reply = strings.TrimSuffix(res.Reply, "END") + extra + "\nEND"
+		}
 	}
 	return c.reply(res.Reply)
 }

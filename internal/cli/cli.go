@@ -22,11 +22,12 @@ const usage = `clamgate: one hardened clamd gateway for every local ClamAV clien
 usage:
   clamgate serve --config FILE
   clamgate serve [--backend unix:/run/clamav/clamd.sock] --listen unix:/run/clamgate/clamd.sock
-                 [--listen tcp:127.0.0.1:3310] [--icap tcp:127.0.0.1:1344]
+                 [--listen tcp:127.0.0.1:3310] [--icap tcp:127.0.0.1:1344] [--milter unix:PATH]
                  [--allow-root DIR]... [--socket-mode 0660]
-                 [--socket-group GROUP] [--max-stream 100M]
+                 [--socket-group GROUP] [--max-stream 100M] [--watch-db /var/lib/clamav]
                  (without --backend, clamgate runs and supervises its own clamd)
   clamgate scan [--gateway ADDR] [--fdpass] [--quiet] PATH...|-
+  clamgate db [--dir /var/lib/clamav] [--clamd ADDR] [--max-age 24h] [--json]
   clamgate version
 `
 
@@ -41,6 +42,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return serveCmd(ctx, args[1:], stderr)
 	case "scan":
 		return scanCmd(ctx, args[1:], stdout, stderr)
+	case "db":
+		return dbCmd(ctx, args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "clamgate", Version)
 		return 0
@@ -61,15 +64,17 @@ func serveCmd(ctx context.Context, args []string, stderr io.Writer) int {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var fl config.Flags
-	var listens, icaps, roots multi
+	var listens, icaps, milters, roots multi
 	cfgPath := fs.String("config", "", "TOML configuration file")
 	fs.StringVar(&fl.Backend, "backend", "", "clamd to use: unix:/path or tcp:host:port (default: run a managed clamd)")
 	fs.Var(&listens, "listen", "socket to serve: unix:/path or tcp:127.0.0.1:port (repeatable)")
 	fs.Var(&icaps, "icap", "ICAP service avscan for squid: tcp:127.0.0.1:1344 (repeatable)")
+	fs.Var(&milters, "milter", "milter for postfix/sendmail: unix:/path or tcp:127.0.0.1:port (repeatable)")
 	fs.Var(&roots, "allow-root", "directory under which path scans are allowed (repeatable)")
 	fs.StringVar(&fl.SocketMode, "socket-mode", "0660", "mode of the unix sockets")
 	fs.StringVar(&fl.SocketGroup, "socket-group", "", "group of the unix sockets (default: the gateway's)")
 	fs.StringVar(&fl.MaxStream, "max-stream", "", "largest INSTREAM accepted, e.g. 100M (default: clamd's limit)")
+	fs.StringVar(&fl.WatchDB, "watch-db", "", "signature directory to watch: reload clamd when freshclam updates it (default: the managed clamd's)")
 	fs.StringVar(&fl.StateDir, "state-dir", "/run/clamgate/engine", "managed clamd: working directory")
 	fs.StringVar(&fl.Database, "database", "", "managed clamd: signature directory (default: /var/lib/clamav if it has signatures, else a built-in test database)")
 	fs.StringVar(&fl.LogLevel, "log-level", "info", "debug, info, warn or error")
@@ -77,7 +82,7 @@ func serveCmd(ctx context.Context, args []string, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	fl.Listen, fl.ICAP, fl.AllowRoots = listens, icaps, roots
+	fl.Listen, fl.ICAP, fl.Milter, fl.AllowRoots = listens, icaps, milters, roots
 	cfg, err := loadConfig(*cfgPath, fl, fs)
 	if err != nil {
 		fmt.Fprintln(stderr, "clamgate: configuration error:\n"+indent(err.Error()))

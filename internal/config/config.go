@@ -36,6 +36,7 @@ type Config struct {
 	LogFormat       string // "text" or "json"
 	Listeners       []Listener
 	Policies        map[string]*policy.Policy
+	Database        Database
 	ICAP            ICAP   // settings of every protocol = "icap" listener
 	Milter          Milter // settings of every protocol = "milter" listener
 }
@@ -55,6 +56,9 @@ type Engine struct {
 	MaxThreads      int
 	StreamMaxLength int64
 	User            string // user clamd drops to; "" = the gateway's own
+	// Frugal runs clamd with ConcurrentDatabaseReload no: reloads keep one
+	// database in memory, and the gateway holds requests meanwhile.
+	Frugal bool
 }
 
 // file is the TOML document's shape.
@@ -64,6 +68,7 @@ type file struct {
 	Server   serverSection            `toml:"server"`
 	Listener []listenerSection        `toml:"listener"`
 	Policy   map[string]policySection `toml:"policy"`
+	Database databaseSection          `toml:"database"`
 	ICAP     icapSection              `toml:"icap"`
 	Milter   milterSection            `toml:"milter"`
 }
@@ -106,6 +111,7 @@ type policySection struct {
 	Roots         []string `toml:"roots"`
 	MaxStream     Size     `toml:"max_stream"`
 	MaxConcurrent int      `toml:"max_concurrent"`
+	MaxWait       Duration `toml:"max_wait"`
 	Users         []string `toml:"users"`
 	Groups        []string `toml:"groups"`
 }
@@ -221,6 +227,7 @@ func (v *validator) build(f *file) *Config {
 	}
 	v.checkServer(cfg)
 	v.checkBackend(cfg, f)
+	cfg.Database = v.database(f.Database, cfg.Engine)
 	cfg.StreamMaxLength = int64(f.Backend.StreamMaxLength)
 	if cfg.Engine != nil {
 		cfg.StreamMaxLength = cfg.Engine.StreamMaxLength
@@ -303,7 +310,7 @@ func (v *validator) engine(es *engineSection) *Engine {
 func (v *validator) policy(name string, ps policySection, backendMax int64) *policy.Policy {
 	key := "policy." + name
 	p := &policy.Policy{
-		Name: name, Admin: ps.Admin, MaxStream: int64(ps.MaxStream), MaxConcurrent: ps.MaxConcurrent,
+		Name: name, Admin: ps.Admin, MaxStream: int64(ps.MaxStream), MaxConcurrent: ps.MaxConcurrent, MaxWait: time.Duration(ps.MaxWait),
 		Commands: ps.Commands,
 	}
 	if p.Commands == nil {

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"clamgate/internal/policy"
+	"clamgate/internal/scan"
 )
 
 // Flags is the quick, flags-only configuration: one policy ("local") for
@@ -23,6 +24,7 @@ type Flags struct {
 	SocketMode  string // octal, default 0660
 	SocketGroup string // default: the gateway's own group
 	MaxStream   string // e.g. 100M; "" = clamd's limit only
+	WatchDB     string // database directory to watch (an external clamd's)
 	StateDir    string // managed clamd's working directory
 	Database    string // managed clamd's database directory
 	LogLevel    string
@@ -42,6 +44,12 @@ func FromFlags(fl Flags) (*Config, error) {
 		Backend: backendSection{Address: fl.Backend},
 		Server:  serverSection{LogLevel: fl.LogLevel, LogFormat: fl.LogFormat},
 		Policy:  map[string]policySection{FlagsPolicy: {Roots: fl.AllowRoots}},
+	}
+	if fl.WatchDB != "" {
+		f.Database.Dir = fl.WatchDB
+		if fi, err := os.Stat(fl.WatchDB); err != nil || !fi.IsDir() {
+			bad("watch-db", "%q is not an existing directory", fl.WatchDB)
+		}
 	}
 	if fl.Backend == "" {
 		f.Engine = &engineSection{StateDir: fl.StateDir, Database: fl.Database}
@@ -90,11 +98,11 @@ func FromFlags(fl Flags) (*Config, error) {
 	return cfg, nil
 }
 
-// Limits returns each policy's concurrency limit, for the dispatcher.
-func (c *Config) Limits() map[string]int {
-	out := map[string]int{}
+// Limits returns each policy's limits, for the dispatcher.
+func (c *Config) Limits() map[string]scan.ClientLimits {
+	out := map[string]scan.ClientLimits{}
 	for name, p := range c.Policies {
-		out[name] = p.MaxConcurrent
+		out[name] = scan.ClientLimits{Concurrent: p.MaxConcurrent, MaxWait: p.MaxWait}
 	}
 	return out
 }

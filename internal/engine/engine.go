@@ -138,7 +138,17 @@ func (e *Engine) clamdConf() string {
 		"LogTime yes",
 		"MaxThreads " + strconv.Itoa(e.cfg.MaxThreads),
 		"StreamMaxLength " + strconv.FormatInt(e.cfg.StreamMaxLength, 10),
-		"SelfCheck 600",
+	}
+	if e.cfg.Frugal {
+		// The gateway watches the database and holds requests while clamd
+		// reloads with one engine in memory; clamd's own SelfCheck would
+		// reload behind its back, stalling requests it is not holding.
+		// A non-concurrent reload also waits for clamd's idle worker
+		// threads to time out (IdleTimeout, 30 s by default): measured,
+		// that wait is most of the stall, whatever the database's size.
+		lines = append(lines, "ConcurrentDatabaseReload no", "SelfCheck 0", "IdleTimeout 2")
+	} else {
+		lines = append(lines, "SelfCheck 600")
 	}
 	if e.cfg.User != "" {
 		lines = append(lines, "User "+e.cfg.User)

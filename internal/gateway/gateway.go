@@ -18,6 +18,7 @@ import (
 	"clamgate/internal/engine"
 	"clamgate/internal/icap"
 	"clamgate/internal/listen"
+	"clamgate/internal/milter"
 	"clamgate/internal/policy"
 	"clamgate/internal/scan"
 )
@@ -46,7 +47,9 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	fronts := newFronts(cfg, log, scan.NewDispatcher(backend, log, cfg.Limits()))
+	dispatcher := scan.NewDispatcher(backend, log, cfg.Limits())
+	life := newLifecycle(cfg, eng, dispatcher, log)
+	fronts := newFronts(cfg, log, dispatcher, life)
 	var bg sync.WaitGroup
 	engCtx, stopEngine := context.WithCancel(context.WithoutCancel(ctx))
 	defer func() { stopEngine(); bg.Wait() }()
@@ -54,8 +57,29 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		bg.Go(func() { _ = eng.Run(engCtx) })
 	}
 	bg.Go(func() { waitBackend(ctx, log, backend) })
+	if life != nil {
+		bg.Go(func() { life.run(ctx) })
+	}
 	serve(ctx, cfg, log, listeners, fronts)
 	return nil
+}
+
+// newLifecycle follows the database of a managed clamd, or the directory
+// the configuration names for an external one; nil when there is none.
+func newLifecycle(cfg *config.Config, eng *engine.Engine, d *scan.Dispatcher, log *slog.Logger) *lifecycle {
+	dir := cfg.Database.Dir
+	if dir == "" && eng != nil {
+		var builtin bool
+		if dir, builtin = eng.Database(); builtin {
+			return nil
+		}
+	}
+	if dir == "" {
+		return nil
+	}
+	frugal := cfg.Database.Reload == "frugal"
+	return &lifecycle{cfg: cfg.Database, dir: dir, log: log,
+		reloader: &engine.Reloader{Dispatcher: d, Frugal: frugal, Log: log}}
 }
 
 func pathScans(cfg *config.Config) bool {
@@ -90,10 +114,16 @@ type front interface {
 	ServeConn(ctx, drain context.Context, c net.Conn, pol *policy.Policy, peer policy.Peer)
 }
 
-func newFronts(cfg *config.Config, log *slog.Logger, d *scan.Dispatcher) map[string]front {
+func newFronts(cfg *config.Config, log *slog.Logger, d *scan.Dispatcher, life *lifecycle) map[string]front {
+	cp := &clamdproto.Server{Dispatcher: d, Log: log, ReadTimeout: cfg.ReadTimeout}
+	ic := &icap.Server{Dispatcher: d, Log: log, ReadTimeout: cfg.ReadTimeout, Settings: cfg.ICAP}
+	if life != nil {
+		cp.StatsExtra, ic.Tag = life.Stats, life.Tag
+	}
 	return map[string]front{
-		config.ProtoClamd: &clamdproto.Server{Dispatcher: d, Log: log, ReadTimeout: cfg.ReadTimeout},
-		config.ProtoICAP:  &icap.Server{Dispatcher: d, Log: log, ReadTimeout: cfg.ReadTimeout, Settings: cfg.ICAP},
+		config.ProtoClamd:  cp,
+		config.ProtoMilter: &milter.Server{Dispatcher: d, Log: log, Config: cfg.Milter},
+		config.ProtoICAP:   ic,
 	}
 }
 

@@ -41,6 +41,9 @@ type Server struct {
 	// ReadTimeout bounds each wait for client bytes, and each write.
 	ReadTimeout time.Duration
 	Settings    config.ICAP
+	// Tag, when set, gives the ISTag: it changes with the signature
+	// database. Without it the tag follows clamd's VERSION reply.
+	Tag func() string
 
 	mu    sync.Mutex
 	open  map[string]int // connections per listener, for Max-Connections
@@ -212,6 +215,11 @@ func (cn *conn) options(ctx context.Context, req *Request) bool {
 // cachedTag is the last ISTag seen; responses other than OPTIONS use it
 // rather than asking the engine on every request.
 func (s *Server) cachedTag() string {
+	if s.Tag != nil {
+		if t := s.Tag(); t != "" {
+			return t
+		}
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.tag == "" {
@@ -224,6 +232,9 @@ func (s *Server) cachedTag() string {
 // signature database version: a new database is a new tag, so clients drop
 // verdicts they cached under the old one.
 func (s *Server) refreshTag(ctx context.Context, client string) string {
+	if s.Tag != nil && s.Tag() != "" {
+		return s.Tag()
+	}
 	s.mu.Lock()
 	fresh := time.Since(s.tagAt) < 5*time.Second
 	s.mu.Unlock()

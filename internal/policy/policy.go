@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Commands a policy allows when it does not list its own: everything a
@@ -28,12 +29,13 @@ var AdminCommands = []string{"RELOAD", "SHUTDOWN", "QUIT", "DETSTATSCLEAR"}
 type Policy struct {
 	Name          string
 	Admin         bool
-	Commands      []string // allowed clamd commands
-	Roots         []string // absolute, clean directories path scans may reach
-	MaxStream     int64    // bytes; 0 = clamd's own limit only
-	MaxConcurrent int      // scans at once; 0 = unlimited
-	UIDs          []uint32 // unix peers allowed by uid (empty with GIDs empty: any)
-	GIDs          []uint32 // unix peers allowed by primary or supplementary group
+	Commands      []string      // allowed clamd commands
+	Roots         []string      // absolute, clean directories path scans may reach
+	MaxStream     int64         // bytes; 0 = clamd's own limit only
+	MaxConcurrent int           // scans at once; 0 = unlimited
+	MaxWait       time.Duration // longest wait for a held engine (database reload); 0 = the default
+	UIDs          []uint32      // unix peers allowed by uid (empty with GIDs empty: any)
+	GIDs          []uint32      // unix peers allowed by primary or supplementary group
 }
 
 // Peer is what the gateway knows of a connected client.

@@ -5,10 +5,12 @@ package scan
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -87,20 +89,45 @@ func threatOf(line string) string {
 	return line
 }
 
+// ClientLimits bound one client in the dispatcher.
+type ClientLimits struct {
+	Concurrent int           // scans at once; 0 = no limit
+	MaxWait    time.Duration // longest wait while the engine is held; 0 = DefaultMaxWait
+}
+
+// DefaultMaxWait is how long a job waits for a held engine (a database
+// reload) before its client gets an error.
+const DefaultMaxWait = 2 * time.Minute
+
+// HeldError is a job that waited longer than its client's max_wait for a
+// held engine: the client gets an error, never a verdict.
+type HeldError struct{ Waited time.Duration }
+
+func (e *HeldError) Error() string {
+	return fmt.Sprintf("engine is reloading its database: gave up after %s", e.Waited)
+}
+
 // Dispatcher runs jobs against the backend within each client's limits.
+// It can be held, while clamd reloads its database, so that new jobs wait
+// in the gateway instead of piling up (or timing out) inside clamd.
 type Dispatcher struct {
 	backend Backend
 	log     *slog.Logger
+	limits  map[string]ClientLimits
 	slots   map[string]chan struct{} // per-client concurrency; absent = unlimited
+
+	mu     sync.Mutex
+	held   chan struct{} // non-nil while held; closed on release
+	active int           // jobs admitted and not finished
 }
 
-// NewDispatcher serves jobs from clients whose concurrency limits are given
-// by name; a client missing from limits (or with 0) is not limited.
-func NewDispatcher(b Backend, log *slog.Logger, limits map[string]int) *Dispatcher {
-	d := &Dispatcher{backend: b, log: log, slots: map[string]chan struct{}{}}
-	for name, n := range limits {
-		if n > 0 {
-			d.slots[name] = make(chan struct{}, n)
+// NewDispatcher serves jobs from clients whose limits are given by name; a
+// client missing from limits is not limited.
+func NewDispatcher(b Backend, log *slog.Logger, limits map[string]ClientLimits) *Dispatcher {
+	d := &Dispatcher{backend: b, log: log, limits: limits, slots: map[string]chan struct{}{}}
+	for name, l := range limits {
+		if l.Concurrent > 0 {
+			d.slots[name] = make(chan struct{}, l.Concurrent)
 		}
 	}
 	return d
@@ -109,6 +136,11 @@ func NewDispatcher(b Backend, log *slog.Logger, limits map[string]int) *Dispatch
 // Do runs one job. An error means the job was not scanned: the front must
 // answer with an error, never with a clean verdict.
 func (d *Dispatcher) Do(ctx context.Context, job Job) (Result, error) {
+	if err := d.enter(ctx, job.Client); err != nil {
+		d.log.Warn("job not admitted", "client", job.Client, "protocol", job.Protocol, "object", job.Object, "err", err)
+		return Result{}, err
+	}
+	defer d.leave()
 	if slot, ok := d.slots[job.Client]; ok {
 		select {
 		case slot <- struct{}{}:
@@ -133,6 +165,93 @@ func (d *Dispatcher) Do(ctx context.Context, job Job) (Result, error) {
 	}
 	return res, nil
 }
+
+// enter admits a job, waiting while the dispatcher is held, for at most the
+// client's max_wait.
+func (d *Dispatcher) enter(ctx context.Context, client string) error {
+	var timeout <-chan time.Time
+	start := time.Now()
+	for {
+		d.mu.Lock()
+		held := d.held
+		if held == nil {
+			d.active++
+			d.mu.Unlock()
+			return nil
+		}
+		d.mu.Unlock()
+		if timeout == nil {
+			t := time.NewTimer(d.maxWait(client))
+			defer t.Stop()
+			timeout = t.C
+		}
+		select {
+		case <-held:
+		case <-timeout:
+			return &HeldError{Waited: time.Since(start).Round(time.Second)}
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+func (d *Dispatcher) leave() {
+	d.mu.Lock()
+	d.active--
+	d.mu.Unlock()
+}
+
+func (d *Dispatcher) maxWait(client string) time.Duration {
+	if w := d.limits[client].MaxWait; w > 0 {
+		return w
+	}
+	return DefaultMaxWait
+}
+
+// Hold makes new jobs wait until the returned release is called; jobs
+// already admitted go on. Calling release twice is harmless.
+func (d *Dispatcher) Hold() (release func()) {
+	d.mu.Lock()
+	if d.held == nil {
+		d.held = make(chan struct{})
+	}
+	held := d.held
+	d.mu.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			d.mu.Lock()
+			if d.held == held {
+				close(held)
+				d.held = nil
+			}
+			d.mu.Unlock()
+		})
+	}
+}
+
+// WaitIdle waits until no admitted job is running, or ctx ends.
+func (d *Dispatcher) WaitIdle(ctx context.Context) error {
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		d.mu.Lock()
+		n := d.active
+		d.mu.Unlock()
+		if n == 0 {
+			return nil
+		}
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// Backend is the engine the dispatcher runs jobs on, for the one caller
+// that must reach it while the dispatcher is held: the reloader.
+func (d *Dispatcher) Backend() Backend { return d.backend }
 
 func (d *Dispatcher) run(ctx context.Context, job Job) (string, error) {
 	switch job.Kind {

@@ -1,0 +1,380 @@
+// Command milter measures mail scanning through two milters side by side,
+// in one run against the same clamd: clamgate's milter front and
+// clamav-milter. It plays the MTA with go-milter's client, the way postfix
+// does: one milter connection per message, connect, HELO, MAIL, RCPT,
+// DATA, the headers, the body in 64 KiB chunks, end of message, and the
+// message must be accepted. Rounds alternate between the two sides after a
+// warm-up of each, so that noise on a shared machine falls on both alike;
+// what it reports are ratios of rounds measured next to each other.
+//
+// It is a measuring program, not a pass/fail test: it prints a table and
+// one RESULT line per message size.
+//
+//	go run ./bench/milter -a unix:/tmp/x/gw.sock -b unix:/tmp/x/clamav-milter.sock -size 20K,5M
+//
+// bench/milter/run.sh starts clamd, the gateway and clamav-milter and runs it.
+package main
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"flag"
+	"fmt"
+	"math"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	gomilter "github.com/d--j/go-milter"
+)
+
+type side struct {
+	name   string
+	client *gomilter.Client
+	pid    int             // the milter's process, for its CPU time; 0 = unknown
+	cpu    time.Duration   // the milter's CPU over the measured rounds
+	clamd  time.Duration   // clamd's CPU over this side's measured rounds
+	count  int             // messages in the measured rounds
+	lat    []time.Duration // every round's latencies
+	rates  []float64       // messages per second, per round
+	errors int
+	first  error
+}
+
+type options struct {
+	clamdPID    int
+	concurrency int
+	duration    time.Duration
+	warmup      time.Duration
+	rounds      int
+}
+
+func main() {
+	var o options
+	var a, b, sizes, nameA, nameB string
+	flag.StringVar(&a, "a", "", "first milter: unix:/path or tcp:host:port (clamgate)")
+	flag.StringVar(&b, "b", "", "second milter: unix:/path or tcp:host:port (clamav-milter)")
+	flag.StringVar(&nameA, "a-name", "clamgate", "name of the first milter in the report")
+	flag.StringVar(&nameB, "b-name", "clamav-milter", "name of the second milter in the report")
+	flag.StringVar(&sizes, "size", "20K,5M", "message sizes, comma separated; under 1M: a text mail of that size, from 1M: a mail with an attachment of that size (base64)")
+	flag.IntVar(&o.concurrency, "concurrency", 4, "concurrent MTA connections")
+	flag.DurationVar(&o.duration, "duration", 5*time.Second, "length of one round")
+	flag.DurationVar(&o.warmup, "warmup", time.Second, "warm-up of each side before each size")
+	flag.IntVar(&o.rounds, "rounds", 3, "measured rounds per side")
+	var pidA, pidB int
+	flag.IntVar(&pidA, "a-pid", 0, "process id of the first milter: report its CPU time per message")
+	flag.IntVar(&pidB, "b-pid", 0, "process id of the second milter")
+	flag.IntVar(&o.clamdPID, "clamd-pid", 0, "process id of clamd: report its CPU time per message for each side")
+	flag.Parse()
+	if a == "" || b == "" {
+		fmt.Fprintln(os.Stderr, "milter: -a and -b are required")
+		os.Exit(2)
+	}
+	status := 0
+	for _, s := range strings.Split(sizes, ",") {
+		n, err := parseSize(s)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "milter:", err)
+			os.Exit(2)
+		}
+		sides := []*side{newSide(nameA, a, pidA), newSide(nameB, b, pidB)}
+		if !run(o, n, sides) {
+			status = 1
+		}
+	}
+	os.Exit(status)
+}
+
+func newSide(name, addr string, pid int) *side {
+	network, address, _ := strings.Cut(addr, ":")
+	return &side{name: name, pid: pid, client: gomilter.NewClient(network, address, gomilter.WithReadTimeout(5*time.Minute))}
+}
+
+// cpuTime is a process's user+system time: unlike wall time on a shared
+// machine, it says what each message cost, whatever else ran meanwhile.
+func cpuTime(pid int) time.Duration {
+	if pid == 0 {
+		return 0
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the command name, which is in parentheses.
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	u, _ := strconv.ParseInt(f[11], 10, 64)
+	sy, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(u+sy) * time.Second / 100 // USER_HZ is 100 on Linux
+}
+
+func parseSize(s string) (int, error) {
+	mult := 1
+	switch {
+	case strings.HasSuffix(s, "K"):
+		mult, s = 1<<10, strings.TrimSuffix(s, "K")
+	case strings.HasSuffix(s, "M"):
+		mult, s = 1<<20, strings.TrimSuffix(s, "M")
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n <= 0 {
+		return 0, fmt.Errorf("bad size %q", s)
+	}
+	return n * mult, nil
+}
+
+// run measures one message size on every side; false when a side failed.
+func run(o options, size int, sides []*side) bool {
+	gen := newGenerator(size)
+	for _, s := range sides {
+		round(o, s, gen, o.warmup, false)
+	}
+	for r := 0; r < o.rounds; r++ {
+		order := sides
+		if r%2 == 1 {
+			order = []*side{sides[1], sides[0]} // ABBA: drift falls on both
+		}
+		for _, s := range order {
+			round(o, s, gen, o.duration, true)
+		}
+	}
+	return report(o, size, gen.kind, sides)
+}
+
+// round runs concurrency MTAs for d and records what they measured.
+func round(o options, s *side, gen *generator, d time.Duration, record bool) {
+	var mu sync.Mutex
+	var lat []time.Duration
+	var errs atomic.Int64
+	var wg sync.WaitGroup
+	cpu0, clamd0 := cpuTime(s.pid), cpuTime(o.clamdPID)
+	start := time.Now()
+	deadline := start.Add(d)
+	for range o.concurrency {
+		wg.Go(func() {
+			var mine []time.Duration
+			for time.Now().Before(deadline) {
+				t0 := time.Now()
+				if err := send(s.client, gen.next()); err != nil {
+					errs.Add(1)
+					mu.Lock()
+					if s.first == nil {
+						s.first = err
+					}
+					mu.Unlock()
+					continue
+				}
+				mine = append(mine, time.Since(t0))
+			}
+			mu.Lock()
+			lat = append(lat, mine...)
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	if !record {
+		return
+	}
+	s.rates = append(s.rates, float64(len(lat))/time.Since(start).Seconds())
+	s.cpu += cpuTime(s.pid) - cpu0
+	s.clamd += cpuTime(o.clamdPID) - clamd0
+	s.count += len(lat)
+	s.lat = append(s.lat, lat...)
+	s.errors += int(errs.Load())
+}
+
+// send passes one message through the milter as postfix would.
+func send(c *gomilter.Client, m message) error {
+	sess, err := c.Session(gomilter.NewMacroBag())
+	if err != nil {
+		return err
+	}
+	defer sess.Close()
+	steps := []func() (*gomilter.Action, error){
+		func() (*gomilter.Action, error) {
+			return sess.Conn("client.example.org", gomilter.FamilyInet, 25000, "192.0.2.1")
+		},
+		func() (*gomilter.Action, error) { return sess.Helo("client.example.org") },
+		func() (*gomilter.Action, error) { return sess.Mail("<sender@example.org>", "") },
+		func() (*gomilter.Action, error) { return sess.Rcpt("<user@example.net>", "") },
+		sess.DataStart,
+	}
+	for _, h := range m.headers {
+		steps = append(steps, func() (*gomilter.Action, error) { return sess.HeaderField(h[0], h[1], nil) })
+	}
+	steps = append(steps, sess.HeaderEnd)
+	for body := m.body; len(body) > 0; {
+		n := min(len(body), int(gomilter.DataSize64K))
+		chunk := body[:n]
+		body = body[n:]
+		steps = append(steps, func() (*gomilter.Action, error) { return sess.BodyChunk(chunk) })
+	}
+	for _, step := range steps {
+		act, err := step()
+		if err != nil {
+			return err
+		}
+		if act.Type != gomilter.ActionContinue {
+			return fmt.Errorf("milter stopped the message early: %s", act)
+		}
+	}
+	_, act, err := sess.End()
+	if err != nil {
+		return err
+	}
+	if act.Type != gomilter.ActionAccept && act.Type != gomilter.ActionContinue {
+		return fmt.Errorf("clean message not accepted: %s", act)
+	}
+	return nil
+}
+
+type message struct {
+	headers [][2]string
+	body    []byte
+}
+
+// generator makes unique messages of one size: clamd caches verdicts by
+// content, and real mail is never twice the same.
+type generator struct {
+	kind string
+	size int
+	n    atomic.Int64
+	rest []byte // the body after its unique first line
+}
+
+func newGenerator(size int) *generator {
+	g := &generator{size: size, kind: "text"}
+	raw := make([]byte, size)
+	_, _ = rand.Read(raw)
+	if size < 1<<20 {
+		g.rest = wrap([]byte(base64.StdEncoding.EncodeToString(raw)[:size]))
+		return g
+	}
+	// An attachment: its first 57 bytes (one base64 line) vary per message.
+	g.kind = "attachment"
+	g.rest = append(wrap([]byte(base64.StdEncoding.EncodeToString(raw[57:]))), "--b1--\r\n"...)
+	return g
+}
+
+// wrap breaks text into 76-character CRLF lines, as mail is.
+func wrap(b []byte) []byte {
+	var out []byte
+	for len(b) > 0 {
+		n := min(len(b), 76)
+		out = append(append(out, b[:n]...), '\r', '\n')
+		b = b[n:]
+	}
+	return out
+}
+
+func (g *generator) next() message {
+	id := g.n.Add(1)
+	unique := fmt.Sprintf("%d-%d", time.Now().UnixNano(), id)
+	h := [][2]string{
+		{"Received", "from client.example.org (client.example.org [192.0.2.1]) by mx.example.net"},
+		{"From", "Sender <sender@example.org>"},
+		{"To", "user@example.net"},
+		{"Subject", "benchmark " + unique},
+		{"Message-ID", "<" + unique + "@example.org>"},
+		{"Date", time.Now().Format(time.RFC1123Z)},
+		{"MIME-Version", "1.0"},
+	}
+	if g.kind == "text" {
+		h = append(h, [2]string{"Content-Type", "text/plain; charset=us-ascii"})
+		body := append([]byte("Message "+unique+"\r\n"), g.rest...)
+		return message{headers: h, body: body}
+	}
+	h = append(h, [2]string{"Content-Type", `multipart/mixed; boundary="b1"`})
+	first := make([]byte, 57)
+	copy(first, unique)
+	body := []byte("--b1\r\nContent-Type: text/plain\r\n\r\nSee the attachment.\r\n" +
+		"--b1\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n" +
+		"Content-Disposition: attachment; filename=\"data.bin\"\r\n\r\n" +
+		base64.StdEncoding.EncodeToString(first) + "\r\n")
+	return message{headers: h, body: append(body, g.rest...)}
+}
+
+func report(o options, size int, kind string, sides []*side) bool {
+	a, b := sides[0], sides[1]
+	fmt.Printf("\n%s mail, %d bytes of %s, concurrency %d, %d rounds x %s\n", label(size), size, kind, o.concurrency, o.rounds, o.duration)
+	fmt.Printf("%-15s %10s %10s %10s %8s %14s %14s\n", "milter", "msg/s", "p50 ms", "p99 ms", "errors", "milter CPU ms", "clamd CPU ms")
+	ok := true
+	for _, s := range sides {
+		fmt.Printf("%-15s %10.1f %10.2f %10.2f %8d %14.2f %14.2f\n", s.name, mean(s.rates), ms(pct(s.lat, 50)), ms(pct(s.lat, 99)), s.errors,
+			perMsg(s.cpu, s.count), perMsg(s.clamd, s.count))
+		if s.first != nil {
+			fmt.Printf("  first error on %s: %v\n", s.name, s.first)
+			ok = false
+		}
+	}
+	var ratios []float64
+	for i := range a.rates {
+		if b.rates[i] > 0 {
+			ratios = append(ratios, a.rates[i]/b.rates[i])
+		}
+	}
+	slices.Sort(ratios)
+	if len(ratios) == 0 {
+		return false
+	}
+	fmt.Printf("throughput %s/%s: %.2f (rounds %.2f..%.2f); p50 %s/%s: %.2f; p99: %.2f\n",
+		a.name, b.name, mean(a.rates)/mean(b.rates), ratios[0], ratios[len(ratios)-1],
+		a.name, b.name, ratio(pct(a.lat, 50), pct(b.lat, 50)), ratio(pct(a.lat, 99), pct(b.lat, 99)))
+	fmt.Printf("RESULT size=%d kind=%s concurrency=%d ratio=%.3f ratio_min=%.3f ratio_max=%.3f a_rps=%.1f b_rps=%.1f a_p50_ms=%.2f b_p50_ms=%.2f a_p99_ms=%.2f b_p99_ms=%.2f a_errors=%d b_errors=%d a_cpu_ms=%.2f b_cpu_ms=%.2f a_clamd_cpu_ms=%.2f b_clamd_cpu_ms=%.2f\n",
+		size, kind, o.concurrency, mean(a.rates)/mean(b.rates), ratios[0], ratios[len(ratios)-1], mean(a.rates), mean(b.rates),
+		ms(pct(a.lat, 50)), ms(pct(b.lat, 50)), ms(pct(a.lat, 99)), ms(pct(b.lat, 99)), a.errors, b.errors,
+		perMsg(a.cpu, a.count), perMsg(b.cpu, b.count), perMsg(a.clamd, a.count), perMsg(b.clamd, b.count))
+	return ok
+}
+
+func label(size int) string {
+	if size >= 1<<20 {
+		return fmt.Sprintf("%d MiB", size>>20)
+	}
+	return fmt.Sprintf("%d KiB", size>>10)
+}
+
+func mean(v []float64) float64 {
+	if len(v) == 0 {
+		return math.NaN()
+	}
+	var s float64
+	for _, x := range v {
+		s += x
+	}
+	return s / float64(len(v))
+}
+
+// pct is the nearest-rank percentile.
+func pct(d []time.Duration, p int) time.Duration {
+	if len(d) == 0 {
+		return 0
+	}
+	s := slices.Clone(d)
+	slices.Sort(s)
+	i := int(math.Ceil(float64(p)/100*float64(len(s)))) - 1
+	return s[max(i, 0)]
+}
+
+// perMsg is CPU milliseconds per message; NaN without a process id.
+func perMsg(d time.Duration, n int) float64 {
+	if d == 0 || n == 0 {
+		return math.NaN()
+	}
+	return ms(d) / float64(n)
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+func ratio(a, b time.Duration) float64 {
+	if b == 0 {
+		return math.NaN()
+	}
+	return float64(a) / float64(b)
+}

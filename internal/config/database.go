@@ -1,0 +1,54 @@
+package config
+
+import (
+	"path/filepath"
+	"time"
+)
+
+// Database is the signature database the gateway watches, and how clamd
+// is made to load a new one.
+type Database struct {
+	Dir    string        // "" = the managed clamd's, or none
+	Watch  bool          // reload clamd when Dir changes
+	Reload string        // "frugal" or "concurrent"
+	Settle time.Duration // quiet time after the last change before reloading
+	MaxAge time.Duration // older than this, the gateway warns
+}
+
+type databaseSection struct {
+	Dir    string   `toml:"dir"`
+	Watch  *bool    `toml:"watch"`
+	Reload string   `toml:"reload"`
+	Settle Duration `toml:"settle"`
+	MaxAge Duration `toml:"max_age"`
+}
+
+// Defaults of [database].
+const (
+	DefaultSettle = 2 * time.Second
+	DefaultMaxAge = 24 * time.Hour
+)
+
+// database applies the defaults: a managed clamd's own database is watched
+// and reloaded frugally unless the file says otherwise; an external
+// clamd's only when its directory is named.
+func (v *validator) database(s databaseSection, eng *Engine) Database {
+	d := Database{Dir: s.Dir, Watch: s.Watch == nil || *s.Watch, Reload: s.Reload, Settle: s.Settle.Or(DefaultSettle), MaxAge: s.MaxAge.Or(DefaultMaxAge)}
+	if d.Reload == "" {
+		d.Reload = "concurrent"
+		if eng != nil {
+			d.Reload = "frugal"
+		}
+	}
+	v.oneOf("database.reload", d.Reload, "frugal", "concurrent")
+	if d.Dir != "" && !filepath.IsAbs(d.Dir) {
+		v.fail("database.dir", "%q is not an absolute path", d.Dir)
+	}
+	if eng != nil {
+		eng.Frugal = d.Reload == "frugal"
+		if d.Dir != "" && eng.Database == "" {
+			eng.Database = d.Dir
+		}
+	}
+	return d
+}

@@ -1,0 +1,110 @@
+package gateway
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"clamgate/internal/config"
+	"clamgate/internal/engine"
+	"clamgate/internal/sigdb"
+)
+
+// lifecycle keeps clamd's database current and visible: it reloads clamd
+// when the directory changes, logs the database's age at start and on
+// every reload, and warns while it is older than max_age, because a frozen
+// database looks exactly like a healthy one.
+type lifecycle struct {
+	cfg      config.Database
+	dir      string
+	reloader *engine.Reloader
+	log      *slog.Logger
+	loaded   atomic.Pointer[sigdb.Snapshot] // what clamd was last told to load
+}
+
+func (l *lifecycle) run(ctx context.Context) {
+	snap, err := sigdb.Load(l.dir)
+	if err != nil {
+		l.log.Error("signature database unreadable", "dir", l.dir, "err", err)
+		snap = &sigdb.Snapshot{Dir: l.dir}
+	}
+	l.accept(snap, "start", 0)
+	go l.watchAge(ctx)
+	if !l.cfg.Watch {
+		return
+	}
+	w := &sigdb.Watcher{Dir: l.dir, Settle: l.cfg.Settle, Log: l.log}
+	if err := w.Run(ctx, snap.Digest, func(s *sigdb.Snapshot) bool { return l.reload(ctx, s) }); err != nil {
+		l.log.Error("cannot watch the signature database: clamd reloads only on its own SelfCheck", "dir", l.dir, "err", err)
+	}
+}
+
+func (l *lifecycle) reload(ctx context.Context, snap *sigdb.Snapshot) bool {
+	l.log.Info("signature database changed: reloading clamd", "dir", l.dir, "mode", l.cfg.Reload, "signatures", snap.Signatures)
+	took, err := l.reloader.Reload(ctx)
+	if err != nil {
+		l.log.Error("reload failed: clamd keeps its previous database; will try again", "err", err)
+		return false
+	}
+	l.accept(snap, "reload", took)
+	return true
+}
+
+func (l *lifecycle) accept(snap *sigdb.Snapshot, why string, took time.Duration) {
+	l.loaded.Store(snap)
+	args := []any{"dir", snap.Dir, "version", snap.Version, "signatures", snap.Signatures, "files", len(snap.Files),
+		"built", snap.BuildTime.UTC().Format(time.RFC3339), "age", age(snap)}
+	if why == "reload" {
+		args = append(args, "took", took.Round(time.Millisecond))
+	}
+	l.log.Info("signature database ("+why+")", args...)
+	l.checkAge(snap)
+}
+
+func (l *lifecycle) watchAge(ctx context.Context) {
+	t := time.NewTicker(min(l.cfg.MaxAge/4, time.Hour))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			l.checkAge(l.loaded.Load())
+		}
+	}
+}
+
+func (l *lifecycle) checkAge(snap *sigdb.Snapshot) {
+	if snap.BuildTime.IsZero() || snap.Age(time.Now()) <= l.cfg.MaxAge {
+		return
+	}
+	l.log.Warn("signature database is stale: is freshclam running?", "dir", snap.Dir, "age", age(snap),
+		"max_age", l.cfg.MaxAge, "built", snap.BuildTime.UTC().Format(time.RFC3339))
+}
+
+// Tag is the ICAP ISTag: a new database, a new tag.
+func (l *lifecycle) Tag() string {
+	if s := l.loaded.Load(); s != nil && s.Digest != "" {
+		return fmt.Sprintf(`"CG-%.16s"`, s.Digest)
+	}
+	return ""
+}
+
+// Stats is the line the gateway adds to clamd's STATS reply.
+func (l *lifecycle) Stats() string {
+	s := l.loaded.Load()
+	if s == nil {
+		return ""
+	}
+	return fmt.Sprintf("DATABASE: dir %s version %d signatures %d built %s age %s\n",
+		s.Dir, s.Version, s.Signatures, s.BuildTime.UTC().Format(time.RFC3339), age(s))
+}
+
+func age(s *sigdb.Snapshot) string {
+	if s.BuildTime.IsZero() {
+		return "unknown"
+	}
+	return s.Age(time.Now()).Round(time.Second).String()
+}

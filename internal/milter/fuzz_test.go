@@ -1,0 +1,94 @@
+package milter
+
+import (
+	"context"
+	"encoding/binary"
+	"io"
+	"log/slog"
+	"net"
+	"testing"
+	"time"
+
+	"clamgate/internal/config"
+	"clamgate/internal/policy"
+	"clamgate/internal/scan"
+)
+
+// drainDispatcher stands in for the engine in the fuzzer only: it consumes
+// streams like clamd and answers clean, so the fuzzer exercises the front's
+// own handling of whatever an MTA sends. The real engine is in every other
+// test of this package.
+type drainDispatcher struct{}
+
+func (drainDispatcher) Do(ctx context.Context, job scan.Job) (scan.Result, error) {
+	if _, err := io.Copy(io.Discard, job.Data); err != nil {
+		return scan.Result{}, err
+	}
+	return scan.ParseReply("stream: OK"), ctx.Err()
+}
+
+// pkt frames one milter packet.
+func pkt(code byte, data string) []byte {
+	b := binary.BigEndian.AppendUint32(nil, uint32(len(data)+1))
+	return append(append(b, code), data...)
+}
+
+func join(parts ...[]byte) []byte {
+	var out []byte
+	for _, p := range parts {
+		out = append(out, p...)
+	}
+	return out
+}
+
+// optneg is postfix's negotiation: protocol 6, every action, every step.
+var optneg = pkt('O', "\x00\x00\x00\x06\x00\x00\x01\xff\x00\x1f\xff\xff")
+
+// seeds are a whole transaction and the malformed packets that made the
+// library panic before the guard existed.
+var seeds = [][]byte{
+	join(optneg, pkt('D', "Mi\x00Q1\x00"), pkt('M', "<a@b>\x00"), pkt('L', "Subject\x00hi\x00"), pkt('N', ""),
+		pkt('B', "body\r\n"), pkt('E', ""), pkt('A', ""), pkt('Q', "")),
+	join(optneg, pkt('C', "host\x004\x00\x19127.0.0.1\x00"), pkt('H', "helo\x00"), pkt('M', "<a@b>\x00"),
+		pkt('R', "<c@d>\x00"), pkt('T', ""), pkt('B', "x"), pkt('E', ""), pkt('K', ""), pkt('E', "")),
+	join(optneg, []byte{0, 0, 0, 0}),
+	join(optneg, pkt('C', "no-nul")),
+	join(optneg, pkt('C', "host\x00")),
+	join(optneg, pkt('M', "<a@b>")),
+	join(optneg, pkt('R', "<a@b>")),
+	join(optneg, []byte{0x1f, 0xff, 0xff, 0xff, 'B'}),
+	join(optneg, pkt('Z', "")),
+	join(optneg, pkt('D', ""), pkt('D', "M"), pkt('L', "x"), pkt('U', "")),
+	pkt('O', "\x00\x00\x00\x01"),
+	pkt('E', ""),
+}
+
+func FuzzServeConn(f *testing.F) {
+	for _, s := range seeds {
+		f.Add(s)
+	}
+	srv := &Server{
+		Dispatcher: drainDispatcher{}, Log: slog.New(slog.DiscardHandler), IdleTimeout: time.Second,
+		Config: config.Milter{OnInfected: "quarantine", OnFailure: "tempfail", RejectMessage: config.DefaultRejectMessage,
+			AddHeader: true, MaxSize: 1 << 16, OverLimit: "reject"},
+	}
+	pol := &policy.Policy{Name: "fuzz", MaxStream: 1 << 20}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		client, server := net.Pipe()
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			defer server.Close()
+			srv.ServeConn(context.Background(), context.Background(), server, pol, policy.Peer{Listener: "fuzz"})
+		}()
+		go func() { _, _ = io.Copy(io.Discard, client) }()
+		_ = client.SetWriteDeadline(time.Now().Add(2 * time.Second))
+		_, _ = client.Write(in)
+		client.Close()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("connection wedged on %q", in)
+		}
+	})
+}
