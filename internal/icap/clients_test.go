@@ -273,3 +273,31 @@ func rawICAP(t *testing.T, addr string, req []byte) string {
 		}
 	}
 }
+
+// TestISTagFollowsDatabase: a new database is a new ISTag, so that squid
+// drops the verdicts it cached under the old one.
+func TestISTagFollowsDatabase(t *testing.T) {
+	c := testenv.StartClamd(t, testenv.ClamdOptions{Extra: []string{"ConcurrentDatabaseReload no", "SelfCheck 0", "IdleTimeout 2"}})
+	host, port := icapGateway(t, c, fmt.Sprintf("[database]\ndir = %q\nreload = \"frugal\"\nsettle = \"200ms\"\n", c.DBDir))
+	istag := func() string {
+		out, _ := exec.Command("c-icap-client", "-i", host, "-p", port, "-s", "avscan", "-v").CombinedOutput()
+		for _, l := range strings.Split(string(out), "\n") {
+			if v, ok := strings.CutPrefix(strings.TrimSpace(l), "ISTag: "); ok {
+				return v
+			}
+		}
+		t.Fatalf("no ISTag in OPTIONS:\n%s", out)
+		return ""
+	}
+	before := istag()
+	if err := os.WriteFile(filepath.Join(c.DBDir, "new.ndb"), []byte("Clamgate.New:0:*:434c414d474154452d4e4557\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for istag() == before {
+		if time.Now().After(deadline) {
+			t.Fatalf("ISTag still %s 15 s after the database changed", before)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
