@@ -102,3 +102,24 @@ func TestParseSize(t *testing.T) {
 		}
 	}
 }
+
+func TestDatabaseDefaults(t *testing.T) {
+	dir := t.TempDir()
+	cfg, err := FromFlags(Flags{Backend: "unix:/run/clamav/clamd.sock", Listen: []string{"tcp:127.0.0.1:3310"}, WatchDB: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := cfg.Database; d.Dir != dir || !d.Watch || d.Reload != "concurrent" || d.Settle != DefaultSettle || d.MaxAge != DefaultMaxAge {
+		t.Errorf("external clamd, --watch-db: %+v", d)
+	}
+	cfg, err = FromFlags(Flags{Listen: []string{"tcp:127.0.0.1:3310"}, StateDir: "/run/x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Database.Reload != "frugal" || !cfg.Engine.Frugal {
+		t.Errorf("managed clamd: reload %q, engine frugal %v", cfg.Database.Reload, cfg.Engine.Frugal)
+	}
+	if _, err := FromFlags(Flags{Listen: []string{"tcp:127.0.0.1:3310"}, WatchDB: "/nonexistent"}); err == nil {
+		t.Error("--watch-db of a missing directory accepted")
+	}
+}
