@@ -10,6 +10,8 @@ require (
 )
 
 require (
+	github.com/coreos/go-systemd/v22 v22.7.0 // indirect
 	github.com/emersion/go-message v0.18.2 // indirect
-	golang.org/x/text v0.28.0 // indirect
+	github.com/prometheus/client_golang v1.25.0 // indirect
+	golang.org/x/text v0.42.0 // indirect
 )

@@ -30,15 +30,18 @@ type Config struct {
 	// stream is refused before its data is read.
 	StreamMaxLength int64
 	Engine          *Engine // managed clamd, or nil
-	ReadTimeout     time.Duration
-	ShutdownGrace   time.Duration
-	LogLevel        string
-	LogFormat       string // "text" or "json"
-	Listeners       []Listener
-	Policies        map[string]*policy.Policy
-	Database        Database
-	ICAP            ICAP   // settings of every protocol = "icap" listener
-	Milter          Milter // settings of every protocol = "milter" listener
+	// MaxJobs is how many scans run at clamd at once (its MaxThreads);
+	// Reserve of them a busy client leaves to the others.
+	MaxJobs, Reserve int
+	ReadTimeout      time.Duration
+	ShutdownGrace    time.Duration
+	LogLevel         string
+	LogFormat        string // "text" or "json"
+	Listeners        []Listener
+	Policies         map[string]*policy.Policy
+	Database         Database
+	ICAP             ICAP   // settings of every protocol = "icap" listener
+	Milter           Milter // settings of every protocol = "milter" listener
 }
 
 // Listener is one socket and the client policy it serves.
@@ -75,6 +78,8 @@ type file struct {
 
 type backendSection struct {
 	Address         string   `toml:"address"`
+	MaxJobs         int      `toml:"max_jobs"`
+	Reserve         *int     `toml:"reserve"`
 	Timeout         Duration `toml:"timeout"`
 	StreamMaxLength Size     `toml:"stream_max_length"`
 }
@@ -112,6 +117,8 @@ type policySection struct {
 	MaxStream     Size     `toml:"max_stream"`
 	MaxConcurrent int      `toml:"max_concurrent"`
 	MaxWait       Duration `toml:"max_wait"`
+	MaxQueue      int      `toml:"max_queue"`
+	Weight        int      `toml:"weight"`
 	Users         []string `toml:"users"`
 	Groups        []string `toml:"groups"`
 }
@@ -228,6 +235,7 @@ func (v *validator) build(f *file) *Config {
 	v.checkServer(cfg)
 	v.checkBackend(cfg, f)
 	cfg.Database = v.database(f.Database, cfg.Engine)
+	v.jobs(cfg, f.Backend)
 	cfg.StreamMaxLength = int64(f.Backend.StreamMaxLength)
 	if cfg.Engine != nil {
 		cfg.StreamMaxLength = cfg.Engine.StreamMaxLength
@@ -311,6 +319,7 @@ func (v *validator) policy(name string, ps policySection, backendMax int64) *pol
 	key := "policy." + name
 	p := &policy.Policy{
 		Name: name, Admin: ps.Admin, MaxStream: int64(ps.MaxStream), MaxConcurrent: ps.MaxConcurrent, MaxWait: time.Duration(ps.MaxWait),
+		MaxQueue: ps.MaxQueue, Weight: ps.Weight,
 		Commands: ps.Commands,
 	}
 	if p.Commands == nil {
@@ -339,6 +348,9 @@ func (v *validator) policy(name string, ps policySection, backendMax int64) *pol
 	}
 	if p.MaxConcurrent < 0 {
 		v.fail(key+".max_concurrent", "must not be negative")
+	}
+	if p.MaxQueue < 0 || p.Weight < 0 || p.Weight > 100 {
+		v.fail(key+".weight", "weight must be 1..100 and max_queue not negative")
 	}
 	for _, u := range ps.Users {
 		if id, err := lookupUser(u); err != nil {

@@ -52,3 +52,23 @@ func (v *validator) database(s databaseSection, eng *Engine) Database {
 	}
 	return d
 }
+
+// jobs sizes the dispatcher from clamd's thread pool: more concurrent
+// scans than clamd has threads would only queue inside clamd, where no
+// client's share can be enforced.
+func (v *validator) jobs(cfg *Config, b backendSection) {
+	cfg.MaxJobs = b.MaxJobs
+	if cfg.MaxJobs == 0 {
+		cfg.MaxJobs = 10 // clamd's default MaxThreads
+		if cfg.Engine != nil {
+			cfg.MaxJobs = cfg.Engine.MaxThreads
+		}
+	}
+	cfg.Reserve = 1
+	if b.Reserve != nil {
+		cfg.Reserve = *b.Reserve
+	}
+	if cfg.MaxJobs < 1 || cfg.Reserve < 0 || cfg.Reserve >= cfg.MaxJobs {
+		v.fail("backend.max_jobs", "max_jobs must be at least 1 and reserve between 0 and max_jobs-1 (max_jobs %d, reserve %d)", cfg.MaxJobs, cfg.Reserve)
+	}
+}

@@ -98,11 +98,16 @@ func FromFlags(fl Flags) (*Config, error) {
 	return cfg, nil
 }
 
+// DispatchOptions are the dispatcher's settings.
+func (c *Config) DispatchOptions() scan.Options {
+	return scan.Options{Capacity: c.MaxJobs, Reserve: c.Reserve, Limits: c.Limits()}
+}
+
 // Limits returns each policy's limits, for the dispatcher.
 func (c *Config) Limits() map[string]scan.ClientLimits {
 	out := map[string]scan.ClientLimits{}
 	for name, p := range c.Policies {
-		out[name] = scan.ClientLimits{Concurrent: p.MaxConcurrent, MaxWait: p.MaxWait}
+		out[name] = scan.ClientLimits{Concurrent: p.MaxConcurrent, MaxWait: p.MaxWait, MaxQueue: p.MaxQueue, Weight: p.Weight}
 	}
 	return out
 }

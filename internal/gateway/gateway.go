@@ -47,7 +47,9 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	dispatcher := scan.NewDispatcher(backend, log, cfg.Limits())
+	opts := cfg.DispatchOptions()
+	opts.Observers = append(opts.Observers, scan.AuditLog{Log: log})
+	dispatcher := scan.NewDispatcher(backend, log, opts)
 	life := newLifecycle(cfg, eng, dispatcher, log)
 	fronts := newFronts(cfg, log, dispatcher, life)
 	var bg sync.WaitGroup

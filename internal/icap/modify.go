@@ -21,6 +21,13 @@ type exchange struct {
 	url   string
 	limit int64
 	start time.Time
+	busy  bool // not scanned because the gateway was busy
+}
+
+func isBusy(err error) bool {
+	var busy *scan.BusyError
+	var held *scan.HeldError
+	return errors.As(err, &busy) || errors.As(err, &held)
 }
 
 // modify scans the encapsulated body and answers with 204, the message
@@ -94,6 +101,7 @@ func (x *exchange) verdict(ctx context.Context) bool {
 		cn.readFailed(x.body.clientErr)
 		return false
 	case err != nil:
+		x.busy = isBusy(err)
 		return x.failed(err.Error())
 	case res.Verdict == scan.Infected:
 		return x.infected(res.Threat)
@@ -139,7 +147,11 @@ func (x *exchange) failed(why string) bool {
 	if !x.inStep() {
 		r.set("Connection", "close")
 	}
-	return r.status(500) == nil && x.inStep()
+	code := 500
+	if x.busy {
+		code = 503 // the gateway refused to queue it: squid may retry elsewhere
+	}
+	return r.status(code) == nil && x.inStep()
 }
 
 func (x *exchange) overLimit(size int64) bool {

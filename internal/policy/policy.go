@@ -33,7 +33,9 @@ type Policy struct {
 	Roots         []string      // absolute, clean directories path scans may reach
 	MaxStream     int64         // bytes; 0 = clamd's own limit only
 	MaxConcurrent int           // scans at once; 0 = unlimited
-	MaxWait       time.Duration // longest wait for a held engine (database reload); 0 = the default
+	MaxWait       time.Duration // longest wait for the engine (queue, reload); 0 = the default
+	MaxQueue      int           // jobs waiting for the engine; 0 = the default
+	Weight        int           // share of the engine under contention; 0 = 1
 	UIDs          []uint32      // unix peers allowed by uid (empty with GIDs empty: any)
 	GIDs          []uint32      // unix peers allowed by primary or supplementary group
 }

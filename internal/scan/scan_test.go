@@ -49,7 +49,7 @@ func (b slowBackend) Fildes(ctx context.Context, f *os.File) (string, error)   {
 func (b slowBackend) Command(ctx context.Context, name string) (string, error) { return "PONG", nil }
 
 func TestHold(t *testing.T) {
-	d := NewDispatcher(slowBackend{}, slog.New(slog.DiscardHandler), map[string]ClientLimits{"short": {MaxWait: 100 * time.Millisecond}})
+	d := NewDispatcher(slowBackend{}, slog.New(slog.DiscardHandler), Options{Limits: map[string]ClientLimits{"short": {MaxWait: 100 * time.Millisecond}}})
 	job := Job{Client: "patient", Kind: Stream, Data: strings.NewReader("x")}
 	release := d.Hold()
 	done := make(chan error, 1)
@@ -72,7 +72,7 @@ func TestHold(t *testing.T) {
 }
 
 func TestWaitIdle(t *testing.T) {
-	d := NewDispatcher(slowBackend{pause: 200 * time.Millisecond}, slog.New(slog.DiscardHandler), nil)
+	d := NewDispatcher(slowBackend{pause: 200 * time.Millisecond}, slog.New(slog.DiscardHandler), Options{})
 	go d.Do(context.Background(), Job{Client: "a", Kind: Stream, Data: strings.NewReader("x")})
 	time.Sleep(50 * time.Millisecond)
 	start := time.Now()

@@ -1,0 +1,231 @@
+package scan
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// ClientLimits bound one client in the dispatcher.
+type ClientLimits struct {
+	Concurrent int           // scans at once; 0 = no limit of its own
+	Weight     int           // share of the engine under contention; 0 = 1
+	MaxQueue   int           // jobs waiting for the engine; 0 = DefaultMaxQueue
+	MaxWait    time.Duration // longest wait for the engine (queue, reload); 0 = DefaultMaxWait
+}
+
+// Defaults of ClientLimits.
+const (
+	DefaultMaxWait  = 2 * time.Minute
+	DefaultMaxQueue = 64
+)
+
+// Options configure a Dispatcher.
+type Options struct {
+	// Capacity is how many jobs run at clamd at once (clamd's MaxThreads);
+	// 0 = no limit.
+	Capacity int
+	// Reserve is how many of them a client leaves free while other clients
+	// are active, so that a newcomer starts at once instead of waiting for
+	// a flood's scan to end.
+	Reserve   int
+	Limits    map[string]ClientLimits
+	Observers []Observer
+}
+
+// HeldError is a job that waited longer than its client's max_wait for a
+// held engine: the client gets an error, never a verdict.
+type HeldError struct{ Waited time.Duration }
+
+func (e *HeldError) Error() string {
+	return fmt.Sprintf("engine is reloading its database: gave up after %s", e.Waited)
+}
+
+// BusyError is a job the gateway would not queue (the client's queue is
+// full) or that waited longer than the client's max_wait for a free slot.
+type BusyError struct{ Reason string }
+
+func (e *BusyError) Error() string { return "gateway busy: " + e.Reason }
+
+func errorsAs[T error](err error, target *T) bool { return errors.As(err, target) }
+
+// Dispatcher runs jobs against the backend: at most Capacity at once,
+// shared between clients by weight, within each client's limits. It can be
+// held while clamd reloads its database, so that new jobs wait in the
+// gateway instead of piling up (or timing out) inside clamd.
+type Dispatcher struct {
+	backend   Backend
+	log       *slog.Logger
+	sched     *scheduler
+	observers []Observer
+
+	mu     sync.Mutex
+	held   chan struct{} // non-nil while held; closed on release
+	active int           // jobs admitted and not finished
+}
+
+// NewDispatcher serves jobs on b.
+func NewDispatcher(b Backend, log *slog.Logger, o Options) *Dispatcher {
+	d := &Dispatcher{backend: b, log: log, observers: o.Observers}
+	d.sched = newScheduler(o, d.queueChanged)
+	return d
+}
+
+// Do runs one job. An error means the job was not scanned: the front must
+// answer with an error, never with a clean verdict.
+func (d *Dispatcher) Do(ctx context.Context, job Job) (Result, error) {
+	var o Outcome
+	defer func() { d.done(job, o) }()
+	start := time.Now()
+	if o.Err = d.enter(ctx, job.Client); o.Err != nil {
+		o.Wait = time.Since(start)
+		return Result{}, o.Err
+	}
+	defer d.leave()
+	if job.Kind != Command { // PING, VERSION... never wait behind scans
+		if o.Err = d.sched.acquire(ctx, job.Client, start); o.Err != nil {
+			o.Wait = time.Since(start)
+			return Result{}, o.Err
+		}
+		defer d.sched.release(job.Client)
+	}
+	o.Wait = time.Since(start)
+	var counted *countingReader
+	if job.Kind == Stream {
+		counted = &countingReader{r: job.Data}
+		job.Data = counted
+	}
+	reply, err := d.run(ctx, job)
+	o.Duration = time.Since(start) - o.Wait
+	if counted != nil {
+		o.Bytes = counted.n
+	}
+	if err != nil {
+		o.Err = err
+		return Result{}, err
+	}
+	o.Result = ParseReply(reply)
+	return o.Result, nil
+}
+
+func (d *Dispatcher) done(job Job, o Outcome) {
+	if o.Err != nil {
+		d.log.Warn("scan failed", "client", job.Client, "protocol", job.Protocol, "object", job.Object,
+			"err", o.Err, "waited", o.Wait.Round(time.Millisecond), "duration", o.Duration.Round(time.Millisecond))
+	}
+	for _, obs := range d.observers {
+		obs.Done(job, o)
+	}
+}
+
+func (d *Dispatcher) queueChanged(client string, depth int) {
+	for _, obs := range d.observers {
+		obs.Queue(client, depth)
+	}
+}
+
+// enter admits a job, waiting while the dispatcher is held, for at most the
+// client's max_wait.
+func (d *Dispatcher) enter(ctx context.Context, client string) error {
+	var timeout <-chan time.Time
+	start := time.Now()
+	for {
+		d.mu.Lock()
+		held := d.held
+		if held == nil {
+			d.active++
+			d.mu.Unlock()
+			return nil
+		}
+		d.mu.Unlock()
+		if timeout == nil {
+			t := time.NewTimer(d.sched.limits(client).MaxWait)
+			defer t.Stop()
+			timeout = t.C
+		}
+		select {
+		case <-held:
+		case <-timeout:
+			return &HeldError{Waited: time.Since(start).Round(time.Second)}
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+func (d *Dispatcher) leave() {
+	d.mu.Lock()
+	d.active--
+	d.mu.Unlock()
+}
+
+// Hold makes new jobs wait until the returned release is called; jobs
+// already admitted go on. Calling release twice is harmless.
+func (d *Dispatcher) Hold() (release func()) {
+	d.mu.Lock()
+	if d.held == nil {
+		d.held = make(chan struct{})
+	}
+	held := d.held
+	d.mu.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			d.mu.Lock()
+			if d.held == held {
+				close(held)
+				d.held = nil
+			}
+			d.mu.Unlock()
+		})
+	}
+}
+
+// WaitIdle waits until no admitted job is running, or ctx ends.
+func (d *Dispatcher) WaitIdle(ctx context.Context) error {
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		d.mu.Lock()
+		n := d.active
+		d.mu.Unlock()
+		if n == 0 {
+			return nil
+		}
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// Backend is the engine the dispatcher runs jobs on, for the one caller
+// that must reach it while the dispatcher is held: the reloader.
+func (d *Dispatcher) Backend() Backend { return d.backend }
+
+func (d *Dispatcher) run(ctx context.Context, job Job) (string, error) {
+	switch job.Kind {
+	case Stream:
+		return d.backend.Instream(ctx, job.Data)
+	case File:
+		return d.backend.Fildes(ctx, job.File)
+	default:
+		return d.backend.Command(ctx, job.Command)
+	}
+}
+
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}

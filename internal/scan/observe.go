@@ -1,0 +1,75 @@
+package scan
+
+import (
+	"context"
+	"log/slog"
+	"time"
+)
+
+// Observer sees what the dispatcher does: metrics and the audit log.
+// Its methods are called on the job's goroutine and must not block.
+type Observer interface {
+	// Done is called once per job that reached the dispatcher, admitted or
+	// not.
+	Done(job Job, o Outcome)
+	// Queue reports a client's number of waiting jobs when it changes.
+	Queue(client string, depth int)
+}
+
+// Outcome is what became of one job.
+type Outcome struct {
+	Result   Result
+	Err      error         // not scanned: refused (busy, held) or failed
+	Wait     time.Duration // in the gateway's queue (and hold) before clamd
+	Duration time.Duration // at clamd
+	Bytes    int64         // streamed, for Stream jobs
+}
+
+// Verdict names the outcome for logs and metrics: clean, infected,
+// failed (clamd could not scan) or busy (the gateway refused to queue it).
+func (o Outcome) Verdict() string {
+	var busy *BusyError
+	var held *HeldError
+	switch {
+	case errorsAs(o.Err, &busy), errorsAs(o.Err, &held):
+		return "busy"
+	case o.Err != nil:
+		return "failed"
+	}
+	return o.Result.Verdict.String()
+}
+
+// AuditLog writes one line per scan: who asked, for what, and what clamd
+// said. With log_format = "json" the lines are JSON.
+type AuditLog struct{ Log *slog.Logger }
+
+func (a AuditLog) Done(job Job, o Outcome) {
+	if job.Kind == Command {
+		return
+	}
+	args := []any{"client", job.Client, "protocol", job.Protocol, "object", job.Object,
+		"verdict", o.Verdict(), "duration", (o.Wait + o.Duration).Round(time.Microsecond)}
+	if job.Kind == Stream {
+		args = append(args, "bytes", o.Bytes)
+	}
+	if o.Result.Threat != "" {
+		args = append(args, "threat", o.Result.Threat)
+	}
+	if o.Wait > time.Millisecond {
+		args = append(args, "queued", o.Wait.Round(time.Millisecond))
+	}
+	if o.Err != nil {
+		args = append(args, "err", o.Err.Error())
+	}
+	a.Log.LogAttrs(context.Background(), slog.LevelInfo, "scan", argsToAttrs(args)...)
+}
+
+func (AuditLog) Queue(string, int) {}
+
+func argsToAttrs(args []any) []slog.Attr {
+	out := make([]slog.Attr, 0, len(args)/2)
+	for i := 0; i+1 < len(args); i += 2 {
+		out = append(out, slog.Any(args[i].(string), args[i+1]))
+	}
+	return out
+}
