@@ -37,6 +37,7 @@ type Config struct {
 	ShutdownGrace    time.Duration
 	LogLevel         string
 	LogFormat        string // "text" or "json"
+	Audit            bool   // one log line per scan
 	Listeners        []Listener
 	Policies         map[string]*policy.Policy
 	Database         Database
@@ -98,6 +99,7 @@ type serverSection struct {
 	ShutdownGrace Duration `toml:"shutdown_grace"`
 	LogLevel      string   `toml:"log_level"`
 	LogFormat     string   `toml:"log_format"`
+	Audit         *bool    `toml:"audit"`
 }
 
 type listenerSection struct {
@@ -230,6 +232,7 @@ func (v *validator) build(f *file) *Config {
 		ShutdownGrace:  f.Server.ShutdownGrace.Or(DefaultShutdownGrace),
 		LogLevel:       or(f.Server.LogLevel, "info"),
 		LogFormat:      or(f.Server.LogFormat, "text"),
+		Audit:          f.Server.Audit == nil || *f.Server.Audit,
 		Policies:       map[string]*policy.Policy{},
 	}
 	v.checkServer(cfg)

@@ -48,7 +48,9 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		return err
 	}
 	opts := cfg.DispatchOptions()
-	opts.Observers = append(opts.Observers, scan.AuditLog{Log: log})
+	if cfg.Audit {
+		opts.Observers = append(opts.Observers, scan.AuditLog{Log: log})
+	}
 	dispatcher := scan.NewDispatcher(backend, log, opts)
 	life := newLifecycle(cfg, eng, dispatcher, log)
 	fronts := newFronts(cfg, log, dispatcher, life)

@@ -1,0 +1,130 @@
+// Package metrics exports what the gateway does as Prometheus series.
+//
+// Consolidating every client onto one clamd makes the engine a shared
+// resource, so the series answer the operator's questions about sharing:
+// who is loading the engine (scans and bytes by client and protocol), who is
+// waiting for whom (queue depth and wait per client, scan latency), whether
+// the engine can answer at all (backend_up), whether its verdicts are current
+// (database version and age) and whether it is about to be killed for memory
+// (engine RSS against its cgroup cap).
+//
+// The threat name is deliberately not a label: every new signature name would
+// create new series forever, and a flood of distinct malware names could
+// exhaust the scraper's memory. The audit log records threats per scan; the
+// metrics count infections through verdict="infected".
+//
+// Metrics keeps its own registry rather than the global default one, so that
+// tests and several gateways in one process never share or collide on
+// counters, and nothing registered by a dependency leaks into /metrics.
+package metrics
+
+import (
+	"errors"
+	"net/http"
+	"time"
+
+	"clamgate/internal/scan"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+const namespace = "clamgate"
+
+// latencyBuckets spans a cached small mail (about 1 ms) to a large archive
+// near clamd's default timeouts (2 min), roughly 2.5x apart, so that both
+// the mail p99 and the proxy's slow tail stay readable.
+var latencyBuckets = []float64{
+	0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+	1, 2.5, 5, 10, 30, 60, 120,
+}
+
+// Metrics counts jobs as a scan.Observer and reads the gateway's state at
+// scrape time. Its methods are safe for concurrent use.
+type Metrics struct {
+	reg      *prometheus.Registry
+	scans    *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+	wait     *prometheus.HistogramVec
+	depth    *prometheus.GaugeVec
+	bytes    *prometheus.CounterVec
+	state    *stateCollector
+}
+
+var _ scan.Observer = (*Metrics)(nil)
+
+// New returns Metrics with its own registry, which also carries the Go
+// runtime and process collectors: the gateway's own memory and file
+// descriptors are part of the load story.
+func New() *Metrics {
+	m := &Metrics{
+		reg: prometheus.NewRegistry(),
+		scans: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "scans_total",
+			Help: "Scan jobs that reached the dispatcher, by client, protocol and verdict (clean, infected, failed, busy).",
+		}, []string{"client", "protocol", "verdict"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: namespace, Name: "scan_duration_seconds",
+			Help:    "Time clamd spent on scans that were admitted to it.",
+			Buckets: latencyBuckets,
+		}, []string{"client", "protocol"}),
+		wait: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: namespace, Name: "queue_wait_seconds",
+			Help:    "Time scan jobs waited in the gateway's queue before clamd (jobs refused at once excluded).",
+			Buckets: latencyBuckets,
+		}, []string{"client"}),
+		depth: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: namespace, Name: "queue_depth",
+			Help: "Scan jobs of the client waiting for the engine.",
+		}, []string{"client"}),
+		bytes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "scanned_bytes_total",
+			Help: "Bytes streamed to the engine, by client and protocol.",
+		}, []string{"client", "protocol"}),
+		state: &stateCollector{now: time.Now},
+	}
+	m.reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		m.scans, m.duration, m.wait, m.depth, m.bytes, m.state,
+	)
+	return m
+}
+
+// Registry is for callers that add their own collectors or gather directly.
+func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
+
+// Handler serves the registry in the Prometheus exposition formats.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
+}
+
+// Done counts a finished job. Commands (PING, VERSION...) are not scans and
+// would only blur the per-client load.
+func (m *Metrics) Done(job scan.Job, o scan.Outcome) {
+	if job.Kind == scan.Command {
+		return
+	}
+	verdict := o.Verdict()
+	m.scans.WithLabelValues(job.Client, job.Protocol, verdict).Inc()
+	if o.Bytes > 0 {
+		m.bytes.WithLabelValues(job.Client, job.Protocol).Add(float64(o.Bytes))
+	}
+	if verdict != "busy" { // a refused or held job never reached clamd
+		m.duration.WithLabelValues(job.Client, job.Protocol).Observe(o.Duration.Seconds())
+	}
+	if !refusedAtOnce(o.Err) { // zero waits of refusals would hide the real queueing
+		m.wait.WithLabelValues(job.Client).Observe(o.Wait.Seconds())
+	}
+}
+
+// Queue records a client's current number of waiting jobs.
+func (m *Metrics) Queue(client string, depth int) {
+	m.depth.WithLabelValues(client).Set(float64(depth))
+}
+
+func refusedAtOnce(err error) bool {
+	var busy *scan.BusyError
+	return errors.As(err, &busy)
+}

@@ -1,0 +1,126 @@
+package metrics
+
+import (
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// BackendState is one clamd backend as the health checker last saw it.
+type BackendState struct {
+	Address string
+	Role    string // "primary" or "fallback"
+	Up      bool
+}
+
+type databaseFunc = func() (version, signatures int, built time.Time, ok bool)
+type memoryFunc = func() (rssBytes, capBytes int64, ok bool)
+
+var (
+	backendUpDesc = prometheus.NewDesc(namespace+"_backend_up",
+		"Whether the clamd backend answered its last health check (1) or not (0).",
+		[]string{"backend", "role"}, nil)
+	dbVersionDesc = prometheus.NewDesc(namespace+"_database_version",
+		"Version of the signature database the engine has loaded (daily.cvd/cld).", nil, nil)
+	dbSignaturesDesc = prometheus.NewDesc(namespace+"_database_signatures",
+		"Number of signatures the engine has loaded.", nil, nil)
+	dbAgeDesc = prometheus.NewDesc(namespace+"_database_age_seconds",
+		"Seconds since the loaded signature database was built.", nil, nil)
+	engineRSSDesc = prometheus.NewDesc(namespace+"_engine_rss_bytes",
+		"Resident memory of the clamd engine.", nil, nil)
+	engineLimitDesc = prometheus.NewDesc(namespace+"_engine_memory_limit_bytes",
+		"Memory cap of the engine's cgroup (memory.max); absent when uncapped.", nil, nil)
+)
+
+// stateCollector reads gauges from the gateway at scrape time: the state
+// already lives in the health checker, database watcher and engine
+// supervisor, and copying it into gauges on every change would only add a
+// second, possibly stale, copy. A source that is nil or not ok leaves its
+// series out, because a 0 would read as "down" or "version 0".
+type stateCollector struct {
+	mu       sync.Mutex
+	backends func() []BackendState
+	database databaseFunc
+	memory   memoryFunc
+	now      func() time.Time
+}
+
+// SetBackends sets where backend_up comes from; nil removes it.
+func (m *Metrics) SetBackends(f func() []BackendState) {
+	m.state.mu.Lock()
+	defer m.state.mu.Unlock()
+	m.state.backends = f
+}
+
+// SetDatabase sets where the database_* series come from; nil removes them.
+func (m *Metrics) SetDatabase(f func() (version int, signatures int, built time.Time, ok bool)) {
+	m.state.mu.Lock()
+	defer m.state.mu.Unlock()
+	m.state.database = f
+}
+
+// SetEngineMemory sets where the engine_* series come from (see
+// EngineMemory); nil removes them.
+func (m *Metrics) SetEngineMemory(f func() (rssBytes int64, capBytes int64, ok bool)) {
+	m.state.mu.Lock()
+	defer m.state.mu.Unlock()
+	m.state.memory = f
+}
+
+func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{backendUpDesc, dbVersionDesc, dbSignaturesDesc,
+		dbAgeDesc, engineRSSDesc, engineLimitDesc} {
+		ch <- d
+	}
+}
+
+func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
+	// Copy the sources so that a slow source never holds the lock against
+	// the gateway's Set calls.
+	c.mu.Lock()
+	backends, database, memory := c.backends, c.database, c.memory
+	c.mu.Unlock()
+	if backends != nil {
+		collectBackends(ch, backends())
+	}
+	if database != nil {
+		c.collectDatabase(ch, database)
+	}
+	if memory != nil {
+		collectMemory(ch, memory)
+	}
+}
+
+func collectBackends(ch chan<- prometheus.Metric, states []BackendState) {
+	for _, b := range states {
+		up := 0.0
+		if b.Up {
+			up = 1
+		}
+		ch <- prometheus.MustNewConstMetric(backendUpDesc, prometheus.GaugeValue, up, b.Address, b.Role)
+	}
+}
+
+func (c *stateCollector) collectDatabase(ch chan<- prometheus.Metric, f databaseFunc) {
+	version, signatures, built, ok := f()
+	if !ok {
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(dbVersionDesc, prometheus.GaugeValue, float64(version))
+	ch <- prometheus.MustNewConstMetric(dbSignaturesDesc, prometheus.GaugeValue, float64(signatures))
+	if !built.IsZero() {
+		ch <- prometheus.MustNewConstMetric(dbAgeDesc, prometheus.GaugeValue, c.now().Sub(built).Seconds())
+	}
+}
+
+func collectMemory(ch chan<- prometheus.Metric, f memoryFunc) {
+	rss, limit, ok := f()
+	if !ok {
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(engineRSSDesc, prometheus.GaugeValue, float64(rss))
+	if limit > 0 {
+		ch <- prometheus.MustNewConstMetric(engineLimitDesc, prometheus.GaugeValue, float64(limit))
+	}
+}
