@@ -23,7 +23,10 @@ import (
 
 // Config is the validated configuration the gateway runs with.
 type Config struct {
-	Backend        string // unix:/path or tcp:host:port; "" with Engine set
+	Backend        string   // the first of Backends; "" with Engine set
+	Backends       []string // unix:/path or tcp:host:port, all loading the same database
+	Fallback       string   // used only while every backend is down; "" = none
+	HealthInterval time.Duration
 	BackendTimeout time.Duration
 	// StreamMaxLength is clamd's own StreamMaxLength. The gateway enforces
 	// it on the announced chunk length, as clamd does, so that an oversize
@@ -78,7 +81,9 @@ type file struct {
 }
 
 type backendSection struct {
-	Address         string   `toml:"address"`
+	Address         any      `toml:"address"` // a string or a list
+	Fallback        string   `toml:"fallback"`
+	HealthInterval  Duration `toml:"health_interval"`
 	MaxJobs         int      `toml:"max_jobs"`
 	Reserve         *int     `toml:"reserve"`
 	Timeout         Duration `toml:"timeout"`
@@ -147,6 +152,7 @@ func (e *Error) Error() string {
 // Defaults shared by the file and the flags.
 const (
 	DefaultBackendTimeout = 2 * time.Minute
+	DefaultHealthInterval = 2 * time.Second
 	DefaultReadTimeout    = 2 * time.Minute // clamd's own ReadTimeout is 120 s
 	DefaultShutdownGrace  = 10 * time.Second
 	DefaultSocketMode     = 0o660
@@ -226,7 +232,8 @@ func (v *validator) fail(key, format string, args ...any) {
 
 func (v *validator) build(f *file) *Config {
 	cfg := &Config{
-		Backend:        f.Backend.Address,
+		Fallback:       f.Backend.Fallback,
+		HealthInterval: f.Backend.HealthInterval.Or(DefaultHealthInterval),
 		BackendTimeout: f.Backend.Timeout.Or(DefaultBackendTimeout),
 		ReadTimeout:    f.Server.ReadTimeout.Or(DefaultReadTimeout),
 		ShutdownGrace:  f.Server.ShutdownGrace.Or(DefaultShutdownGrace),
@@ -236,6 +243,7 @@ func (v *validator) build(f *file) *Config {
 		Policies:       map[string]*policy.Policy{},
 	}
 	v.checkServer(cfg)
+	v.backends(cfg, f.Backend.Address)
 	v.checkBackend(cfg, f)
 	cfg.Database = v.database(f.Database, cfg.Engine)
 	v.jobs(cfg, f.Backend)
@@ -270,6 +278,17 @@ func (v *validator) checkServer(cfg *Config) {
 	}
 }
 
+func (v *validator) backends(cfg *Config, addr any) {
+	list, err := addressList(addr)
+	if err != nil {
+		v.fail("backend.address", "%v", err)
+	}
+	cfg.Backends = list
+	if len(list) > 0 {
+		cfg.Backend = list[0]
+	}
+}
+
 func (v *validator) checkBackend(cfg *Config, f *file) {
 	switch {
 	case f.Engine != nil && cfg.Backend != "":
@@ -279,8 +298,15 @@ func (v *validator) checkBackend(cfg *Config, f *file) {
 	case cfg.Backend == "":
 		v.fail("backend.address", "required (unix:/path or tcp:host:port), or add an [engine] section for a managed clamd")
 	default:
-		if err := CheckBackend(cfg.Backend); err != nil {
-			v.fail("backend.address", "%v", err)
+		for _, b := range cfg.Backends {
+			if err := CheckBackend(b); err != nil {
+				v.fail("backend.address", "%v", err)
+			}
+		}
+	}
+	if cfg.Fallback != "" {
+		if err := CheckBackend(cfg.Fallback); err != nil {
+			v.fail("backend.fallback", "%v", err)
 		}
 	}
 }

@@ -90,3 +90,27 @@ func ParseMode(s string) (uint32, error) {
 	}
 	return uint32(v), nil
 }
+
+// addressList reads [backend] address: one address, or a list of them.
+func addressList(v any) ([]string, error) {
+	switch x := v.(type) {
+	case nil:
+		return nil, nil
+	case string:
+		if x == "" {
+			return nil, nil
+		}
+		return []string{x}, nil
+	case []any:
+		var out []string
+		for _, e := range x {
+			s, ok := e.(string)
+			if !ok {
+				return nil, fmt.Errorf("%v is not an address like unix:/run/clamav/clamd.sock", e)
+			}
+			out = append(out, s)
+		}
+		return out, nil
+	}
+	return nil, fmt.Errorf("%v is not an address or a list of addresses", v)
+}

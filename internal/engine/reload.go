@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"time"
 
+	"clamgate/internal/clamd"
 	"clamgate/internal/scan"
 )
 
@@ -40,21 +41,44 @@ func (r *Reloader) Reload(ctx context.Context) (time.Duration, error) {
 		}
 		stop()
 	}
-	reply, err := backend.Command(ctx, "RELOAD")
+	for _, b := range targets(backend) {
+		if err := r.reloadOne(ctx, b); err != nil {
+			return time.Since(start), err
+		}
+	}
+	return time.Since(start), nil
+}
+
+// targets are the clamd instances a reload must reach: every backend of
+// a pool, since they all load the same database.
+func targets(b scan.Backend) []scan.Backend {
+	pool, ok := b.(interface{ Clients() []*clamd.Client })
+	if !ok {
+		return []scan.Backend{b}
+	}
+	var out []scan.Backend
+	for _, c := range pool.Clients() {
+		out = append(out, c)
+	}
+	return out
+}
+
+func (r *Reloader) reloadOne(ctx context.Context, b scan.Backend) error {
+	reply, err := b.Command(ctx, "RELOAD")
 	if err != nil {
-		return time.Since(start), fmt.Errorf("RELOAD: %w", err)
+		return fmt.Errorf("RELOAD: %w", err)
 	}
 	if reply != "RELOADING" {
-		return time.Since(start), fmt.Errorf("RELOAD: clamd answered %q", reply)
+		return fmt.Errorf("RELOAD: clamd answered %q", reply)
 	}
 	if r.Frugal {
 		// clamd answers nothing until a non-concurrent reload is over: the
 		// first PONG after RELOAD means the new database is in.
-		if reply, err := backend.Command(ctx, "PING"); err != nil || reply != "PONG" {
-			return time.Since(start), fmt.Errorf("waiting for clamd after RELOAD: %q %v", reply, err)
+		if reply, err := b.Command(ctx, "PING"); err != nil || reply != "PONG" {
+			return fmt.Errorf("waiting for clamd after RELOAD: %q %v", reply, err)
 		}
 	}
-	return time.Since(start), nil
+	return nil
 }
 
 func or(d, def time.Duration) time.Duration {

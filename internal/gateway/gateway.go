@@ -26,22 +26,16 @@ import (
 // Run serves until ctx is cancelled, then stops accepting, lets running
 // requests finish for the configured grace period, and returns.
 func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
-	backendAddr := cfg.Backend
-	var eng *engine.Engine
-	if cfg.Engine != nil {
-		eng = engine.New(*cfg.Engine, log)
-		if err := eng.Prepare(); err != nil {
-			return fmt.Errorf("managed clamd: %w", err)
-		}
-		backendAddr = eng.Address()
-		announceDatabase(log, eng)
-	}
-	backend, err := clamd.New(backendAddr, cfg.BackendTimeout)
+	eng, addrs, err := prepareEngine(cfg, log)
 	if err != nil {
 		return err
 	}
-	if backend.Network != "unix" && pathScans(cfg) {
-		log.Warn("path scans will fail: they reach clamd as descriptors (FILDES), which needs a unix socket backend", "backend", backend.String())
+	pool, err := clamd.NewPool(addrs, cfg.Fallback, cfg.BackendTimeout, cfg.HealthInterval, log)
+	if err != nil {
+		return err
+	}
+	if !pool.Unix() && pathScans(cfg) {
+		log.Warn("path scans will fail: they reach clamd as descriptors (FILDES), which needs a unix socket backend", "backend", pool.Primary().String())
 	}
 	listeners, err := openListeners(cfg)
 	if err != nil {
@@ -51,7 +45,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	if cfg.Audit {
 		opts.Observers = append(opts.Observers, scan.AuditLog{Log: log})
 	}
-	dispatcher := scan.NewDispatcher(backend, log, opts)
+	dispatcher := scan.NewDispatcher(pool, log, opts)
 	life := newLifecycle(cfg, eng, dispatcher, log)
 	fronts := newFronts(cfg, log, dispatcher, life)
 	var bg sync.WaitGroup
@@ -60,12 +54,27 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	if eng != nil {
 		bg.Go(func() { _ = eng.Run(engCtx) })
 	}
-	bg.Go(func() { waitBackend(ctx, log, backend) })
+	bg.Go(func() { waitBackend(ctx, log, pool.Primary()) })
+	bg.Go(func() { pool.Run(ctx) })
 	if life != nil {
 		bg.Go(func() { life.run(ctx) })
 	}
 	serve(ctx, cfg, log, listeners, fronts)
 	return nil
+}
+
+// prepareEngine writes the managed clamd's configuration, when there is
+// one, and returns the backends' addresses.
+func prepareEngine(cfg *config.Config, log *slog.Logger) (*engine.Engine, []string, error) {
+	if cfg.Engine == nil {
+		return nil, cfg.Backends, nil
+	}
+	eng := engine.New(*cfg.Engine, log)
+	if err := eng.Prepare(); err != nil {
+		return nil, nil, fmt.Errorf("managed clamd: %w", err)
+	}
+	announceDatabase(log, eng)
+	return eng, []string{eng.Address()}, nil
 }
 
 // newLifecycle follows the database of a managed clamd, or the directory

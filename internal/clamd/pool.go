@@ -1,0 +1,229 @@
+package clamd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Pool spreads jobs over one or more clamd backends that load the same
+// database, and uses a fallback only while every primary is down. Each
+// backend is health-checked with PING: a backend that fails a job or a
+// check is taken out, and put back when it answers. A job that fails is
+// never retried as a stream (its bytes are gone) and never turned into a
+// verdict: the client gets the error.
+type Pool struct {
+	members  []*member // primaries, then the fallback if any
+	log      *slog.Logger
+	interval time.Duration
+	next     atomic.Uint32
+}
+
+type member struct {
+	c        *Client
+	fallback bool
+	up       atomic.Bool
+	mu       sync.Mutex
+	lastErr  string
+}
+
+// State is one backend as the health checks see it.
+type State struct {
+	Address  string
+	Fallback bool
+	Up       bool
+	LastErr  string
+}
+
+// NewPool builds a pool of primaries and an optional fallback ("" = none).
+// Backends start as up: the first job or check corrects that.
+func NewPool(primaries []string, fallback string, timeout, interval time.Duration, log *slog.Logger) (*Pool, error) {
+	p := &Pool{log: log, interval: interval}
+	add := func(addr string, fb bool) error {
+		c, err := New(addr, timeout)
+		if err != nil {
+			return err
+		}
+		m := &member{c: c, fallback: fb}
+		m.up.Store(true)
+		p.members = append(p.members, m)
+		return nil
+	}
+	for _, a := range primaries {
+		if err := add(a, false); err != nil {
+			return nil, err
+		}
+	}
+	if fallback != "" {
+		if err := add(fallback, true); err != nil {
+			return nil, err
+		}
+	}
+	if len(primaries) == 0 {
+		return nil, errors.New("no backend")
+	}
+	return p, nil
+}
+
+// Primary is the first backend, for callers that need one address.
+func (p *Pool) Primary() *Client { return p.members[0].c }
+
+// Unix reports whether some backend can take descriptors (FILDES).
+func (p *Pool) Unix() bool {
+	for _, m := range p.members {
+		if m.c.Network == "unix" {
+			return true
+		}
+	}
+	return false
+}
+
+// States reports every backend, for metrics and readiness.
+func (p *Pool) States() []State {
+	out := make([]State, len(p.members))
+	for i, m := range p.members {
+		m.mu.Lock()
+		out[i] = State{Address: m.c.String(), Fallback: m.fallback, Up: m.up.Load(), LastErr: m.lastErr}
+		m.mu.Unlock()
+	}
+	return out
+}
+
+// Ready reports whether a backend answers.
+func (p *Pool) Ready() error {
+	for _, m := range p.members {
+		if m.up.Load() {
+			return nil
+		}
+	}
+	return errors.New("no clamd backend answers")
+}
+
+// Run checks every backend each interval until ctx ends.
+func (p *Pool) Run(ctx context.Context) {
+	t := time.NewTicker(p.interval)
+	defer t.Stop()
+	for {
+		for _, m := range p.members {
+			p.check(ctx, m)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (p *Pool) check(ctx context.Context, m *member) {
+	ctx, cancel := context.WithTimeout(ctx, max(p.interval, time.Second))
+	defer cancel()
+	reply, err := m.c.Command(ctx, "PING")
+	if err == nil && reply != "PONG" {
+		err = fmt.Errorf("PING answered %q", reply)
+	}
+	if ctx.Err() != nil && err != nil && errors.Is(ctx.Err(), context.Canceled) {
+		return // shutting down
+	}
+	p.mark(m, err)
+}
+
+// mark records a backend's health and logs each change.
+func (p *Pool) mark(m *member, err error) {
+	up := err == nil
+	m.mu.Lock()
+	if err != nil {
+		m.lastErr = err.Error()
+	}
+	m.mu.Unlock()
+	if m.up.Swap(up) == up {
+		return
+	}
+	if up {
+		p.log.Info("clamd backend is back", "backend", m.c.String(), "fallback", m.fallback)
+	} else {
+		p.log.Error("clamd backend is down: taken out", "backend", m.c.String(), "fallback", m.fallback, "err", err)
+	}
+}
+
+// pick chooses an up primary in turn, else the fallback if up, else (all
+// down: the checks may lag) the first backend that can do the job.
+func (p *Pool) pick(needUnix bool) (*member, error) {
+	n := len(p.members)
+	start := int(p.next.Add(1))
+	for _, fallback := range []bool{false, true} {
+		for i := range n {
+			m := p.members[(start+i)%n]
+			if m.fallback == fallback && m.up.Load() && (!needUnix || m.c.Network == "unix") {
+				return m, nil
+			}
+		}
+	}
+	for _, m := range p.members {
+		if !needUnix || m.c.Network == "unix" {
+			return m, nil
+		}
+	}
+	return nil, &UnavailableError{errors.New("FILDES needs a unix socket backend, none is configured")}
+}
+
+// result takes a backend out when the job could not reach it.
+func (p *Pool) result(m *member, reply string, err error) (string, error) {
+	var ue *UnavailableError
+	if errors.As(err, &ue) {
+		p.mark(m, err)
+	}
+	return reply, err
+}
+
+func (p *Pool) Instream(ctx context.Context, r io.Reader) (string, error) {
+	m, err := p.pick(false)
+	if err != nil {
+		return "", err
+	}
+	reply, err := m.c.Instream(ctx, r)
+	return p.result(m, reply, err)
+}
+
+func (p *Pool) Fildes(ctx context.Context, f *os.File) (string, error) {
+	m, err := p.pick(true)
+	if err != nil {
+		return "", err
+	}
+	reply, err := m.c.Fildes(ctx, f)
+	return p.result(m, reply, err)
+}
+
+// Command is retried once on another backend: unlike a stream, a command
+// can be sent again.
+func (p *Pool) Command(ctx context.Context, name string) (string, error) {
+	m, err := p.pick(false)
+	if err != nil {
+		return "", err
+	}
+	reply, err := m.c.Command(ctx, name)
+	reply, err = p.result(m, reply, err)
+	var ue *UnavailableError
+	if errors.As(err, &ue) && len(p.members) > 1 && ctx.Err() == nil {
+		if m2, err2 := p.pick(false); err2 == nil && m2 != m {
+			reply, err = m2.c.Command(ctx, name)
+			return p.result(m2, reply, err)
+		}
+	}
+	return reply, err
+}
+
+// Clients are every backend, for what must reach each of them: a reload.
+func (p *Pool) Clients() []*Client {
+	out := make([]*Client, len(p.members))
+	for i, m := range p.members {
+		out[i] = m.c
+	}
+	return out
+}

@@ -1,0 +1,115 @@
+package metrics
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+const cgroupRoot = "/sys/fs/cgroup"
+
+// EngineMemory reads the engine's resident memory and the memory cap of its
+// cgroup, for SetEngineMemory. With pid > 0 the RSS is VmRSS from
+// /proc/PID/status. With pid <= 0 (an external clamd whose pid the gateway
+// does not know, but whose cgroup it can read) it falls back to the cgroup's
+// memory.current, which also counts page cache and so overstates.
+//
+// cgroupDir names the engine's cgroup v2 directory; when empty it is found
+// from /proc/PID/cgroup. limit is the smallest memory.max on the way up to
+// the cgroup root, since any ancestor's cap is the one the OOM killer
+// enforces; 0 means uncapped or unknown. ok is false when no RSS could be read.
+func EngineMemory(pid int, cgroupDir string) (rss, limit int64, ok bool) {
+	if cgroupDir == "" && pid > 0 {
+		cgroupDir, _ = cgroupOf(pid)
+	}
+	if cgroupDir != "" {
+		limit = effectiveLimit(cgroupDir)
+	}
+	if pid > 0 {
+		rss, err := vmRSS(pid)
+		return rss, limit, err == nil
+	}
+	if cgroupDir == "" {
+		return 0, 0, false
+	}
+	rss, err := readInt(filepath.Join(cgroupDir, "memory.current"))
+	return rss, limit, err == nil
+}
+
+// vmRSS reads VmRSS, which the kernel reports in kB.
+func vmRSS(pid int) (int64, error) {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		rest, found := strings.CutPrefix(sc.Text(), "VmRSS:")
+		if !found {
+			continue
+		}
+		kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+		return kb * 1024, err
+	}
+	if err := sc.Err(); err != nil {
+		return 0, err
+	}
+	return 0, fmt.Errorf("pid %d: no VmRSS (kernel thread or zombie)", pid)
+}
+
+// cgroupOf finds the process's cgroup v2 directory from its "0::/path"
+// line; on cgroup v1 there is none and no cap is reported.
+func cgroupOf(pid int) (string, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
+	if err != nil {
+		return "", err
+	}
+	for line := range bytes.Lines(data) {
+		if path, found := strings.CutPrefix(strings.TrimSpace(string(line)), "0::"); found {
+			return filepath.Join(cgroupRoot, filepath.Clean("/"+path)), nil
+		}
+	}
+	return "", fmt.Errorf("pid %d: not on cgroup v2", pid)
+}
+
+// effectiveLimit walks from dir up to the cgroup root, taking the smallest
+// memory.max. A directory outside the root (a test's) is read alone.
+func effectiveLimit(dir string) int64 {
+	var limit int64
+	for {
+		if v, err := readMax(filepath.Join(dir, "memory.max")); err == nil && v > 0 && (limit == 0 || v < limit) {
+			limit = v
+		}
+		parent := filepath.Dir(dir)
+		if !strings.HasPrefix(parent, cgroupRoot) || parent == dir {
+			return limit
+		}
+		dir = parent
+	}
+}
+
+// readMax reads a memory.max file: "max" (uncapped) is 0.
+func readMax(path string) (int64, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return 0, err
+	}
+	s := strings.TrimSpace(string(data))
+	if s == "max" {
+		return 0, nil
+	}
+	return strconv.ParseInt(s, 10, 64)
+}
+
+func readInt(path string) (int64, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return 0, err
+	}
+	return strconv.ParseInt(strings.TrimSpace(string(data)), 10, 64)
+}
