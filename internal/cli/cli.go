@@ -25,6 +25,7 @@ usage:
                  [--listen tcp:127.0.0.1:3310] [--icap tcp:127.0.0.1:1344] [--milter unix:PATH]
                  [--allow-root DIR]... [--socket-mode 0660]
                  [--socket-group GROUP] [--max-stream 100M] [--watch-db /var/lib/clamav]
+                 [--http tcp:127.0.0.1:9310]
                  (without --backend, clamgate runs and supervises its own clamd)
   clamgate scan [--gateway ADDR] [--fdpass] [--quiet] PATH...|-
   clamgate db [--dir /var/lib/clamav] [--clamd ADDR] [--max-age 24h] [--json]
@@ -77,6 +78,7 @@ func serveCmd(ctx context.Context, args []string, stderr io.Writer) int {
 	fs.StringVar(&fl.WatchDB, "watch-db", "", "signature directory to watch: reload clamd when freshclam updates it (default: the managed clamd's)")
 	fs.StringVar(&fl.StateDir, "state-dir", "/run/clamgate/engine", "managed clamd: working directory")
 	fs.StringVar(&fl.Database, "database", "", "managed clamd: signature directory (default: /var/lib/clamav if it has signatures, else a built-in test database)")
+	fs.StringVar(&fl.HTTP, "http", "", "serve /metrics, /healthz and /readyz: tcp:127.0.0.1:9310")
 	fs.StringVar(&fl.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&fl.LogFormat, "log-format", "text", "text or json")
 	if err := fs.Parse(args); err != nil {

@@ -41,18 +41,22 @@ type Config struct {
 	LogLevel         string
 	LogFormat        string // "text" or "json"
 	Audit            bool   // one log line per scan
-	Listeners        []Listener
-	Policies         map[string]*policy.Policy
-	Database         Database
-	ICAP             ICAP   // settings of every protocol = "icap" listener
-	Milter           Milter // settings of every protocol = "milter" listener
+	// HTTP serves /metrics, /healthz and /readyz: "tcp:127.0.0.1:9310"; "" = off.
+	HTTP                 string
+	HTTPAllowNonLoopback bool
+	Listeners            []Listener
+	Policies             map[string]*policy.Policy
+	Database             Database
+	ICAP                 ICAP   // settings of every protocol = "icap" listener
+	Milter               Milter // settings of every protocol = "milter" listener
 }
 
 // Listener is one socket and the client policy it serves.
 type Listener struct {
 	listen.Spec
-	Policy   string
-	Protocol string // ProtoClamd, ProtoICAP or ProtoMilter
+	MaxConnections int // connections served at once; more are closed at once
+	Policy         string
+	Protocol       string // ProtoClamd, ProtoICAP or ProtoMilter
 }
 
 // Engine asks the gateway to run clamd itself.
@@ -100,11 +104,13 @@ type engineSection struct {
 }
 
 type serverSection struct {
-	ReadTimeout   Duration `toml:"read_timeout"`
-	ShutdownGrace Duration `toml:"shutdown_grace"`
-	LogLevel      string   `toml:"log_level"`
-	LogFormat     string   `toml:"log_format"`
-	Audit         *bool    `toml:"audit"`
+	ReadTimeout          Duration `toml:"read_timeout"`
+	ShutdownGrace        Duration `toml:"shutdown_grace"`
+	LogLevel             string   `toml:"log_level"`
+	LogFormat            string   `toml:"log_format"`
+	Audit                *bool    `toml:"audit"`
+	HTTP                 string   `toml:"http"`
+	HTTPAllowNonLoopback bool     `toml:"http_allow_non_loopback"`
 }
 
 type listenerSection struct {
@@ -115,6 +121,7 @@ type listenerSection struct {
 	Owner            string `toml:"owner"`
 	Group            string `toml:"group"`
 	AllowNonLoopback bool   `toml:"allow_non_loopback"`
+	MaxConnections   int    `toml:"max_connections"`
 }
 
 type policySection struct {
@@ -153,6 +160,7 @@ func (e *Error) Error() string {
 const (
 	DefaultBackendTimeout = 2 * time.Minute
 	DefaultHealthInterval = 2 * time.Second
+	DefaultMaxConnections = 256
 	DefaultReadTimeout    = 2 * time.Minute // clamd's own ReadTimeout is 120 s
 	DefaultShutdownGrace  = 10 * time.Second
 	DefaultSocketMode     = 0o660
@@ -232,15 +240,17 @@ func (v *validator) fail(key, format string, args ...any) {
 
 func (v *validator) build(f *file) *Config {
 	cfg := &Config{
-		Fallback:       f.Backend.Fallback,
-		HealthInterval: f.Backend.HealthInterval.Or(DefaultHealthInterval),
-		BackendTimeout: f.Backend.Timeout.Or(DefaultBackendTimeout),
-		ReadTimeout:    f.Server.ReadTimeout.Or(DefaultReadTimeout),
-		ShutdownGrace:  f.Server.ShutdownGrace.Or(DefaultShutdownGrace),
-		LogLevel:       or(f.Server.LogLevel, "info"),
-		LogFormat:      or(f.Server.LogFormat, "text"),
-		Audit:          f.Server.Audit == nil || *f.Server.Audit,
-		Policies:       map[string]*policy.Policy{},
+		Fallback:             f.Backend.Fallback,
+		HealthInterval:       f.Backend.HealthInterval.Or(DefaultHealthInterval),
+		BackendTimeout:       f.Backend.Timeout.Or(DefaultBackendTimeout),
+		ReadTimeout:          f.Server.ReadTimeout.Or(DefaultReadTimeout),
+		ShutdownGrace:        f.Server.ShutdownGrace.Or(DefaultShutdownGrace),
+		LogLevel:             or(f.Server.LogLevel, "info"),
+		LogFormat:            or(f.Server.LogFormat, "text"),
+		Audit:                f.Server.Audit == nil || *f.Server.Audit,
+		HTTP:                 f.Server.HTTP,
+		HTTPAllowNonLoopback: f.Server.HTTPAllowNonLoopback,
+		Policies:             map[string]*policy.Policy{},
 	}
 	v.checkServer(cfg)
 	v.backends(cfg, f.Backend.Address)
@@ -270,6 +280,14 @@ func (v *validator) build(f *file) *Config {
 }
 
 func (v *validator) checkServer(cfg *Config) {
+	if cfg.HTTP != "" {
+		network, address, _ := strings.Cut(cfg.HTTP, ":")
+		if network != "tcp" {
+			v.fail("server.http", "%q: want tcp:127.0.0.1:port", cfg.HTTP)
+		} else if err := listen.CheckTCP(address, cfg.HTTPAllowNonLoopback); err != nil {
+			v.fail("server.http", "%v", err)
+		}
+	}
 	if !slices.Contains([]string{"debug", "info", "warn", "error"}, cfg.LogLevel) {
 		v.fail("server.log_level", "%q is not one of debug, info, warn, error", cfg.LogLevel)
 	}
@@ -405,6 +423,13 @@ func (v *validator) listener(i int, ls listenerSection, policies map[string]*pol
 	}}
 	if ls.Mode == 0 {
 		l.Mode = DefaultSocketMode
+	}
+	l.MaxConnections = ls.MaxConnections
+	if l.MaxConnections == 0 {
+		l.MaxConnections = DefaultMaxConnections
+	}
+	if l.MaxConnections < 0 {
+		v.fail(key+".max_connections", "must not be negative")
 	}
 	if _, ok := policies[ls.Policy]; !ok {
 		v.fail(key+".policy", "no [policy.%s] section", ls.Policy)

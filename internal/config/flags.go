@@ -27,6 +27,7 @@ type Flags struct {
 	WatchDB     string // database directory to watch (an external clamd's)
 	StateDir    string // managed clamd's working directory
 	Database    string // managed clamd's database directory
+	HTTP        string // metrics and health: tcp:127.0.0.1:9310
 	LogLevel    string
 	LogFormat   string
 }
@@ -42,7 +43,7 @@ func FromFlags(fl Flags) (*Config, error) {
 	}
 	f := &file{
 		Backend: backendSection{Address: fl.Backend},
-		Server:  serverSection{LogLevel: fl.LogLevel, LogFormat: fl.LogFormat},
+		Server:  serverSection{LogLevel: fl.LogLevel, LogFormat: fl.LogFormat, HTTP: fl.HTTP},
 		Policy:  map[string]policySection{FlagsPolicy: {Roots: fl.AllowRoots}},
 	}
 	if fl.WatchDB != "" {

@@ -15,8 +15,10 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -36,7 +38,11 @@ type Engine struct {
 	log     *slog.Logger
 	dbDir   string
 	builtin bool
+	pid     atomic.Int64 // the running clamd's, 0 between runs
 }
+
+// PID is the running clamd's process id, 0 when none runs.
+func (e *Engine) PID() int { return int(e.pid.Load()) }
 
 // New prepares a managed clamd from its configuration.
 func New(cfg config.Engine, log *slog.Logger) *Engine {
@@ -201,9 +207,15 @@ func (e *Engine) runOnce(ctx context.Context) error {
 	// SIGTERM) from stopping clamd before the gateway has drained; the
 	// gateway stops it last. Pdeathsig covers the gateway being killed.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
+	// systemd's notify socket is the gateway's: clamd must not answer on it.
+	cmd.Env = slices.DeleteFunc(os.Environ(), func(v string) bool {
+		return strings.HasPrefix(v, "NOTIFY_SOCKET=") || strings.HasPrefix(v, "WATCHDOG_")
+	})
 	if err := cmd.Start(); err != nil {
 		return err
 	}
+	e.pid.Store(int64(cmd.Process.Pid))
+	defer e.pid.Store(0)
 	e.log.Info("clamd started", "pid", cmd.Process.Pid, "database", e.dbDir, "builtin_test_database", e.builtin)
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
@@ -231,7 +243,9 @@ func (e *Engine) WaitReady(ctx context.Context) error {
 }
 
 // WaitPing polls a clamd until it answers PONG or ctx ends.
-func WaitPing(ctx context.Context, c *clamd.Client) error {
+func WaitPing(ctx context.Context, c interface {
+	Command(context.Context, string) (string, error)
+}) error {
 	tick := time.NewTicker(200 * time.Millisecond)
 	defer tick.Stop()
 	for {

@@ -21,6 +21,7 @@ import (
 	"clamgate/internal/milter"
 	"clamgate/internal/policy"
 	"clamgate/internal/scan"
+	"clamgate/internal/status"
 )
 
 // Run serves until ctx is cancelled, then stops accepting, lets running
@@ -41,20 +42,33 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	tel := newTelemetry(cfg, pool, eng, log)
 	opts := cfg.DispatchOptions()
+	opts.Observers = append(opts.Observers, tel.metrics)
 	if cfg.Audit {
 		opts.Observers = append(opts.Observers, scan.AuditLog{Log: log})
 	}
 	dispatcher := scan.NewDispatcher(pool, log, opts)
 	life := newLifecycle(cfg, eng, dispatcher, log)
+	if life != nil {
+		tel.follow(life)
+	}
 	fronts := newFronts(cfg, log, dispatcher, life)
 	var bg sync.WaitGroup
 	engCtx, stopEngine := context.WithCancel(context.WithoutCancel(ctx))
 	defer func() { stopEngine(); bg.Wait() }()
+	if err := tel.start(ctx, &bg); err != nil {
+		closeAll(listeners)
+		return err
+	}
 	if eng != nil {
 		bg.Go(func() { _ = eng.Run(engCtx) })
 	}
-	bg.Go(func() { waitBackend(ctx, log, pool.Primary()) })
+	bg.Go(func() {
+		if waitBackend(ctx, log, pool) {
+			tel.serving(ctx, &bg)
+		}
+	})
 	bg.Go(func() { pool.Run(ctx) })
 	if life != nil {
 		bg.Go(func() { life.run(ctx) })
@@ -113,12 +127,19 @@ func announceDatabase(log *slog.Logger, eng *engine.Engine) {
 	log.Info("managed clamd uses database", "dir", dir)
 }
 
-func waitBackend(ctx context.Context, log *slog.Logger, backend *clamd.Client) {
+func waitBackend(ctx context.Context, log *slog.Logger, pool *clamd.Pool) bool {
 	start := time.Now()
-	if err := engine.WaitPing(ctx, backend); err != nil {
-		return
+	if err := engine.WaitPing(ctx, pool); err != nil {
+		return false
 	}
-	log.Info("clamd answers", "backend", backend.String(), "after", time.Since(start).Round(time.Millisecond))
+	log.Info("clamd answers", "backend", pool.Primary().String(), "after", time.Since(start).Round(time.Millisecond))
+	return true
+}
+
+func closeAll(listeners []boundListener) {
+	for _, l := range listeners {
+		l.Close()
+	}
 }
 
 // front serves one client connection in its protocol; drain ends when the
@@ -169,18 +190,29 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, listeners 
 		pol := cfg.PolicyFor(l.cfg)
 		front := fronts[l.cfg.Protocol]
 		log.Info("listening", "address", l.cfg.Address, "protocol", l.cfg.Protocol, "policy", pol.Name, "mode", fmt.Sprintf("%04o", l.cfg.Mode))
+		slots := make(chan struct{}, l.cfg.MaxConnections)
 		accepts.Go(func() {
 			for {
 				c, err := l.Accept()
 				if err != nil {
 					if !errors.Is(err, net.ErrClosed) {
 						log.Error("accept", "address", l.cfg.Address, "err", err)
+						time.Sleep(10 * time.Millisecond) // EMFILE and the like: don't spin
 						continue
 					}
 					return
 				}
+				select {
+				case slots <- struct{}{}:
+				default:
+					// Every connection holds a goroutine and buffers: past the
+					// limit the gateway refuses rather than grows.
+					log.Warn("connection refused: listener at max_connections", "address", l.cfg.Address, "max_connections", l.cfg.MaxConnections)
+					c.Close()
+					continue
+				}
 				conns.Go(func() {
-					defer c.Close()
+					defer func() { c.Close(); <-slots }()
 					front.ServeConn(connCtx, ctx, c, pol, listen.PeerOf(c, l.cfg.Address))
 				})
 			}
@@ -188,9 +220,8 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, listeners 
 	}
 	<-ctx.Done()
 	log.Info("shutting down: no new connections", "grace", cfg.ShutdownGrace)
-	for _, l := range listeners {
-		l.Close()
-	}
+	status.NotifyStopping()
+	closeAll(listeners)
 	accepts.Wait()
 	drained := make(chan struct{})
 	go func() { conns.Wait(); close(drained) }()

@@ -1,0 +1,94 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"clamgate/internal/clamd"
+	"clamgate/internal/config"
+	"clamgate/internal/engine"
+	"clamgate/internal/metrics"
+	"clamgate/internal/status"
+)
+
+// telemetry is what the gateway tells the outside about itself: metrics,
+// health and readiness over HTTP, and systemd's READY/WATCHDOG.
+type telemetry struct {
+	metrics  *metrics.Metrics
+	pool     *clamd.Pool
+	answered atomic.Bool // clamd has answered a PING since start
+	http     *status.Server
+	log      *slog.Logger
+}
+
+func newTelemetry(cfg *config.Config, pool *clamd.Pool, eng *engine.Engine, log *slog.Logger) *telemetry {
+	t := &telemetry{metrics: metrics.New(), pool: pool, log: log}
+	t.metrics.SetBackends(t.backends)
+	if eng != nil {
+		t.metrics.SetEngineMemory(func() (int64, int64, bool) { return metrics.EngineMemory(eng.PID(), "") })
+	}
+	if cfg.HTTP != "" {
+		t.http = &status.Server{Addr: cfg.HTTP, AllowNonLoopback: cfg.HTTPAllowNonLoopback,
+			Metrics: t.metrics.Handler(), Ready: t.ready, Log: log}
+	}
+	return t
+}
+
+// follow reports the database the lifecycle keeps loaded.
+func (t *telemetry) follow(life *lifecycle) {
+	t.metrics.SetDatabase(func() (int, int, time.Time, bool) {
+		s := life.loaded.Load()
+		if s == nil {
+			return 0, 0, time.Time{}, false
+		}
+		return s.Version, s.Signatures, s.BuildTime, true
+	})
+}
+
+func (t *telemetry) backends() []metrics.BackendState {
+	var out []metrics.BackendState
+	for _, s := range t.pool.States() {
+		role := "primary"
+		if s.Fallback {
+			role = "fallback"
+		}
+		out = append(out, metrics.BackendState{Address: s.Address, Role: role, Up: s.Up})
+	}
+	return out
+}
+
+// ready: a backend answers, and clamd has loaded its database (it answers
+// PING only once it has).
+func (t *telemetry) ready() error {
+	if !t.answered.Load() {
+		return errors.New("clamd has not answered yet (loading its database?)")
+	}
+	return t.pool.Ready()
+}
+
+// start binds the HTTP listener, so that a bad address stops the gateway
+// at once, and serves it in the background.
+func (t *telemetry) start(ctx context.Context, bg interface{ Go(func()) }) error {
+	if t.http == nil {
+		return nil
+	}
+	ln, err := t.http.Listen(ctx)
+	if err != nil {
+		return err
+	}
+	t.log.Info("serving metrics and health", "address", t.http.Addr)
+	bg.Go(func() { _ = t.http.Serve(ctx, ln) })
+	return nil
+}
+
+// serving is called once clamd has answered: systemd may start what
+// depends on the gateway.
+func (t *telemetry) serving(ctx context.Context, bg interface{ Go(func()) }) {
+	t.answered.Store(true)
+	if status.NotifyReady(t.log) {
+		bg.Go(func() { status.Watchdog(ctx, t.ready, t.log) })
+	}
+}
