@@ -109,12 +109,26 @@ func (c *Client) Command(ctx context.Context, name string) (string, error) {
 // A read error from r aborts the scan and is returned as is, so the caller
 // can tell a client's fault (oversize, hang-up) from clamd's.
 func (c *Client) Instream(ctx context.Context, r io.Reader) (string, error) {
-	conn, done, err := c.dial(ctx)
-	if err != nil {
-		return "", err
+	// clamd is dialled only once the first data is in hand: a small stream
+	// then reaches it in one write, and a slow client does not hold one of
+	// clamd's threads while clamd waits for it.
+	var conn net.Conn
+	var done func()
+	defer func() {
+		if done != nil {
+			done()
+		}
+	}()
+	connect := func() (net.Conn, error) {
+		if conn == nil {
+			var err error
+			if conn, done, err = c.dial(ctx); err != nil {
+				return nil, err
+			}
+		}
+		return conn, nil
 	}
-	defer done()
-	if err := c.sendStream(conn, r); err != nil {
+	if err := c.sendStream(connect, r); err != nil {
 		var werr *writeError
 		if errors.As(err, &werr) {
 			// clamd stops reading when it refuses a stream (size limit);
@@ -141,7 +155,7 @@ const instreamCmd = "zINSTREAM\x00"
 // is already buffered) goes to clamd in a single write. Buffers are pooled:
 // at thousands of small scans a second, allocating 64 KiB for each one
 // costs more CPU than the copy itself.
-func (c *Client) sendStream(conn net.Conn, r io.Reader) error {
+func (c *Client) sendStream(connect func() (net.Conn, error), r io.Reader) error {
 	bp, _ := c.bufs.Get().(*[]byte)
 	if bp == nil {
 		b := make([]byte, len(instreamCmd)+4+ChunkSize+4)
@@ -166,6 +180,10 @@ func (c *Client) sendStream(conn net.Conn, r io.Reader) error {
 			end += 4
 		}
 		if end > 0 {
+			conn, err := connect()
+			if err != nil {
+				return err
+			}
 			if _, err := conn.Write(buf[:end]); err != nil {
 				return &writeError{err}
 			}

@@ -51,19 +51,32 @@ func (b *body) read(p []byte) (int, error) {
 	if len(b.preview) > 0 {
 		n := copy(p, b.preview)
 		b.preview = b.preview[n:]
-		if len(b.preview) == 0 && b.cont == nil && b.rest == nil {
+		switch {
+		case len(b.preview) > 0:
+			return n, nil
+		case b.rest == nil:
 			return n, io.EOF
+		case n < len(p):
+			// Ask for the rest now and hand it over with the preview: a
+			// small body then reaches clamd whole, in one write, instead of
+			// clamd holding half a scan over a round trip to the client.
+			m, err := b.readRest(p[n:])
+			return n + m, err
 		}
 		return n, nil
 	}
+	if b.rest == nil {
+		return 0, io.EOF
+	}
+	return b.readRest(p)
+}
+
+func (b *body) readRest(p []byte) (int, error) {
 	if b.cont != nil {
 		if err := b.cont(); err != nil {
 			return 0, err
 		}
 		b.cont = nil
-	}
-	if b.rest == nil {
-		return 0, io.EOF
 	}
 	return b.rest.Read(p)
 }
