@@ -85,6 +85,7 @@ func (r result) String() string {
 func scenario(mailAddr, proxyAddr string, mails, floods int, msz, fsz int64, d time.Duration) result {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
+	end, _ := ctx.Deadline()
 	var mu sync.Mutex
 	var r result
 	var wg sync.WaitGroup
@@ -96,7 +97,7 @@ func scenario(mailAddr, proxyAddr string, mails, floods int, msz, fsz int64, d t
 				c, _ := clamd.New(proxyAddr, 10*time.Minute)
 				for ctx.Err() == nil {
 					reply, err := c.Instream(ctx, bytes.NewReader(payload))
-					if err != nil && ctx.Err() == nil {
+					if err != nil && ctx.Err() == nil && time.Now().Before(end) {
 						fmt.Fprintf(os.Stderr, "flood scan failed: %q %v\n", reply, err)
 					}
 					if err == nil {
@@ -117,12 +118,14 @@ func scenario(mailAddr, proxyAddr string, mails, floods int, msz, fsz int64, d t
 		}
 		wg.Go(func() {
 			c, _ := clamd.New(mailAddr, 10*time.Minute)
-			for ctx.Err() == nil {
+			for ctx.Err() == nil && time.Now().Before(end) {
 				t0 := time.Now()
 				reply, err := c.Instream(ctx, bytes.NewReader(payload))
 				mu.Lock()
 				switch {
-				case ctx.Err() != nil:
+				case ctx.Err() != nil, time.Now().After(end):
+					// The deadline's i/o timeout can come back a moment
+					// before ctx reports it: not a failure.
 					r.unfinished++
 				case err != nil || reply != "stream: OK":
 					if r.failed == 0 {

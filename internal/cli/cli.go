@@ -29,6 +29,7 @@ usage:
                  (without --backend, clamgate runs and supervises its own clamd)
   clamgate scan [--gateway ADDR] [--fdpass] [--quiet] PATH...|-
   clamgate db [--dir /var/lib/clamav] [--clamd ADDR] [--max-age 24h] [--json]
+  clamgate deploy plan|apply|rollback [--root DIR] [--config FILE] [--image REF] [--allow-moving-tag]
   clamgate version
 `
 
@@ -45,6 +46,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return scanCmd(ctx, args[1:], stdout, stderr)
 	case "db":
 		return dbCmd(ctx, args[1:], stdout, stderr)
+	case "deploy":
+		return deployCmd(ctx, args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "clamgate", Version)
 		return 0

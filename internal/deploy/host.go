@@ -1,0 +1,342 @@
+package deploy
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// unitDirs are searched in systemd's order of precedence; on a merged-/usr
+// host /lib is /usr/lib and a unit is found twice, which is harmless.
+var unitDirs = []string{"/etc/systemd/system", "/usr/lib/systemd/system", "/lib/systemd/system"}
+
+// replacedUnits are the daemons one clamd behind clamgate replaces.
+// clamav-daemon.socket is included because socket activation would start
+// clamav-daemon.service again at the first connection to its old socket.
+var replacedUnits = []string{"clamav-daemon.service", "clamav-daemon.socket", "clamav-milter.service", "c-icap.service"}
+
+// Unit is a systemd unit found on the host.
+type Unit struct {
+	Name     string
+	Path     string   // unit file (or init script) it comes from; "" for a template instance
+	Masked   bool     // /etc/systemd/system/NAME -> /dev/null
+	Enabled  bool     // a *.wants/ symlink names it
+	WantedBy []string // units whose Wants=/Requires= name it (the article's trap 2)
+}
+
+// Amavis is amavisd-new's configuration.
+type Amavis struct {
+	ConfDir  string // Debian: /etc/amavis/conf.d, where a file of ours is read last
+	ConfFile string // Rocky/RHEL: /etc/amavisd/amavisd.conf, edited between markers
+	TmpDir   string // $TEMPBASE: where amavis puts the parts it asks to scan
+}
+
+// Host is what Inspect found under Root.
+type Host struct {
+	Root               string
+	Family             string // "debian" or "rhel"
+	Units              []Unit // the clamd units to replace, sorted by name
+	Freshclam          *Unit  // the freshclam unit, nil if freshclam is not installed
+	ClamdConf          []string
+	DBDir              string
+	DBBytes            int64 // size of the signature files on disk
+	Amavis             *Amavis
+	PostfixCF          string // main.cf, "" without postfix
+	PostfixChroot      bool
+	SquidConf          string // squid.conf, "" without squid
+	ClamdUID, ClamdGID int    // the host's clamav user: the local image's clamd runs as it
+	HasBinary          bool   // /usr/local/bin/clamgate exists
+}
+
+// Inspect reads the host tree under root; it never writes.
+func Inspect(root string) (*Host, error) {
+	h := &Host{Root: root, DBDir: "/var/lib/clamav", ClamdUID: -1, ClamdGID: -1}
+	h.Family = osFamily(h.read("/etc/os-release"))
+	units, err := h.findUnits()
+	if err != nil {
+		return nil, err
+	}
+	h.Units = units
+	h.Freshclam = h.freshclam()
+	h.ClamdConf = h.glob("/etc/clamav/*.conf", "/etc/clamd.d/*.conf", "/etc/clamd.conf")
+	h.DBBytes = h.dbSize()
+	h.Amavis = h.amavis()
+	h.PostfixCF = h.existing("/etc/postfix/main.cf")
+	h.PostfixChroot = smtpdChrooted(h.read("/etc/postfix/master.cf"))
+	h.SquidConf = h.existing("/etc/squid/squid.conf")
+	h.ClamdUID, h.ClamdGID = passwdIDs(h.read("/etc/passwd"), "clamav")
+	h.HasBinary = h.existing("/usr/local/bin/clamgate") != ""
+	return h, nil
+}
+
+// P maps a host path into the tree.
+func (h *Host) P(p string) string { return filepath.Join(h.Root, p) }
+
+func (h *Host) read(p string) []byte {
+	b, _ := os.ReadFile(h.P(p))
+	return b
+}
+
+func (h *Host) existing(p string) string {
+	if _, err := os.Stat(h.P(p)); err == nil {
+		return p
+	}
+	return ""
+}
+
+// glob returns host paths (not tree paths), sorted.
+func (h *Host) glob(patterns ...string) []string {
+	var out []string
+	for _, pat := range patterns {
+		m, _ := filepath.Glob(h.P(pat))
+		for _, f := range m {
+			out = append(out, "/"+strings.TrimPrefix(strings.TrimPrefix(f, h.Root), "/"))
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+func osFamily(osRelease []byte) string {
+	for _, line := range strings.Split(string(osRelease), "\n") {
+		k, v, _ := strings.Cut(line, "=")
+		v = strings.Trim(v, `"`)
+		if (k == "ID" || k == "ID_LIKE") && regexp.MustCompile(`\b(rhel|fedora|centos|rocky|almalinux)\b`).MatchString(v) {
+			return "rhel"
+		}
+	}
+	return "debian"
+}
+
+var unitRef = regexp.MustCompile(`clamd@[A-Za-z0-9_.-]+\.service`)
+
+// findUnits lists the replaced units that exist, and the clamd@ instances
+// that something enables, wants, or that have a clamd.d configuration.
+func (h *Host) findUnits() ([]Unit, error) {
+	found := map[string]*Unit{}
+	add := func(name, from string) *Unit {
+		u := found[name]
+		if u == nil {
+			u = &Unit{Name: name}
+			found[name] = u
+		}
+		if u.Path == "" && from != "" {
+			u.Path = from
+		}
+		return u
+	}
+	for _, name := range replacedUnits {
+		if p := h.unitFile(name); p != "" {
+			add(name, p)
+		}
+	}
+	if h.existing("/etc/init.d/clamav-milter") != "" { // Debian ships only a SysV script, systemd wraps it
+		add("clamav-milter.service", "/etc/init.d/clamav-milter")
+	}
+	for _, c := range h.glob("/etc/clamd.d/*.conf") {
+		if name := strings.TrimSuffix(path.Base(c), ".conf"); h.unitFile("clamd@.service") != "" {
+			add("clamd@"+name+".service", "")
+		}
+	}
+	if err := h.scanUnitFiles(add); err != nil {
+		return nil, err
+	}
+	h.markState(found)
+	var out []Unit
+	for _, u := range found {
+		slices.Sort(u.WantedBy)
+		u.WantedBy = slices.Compact(u.WantedBy)
+		out = append(out, *u)
+	}
+	slices.SortFunc(out, func(a, b Unit) int { return strings.Compare(a.Name, b.Name) })
+	return out, nil
+}
+
+// scanUnitFiles finds clamd@ instances named by other units' dependencies
+// and by *.wants/ symlinks.
+func (h *Host) scanUnitFiles(add func(name, from string) *Unit) error {
+	for _, dir := range unitDirs {
+		err := filepath.WalkDir(h.P(dir), func(p string, d fs.DirEntry, err error) error {
+			if err != nil {
+				if errors.Is(err, fs.ErrNotExist) {
+					return nil
+				}
+				return err
+			}
+			if d.IsDir() {
+				return nil
+			}
+			if strings.HasSuffix(filepath.Dir(p), ".wants") || strings.HasSuffix(filepath.Dir(p), ".requires") {
+				if unitRef.MatchString(d.Name()) {
+					add(d.Name(), "")
+				}
+				return nil
+			}
+			if d.Type()&fs.ModeSymlink != 0 {
+				return nil
+			}
+			for _, ref := range dependencies(h.readTree(p)) {
+				u := add(ref, "")
+				u.WantedBy = append(u.WantedBy, d.Name())
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (h *Host) readTree(p string) []byte {
+	b, _ := os.ReadFile(p)
+	return b
+}
+
+// dependencies returns the clamd@ instances a unit file pulls in.
+func dependencies(unit []byte) []string {
+	var out []string
+	sc := bufio.NewScanner(bytes.NewReader(unit))
+	for sc.Scan() {
+		k, v, ok := strings.Cut(sc.Text(), "=")
+		k = strings.TrimSpace(k)
+		if ok && (k == "Wants" || k == "Requires" || k == "BindsTo" || k == "Requisite") {
+			out = append(out, unitRef.FindAllString(v, -1)...)
+		}
+	}
+	return out
+}
+
+// unitFile is the file a unit is loaded from; template instances load the template.
+func (h *Host) unitFile(name string) string {
+	for _, dir := range unitDirs {
+		p := path.Join(dir, name)
+		if fi, err := os.Lstat(h.P(p)); err == nil && !isMaskLink(h.P(p), fi) {
+			return p
+		}
+	}
+	return ""
+}
+
+func isMaskLink(p string, fi fs.FileInfo) bool {
+	if fi.Mode()&fs.ModeSymlink == 0 {
+		return false
+	}
+	t, _ := os.Readlink(p)
+	return t == "/dev/null"
+}
+
+func (h *Host) markState(found map[string]*Unit) {
+	for name, u := range found {
+		p := h.P("/etc/systemd/system/" + name)
+		if fi, err := os.Lstat(p); err == nil && isMaskLink(p, fi) {
+			u.Masked = true
+		}
+		if u.Path == "" && strings.HasPrefix(name, "clamd@") {
+			u.Path = h.unitFile("clamd@.service")
+		}
+		u.Enabled = len(h.glob("/etc/systemd/system/*.wants/"+name)) > 0
+	}
+}
+
+func (h *Host) freshclam() *Unit {
+	for _, name := range []string{"clamav-freshclam.service", "clamd-freshclam.service"} {
+		p := h.unitFile(name)
+		masked := false
+		if fi, err := os.Lstat(h.P("/etc/systemd/system/" + name)); err == nil && isMaskLink(h.P("/etc/systemd/system/"+name), fi) {
+			masked = true
+		}
+		if p != "" || masked {
+			return &Unit{Name: name, Path: p, Masked: masked, Enabled: len(h.glob("/etc/systemd/system/*.wants/"+name)) > 0}
+		}
+	}
+	return nil
+}
+
+// dbSize sums the signature files; freshclam's tmp.* downloads are not the database.
+func (h *Host) dbSize() int64 {
+	var n int64
+	entries, _ := os.ReadDir(h.P(h.DBDir))
+	for _, e := range entries {
+		if fi, err := e.Info(); err == nil && fi.Mode().IsRegular() && !strings.HasPrefix(e.Name(), "tmp.") {
+			switch path.Ext(e.Name()) {
+			case ".cvd", ".cld", ".cud", ".cdb", ".hdb", ".hsb", ".ndb", ".ldb", ".mdb", ".msb", ".ign2", ".fp", ".sfp", ".pdb", ".wdb", ".ftm", ".idb", ".cbc", ".yar", ".yara", ".gdb", ".crb", ".cat", ".info", ".ign":
+				n += fi.Size()
+			}
+		}
+	}
+	return n
+}
+
+var (
+	myHomeRE   = regexp.MustCompile(`(?m)^\s*\$MYHOME\s*=\s*['"]([^'"]+)['"]`)
+	tempBaseRE = regexp.MustCompile(`(?m)^\s*\$TEMPBASE\s*=\s*['"]([^'"]+)['"]`)
+)
+
+func (h *Host) amavis() *Amavis {
+	a := &Amavis{}
+	var files []string
+	switch {
+	case h.existing("/etc/amavis/conf.d") != "":
+		a.ConfDir = "/etc/amavis/conf.d"
+		files = h.glob("/etc/amavis/conf.d/*")
+	case h.existing("/etc/amavisd/amavisd.conf") != "":
+		a.ConfFile = "/etc/amavisd/amavisd.conf"
+		files = []string{a.ConfFile}
+	case h.existing("/etc/amavisd.conf") != "":
+		a.ConfFile = "/etc/amavisd.conf"
+		files = []string{a.ConfFile}
+	default:
+		return nil
+	}
+	home, temp := "/var/lib/amavis", "$MYHOME/tmp"
+	if h.Family == "rhel" {
+		home = "/var/spool/amavisd"
+	}
+	for _, f := range files { // later files override earlier ones, as in amavisd
+		src := h.read(f)
+		if m := myHomeRE.FindSubmatch(src); m != nil {
+			home = string(m[1])
+		}
+		if m := tempBaseRE.FindSubmatch(src); m != nil {
+			temp = string(m[1])
+		}
+	}
+	a.TmpDir = path.Clean(strings.ReplaceAll(temp, "$MYHOME", home))
+	return a
+}
+
+// smtpdChrooted tells whether master.cf runs smtpd chrooted, which
+// changes how main.cf must name the milter socket. "-" means no since
+// Postfix 3.0.
+func smtpdChrooted(master []byte) bool {
+	for _, line := range strings.Split(string(master), "\n") {
+		f := strings.Fields(line)
+		if len(f) >= 8 && !strings.HasPrefix(f[0], "#") && f[7] == "smtpd" && f[1] == "inet" {
+			return f[4] == "y"
+		}
+	}
+	return false
+}
+
+func passwdIDs(passwd []byte, name string) (int, int) {
+	for _, line := range strings.Split(string(passwd), "\n") {
+		f := strings.Split(line, ":")
+		if len(f) >= 4 && f[0] == name {
+			uid, err1 := strconv.Atoi(f[2])
+			gid, err2 := strconv.Atoi(f[3])
+			if err1 == nil && err2 == nil {
+				return uid, gid
+			}
+		}
+	}
+	return -1, -1
+}

@@ -1,0 +1,280 @@
+package deploy
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"slices"
+	"strings"
+
+	"clamgate/internal/config"
+
+	udiff "github.com/aymanbagabas/go-udiff"
+)
+
+// Options are the command line's.
+type Options struct {
+	Root           string // the host tree; "/" in production
+	Config         string // a clamgate.toml to install instead of the generated one
+	Image          string // "" = UpstreamImage
+	AllowMovingTag bool
+}
+
+// Change is one path as it must be: a file's content or a symlink's target.
+type Change struct {
+	Path    string // host path
+	Content []byte // file content, when Link == ""
+	Link    string // symlink target ("/dev/null" masks a unit)
+	Mode    fs.FileMode
+	Why     string
+}
+
+// Plan is everything apply would change, and what it chose.
+type Plan struct {
+	Host    *Host
+	Engine  Engine
+	Notes   []string // choices and warnings, printed before the diffs
+	Changes []Change // only paths whose current state differs, sorted
+	Masks   []string // units masked by Changes
+	Next    []string // commands to run on the host after apply
+}
+
+// Build inspects the tree and computes the changes; it writes nothing.
+func Build(opts Options) (*Plan, error) {
+	h, err := Inspect(opts.Root)
+	if err != nil {
+		return nil, err
+	}
+	img, err := ParseImage(opts.Image, opts.AllowMovingTag)
+	if err != nil {
+		return nil, err
+	}
+	p := &Plan{Host: h, Engine: NewEngine(img, h)}
+	want, err := p.desired(opts)
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range want {
+		if !upToDate(h.P(c.Path), c) {
+			p.Changes = append(p.Changes, c)
+			if c.Link == "/dev/null" {
+				p.Masks = append(p.Masks, strings.TrimPrefix(c.Path, "/etc/systemd/system/"))
+			}
+		}
+	}
+	slices.SortFunc(p.Changes, func(a, b Change) int { return strings.Compare(a.Path, b.Path) })
+	p.notes(opts)
+	return p, nil
+}
+
+func (p *Plan) desired(opts Options) ([]Change, error) {
+	h, e := p.Host, p.Engine
+	toml := []byte(GatewayTOML(h, e))
+	if opts.Config != "" {
+		src, err := os.ReadFile(opts.Config)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := config.Parse(opts.Config, src); err != nil {
+			return nil, fmt.Errorf("--config: %w", err)
+		}
+		toml = src
+	}
+	c := []Change{
+		file(GatewayUnit, GatewayUnitFile(), "the gateway, hardened"),
+		file(EngineUnit, e.PlainUnit(), "the engine container, podman run"),
+		file(QuadletFile, e.Quadlet(), "the engine container, Quadlet"),
+		file(ClamdConf, e.ClamdConfFile(), "the engine's clamd.conf"),
+		file(GatewayConf, string(toml), "the gateway's configuration"),
+		file(TmpfilesConf, Tmpfiles(h, e), "socket directories and the amavis ACL"),
+		file(SysusersConf, Sysusers(), "the gateway's user"),
+	}
+	c = append(c, p.clientChanges()...)
+	for _, u := range h.Units {
+		c = append(c, Change{Path: "/etc/systemd/system/" + u.Name, Link: "/dev/null", Why: "mask " + u.Name})
+	}
+	if f := h.Freshclam; f != nil && !f.Enabled && !f.Masked && f.Path != "" {
+		c = append(c, Change{Path: "/etc/systemd/system/multi-user.target.wants/" + f.Name, Link: f.Path, Why: "enable " + f.Name})
+	}
+	return c, nil
+}
+
+func (p *Plan) clientChanges() []Change {
+	h := p.Host
+	var c []Change
+	if a := h.Amavis; a != nil && a.ConfDir != "" {
+		c = append(c, file(AmavisConfD, AmavisFile(), "amavis scanner entry"))
+	} else if a != nil {
+		c = append(c, file(a.ConfFile, AmavisEdit(string(h.read(a.ConfFile))), "amavis scanner entry"))
+	}
+	if h.SquidConf != "" {
+		c = append(c, file(SquidSnippet, SquidFile(), "squid ICAP"))
+		c = append(c, file(h.SquidConf, SquidEdit(string(h.read(h.SquidConf))), "squid ICAP"))
+	}
+	if h.PostfixCF != "" {
+		c = append(c, file(h.PostfixCF, PostfixEdit(string(h.read(h.PostfixCF)), h.PostfixChroot), "postfix milter"))
+	}
+	return c
+}
+
+func file(path, content, why string) Change {
+	return Change{Path: path, Content: []byte(content), Mode: 0o644, Why: why}
+}
+
+// upToDate compares the tree with a change; a mode change alone of an
+// existing file is not ours to make.
+func upToDate(treePath string, c Change) bool {
+	fi, err := os.Lstat(treePath)
+	if err != nil {
+		return false
+	}
+	if c.Link != "" {
+		t, _ := os.Readlink(treePath)
+		return fi.Mode()&fs.ModeSymlink != 0 && t == c.Link
+	}
+	if !fi.Mode().IsRegular() {
+		return false
+	}
+	cur, err := os.ReadFile(treePath)
+	return err == nil && bytes.Equal(cur, c.Content)
+}
+
+func (p *Plan) notes(opts Options) {
+	h, e := p.Host, p.Engine
+	add := func(format string, a ...any) { p.Notes = append(p.Notes, fmt.Sprintf(format, a...)) }
+	add("host: %s family; clients detected: %s", h.Family, strings.Join(orNone(ClientsOf(h).Names()), ", "))
+	how := "upstream image: its entrypoint starts as root, so chown dac_override fowner setgid setuid are added back; clamd itself runs as uid 100"
+	if !e.Image.Upstream {
+		how = fmt.Sprintf("local image: clamd runs as %d:%d with no capability and a read-only root", e.UID, e.GID)
+	}
+	chosen := "given"
+	if opts.Image == "" {
+		chosen = "default, the upstream image pinned by digest; without registry access build one with deploy/image/build.sh and pass --image"
+	}
+	add("image: %s (%s); %s", e.Image.Ref, chosen, how)
+	if !e.Image.Pinned {
+		add("WARNING: image %s is a moving tag (--allow-moving-tag)", e.Image.Ref)
+	}
+	add("database: %s, %d bytes on disk -> MemoryHigh=%dM MemoryMax=%dM", h.DBDir, h.DBBytes, e.Mem.HighMiB, e.Mem.MaxMiB)
+	p.unitNotes(add)
+	for _, conf := range h.ClamdConf {
+		add("left in place: %s (the masked daemons' configuration; rollback needs it)", conf)
+	}
+	if !h.HasBinary {
+		add("note: %s does not exist yet: install clamgate there before starting clamgate.service", Binary)
+	}
+	p.Next = nextSteps(p)
+}
+
+func (p *Plan) unitNotes(add func(string, ...any)) {
+	h := p.Host
+	for _, u := range h.Units {
+		state := "found"
+		if u.Masked {
+			state = "already masked"
+		}
+		why := ""
+		if len(u.WantedBy) > 0 {
+			why = "; wanted by " + strings.Join(u.WantedBy, ", ") + ", so stopping it is not enough: masked (trap 2)"
+		}
+		add("unit %s: %s%s", u.Name, state, why)
+	}
+	switch f := h.Freshclam; {
+	case f == nil:
+		add("WARNING: no freshclam unit: nothing will update %s", h.DBDir)
+	case f.Masked:
+		add("WARNING: %s is masked: the database will go stale; unmask and enable it", f.Name)
+	case f.Enabled:
+		add("freshclam: %s enabled, kept", f.Name)
+	default:
+		add("freshclam: %s not enabled: enabling it", f.Name)
+	}
+}
+
+func orNone(s []string) []string {
+	if len(s) == 0 {
+		return []string{"none"}
+	}
+	return s
+}
+
+func nextSteps(p *Plan) []string {
+	s := []string{"systemd-sysusers " + SysusersConf, "systemd-tmpfiles --create " + TmpfilesConf, "systemctl daemon-reload"}
+	if len(p.Host.Units) > 0 {
+		var names []string
+		for _, u := range p.Host.Units {
+			names = append(names, u.Name)
+		}
+		s = append(s, "systemctl stop "+strings.Join(names, " "))
+	}
+	s = append(s, "systemctl enable --now clamgate-clamd.service clamgate.service")
+	c := ClientsOf(p.Host)
+	if c.Amavis {
+		s = append(s, "systemctl restart amavis.service (amavisd.service on RHEL)")
+	}
+	if c.Postfix {
+		s = append(s, "postfix reload")
+	}
+	if c.Squid {
+		s = append(s, "squid -k reconfigure")
+	}
+	return s
+}
+
+// Write prints the plan: notes, then every change as a unified diff
+// (new files from /dev/null) or a symlink line.
+func (p *Plan) Write(w io.Writer) error {
+	var b strings.Builder
+	for _, n := range p.Notes {
+		b.WriteString("# " + n + "\n")
+	}
+	if len(p.Changes) == 0 {
+		b.WriteString("nothing to change\n")
+	}
+	for _, c := range p.Changes {
+		if err := p.writeChange(&b, c); err != nil {
+			return err
+		}
+	}
+	if len(p.Masks) > 0 {
+		b.WriteString("units masked: " + strings.Join(p.Masks, " ") + "\n")
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func (p *Plan) writeChange(b *strings.Builder, c Change) error {
+	tp := p.Host.P(c.Path)
+	fi, err := os.Lstat(tp)
+	exists := err == nil
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	if c.Link != "" {
+		was := "absent"
+		if exists {
+			was = describe(tp, fi)
+		}
+		fmt.Fprintf(b, "symlink %s -> %s (%s; was %s)\n", c.Path, c.Link, c.Why, was)
+		return nil
+	}
+	var old []byte
+	from := "/dev/null"
+	if exists && fi.Mode().IsRegular() {
+		old, _ = os.ReadFile(tp)
+		from = c.Path
+	}
+	b.WriteString(udiff.Unified(from, c.Path, string(old), string(c.Content)))
+	return nil
+}
+
+func describe(tp string, fi fs.FileInfo) string {
+	if fi.Mode()&fs.ModeSymlink != 0 {
+		t, _ := os.Readlink(tp)
+		return "a symlink to " + t
+	}
+	return "a file"
+}

@@ -1,0 +1,269 @@
+package deploy
+
+import (
+	"fmt"
+	"path"
+	"strings"
+)
+
+// Paths users and scripts rely on (issue 7), and the sockets between them.
+const (
+	GatewayUnit  = "/etc/systemd/system/clamgate.service"
+	EngineUnit   = "/etc/systemd/system/clamgate-clamd.service"
+	QuadletFile  = "/etc/containers/systemd/clamd.container"
+	GatewayConf  = "/etc/clamgate/clamgate.toml"
+	ClamdConf    = "/etc/clamgate/clamd.conf"
+	TmpfilesConf = "/etc/tmpfiles.d/clamgate.conf"
+	SysusersConf = "/etc/sysusers.d/clamgate.conf"
+	Binary       = "/usr/local/bin/clamgate"
+
+	EngineDir      = "/run/clamgate/engine" // clamd's socket, shared with the container
+	EngineTmp      = "/var/tmp/clamgate-clamd"
+	AmavisSockDir  = "/run/clamgate/amavis"
+	PostfixSockDir = "/var/spool/postfix/clamgate"
+	containerName  = "clamgate-clamd"
+	dbMount        = "/var/lib/clamav-ro" // not /var/lib/clamav: the upstream entrypoint chowns that (the article's chown trap)
+	confMount      = "/etc/clamgate-clamd/clamd.conf"
+	streamMax      = "100M"
+	maxThreads     = 10
+)
+
+const header = "# Written by `clamgate deploy apply`; `clamgate deploy rollback` removes it.\n"
+
+// Engine is how the container runs: derived from the image and the host.
+type Engine struct {
+	Image         Image
+	UID, GID      int    // the clamd process's (local image) or its socket directory owner (upstream: 100)
+	SocketInside  string // socket directory as the container sees it
+	DBDir         string // host signature directory, mounted read-only
+	Mem           Memory
+	FreshclamUnit string
+}
+
+// NewEngine picks the container layout for an image on a host.
+func NewEngine(img Image, h *Host) Engine {
+	e := Engine{Image: img, UID: h.ClamdUID, GID: h.ClamdGID, SocketInside: "/run/clamd", DBDir: h.DBDir, Mem: SizeMemory(h.DBBytes)}
+	if img.Upstream {
+		// The upstream entrypoint waits for /tmp/clamd.sock and its clamd drops to uid 100.
+		e.UID, e.GID, e.SocketInside = 100, 101, "/tmp"
+	} else if e.UID < 0 {
+		e.UID, e.GID = 100, 101
+	}
+	if h.Freshclam != nil {
+		e.FreshclamUnit = h.Freshclam.Name
+	}
+	return e
+}
+
+// Socket is the engine's socket as the gateway (on the host) sees it.
+func (e Engine) Socket() string { return EngineDir + "/clamd.sock" }
+
+func (e Engine) volumes() []string {
+	v := []string{e.DBDir + ":" + dbMount + ":ro", EngineDir + ":" + e.SocketInside}
+	if e.Image.Upstream {
+		// A writable volume for the entrypoint to chown; it holds no signatures.
+		return append(v, ClamdConf+":/etc/clamav/clamd.conf:ro", "clamgate-clamd-db:/var/lib/clamav")
+	}
+	return append(v, ClamdConf+":"+confMount+":ro", EngineTmp+":/tmp")
+}
+
+func (e Engine) command() []string {
+	if e.Image.Upstream {
+		return nil // the image's own entrypoint
+	}
+	return []string{"/usr/sbin/clamd", "--foreground=true", "--config-file=" + confMount}
+}
+
+// PodmanArgs are the arguments after "podman"; cidfile may be "" outside systemd.
+func (e Engine) PodmanArgs(cidfile string) []string {
+	a := []string{"run", "--name=" + containerName, "--replace", "--rm", "-d"}
+	if cidfile != "" {
+		a = append(a, "--cidfile="+cidfile, "--cgroups=split", "--sdnotify=conmon")
+	}
+	// runc and explicit ulimits: crun and the default rlimits fail on some cgroup layouts (podman 4.3, Debian 12).
+	a = append(a, "--runtime=runc", "--ulimit=nofile=1024:1024", "--ulimit=nproc=1024:1024")
+	a = append(a, "--cap-drop=all", "--security-opt=no-new-privileges", "--network=none", fmt.Sprintf("--memory=%dm", e.Mem.MaxMiB))
+	if e.Image.Upstream {
+		a = append(a, "--cap-add=chown,dac_override,fowner,setgid,setuid", "--env=CLAMAV_NO_FRESHCLAMD=true", "--env=CLAMAV_NO_MILTERD=true")
+	} else {
+		a = append(a, fmt.Sprintf("--user=%d:%d", e.UID, e.GID), "--read-only", "--tmpfs=/run:rw,nosuid,nodev,noexec,size=16m")
+	}
+	for _, v := range e.volumes() {
+		a = append(a, "--volume="+v)
+	}
+	return append(append(a, e.Image.Ref), e.command()...)
+}
+
+// ClamdConfFile is the engine's clamd.conf.
+func (e Engine) ClamdConfFile() string {
+	var b strings.Builder
+	b.WriteString(header)
+	b.WriteString(`# The one clamd behind clamgate. Only the gateway reaches its socket: no TCPSocket, clamd has
+# no authentication. clamgate reloads it when freshclam is done (frugal reload), hence
+# ConcurrentDatabaseReload no (one database in RAM), SelfCheck 0 (no second reloader) and
+# IdleTimeout 2 (a non-concurrent reload first waits for idle threads to exit).
+Foreground yes
+`)
+	fmt.Fprintf(&b, "LocalSocket %s/clamd.sock\nLocalSocketMode 660\nFixStaleSocket yes\n", e.SocketInside)
+	fmt.Fprintf(&b, "DatabaseDirectory %s\n", dbMount)
+	tmp := "/tmp"
+	if e.Image.Upstream {
+		b.WriteString("User clamav\n")
+		tmp = "/var/tmp"
+	}
+	fmt.Fprintf(&b, "TemporaryDirectory %s\n", tmp)
+	fmt.Fprintf(&b, "ConcurrentDatabaseReload no\nSelfCheck 0\nIdleTimeout 2\nStreamMaxLength %s\nMaxThreads %d\n", streamMax, maxThreads)
+	b.WriteString("ReadTimeout 120\nCommandReadTimeout 30\nExitOnOOM yes\nLogTime yes\nLogSyslog no\n")
+	return b.String()
+}
+
+// PlainUnit runs the container with podman run (podman < 4.4 has no Quadlet).
+func (e Engine) PlainUnit() string {
+	var b strings.Builder
+	b.WriteString(header)
+	b.WriteString(`[Unit]
+Description=clamgate engine: one sandboxed clamd in a container (podman run)
+Documentation=man:clamd(8) man:podman-run(1)
+Before=clamgate.service
+`)
+	if e.FreshclamUnit != "" {
+		fmt.Fprintf(&b, "# freshclam stays on the host; the container only reads %s.\nWants=%s\n", e.DBDir, e.FreshclamUnit)
+	}
+	fmt.Fprintf(&b, `
+[Service]
+Type=notify
+NotifyAccess=all
+Environment=PODMAN_SYSTEMD_UNIT=%%n
+ExecStartPre=/usr/bin/systemd-tmpfiles --create %s
+ExecStartPre=/usr/bin/rm -f %%t/%%n.ctr-id
+ExecStart=/usr/bin/podman %s
+ExecStop=/usr/bin/podman stop --ignore -t 10 --cidfile=%%t/%%n.ctr-id
+ExecStopPost=/usr/bin/podman rm -f --ignore -t 10 --cidfile=%%t/%%n.ctr-id
+Restart=on-failure
+TimeoutStartSec=600
+%s
+[Install]
+WantedBy=multi-user.target
+`, TmpfilesConf, strings.Join(e.PodmanArgs("%t/%n.ctr-id"), " \\\n\t"), e.Mem.directives())
+	return b.String()
+}
+
+// Quadlet is the same container for podman 4.4 and later.
+func (e Engine) Quadlet() string {
+	var b strings.Builder
+	b.WriteString(header)
+	b.WriteString(`# For podman >= 4.4 (Quadlet generates clamd.service from it). It is the same container as
+# clamgate-clamd.service, which clamgate.service requires; use one of the two.
+[Unit]
+Description=clamgate engine: one sandboxed clamd in a container (Quadlet)
+Documentation=man:clamd(8) man:podman-systemd.unit(5)
+Before=clamgate.service
+Conflicts=clamgate-clamd.service
+
+[Container]
+ContainerName=` + containerName + "\nImage=" + e.Image.Ref + "\n")
+	if c := e.command(); c != nil {
+		b.WriteString("Exec=" + strings.Join(c, " ") + "\n")
+	}
+	b.WriteString("DropCapability=all\n")
+	if e.Image.Upstream {
+		b.WriteString("AddCapability=chown dac_override fowner setgid setuid\nEnvironment=CLAMAV_NO_FRESHCLAMD=true\nEnvironment=CLAMAV_NO_MILTERD=true\n")
+	} else {
+		fmt.Fprintf(&b, "User=%d\nGroup=%d\nReadOnly=true\n", e.UID, e.GID)
+	}
+	b.WriteString("NoNewPrivileges=true\nNetwork=none\n")
+	for _, v := range e.volumes() {
+		b.WriteString("Volume=" + v + "\n")
+	}
+	fmt.Fprintf(&b, "\n[Service]\nExecStartPre=/usr/bin/systemd-tmpfiles --create %s\nRestart=on-failure\nTimeoutStartSec=600\n%s", TmpfilesConf, e.Mem.directives())
+	return b.String()
+}
+
+// GatewayUnitFile is clamgate.service; its exposure must stay <= 1.0 in
+// systemd-analyze security. No RuntimeDirectory=: systemd would chown
+// /run/clamgate recursively to clamgate at every start, taking the engine's
+// and the clients' socket directories away from their owners; tmpfiles.d
+// creates them instead.
+func GatewayUnitFile() string {
+	return header + `[Unit]
+Description=clamgate: one hardened clamd gateway for every local ClamAV client
+Documentation=file:///usr/share/doc/clamgate/README.md
+Requires=clamgate-clamd.service
+After=clamgate-clamd.service network.target
+
+[Service]
+Type=notify
+NotifyAccess=main
+WatchdogSec=30
+ExecStart=` + Binary + ` serve --config ` + GatewayConf + `
+Restart=on-failure
+User=clamgate
+Group=clamgate
+UMask=0077
+ReadWritePaths=/run/clamgate ` + PostfixSockDir + `
+ProtectSystem=strict
+ProtectHome=yes
+PrivateTmp=yes
+PrivateDevices=yes
+PrivateMounts=yes
+PrivateUsers=yes
+NoNewPrivileges=yes
+CapabilityBoundingSet=
+AmbientCapabilities=
+RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6
+IPAddressDeny=any
+IPAddressAllow=localhost
+SystemCallFilter=@system-service
+SystemCallFilter=~@privileged @resources
+SystemCallArchitectures=native
+SystemCallErrorNumber=EPERM
+MemoryDenyWriteExecute=yes
+LockPersonality=yes
+RestrictNamespaces=yes
+RestrictRealtime=yes
+RestrictSUIDSGID=yes
+RemoveIPC=yes
+ProtectKernelTunables=yes
+ProtectKernelModules=yes
+ProtectKernelLogs=yes
+ProtectControlGroups=yes
+ProtectClock=yes
+ProtectHostname=yes
+ProtectProc=invisible
+ProcSubset=pid
+DevicePolicy=closed
+KeyringMode=private
+
+[Install]
+WantedBy=multi-user.target
+`
+}
+
+// Tmpfiles creates the socket directories and the amavis ACL. The
+// directories are setgid: a socket created inside gets the directory's
+// group, so clamgate needs neither CAP_CHOWN nor membership in its
+// clients' groups.
+func Tmpfiles(h *Host, e Engine) string {
+	var b strings.Builder
+	b.WriteString(header)
+	b.WriteString("d /run/clamgate 0755 clamgate clamgate -\n")
+	fmt.Fprintf(&b, "d %s 2750 %d clamgate -\n", EngineDir, e.UID)
+	if !e.Image.Upstream {
+		fmt.Fprintf(&b, "d %s 0700 %d %d 1d\n", EngineTmp, e.UID, e.GID)
+	}
+	if h.Amavis != nil {
+		fmt.Fprintf(&b, "d %s 2750 clamgate amavis -\n", AmavisSockDir)
+		b.WriteString("# clamgate opens amavis's parts itself (clamd gets the descriptor); A+ re-applies\n# the ACL, recursively and as a default, whenever amavis's directory is re-created.\n")
+		fmt.Fprintf(&b, "a+ %s - - - - u:clamgate:x\n", path.Dir(h.Amavis.TmpDir))
+		fmt.Fprintf(&b, "A+ %s - - - - u:clamgate:rX,d:u:clamgate:rX\n", h.Amavis.TmpDir)
+	}
+	if h.PostfixCF != "" {
+		fmt.Fprintf(&b, "d %s 2750 clamgate postfix -\n", PostfixSockDir)
+	}
+	return b.String()
+}
+
+// Sysusers declares the gateway's user; it needs no supplementary group.
+func Sysusers() string {
+	return header + "u clamgate - \"clamgate ClamAV gateway\" - -\n"
+}

@@ -1,0 +1,176 @@
+package doctor
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+func singleClamdCheck() check {
+	return check{
+		id: "clamd-single", title: "a single clamd on the host", expected: "exactly 1 clamd process",
+		source: "article table: A single clamd (§1, §7 \"confirm that only one clamd remains\")",
+		run:    checkSingleClamd,
+	}
+}
+
+func checkSingleClamd(_ context.Context, h *host) verdict {
+	ps := h.named(isClamd)
+	switch len(ps) {
+	case 0:
+		return verdict{status: Warn, measured: "no clamd process", fix: "start the engine: clamgate's managed clamd or the clamd container (clamd.service / clamgate-clamd.service)"}
+	case 1:
+		return pass(fmt.Sprintf("1 clamd (pid %d), RSS %s", ps[0].PID, mib(ps[0].RSS)))
+	}
+	var total, largest int64
+	var pids []string
+	for _, p := range ps {
+		total += p.RSS
+		largest = max(largest, p.RSS)
+		pids = append(pids, strconv.Itoa(p.PID))
+	}
+	return verdict{status: Fail,
+		measured: fmt.Sprintf("%d clamd (pids %s), RSS %s in all: %s wasted on duplicate databases", len(ps), strings.Join(pids, ","), mib(total), mib(total-largest)),
+		fix:      "stop and mask the replaced clamd units (systemctl mask --now clamd@amavisd.service ...; see units-masked)",
+	}
+}
+
+func mib(b int64) string {
+	return fmt.Sprintf("%.0f MiB", float64(b)/(1<<20))
+}
+
+func memoryCapCheck() check {
+	return check{
+		id: "clamd-memory", title: "clamd's memory is capped by its cgroup, with headroom", expected: "RSS < 2/3 of the cgroup's memory limit",
+		source: "article table: RAM under cap (§4 Bounded RAM; issue 7: MemoryMax at least 1.5x the loaded size)",
+		run: func(_ context.Context, h *host) verdict {
+			return perClamd(h, "MemoryMax= (and MemoryHigh=) in the clamd unit or Quadlet [Service], at least 1.5x clamd's resident size", func(p *process) (Status, string) {
+				return judgeMemory(p.RSS, cgroupMemoryLimit(h.env, p.PID))
+			})
+		},
+	}
+}
+
+// judgeMemory leaves room for a reload or a grown database (the article
+// measured a 1.04x peak at load, and clamd's concurrent reload doubles).
+func judgeMemory(rss, limit int64) (Status, string) {
+	if limit <= 0 {
+		return Warn, "RSS " + mib(rss) + ", no memory limit"
+	}
+	m := fmt.Sprintf("RSS %s of a %s limit (%.0f%%)", mib(rss), mib(limit), 100*float64(rss)/float64(limit))
+	switch {
+	case rss*10 >= limit*9:
+		return Fail, m
+	case rss*3 > limit*2:
+		return Warn, m + ", less than 1.5x headroom"
+	}
+	return Pass, m
+}
+
+// unlimitedV1 is where cgroup v1 reports "no limit" (a page-rounded 2^63).
+const unlimitedV1 = 1 << 62
+
+// cgroupMemoryLimit is the tightest memory limit on the process's cgroup
+// and its ancestors (a slice's cap applies to all it contains), from the
+// v2 memory.max or, on hybrid hosts like this one, v1's
+// memory.limit_in_bytes; 0 when there is none.
+func cgroupMemoryLimit(env *Env, pid int) int64 {
+	v1, v2, ok := cgroupPaths(env.proc(strconv.Itoa(pid), "cgroup"))
+	if !ok {
+		return 0
+	}
+	base := filepath.Join(env.Sys, "fs", "cgroup")
+	var limit int64
+	if v2 != "" {
+		root := base
+		if !exists(filepath.Join(base, "cgroup.controllers")) {
+			root = filepath.Join(base, "unified")
+		}
+		limit = tightest(limit, ancestorsLimit(root, v2, "memory.max"))
+	}
+	if v1 != "" {
+		limit = tightest(limit, ancestorsLimit(filepath.Join(base, "memory"), v1, "memory.limit_in_bytes"))
+	}
+	return limit
+}
+
+func cgroupPaths(file string) (v1, v2 string, ok bool) {
+	f, err := os.Open(file)
+	if err != nil {
+		return "", "", false
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.SplitN(sc.Text(), ":", 3)
+		if len(fields) != 3 {
+			continue
+		}
+		switch {
+		case fields[0] == "0" && fields[1] == "":
+			v2 = fields[2]
+		case controllerListed(fields[1], "memory"):
+			v1 = fields[2]
+		}
+	}
+	return v1, v2, true
+}
+
+func controllerListed(list, name string) bool {
+	for _, c := range strings.Split(list, ",") {
+		if c == name {
+			return true
+		}
+	}
+	return false
+}
+
+func ancestorsLimit(root, cg, file string) int64 {
+	var limit int64
+	for p := path.Clean("/" + cg); ; p = path.Dir(p) {
+		limit = tightest(limit, readLimit(filepath.Join(root, p, file)))
+		if p == "/" {
+			return limit
+		}
+	}
+}
+
+func readLimit(file string) int64 {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return 0
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+	if err != nil || n >= unlimitedV1 { // "max" or v1's unlimited
+		return 0
+	}
+	return n
+}
+
+// tightest treats 0 as "no limit".
+func tightest(a, b int64) int64 {
+	if a == 0 || (b != 0 && b < a) {
+		return b
+	}
+	return a
+}
+
+func exists(p string) bool {
+	_, err := os.Lstat(p)
+	return err == nil
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

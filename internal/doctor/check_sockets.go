@@ -1,0 +1,192 @@
+package doctor
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/user"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"clamgate/internal/config"
+)
+
+func configCheck() check {
+	return check{
+		id: "config", title: "the gateway's configuration is present and valid", expected: "a valid " + DefaultConfig,
+		source: "issue 7 (the file deploy writes); the socket checks read their policy from it", offline: true,
+		run: func(_ context.Context, h *host) verdict {
+			env := h.env
+			switch {
+			case env.ConfigErr != nil:
+				return verdict{status: Fail, measured: env.ConfigErr.Error(), fix: "correct " + env.display(env.ConfigPath) + " (clamgate serve --config checks it too)"}
+			case env.Config == nil:
+				return verdict{status: Warn, measured: "no file at " + env.display(env.ConfigPath) + ": the socket checks are skipped", fix: "clamgate deploy apply, or name the file with --config"}
+			}
+			return pass(fmt.Sprintf("%s: %d listeners, policies %s", env.display(env.ConfigPath), len(env.Config.Listeners), strings.Join(env.Config.PolicyNames(), ",")))
+		},
+	}
+}
+
+// unixListeners are the config's unix sockets, the ones whose rights the
+// kernel enforces.
+func unixListeners(env *Env) []config.Listener {
+	if env.Config == nil {
+		return nil
+	}
+	var out []config.Listener
+	for _, l := range env.Config.Listeners {
+		if strings.HasPrefix(l.Address, "unix:") {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+func socketModeCheck() check {
+	return check{
+		id: "socket-mode", title: "each unix listener has the configured mode, owner and group",
+		expected: "as configured; not world-writable unless the policy names its users (article: srw-rw---- clamav-clients)",
+		source:   "article table: Group socket (§5 group-restricted unix socket)",
+		run:      checkSocketModes,
+	}
+}
+
+func checkSocketModes(_ context.Context, h *host) verdict {
+	ls := unixListeners(h.env)
+	if len(ls) == 0 {
+		return pass("no unix listener configured")
+	}
+	v := verdict{status: Pass, fix: "restart clamgate so that it recreates its sockets; never chmod them by hand, set mode/owner/group in clamgate.toml"}
+	var parts []string
+	for _, l := range ls {
+		st, m := judgeSocket(l, h.env.Config.PolicyFor(l) != nil && restricted(h.env.Config, l))
+		v.status = worse(v.status, st)
+		parts = append(parts, strings.TrimPrefix(l.Address, "unix:")+" "+m)
+	}
+	v.measured = strings.Join(parts, "; ")
+	return v
+}
+
+func restricted(cfg *config.Config, l config.Listener) bool {
+	p := cfg.PolicyFor(l)
+	return p != nil && (len(p.UIDs) > 0 || len(p.GIDs) > 0)
+}
+
+func judgeSocket(l config.Listener, policyRestricts bool) (Status, string) {
+	path := strings.TrimPrefix(l.Address, "unix:")
+	fi, err := os.Lstat(path)
+	if err != nil {
+		return Warn, "missing (is clamgate running?)"
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if fi.Mode()&os.ModeSocket == 0 || !ok {
+		return Fail, "is not a socket"
+	}
+	mode := fi.Mode().Perm()
+	m := fmt.Sprintf("%s %s:%s", fi.Mode().String(), userName(int(st.Uid)), groupName(int(st.Gid)))
+	var wrong []string
+	if mode != l.Mode.Perm() {
+		wrong = append(wrong, fmt.Sprintf("mode %04o, configured %04o", mode, l.Mode.Perm()))
+	}
+	if l.UID >= 0 && int(st.Uid) != l.UID {
+		wrong = append(wrong, "owner configured "+strconv.Itoa(l.UID))
+	}
+	if l.GID >= 0 && int(st.Gid) != l.GID {
+		wrong = append(wrong, "group configured "+strconv.Itoa(l.GID))
+	}
+	switch {
+	case len(wrong) > 0:
+		return Fail, m + " (" + strings.Join(wrong, ", ") + ")"
+	case mode&0o002 != 0 && !policyRestricts:
+		return Warn, m + " (world-writable and the policy admits everyone)"
+	}
+	return Pass, m
+}
+
+func groupName(gid int) string {
+	if g, err := user.LookupGroupId(strconv.Itoa(gid)); err == nil {
+		return g.Name
+	}
+	return strconv.Itoa(gid)
+}
+
+func socketRefusedCheck() check {
+	return check{
+		id: "socket-refused", title: "a user outside the policy is refused (doctor connects as nobody)",
+		expected: "Permission denied from the kernel, or ERROR from the gateway; never PONG",
+		source:   "article table: Non-member refused (§5 \"a non-member is refused by the kernel\")",
+		run:      checkSocketRefused,
+	}
+}
+
+func checkSocketRefused(ctx context.Context, h *host) verdict {
+	ls := unixListeners(h.env)
+	if len(ls) == 0 {
+		return pass("no unix listener configured")
+	}
+	cred, name := outsider()
+	v := verdict{status: Pass, fix: "mode 0660 and a dedicated group on the socket, or users/groups in the listener's policy"}
+	var parts []string
+	for _, l := range ls {
+		st, m := probeOutsider(ctx, h.env, l, cred, name)
+		v.status = worse(v.status, st)
+		parts = append(parts, strings.TrimPrefix(l.Address, "unix:")+": "+m)
+	}
+	v.measured = strings.Join(parts, "; ")
+	return v
+}
+
+// outsider is nobody with no supplementary group: no policy should admit it.
+func outsider() (Cred, string) {
+	cred := Cred{UID: 65534, GID: 65534}
+	if u, err := user.Lookup("nobody"); err == nil {
+		uid, _ := strconv.Atoi(u.Uid)
+		gid, _ := strconv.Atoi(u.Gid)
+		cred.UID, cred.GID = uint32(uid), uint32(gid)
+	}
+	return cred, "nobody"
+}
+
+func probeOutsider(ctx context.Context, env *Env, l config.Listener, cred Cred, name string) (Status, string) {
+	if p := env.Config.PolicyFor(l); p != nil && (slices.Contains(p.UIDs, cred.UID) || slices.Contains(p.GIDs, cred.GID)) {
+		return Warn, "policy " + p.Name + " admits " + name + ": not probed"
+	}
+	clamdProto := l.Protocol == "" || l.Protocol == config.ProtoClamd
+	r := env.Probe.Probe(ctx, "unix", strings.TrimPrefix(l.Address, "unix:"), cred, clamdProto)
+	return judgeRefusal(r, clamdProto, name)
+}
+
+// judgeRefusal: only a kernel refusal or the gateway's own refusal pass;
+// a probe that could not run proves nothing either way.
+func judgeRefusal(r ProbeResult, clamdProto bool, name string) (Status, string) {
+	switch {
+	case r.Refused:
+		return Pass, name + " refused by the kernel (" + lastPart(r.Err) + ")"
+	case r.Err != "" && !r.Connected:
+		return Warn, "could not probe: " + r.Err
+	case strings.Contains(r.Reply, "PONG"):
+		return Fail, name + " got PONG"
+	case strings.Contains(r.Reply, "ERROR") || r.Closed:
+		return Pass, name + " refused by the gateway (" + or(r.Reply, "connection closed") + ")"
+	case !clamdProto:
+		return Warn, name + " connected (the kernel did not refuse; this protocol's refusal is not probed)"
+	}
+	return Warn, name + " connected, unexpected reply " + strconv.Quote(r.Reply)
+}
+
+func lastPart(err string) string {
+	if i := strings.LastIndex(err, ": "); i >= 0 {
+		return err[i+2:]
+	}
+	return err
+}
+
+func or(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}

@@ -1,0 +1,166 @@
+package doctor
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+)
+
+// replacedUnits are the daemons the gateway replaces. clamd.service is
+// not one: it is the name Quadlet gives the shared engine's container.
+func isReplaced(name string) bool {
+	switch name {
+	case "clamav-daemon.service", "clamav-milter.service", "c-icap.service":
+		return true
+	}
+	return strings.HasPrefix(name, "clamd@") && strings.HasSuffix(name, ".service") && name != "clamd@.service"
+}
+
+// backendUnits are replaced units the gateway itself uses as its clamd,
+// recognized by their socket: those must keep running.
+func backendUnits(env *Env) map[string]bool {
+	out := map[string]bool{}
+	if env.Config == nil {
+		return out
+	}
+	for _, b := range append(append([]string{}, env.Config.Backends...), env.Config.Fallback) {
+		path := strings.TrimPrefix(b, "unix:")
+		switch {
+		case path == "/run/clamav/clamd.ctl" || path == "/var/run/clamav/clamd.ctl":
+			out["clamav-daemon.service"] = true
+		case strings.HasPrefix(path, "/run/clamd.") && strings.HasSuffix(path, "/clamd.sock"):
+			inst := strings.TrimSuffix(strings.TrimPrefix(path, "/run/clamd."), "/clamd.sock")
+			out["clamd@"+inst+".service"] = true
+		}
+	}
+	return out
+}
+
+func unitsMaskedCheck() check {
+	return check{
+		id: "units-masked", title: "the replaced clamd units are masked, not just disabled",
+		expected: "clamav-daemon, clamd@*, clamav-milter, c-icap: symlinks to /dev/null in /etc/systemd/system",
+		source:   "article trap 2 (§7 \"mask (not just disable) the host instances\")", offline: true,
+		run: checkUnitsMasked,
+	}
+}
+
+func checkUnitsMasked(_ context.Context, h *host) verdict {
+	t := readUnits(h.env)
+	keep := backendUnits(h.env)
+	present := map[string]bool{}
+	for name, file := range t.files {
+		if isReplaced(name) && (file != "" || t.masked[name]) {
+			present[name] = true
+		}
+	}
+	for _, d := range t.deps {
+		if isReplaced(d.to) {
+			present[d.to] = true
+		}
+	}
+	if len(present) == 0 {
+		return pass("no replaced clamd unit installed")
+	}
+	v := verdict{status: Pass}
+	var parts, unmasked []string
+	for _, name := range sortedKeys(present) {
+		switch {
+		case t.isMasked(name):
+			parts = append(parts, name+" masked")
+		case keep[name]:
+			parts = append(parts, name+" not masked (the gateway's backend)")
+		default:
+			v.status = Fail
+			parts = append(parts, name+" NOT masked")
+			unmasked = append(unmasked, name)
+		}
+	}
+	v.measured = joinSemi(parts)
+	v.fix = "systemctl mask --now " + strings.Join(unmasked, " ")
+	return v
+}
+
+func unitsWantsCheck() check {
+	return check{
+		id: "units-wants", title: "no unit pulls a replaced clamd back in (Wants=, Requires=, BindsTo=)",
+		expected: "every unit such a dependency names is masked (amavisd.service Wants=clamd@amavisd.service)",
+		source:   "article trap 2 (§7 \"amavisd.service resurrects the host clamd\")", offline: true,
+		run: checkUnitsWants,
+	}
+}
+
+func checkUnitsWants(_ context.Context, h *host) verdict {
+	t := readUnits(h.env)
+	keep := backendUnits(h.env)
+	v := verdict{status: Pass}
+	var parts, fix []string
+	for _, d := range t.deps {
+		if !isReplaced(d.to) || keep[d.to] {
+			continue
+		}
+		line := fmt.Sprintf("%s %s=%s (%s)", d.from, d.kind, d.to, d.where)
+		switch {
+		case t.isMasked(d.to):
+			parts = append(parts, line+": target masked, harmless")
+		case t.isMasked(d.from):
+			parts = append(parts, line+": unit masked, harmless")
+		default:
+			v.status = Fail
+			parts = append(parts, line+": WILL START IT")
+			if !contains(fix, d.to) {
+				fix = append(fix, d.to)
+			}
+		}
+	}
+	if len(parts) == 0 {
+		return pass("no unit depends on a replaced clamd unit")
+	}
+	v.measured = joinSemi(parts)
+	v.fix = "systemctl mask " + strings.Join(fix, " ") + " (a Wants= on a masked unit fails without blocking its dependent)"
+	return v
+}
+
+func exposureCheck() check {
+	return check{
+		id: "unit-exposure", title: "the gateway's own unit is hardened (systemd-analyze security)", expected: "exposure <= 1.0 (warn up to 3.0)",
+		source: "issue 7 (gateway unit target 1.0; Debian's clamav-daemon.service scores 9.6), article checklist: least privilege", offline: true,
+		run: checkExposure,
+	}
+}
+
+var exposureRE = regexp.MustCompile(`Overall exposure level for [^:]+: ([0-9.]+) (\S+)`)
+
+func checkExposure(ctx context.Context, h *host) verdict {
+	t := readUnits(h.env)
+	file := t.find(GatewayUnit)
+	fix := "clamgate deploy apply writes the hardened " + GatewayUnit
+	if file == "" {
+		return verdict{status: Warn, measured: GatewayUnit + " not found", fix: fix}
+	}
+	out, err := h.env.Analyze(ctx, file)
+	m := exposureRE.FindStringSubmatch(out)
+	if m == nil {
+		msg := lastLine(out)
+		if err != nil {
+			msg = err.Error() + ": " + msg
+		}
+		return verdict{status: Warn, measured: "systemd-analyze gave no score: " + msg, fix: "install systemd (systemd-analyze) to score " + GatewayUnit}
+	}
+	score, _ := strconv.ParseFloat(m[1], 64)
+	measured := fmt.Sprintf("%s: %s %s", h.env.display(file), m[1], m[2])
+	switch {
+	case score <= 1.0:
+		return pass(measured)
+	case score <= 3.0:
+		return verdict{status: Warn, measured: measured, fix: "restore the hardening options of " + GatewayUnit + " (clamgate deploy apply)"}
+	}
+	return verdict{status: Fail, measured: measured, fix: fix}
+}
+
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return lines[len(lines)-1]
+}

@@ -1,0 +1,161 @@
+// Package doctor verifies, on a live host or on a tree standing for one, the
+// reference article's security checklist and its two traps, plus the
+// gateway's own hardening: one row per check, each naming where it comes
+// from, so that a failure can be traced back to the reason the rule exists.
+//
+// Every check reads the machine through Env (proc, sys and etc roots, the
+// clock, a dialer, a probe that connects as another uid, the unit scorer),
+// never through fixed paths, so that tests can point it at real processes
+// they started and at trees they built.
+package doctor
+
+import (
+	"context"
+	"strings"
+)
+
+// Status is a check's verdict.
+type Status string
+
+const (
+	Pass Status = "pass"
+	Warn Status = "warn"
+	Fail Status = "fail"
+)
+
+func (s Status) rank() int {
+	switch s {
+	case Fail:
+		return 2
+	case Warn:
+		return 1
+	}
+	return 0
+}
+
+// worse returns the more serious of two verdicts.
+func worse(a, b Status) Status {
+	if b.rank() > a.rank() {
+		return b
+	}
+	return a
+}
+
+// Result is one row. Its JSON names are an interface for monitoring and
+// must not change.
+type Result struct {
+	ID       string `json:"id"`
+	Title    string `json:"title"`
+	Expected string `json:"expected"`
+	Measured string `json:"measured"`
+	Status   Status `json:"status"`
+	Fix      string `json:"fix"` // "" when the check passes
+	Source   string `json:"source"`
+}
+
+// Summary counts the rows by verdict.
+type Summary struct {
+	Pass int `json:"pass"`
+	Warn int `json:"warn"`
+	Fail int `json:"fail"`
+}
+
+// Report is what `clamgate doctor --json` prints.
+type Report struct {
+	Checks  []Result `json:"checks"`
+	Summary Summary  `json:"summary"`
+	// Offline is true under --root: the process checks were not run,
+	// because a tree has no processes.
+	Offline bool `json:"-"`
+}
+
+// ExitCode is 0 when every check passes, 1 with a warning, 2 with a failure.
+func (r *Report) ExitCode() int {
+	switch {
+	case r.Summary.Fail > 0:
+		return 2
+	case r.Summary.Warn > 0:
+		return 1
+	}
+	return 0
+}
+
+// check is one row's definition; offline ones only read files under Root.
+type check struct {
+	id, title, expected, source string
+	offline                     bool
+	run                         func(ctx context.Context, h *host) verdict
+}
+
+// verdict is what a check measured; the row's fixed texts come from check.
+type verdict struct {
+	status   Status
+	measured string
+	fix      string
+}
+
+func pass(measured string) verdict { return verdict{status: Pass, measured: measured} }
+
+// Run performs every check that applies to env and returns the report.
+func Run(ctx context.Context, env *Env) *Report {
+	h := newHost(env)
+	r := &Report{Checks: []Result{}, Offline: env.Offline}
+	for _, c := range checks() {
+		if env.Offline && !c.offline {
+			continue
+		}
+		if env.Select != nil && !env.Select(c.id) {
+			continue
+		}
+		r.add(c, c.run(ctx, h))
+	}
+	return r
+}
+
+func (r *Report) add(c check, v verdict) {
+	res := Result{ID: c.id, Title: c.title, Expected: c.expected, Measured: oneLine(v.measured), Status: v.status, Source: c.source}
+	if v.status != Pass {
+		res.Fix = oneLine(v.fix)
+	}
+	switch v.status {
+	case Pass:
+		r.Summary.Pass++
+	case Warn:
+		r.Summary.Warn++
+	default:
+		r.Summary.Fail++
+	}
+	r.Checks = append(r.Checks, res)
+}
+
+// oneLine keeps the table aligned whatever a measurement contains.
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(s), " ")
+}
+
+// checks lists the rows in the order of the article's table, then the
+// traps, then what the gateway adds.
+func checks() []check {
+	return []check{
+		listenersCheck(),
+		clamdUIDCheck(),
+		clamdCapEffCheck(),
+		clamdCapBndCheck(),
+		clamdNoNewPrivsCheck(),
+		clamdSeccompCheck(),
+		clamdNetNSCheck(),
+		configCheck(),
+		socketModeCheck(),
+		socketRefusedCheck(),
+		databaseCheck(),
+		freshclamCheck(),
+		memoryCapCheck(),
+		singleClamdCheck(),
+		unitsMaskedCheck(),
+		unitsWantsCheck(),
+		amavisScannerCheck(),
+		amavisGroupsCheck(),
+		exposureCheck(),
+		imageDigestCheck(),
+	}
+}
