@@ -35,7 +35,10 @@ type Client struct {
 	Address string
 	// Timeout bounds one whole exchange when the context has no deadline.
 	Timeout time.Duration
-	bufs    sync.Pool // *[]byte stream buffers
+	// PassSmall sends streams of up to SmallStream bytes as descriptors
+	// (FILDES of a memfd): for a local clamd backend, not for a gateway.
+	PassSmall bool
+	bufs      sync.Pool // *[]byte stream buffers
 }
 
 // ParseAddr splits "unix:/path" or "tcp:host:port" into network and address.
@@ -109,6 +112,13 @@ func (c *Client) Command(ctx context.Context, name string) (string, error) {
 // A read error from r aborts the scan and is returned as is, so the caller
 // can tell a client's fault (oversize, hang-up) from clamd's.
 func (c *Client) Instream(ctx context.Context, r io.Reader) (string, error) {
+	if c.PassSmall && c.Network == "unix" {
+		return c.instreamSmall(ctx, r)
+	}
+	return c.instream(ctx, r)
+}
+
+func (c *Client) instream(ctx context.Context, r io.Reader) (string, error) {
 	// clamd is dialled only once the first data is in hand: a small stream
 	// then reaches it in one write, and a slow client does not hold one of
 	// clamd's threads while clamd waits for it.

@@ -29,6 +29,7 @@ usage:
                  (without --backend, clamgate runs and supervises its own clamd)
   clamgate scan [--gateway ADDR] [--fdpass] [--quiet] PATH...|-
   clamgate db [--dir /var/lib/clamav] [--clamd ADDR] [--max-age 24h] [--json]
+  clamgate doctor [--json] [--config FILE] [--root DIR]
   clamgate deploy plan|apply|rollback [--root DIR] [--config FILE] [--image REF] [--allow-moving-tag]
   clamgate version
 `
@@ -46,6 +47,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return scanCmd(ctx, args[1:], stdout, stderr)
 	case "db":
 		return dbCmd(ctx, args[1:], stdout, stderr)
+	case "doctor":
+		return doctorCmd(ctx, args[1:], stdout, stderr)
 	case "deploy":
 		return deployCmd(ctx, args[1:], stdout, stderr)
 	case "version", "--version":

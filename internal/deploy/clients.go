@@ -39,8 +39,12 @@ func GatewayTOML(h *Host, e Engine) string {
 	b.WriteString(header)
 	fmt.Fprintf(&b, "[backend]\naddress = \"unix:%s\"   # the container's clamd, reachable by clamgate only\nstream_max_length = %q\nmax_jobs = %d\n\n", e.Socket(), streamMax, maxThreads)
 	fmt.Fprintf(&b, "[database]\ndir = %q\nwatch = true\nreload = \"frugal\"   # clamd.conf has ConcurrentDatabaseReload no, SelfCheck 0, IdleTimeout 2\n\n", h.DBDir)
-	b.WriteString("[server]\nhttp = \"tcp:127.0.0.1:9310\"\n")
 	c := ClientsOf(h)
+	if c.Squid {
+		b.WriteString("[server]\nhttp = \"tcp:127.0.0.1:9310\"   # /metrics, /healthz, /readyz\n")
+	} else {
+		b.WriteString("[server]\n# http = \"tcp:127.0.0.1:9310\" needs AF_INET in clamgate.service: exposure 0.4 -> 1.1\n")
+	}
 	if c.Amavis {
 		fmt.Fprintf(&b, `
 # amavis: CONTSCAN over a socket of group amavis, amavisd's own group (no @daemon_groups needed).
@@ -154,7 +158,7 @@ adaptation_access clamgate_resp allow all
 `
 }
 
-var icapServiceRE = regexp.MustCompile(`^\s*icap_service\s+(\S+)\s+\S+\s+icap://(127\.0\.0\.1|localhost|\[::1\]):1344/`)
+var icapServiceRE = regexp.MustCompile(`^\s*icap_service\s+(\S+)\s+\S+\s+(?:\S+=\S+\s+)*icap://(127\.0\.0\.1|localhost|\[::1\]):1344/`)
 
 // SquidEdit comments out the ICAP services of the c-icap being replaced
 // (and the access rules naming them) and includes our snippet when

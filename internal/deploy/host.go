@@ -73,6 +73,9 @@ func Inspect(root string) (*Host, error) {
 	h.PostfixChroot = smtpdChrooted(h.read("/etc/postfix/master.cf"))
 	h.SquidConf = h.existing("/etc/squid/squid.conf")
 	h.ClamdUID, h.ClamdGID = passwdIDs(h.read("/etc/passwd"), "clamav")
+	if h.ClamdUID < 0 { // RHEL's clamd runs as clamscan
+		h.ClamdUID, h.ClamdGID = passwdIDs(h.read("/etc/passwd"), "clamscan")
+	}
 	h.HasBinary = h.existing("/usr/local/bin/clamgate") != ""
 	return h, nil
 }

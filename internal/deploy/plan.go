@@ -84,7 +84,7 @@ func (p *Plan) desired(opts Options) ([]Change, error) {
 		toml = src
 	}
 	c := []Change{
-		file(GatewayUnit, GatewayUnitFile(), "the gateway, hardened"),
+		file(GatewayUnit, GatewayUnitFile(ClientsOf(h).Squid), "the gateway, hardened"),
 		file(EngineUnit, e.PlainUnit(), "the engine container, podman run"),
 		file(QuadletFile, e.Quadlet(), "the engine container, Quadlet"),
 		file(ClamdConf, e.ClamdConfFile(), "the engine's clamd.conf"),

@@ -179,12 +179,19 @@ ContainerName=` + containerName + "\nImage=" + e.Image.Ref + "\n")
 	return b.String()
 }
 
-// GatewayUnitFile is clamgate.service; its exposure must stay <= 1.0 in
-// systemd-analyze security. No RuntimeDirectory=: systemd would chown
-// /run/clamgate recursively to clamgate at every start, taking the engine's
-// and the clients' socket directories away from their owners; tmpfiles.d
-// creates them instead.
-func GatewayUnitFile() string {
+// GatewayUnitFile is clamgate.service. No RuntimeDirectory=: systemd
+// would chown /run/clamgate recursively to clamgate at every start, taking
+// the engine's and the clients' socket directories away from their owners;
+// tmpfiles.d creates them instead. No PrivateUsers=: in a user namespace
+// SO_PEERCRED reports every unmapped peer as uid 65534, which would defeat
+// the policies' users/groups (systemd 257's PrivateUsers=identity would not).
+// tcp (ICAP for squid, the metrics endpoint) costs AF_INET and the host's
+// network namespace: exposure 1.1 instead of 0.4 on systemd 252.
+func GatewayUnitFile(tcp bool) string {
+	net := "RestrictAddressFamilies=AF_UNIX\nPrivateNetwork=yes\nIPAddressDeny=any\n"
+	if tcp {
+		net = "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6\nIPAddressDeny=any\nIPAddressAllow=localhost\n"
+	}
 	return header + `[Unit]
 Description=clamgate: one hardened clamd gateway for every local ClamAV client
 Documentation=file:///usr/share/doc/clamgate/README.md
@@ -206,14 +213,10 @@ ProtectHome=yes
 PrivateTmp=yes
 PrivateDevices=yes
 PrivateMounts=yes
-PrivateUsers=yes
 NoNewPrivileges=yes
 CapabilityBoundingSet=
 AmbientCapabilities=
-RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6
-IPAddressDeny=any
-IPAddressAllow=localhost
-SystemCallFilter=@system-service
+` + net + `SystemCallFilter=@system-service
 SystemCallFilter=~@privileged @resources
 SystemCallArchitectures=native
 SystemCallErrorNumber=EPERM

@@ -10,7 +10,7 @@ import (
 
 func imageDigestCheck() check {
 	return check{
-		id: "image-digest", title: "the clamd container image is pinned by digest", expected: "IMAGE@sha256:<64 hex> in clamd.container and in " + ClamdPlainUnit,
+		id: "image-digest", title: "the clamd container image is pinned by digest", expected: "IMAGE@sha256:<digest>",
 		source: "article checklist: Image pinned to a digest, no moving tag (§4)", offline: true,
 		run: checkImageDigest,
 	}
@@ -105,10 +105,8 @@ func podmanRunImage(exec string, env map[string]string) string {
 	for i < len(words) && !strings.HasSuffix(words[i], "podman") && !strings.HasSuffix(words[i], "docker") {
 		i++
 	}
-	for i++; i < len(words) && strings.HasPrefix(words[i], "-"); i++ { // global options
-	}
-	if i >= len(words) || words[i] != "run" {
-		return ""
+	for i < len(words) && words[i] != "run" { // past global options such as --runtime runc
+		i++
 	}
 	for i++; i < len(words); i++ {
 		w := strings.Trim(words[i], `"'`)

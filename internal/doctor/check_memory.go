@@ -14,7 +14,7 @@ import (
 
 func singleClamdCheck() check {
 	return check{
-		id: "clamd-single", title: "a single clamd on the host", expected: "exactly 1 clamd process",
+		id: "clamd-single", title: "a single clamd on the host", expected: "1 clamd",
 		source: "article table: A single clamd (§1, §7 \"confirm that only one clamd remains\")",
 		run:    checkSingleClamd,
 	}
@@ -47,7 +47,7 @@ func mib(b int64) string {
 
 func memoryCapCheck() check {
 	return check{
-		id: "clamd-memory", title: "clamd's memory is capped by its cgroup, with headroom", expected: "RSS < 2/3 of the cgroup's memory limit",
+		id: "clamd-memory", title: "clamd's memory is capped by its cgroup, with headroom", expected: "capped, RSS < 2/3 of cap",
 		source: "article table: RAM under cap (§4 Bounded RAM; issue 7: MemoryMax at least 1.5x the loaded size)",
 		run: func(_ context.Context, h *host) verdict {
 			return perClamd(h, "MemoryMax= (and MemoryHigh=) in the clamd unit or Quadlet [Service], at least 1.5x clamd's resident size", func(p *process) (Status, string) {

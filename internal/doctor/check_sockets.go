@@ -15,7 +15,7 @@ import (
 
 func configCheck() check {
 	return check{
-		id: "config", title: "the gateway's configuration is present and valid", expected: "a valid " + DefaultConfig,
+		id: "config", title: "the gateway's configuration is present and valid", expected: "valid clamgate.toml",
 		source: "issue 7 (the file deploy writes); the socket checks read their policy from it", offline: true,
 		run: func(_ context.Context, h *host) verdict {
 			env := h.env
@@ -48,7 +48,7 @@ func unixListeners(env *Env) []config.Listener {
 func socketModeCheck() check {
 	return check{
 		id: "socket-mode", title: "each unix listener has the configured mode, owner and group",
-		expected: "as configured; not world-writable unless the policy names its users (article: srw-rw---- clamav-clients)",
+		expected: "as configured, not open to all",
 		source:   "article table: Group socket (§5 group-restricted unix socket)",
 		run:      checkSocketModes,
 	}
@@ -62,7 +62,7 @@ func checkSocketModes(_ context.Context, h *host) verdict {
 	v := verdict{status: Pass, fix: "restart clamgate so that it recreates its sockets; never chmod them by hand, set mode/owner/group in clamgate.toml"}
 	var parts []string
 	for _, l := range ls {
-		st, m := judgeSocket(l, h.env.Config.PolicyFor(l) != nil && restricted(h.env.Config, l))
+		st, m := judgeSocket(h.env, l, restricted(h.env.Config, l))
 		v.status = worse(v.status, st)
 		parts = append(parts, strings.TrimPrefix(l.Address, "unix:")+" "+m)
 	}
@@ -75,9 +75,8 @@ func restricted(cfg *config.Config, l config.Listener) bool {
 	return p != nil && (len(p.UIDs) > 0 || len(p.GIDs) > 0)
 }
 
-func judgeSocket(l config.Listener, policyRestricts bool) (Status, string) {
-	path := strings.TrimPrefix(l.Address, "unix:")
-	fi, err := os.Lstat(path)
+func judgeSocket(env *Env, l config.Listener, policyRestricts bool) (Status, string) {
+	fi, err := os.Lstat(env.path(strings.TrimPrefix(l.Address, "unix:")))
 	if err != nil {
 		return Warn, "missing (is clamgate running?)"
 	}
@@ -86,7 +85,7 @@ func judgeSocket(l config.Listener, policyRestricts bool) (Status, string) {
 		return Fail, "is not a socket"
 	}
 	mode := fi.Mode().Perm()
-	m := fmt.Sprintf("%s %s:%s", fi.Mode().String(), userName(int(st.Uid)), groupName(int(st.Gid)))
+	m := fmt.Sprintf("%s %s:%s", lsMode(fi.Mode()), ownerName(int(st.Uid)), groupName(int(st.Gid)))
 	var wrong []string
 	if mode != l.Mode.Perm() {
 		wrong = append(wrong, fmt.Sprintf("mode %04o, configured %04o", mode, l.Mode.Perm()))
@@ -106,6 +105,22 @@ func judgeSocket(l config.Listener, policyRestricts bool) (Status, string) {
 	return Pass, m
 }
 
+// lsMode writes a mode as ls and the article do: srw-rw----.
+func lsMode(m os.FileMode) string {
+	s := m.Perm().String()
+	if m&os.ModeSocket != 0 {
+		return "s" + s[1:]
+	}
+	return s
+}
+
+func ownerName(uid int) string {
+	if u, err := user.LookupId(strconv.Itoa(uid)); err == nil {
+		return u.Username
+	}
+	return strconv.Itoa(uid)
+}
+
 func groupName(gid int) string {
 	if g, err := user.LookupGroupId(strconv.Itoa(gid)); err == nil {
 		return g.Name
@@ -116,7 +131,7 @@ func groupName(gid int) string {
 func socketRefusedCheck() check {
 	return check{
 		id: "socket-refused", title: "a user outside the policy is refused (doctor connects as nobody)",
-		expected: "Permission denied from the kernel, or ERROR from the gateway; never PONG",
+		expected: "refused, never PONG",
 		source:   "article table: Non-member refused (§5 \"a non-member is refused by the kernel\")",
 		run:      checkSocketRefused,
 	}
@@ -155,7 +170,7 @@ func probeOutsider(ctx context.Context, env *Env, l config.Listener, cred Cred, 
 		return Warn, "policy " + p.Name + " admits " + name + ": not probed"
 	}
 	clamdProto := l.Protocol == "" || l.Protocol == config.ProtoClamd
-	r := env.Probe.Probe(ctx, "unix", strings.TrimPrefix(l.Address, "unix:"), cred, clamdProto)
+	r := env.Probe.Probe(ctx, "unix", env.path(strings.TrimPrefix(l.Address, "unix:")), cred, clamdProto)
 	return judgeRefusal(r, clamdProto, name)
 }
 

@@ -41,7 +41,7 @@ func backendUnits(env *Env) map[string]bool {
 func unitsMaskedCheck() check {
 	return check{
 		id: "units-masked", title: "the replaced clamd units are masked, not just disabled",
-		expected: "clamav-daemon, clamd@*, clamav-milter, c-icap: symlinks to /dev/null in /etc/systemd/system",
+		expected: "masked (-> /dev/null)",
 		source:   "article trap 2 (§7 \"mask (not just disable) the host instances\")", offline: true,
 		run: checkUnitsMasked,
 	}
@@ -86,7 +86,7 @@ func checkUnitsMasked(_ context.Context, h *host) verdict {
 func unitsWantsCheck() check {
 	return check{
 		id: "units-wants", title: "no unit pulls a replaced clamd back in (Wants=, Requires=, BindsTo=)",
-		expected: "every unit such a dependency names is masked (amavisd.service Wants=clamd@amavisd.service)",
+		expected: "none, or target masked",
 		source:   "article trap 2 (§7 \"amavisd.service resurrects the host clamd\")", offline: true,
 		run: checkUnitsWants,
 	}
@@ -125,7 +125,7 @@ func checkUnitsWants(_ context.Context, h *host) verdict {
 
 func exposureCheck() check {
 	return check{
-		id: "unit-exposure", title: "the gateway's own unit is hardened (systemd-analyze security)", expected: "exposure <= 1.0 (warn up to 3.0)",
+		id: "unit-exposure", title: "the gateway's own unit is hardened (systemd-analyze security)", expected: "<= 1.0 (warn <= 3.0)",
 		source: "issue 7 (gateway unit target 1.0; Debian's clamav-daemon.service scores 9.6), article checklist: least privilege", offline: true,
 		run: checkExposure,
 	}

@@ -201,5 +201,5 @@ func (h *host) hostNetNS() string {
 
 // who names a process in measurements.
 func (p *process) who() string {
-	return p.Comm + " " + strconv.Itoa(p.PID)
+	return p.Comm + "[" + strconv.Itoa(p.PID) + "]"
 }
