@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"unsafe"
 
 	"clamgate/internal/policy"
 
@@ -135,8 +136,23 @@ func (l *unixListener) Close() error {
 	return err
 }
 
+// peerGroups reads the peer's supplementary groups as they were when it
+// connected (SO_PEERGROUPS). Unlike /proc/PID/status this needs no view of
+// other users' processes (the hardened unit's ProtectProc=invisible) and
+// cannot race with the peer's exit. nil when the kernel cannot say.
+func peerGroups(fd int) []uint32 {
+	buf := make([]uint32, 256)
+	size := uint32(len(buf) * 4)
+	_, _, errno := unix.Syscall6(unix.SYS_GETSOCKOPT, uintptr(fd), unix.SOL_SOCKET, unix.SO_PEERGROUPS,
+		uintptr(unsafe.Pointer(&buf[0])), uintptr(unsafe.Pointer(&size)), 0)
+	if errno != 0 {
+		return nil
+	}
+	return buf[: size/4 : size/4]
+}
+
 // PeerOf identifies the client at the other end of conn. On unix sockets
-// the kernel vouches for uid, gid and pid (SO_PEERCRED).
+// the kernel vouches for uid, gid, pid (SO_PEERCRED) and groups.
 func PeerOf(conn net.Conn, listener string) policy.Peer {
 	peer := policy.Peer{Listener: listener, Remote: conn.RemoteAddr().String()}
 	uc, ok := conn.(*net.UnixConn)
@@ -150,6 +166,7 @@ func PeerOf(conn net.Conn, listener string) policy.Peer {
 	var cred *unix.Ucred
 	_ = raw.Control(func(fd uintptr) {
 		cred, err = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
+		peer.Groups = peerGroups(int(fd))
 	})
 	if err != nil || cred == nil {
 		return peer
