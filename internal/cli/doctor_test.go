@@ -23,7 +23,7 @@ func TestDoctorOffline(t *testing.T) {
 		t.Fatalf("exit %d, want 2; %s", code, errb.String())
 	}
 	var rep struct {
-		Checks []struct{ ID, Status, Fix string }
+		Checks  []struct{ ID, Status, Fix string }
 		Summary struct{ Pass, Warn, Fail int }
 	}
 	must(t, json.Unmarshal(out.Bytes(), &rep))

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/pelletier/go-toml/v2"
 	"io"
 	"io/fs"
 	"os"
@@ -83,14 +84,21 @@ func (p *Plan) desired(opts Options) ([]Change, error) {
 		}
 		toml = src
 	}
+	tcp, err := tcpAddresses(toml)
+	if err != nil {
+		return nil, err
+	}
 	c := []Change{
-		file(GatewayUnit, GatewayUnitFile(ClientsOf(h).Squid), "the gateway, hardened"),
+		file(GatewayUnit, GatewayUnitFile(len(tcp) > 0), "the gateway, hardened"),
 		file(EngineUnit, e.PlainUnit(), "the engine container, podman run"),
 		file(QuadletFile, e.Quadlet(), "the engine container, Quadlet"),
 		file(ClamdConf, e.ClamdConfFile(), "the engine's clamd.conf"),
 		file(GatewayConf, string(toml), "the gateway's configuration"),
 		file(TmpfilesConf, Tmpfiles(h, e), "socket directories and the amavis ACL"),
 		file(SysusersConf, Sysusers(), "the gateway's user"),
+	}
+	if len(tcp) > 0 {
+		c = append(c, file(GatewaySocketUnit, GatewaySocketFile(tcp), "the gateway's TCP listeners, bound by systemd"))
 	}
 	c = append(c, p.clientChanges()...)
 	for _, u := range h.Units {
@@ -277,4 +285,31 @@ func describe(tp string, fi fs.FileInfo) string {
 		return "a symlink to " + t
 	}
 	return "a file"
+}
+
+// tcpAddresses lists the TCP addresses the gateway's configuration
+// listens on (listeners and the metrics endpoint), for clamgate.socket.
+func tcpAddresses(src []byte) ([]string, error) {
+	var f struct {
+		Listener []struct{ Address string } `toml:"listener"`
+		Server   struct{ HTTP string }      `toml:"server"`
+	}
+	if err := toml.Unmarshal(src, &f); err != nil {
+		return nil, fmt.Errorf("reading the gateway's listeners: %w", err)
+	}
+	var out []string
+	for _, a := range append(listenerAddrs(f.Listener), f.Server.HTTP) {
+		if rest, ok := strings.CutPrefix(a, "tcp:"); ok {
+			out = append(out, rest)
+		}
+	}
+	return out, nil
+}
+
+func listenerAddrs(ls []struct{ Address string }) []string {
+	var out []string
+	for _, l := range ls {
+		out = append(out, l.Address)
+	}
+	return out
 }

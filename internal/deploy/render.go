@@ -8,14 +8,15 @@ import (
 
 // Paths users and scripts rely on (issue 7), and the sockets between them.
 const (
-	GatewayUnit  = "/etc/systemd/system/clamgate.service"
-	EngineUnit   = "/etc/systemd/system/clamgate-clamd.service"
-	QuadletFile  = "/etc/containers/systemd/clamd.container"
-	GatewayConf  = "/etc/clamgate/clamgate.toml"
-	ClamdConf    = "/etc/clamgate/clamd.conf"
-	TmpfilesConf = "/etc/tmpfiles.d/clamgate.conf"
-	SysusersConf = "/etc/sysusers.d/clamgate.conf"
-	Binary       = "/usr/local/bin/clamgate"
+	GatewayUnit       = "/etc/systemd/system/clamgate.service"
+	GatewaySocketUnit = "/etc/systemd/system/clamgate.socket"
+	EngineUnit        = "/etc/systemd/system/clamgate-clamd.service"
+	QuadletFile       = "/etc/containers/systemd/clamd.container"
+	GatewayConf       = "/etc/clamgate/clamgate.toml"
+	ClamdConf         = "/etc/clamgate/clamd.conf"
+	TmpfilesConf      = "/etc/tmpfiles.d/clamgate.conf"
+	SysusersConf      = "/etc/sysusers.d/clamgate.conf"
+	Binary            = "/usr/local/bin/clamgate"
 
 	EngineDir      = "/run/clamgate/engine" // clamd's socket, shared with the container
 	EngineTmp      = "/var/tmp/clamgate-clamd"
@@ -185,19 +186,23 @@ ContainerName=` + containerName + "\nImage=" + e.Image.Ref + "\n")
 // tmpfiles.d creates them instead. No PrivateUsers=: in a user namespace
 // SO_PEERCRED reports every unmapped peer as uid 65534, which would defeat
 // the policies' users/groups (systemd 257's PrivateUsers=identity would not).
-// tcp (ICAP for squid, the metrics endpoint) costs AF_INET and the host's
-// network namespace: exposure 1.1 instead of 0.4 on systemd 252.
+// TCP listeners (ICAP for squid, the metrics endpoint) come from
+// clamgate.socket, so the gateway itself keeps AF_UNIX only and a private
+// network namespace: exposure 0.4 either way on systemd 252, where binding
+// them itself cost AF_INET and the host's network (1.1).
 func GatewayUnitFile(tcp bool) string {
 	net := "RestrictAddressFamilies=AF_UNIX\nPrivateNetwork=yes\nIPAddressDeny=any\n"
+	sockets := ""
 	if tcp {
-		net = "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6\nIPAddressDeny=any\nIPAddressAllow=localhost\n"
+		net += "IPAddressAllow=localhost\n"
+		sockets = "Requires=clamgate.socket\nAfter=clamgate.socket\n"
 	}
 	return header + `[Unit]
 Description=clamgate: one hardened clamd gateway for every local ClamAV client
 Documentation=file:///usr/share/doc/clamgate/README.md
 Requires=clamgate-clamd.service
 After=clamgate-clamd.service network.target
-
+` + sockets + `
 [Service]
 Type=notify
 NotifyAccess=main
@@ -240,6 +245,19 @@ KeyringMode=private
 [Install]
 WantedBy=multi-user.target
 `
+}
+
+// GatewaySocketFile is clamgate.socket: systemd binds the gateway's TCP
+// listeners and passes them on (the gateway matches them to its
+// configuration by address), so the gateway needs no network access.
+func GatewaySocketFile(addrs []string) string {
+	var b strings.Builder
+	b.WriteString(header + "[Unit]\nDescription=clamgate's TCP listeners, bound for it by systemd\n\n[Socket]\n")
+	for _, a := range addrs {
+		b.WriteString("ListenStream=" + a + "\n")
+	}
+	b.WriteString("Service=clamgate.service\nNoDelay=yes\n\n[Install]\nWantedBy=sockets.target\n")
+	return b.String()
 }
 
 // Tmpfiles creates the socket directories and the amavis ACL. The

@@ -8,11 +8,12 @@ import (
 	"strings"
 )
 
-// replacedUnits are the daemons the gateway replaces. clamd.service is
-// not one: it is the name Quadlet gives the shared engine's container.
+// isReplaced names the daemons the gateway replaces, and Debian's socket
+// unit, which starts clamav-daemon on the first connection. clamd.service
+// is not one: it is the name Quadlet gives the shared engine's container.
 func isReplaced(name string) bool {
 	switch name {
-	case "clamav-daemon.service", "clamav-milter.service", "c-icap.service":
+	case "clamav-daemon.service", "clamav-daemon.socket", "clamav-milter.service", "c-icap.service":
 		return true
 	}
 	return strings.HasPrefix(name, "clamd@") && strings.HasSuffix(name, ".service") && name != "clamd@.service"

@@ -109,6 +109,7 @@ func debianUnits(t *testing.T) string {
 	writeFile(t, root, lib+"clamd@.service", "[Unit]\nDescription=clamd %i\n[Service]\nExecStart=/usr/sbin/clamd -c /etc/clamd.d/%i.conf\n")
 	writeFile(t, root, lib+"clamav-daemon.service", "[Unit]\nDescription=ClamAV\n[Service]\nExecStart=/usr/sbin/clamd --foreground=true\n")
 	writeFile(t, root, lib+"c-icap.service", "[Unit]\nDescription=c-icap\n[Service]\nExecStart=/usr/bin/c-icap\n")
+	writeFile(t, root, lib+"clamav-daemon.socket", "[Socket]\nListenStream=/run/clamav/clamd.ctl\n")
 	writeFile(t, root, lib+"clamd.service", "[Unit]\nDescription=the shared engine (Quadlet's name): never a replaced unit\n")
 	symlink(t, root, "etc/systemd/system/multi-user.target.wants/clamav-daemon.service", "/"+lib+"clamav-daemon.service")
 	return root
@@ -124,7 +125,7 @@ func TestUnits(t *testing.T) {
 	t.Run("nothing masked", func(t *testing.T) {
 		root := debianUnits(t)
 		expect(t, runOne(t, treeEnv(root), "units-masked"), doctor.Fail,
-			"c-icap.service NOT masked", "clamav-daemon.service NOT masked", "clamd@amavisd.service NOT masked")
+			"c-icap.service NOT masked", "clamav-daemon.service NOT masked", "clamav-daemon.socket NOT masked", "clamd@amavisd.service NOT masked")
 		r := runOne(t, treeEnv(root), "units-wants")
 		expect(t, r, doctor.Fail, "amavisd.service Wants=clamd@amavisd.service (/usr/lib/systemd/system/amavisd.service): WILL START IT",
 			"multi-user.target Wants (link)=clamav-daemon.service")
@@ -141,13 +142,13 @@ func TestUnits(t *testing.T) {
 	})
 	t.Run("all masked", func(t *testing.T) {
 		root := debianUnits(t)
-		maskAll(t, root, "clamav-daemon.service", "c-icap.service", "clamd@amavisd.service")
+		maskAll(t, root, "clamav-daemon.service", "clamav-daemon.socket", "c-icap.service", "clamd@amavisd.service")
 		expect(t, runOne(t, treeEnv(root), "units-masked"), doctor.Pass, "clamd@amavisd.service masked", "c-icap.service masked")
 		expect(t, runOne(t, treeEnv(root), "units-wants"), doctor.Pass, "target masked, harmless")
 	})
 	t.Run("masked template covers its instances", func(t *testing.T) {
 		root := debianUnits(t)
-		maskAll(t, root, "clamav-daemon.service", "c-icap.service", "clamd@.service")
+		maskAll(t, root, "clamav-daemon.service", "clamav-daemon.socket", "c-icap.service", "clamd@.service")
 		expect(t, runOne(t, treeEnv(root), "units-masked"), doctor.Pass, "clamd@amavisd.service masked")
 	})
 	t.Run("a drop-in that requires the old daemon", func(t *testing.T) {

@@ -38,7 +38,8 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	if !pool.Unix() && pathScans(cfg) {
 		log.Warn("path scans will fail: they reach clamd as descriptors (FILDES), which needs a unix socket backend", "backend", pool.Primary().String())
 	}
-	listeners, err := openListeners(cfg)
+	inherited := listen.Inherited()
+	listeners, err := openListeners(cfg, inherited, log)
 	if err != nil {
 		return err
 	}
@@ -57,7 +58,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	var bg sync.WaitGroup
 	engCtx, stopEngine := context.WithCancel(context.WithoutCancel(ctx))
 	defer func() { stopEngine(); bg.Wait() }()
-	if err := tel.start(ctx, &bg); err != nil {
+	if err := tel.start(ctx, &bg, inherited); err != nil {
 		closeAll(listeners)
 		return err
 	}
@@ -166,14 +167,18 @@ type boundListener struct {
 	cfg config.Listener
 }
 
-func openListeners(cfg *config.Config) ([]boundListener, error) {
+func openListeners(cfg *config.Config, inherited map[string]net.Listener, log *slog.Logger) ([]boundListener, error) {
 	var out []boundListener
 	for _, l := range cfg.Listeners {
+		if ln, ok := inherited[l.Address]; ok {
+			delete(inherited, l.Address)
+			log.Info("socket from systemd", "address", l.Address)
+			out = append(out, boundListener{Listener: ln, cfg: l})
+			continue
+		}
 		ln, err := listen.Listen(l.Spec)
 		if err != nil {
-			for _, b := range out {
-				b.Close()
-			}
+			closeAll(out)
 			return nil, fmt.Errorf("listener %s: %w", l.Address, err)
 		}
 		out = append(out, boundListener{Listener: ln, cfg: l})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net"
 	"sync/atomic"
 	"time"
 
@@ -71,13 +72,22 @@ func (t *telemetry) ready() error {
 
 // start binds the HTTP listener, so that a bad address stops the gateway
 // at once, and serves it in the background.
-func (t *telemetry) start(ctx context.Context, bg interface{ Go(func()) }) error {
+func (t *telemetry) start(ctx context.Context, bg interface{ Go(func()) }, inherited map[string]net.Listener) error {
+	for addr, ln := range inherited {
+		if t.http == nil || addr != t.http.Addr {
+			t.log.Warn("systemd passed a socket no listener uses: closing it", "address", addr)
+			ln.Close()
+		}
+	}
 	if t.http == nil {
 		return nil
 	}
-	ln, err := t.http.Listen(ctx)
-	if err != nil {
-		return err
+	ln, ok := inherited[t.http.Addr]
+	if !ok {
+		var err error
+		if ln, err = t.http.Listen(ctx); err != nil {
+			return err
+		}
 	}
 	t.log.Info("serving metrics and health", "address", t.http.Addr)
 	bg.Go(func() { _ = t.http.Serve(ctx, ln) })

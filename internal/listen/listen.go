@@ -6,6 +6,7 @@ package listen
 import (
 	"errors"
 	"fmt"
+	"github.com/coreos/go-systemd/v22/activation"
 	"net"
 	"os"
 	"path/filepath"
@@ -175,4 +176,23 @@ func PeerOf(conn net.Conn, listener string) policy.Peer {
 	peer.UID, peer.GID, peer.PID = cred.Uid, cred.Gid, cred.Pid
 	peer.Remote = fmt.Sprintf("pid %d", cred.Pid)
 	return peer
+}
+
+// Inherited returns the listening sockets systemd passed (socket
+// activation), by the address they would have in the configuration:
+// "tcp:127.0.0.1:1344", "unix:/run/clamgate/amavis.sock". Inheriting its TCP
+// sockets lets the hardened unit run without AF_INET and in a private
+// network namespace: it never creates a network socket itself.
+func Inherited() map[string]net.Listener {
+	ls, err := activation.Listeners()
+	out := map[string]net.Listener{}
+	if err != nil {
+		return out
+	}
+	for _, l := range ls {
+		if l != nil {
+			out[l.Addr().Network()+":"+l.Addr().String()] = l
+		}
+	}
+	return out
 }
