@@ -28,7 +28,7 @@ func amavisConfigs(env *Env) []string {
 }
 
 var (
-	clamdEntryRE  = regexp.MustCompile(`\[\s*['"]ClamAV-clamd['"]`)
+	clamdEntryRE  = regexp.MustCompile(`\[\s*['"]ClamAV-clamd[^'"]*['"]`)
 	entrySocketRE = regexp.MustCompile(`\[\s*["'](?:CONTSCAN|SCAN|MULTISCAN)[^"']*["']\s*,\s*\[?\s*["']([^"']+)["']`)
 )
 

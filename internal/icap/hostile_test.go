@@ -54,15 +54,22 @@ func TestHostileInput(t *testing.T) {
 		}
 	})
 	t.Run("connection limit", func(t *testing.T) {
+		// Each held connection is answered once, so it is surely counted,
+		// and then kept open (well within read_timeout).
 		var held []net.Conn
 		for range 4 {
 			conn, err := net.Dial("tcp", addr)
 			if err != nil {
 				t.Fatal(err)
 			}
+			conn.Write([]byte("OPTIONS icap://127.0.0.1/avscan ICAP/1.0\r\n\r\n"))
+			buf := make([]byte, 4096)
+			conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+			if n, _ := conn.Read(buf); !strings.HasPrefix(string(buf[:n]), "ICAP/1.0 200 ") {
+				t.Fatalf("held connection not served: %q", buf[:n])
+			}
 			held = append(held, conn)
 		}
-		time.Sleep(200 * time.Millisecond)
 		if got := rawICAP(t, addr, []byte("OPTIONS icap://127.0.0.1/avscan ICAP/1.0\r\n\r\n")); !strings.HasPrefix(got, "ICAP/1.0 503 ") {
 			t.Errorf("fifth connection: %q", truncate(got))
 		}
