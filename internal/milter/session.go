@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net/textproto"
 	"time"
 
 	"clamgate/internal/policy"
@@ -55,6 +56,10 @@ type message struct {
 	buf   *[]byte // bytes not yet sent to the job
 	over  bool
 	job   *job // started at the first full buffer, or at end of message
+	// forged counts the message's own X-Virus-* headers by name: with
+	// add_header they are removed, or a sender could write its own
+	// "X-Virus-Status: Clean".
+	forged map[string]int
 }
 
 // job is the running scan of a message.
@@ -86,7 +91,7 @@ func (s *session) negotiate(mtaVersion, milterVersion uint32, mtaActions, _ gomi
 func (s *Server) actions() gomilter.OptAction {
 	var a gomilter.OptAction
 	if s.Config.AddHeader {
-		a |= gomilter.OptAddHeader
+		a |= gomilter.OptAddHeader | gomilter.OptChangeHeader
 	}
 	if s.Config.OnInfected == "quarantine" || s.Config.OnFailure == "quarantine" {
 		a |= gomilter.OptQuarantine
@@ -101,6 +106,13 @@ func (s *session) MailFrom(_, _ string, _ gomilter.Modifier) (*gomilter.Response
 }
 
 func (s *session) Header(name, value string, _ gomilter.Modifier) (*gomilter.Response, error) {
+	if canon := textproto.CanonicalMIMEHeaderKey(name); canon == "X-Virus-Status" || canon == "X-Virus-Scanned" {
+		msg := s.current()
+		if msg.forged == nil {
+			msg.forged = map[string]int{}
+		}
+		msg.forged[canon]++
+	}
 	s.line = append(append(append(append(s.line[:0], name...), ": "...), value...), "\r\n"...)
 	s.write(s.line)
 	return gomilter.RespContinue, nil

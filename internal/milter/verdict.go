@@ -37,7 +37,7 @@ func (s *session) respond(m gomilter.Modifier, msg *message, o outcome) (*gomilt
 		kind, action = kindClean, "accept"
 		s.srv.stats.clean.Add(1)
 	}
-	resp := s.act(m, action, kind, o.res.Threat)
+	resp := s.act(m, msg, action, kind, o.res.Threat)
 	s.logMessage(m, msg, o, kind, action)
 	return resp, nil
 }
@@ -62,17 +62,17 @@ func (s *session) logMessage(m gomilter.Modifier, msg *message, o outcome, kind,
 
 // act applies one action. A modification the MTA refuses turns into a
 // temporary failure: the message must not pass as if it had been handled.
-func (s *session) act(m gomilter.Modifier, action, kind, threat string) *gomilter.Response {
+func (s *session) act(m gomilter.Modifier, msg *message, action, kind, threat string) *gomilter.Response {
 	switch action {
 	case "accept":
-		s.addHeaders(m, kind, threat)
+		s.addHeaders(m, msg, kind, threat)
 		return gomilter.RespAccept
 	case "quarantine":
 		if err := m.Quarantine(quarantineReason(kind, threat)); err != nil {
 			s.srv.Log.Error("milter quarantine failed", "client", s.pol.Name, "err", err)
 			return tempfail(kind)
 		}
-		s.addHeaders(m, kind, threat)
+		s.addHeaders(m, msg, kind, threat)
 		return gomilter.RespAccept
 	case "discard":
 		return gomilter.RespDiscard
@@ -121,9 +121,16 @@ func quarantineReason(kind, threat string) string {
 
 // addHeaders writes X-Virus-Scanned and X-Virus-Status like clamav-milter's
 // AddHeader, saying so when the message passes unscanned.
-func (s *session) addHeaders(m gomilter.Modifier, kind, threat string) {
+func (s *session) addHeaders(m gomilter.Modifier, msg *message, kind, threat string) {
 	if !s.srv.Config.AddHeader {
 		return
+	}
+	for name, n := range msg.forged {
+		for i := n; i >= 1; i-- { // an empty value deletes the i-th header of that name
+			if err := m.ChangeHeader(i, name, ""); err != nil {
+				s.srv.Log.Warn("milter: removing the message's own header failed", "client", s.pol.Name, "header", name, "err", err)
+			}
+		}
 	}
 	status := "Clean"
 	switch kind {

@@ -41,6 +41,10 @@ local function one(n)
 	check(mt.header(conn, "Subject", "test " .. n), "header Subject")
 	check(mt.header(conn, "MIME-Version", "1.0"), "header MIME-Version")
 	check(mt.header(conn, "Content-Type", "multipart/mixed; boundary=\"b1\""), "header Content-Type")
+	if status ~= nil then
+		-- A sender's own verdict must not survive next to the filter's.
+		check(mt.header(conn, "X-Virus-Status", "Clean (forged by the sender)"), "header forged X-Virus-Status")
+	end
 	if not mt.test_option(conn, SMFIP_NOEOH) then
 		check(mt.eoh(conn), "eoh")
 	end
@@ -79,6 +83,9 @@ local function one(n)
 		fail("message " .. n .. ": quarantined=" .. tostring(quarantined) .. ", want " .. tostring(expect == "quarantine"))
 	end
 	if status ~= nil and status ~= "" then
+		if not mt.eom_check(conn, MT_HDRCHANGE, "X-Virus-Status", "") then
+			fail("message " .. n .. ": the sender's X-Virus-Status was not removed")
+		end
 		if not mt.eom_check(conn, MT_HDRADD, "X-Virus-Status", status) then
 			fail("message " .. n .. ": X-Virus-Status " .. status .. " not added (got " .. tostring(mt.getheader(conn, "X-Virus-Status", 0)) .. ")")
 		end
