@@ -4,10 +4,10 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"net"
 	"testing"
 	"time"
 
+	"clamgate/internal/connfuzz"
 	"clamgate/internal/policy"
 	"clamgate/internal/scan"
 )
@@ -37,22 +37,5 @@ func FuzzServeConn(f *testing.F) {
 	}
 	srv := &Server{Dispatcher: drainDispatcher{}, Log: slog.New(slog.DiscardHandler), ReadTimeout: time.Second}
 	pol := &policy.Policy{Name: "fuzz", Commands: policy.DefaultCommands, MaxStream: 1 << 20}
-	f.Fuzz(func(t *testing.T, in []byte) {
-		client, server := net.Pipe()
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			defer server.Close()
-			srv.ServeConn(context.Background(), context.Background(), server, pol, policy.Peer{Listener: "fuzz"})
-		}()
-		go func() { _, _ = io.Copy(io.Discard, client) }()
-		_ = client.SetWriteDeadline(time.Now().Add(2 * time.Second))
-		_, _ = client.Write(in)
-		client.Close()
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			t.Fatalf("connection wedged on %q", in)
-		}
-	})
+	f.Fuzz(func(t *testing.T, in []byte) { connfuzz.Serve(t, srv, pol, in) })
 }
