@@ -17,11 +17,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"clamgate/bench/benchenv"
 	"clamgate/internal/clamd"
 	"clamgate/internal/config"
 )
@@ -47,11 +47,12 @@ func main() {
 func Measure(bin string, clients int, size int64) (peak int64, ok, n int, err error) {
 	dir, _ := os.MkdirTemp("", "cgmem")
 	defer os.RemoveAll(dir)
-	clamdSock, stopClamd, err := startClamd(dir, size)
+	cl, err := benchenv.StartClamd(dir, "", "MaxThreads 10", "MaxQueue 200", "StreamMaxLength "+strconv.FormatInt(size+1<<20, 10))
 	if err != nil {
 		return 0, 0, 0, err
 	}
-	defer stopClamd()
+	defer cl.Stop()
+	clamdSock := cl.Socket
 	gwSock := filepath.Join(dir, "gw.sock")
 	gw := exec.Command(bin, "serve", "--backend", "unix:"+clamdSock, "--listen", "unix:"+gwSock,
 		"--max-stream", strconv.FormatInt(size, 10), "--log-level", "warn")
@@ -61,13 +62,13 @@ func Measure(bin string, clients int, size int64) (peak int64, ok, n int, err er
 	}
 	defer func() { gw.Process.Kill(); gw.Wait() }()
 	c, _ := clamd.New("unix:"+gwSock, 30*time.Minute)
-	if err := waitPing(c); err != nil {
+	if err := benchenv.WaitPing(c, time.Minute); err != nil {
 		return 0, 0, 0, err
 	}
 	var peakRSS atomic.Int64
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
-	go sample(ctx, gw.Process.Pid, &peakRSS)
+	go benchenv.SamplePeak(ctx, gw.Process.Pid, &peakRSS)
 	payload := make([]byte, size)
 	rand.Read(payload)
 	var wg sync.WaitGroup
@@ -83,57 +84,6 @@ func Measure(bin string, clients int, size int64) (peak int64, ok, n int, err er
 	}
 	wg.Wait()
 	return peakRSS.Load(), int(okCount.Load()), clients, nil
-}
-
-func sample(ctx context.Context, pid int, peak *atomic.Int64) {
-	for ctx.Err() == nil {
-		if v := rss(pid); v > peak.Load() {
-			peak.Store(v)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-func rss(pid int) int64 {
-	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	for _, l := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(l); len(f) >= 2 && f[0] == "VmRSS:" {
-			kb, _ := strconv.ParseInt(f[1], 10, 64)
-			return kb << 10
-		}
-	}
-	return 0
-}
-
-func startClamd(dir string, size int64) (string, func(), error) {
-	db := filepath.Join(dir, "db")
-	os.MkdirAll(db, 0o755)
-	os.WriteFile(filepath.Join(db, "eicar.ndb"), []byte("Eicar-Test-Signature:0:*:58354f2150254041505b345c505a58353428505e2937434329377d2445494341522d5354414e444152442d414e544956495255532d544553542d46494c452124482b482a\n"), 0o644)
-	sock := filepath.Join(dir, "clamd.sock")
-	conf := strings.Join([]string{"Foreground yes", "LocalSocket " + sock, "DatabaseDirectory " + db,
-		"LogFile " + filepath.Join(dir, "clamd.log"), "MaxThreads 10", "MaxQueue 200",
-		"StreamMaxLength " + strconv.FormatInt(size+1<<20, 10), "TemporaryDirectory " + dir}, "\n") + "\n"
-	os.WriteFile(filepath.Join(dir, "clamd.conf"), []byte(conf), 0o644)
-	cmd := exec.Command("clamd", "-c", filepath.Join(dir, "clamd.conf"))
-	if err := cmd.Start(); err != nil {
-		return "", nil, err
-	}
-	c, _ := clamd.New("unix:"+sock, 5*time.Second)
-	if err := waitPing(c); err != nil {
-		cmd.Process.Kill()
-		return "", nil, err
-	}
-	return sock, func() { cmd.Process.Kill(); cmd.Wait() }, nil
-}
-
-func waitPing(c *clamd.Client) error {
-	for i := 0; i < 600; i++ {
-		if r, err := c.Command(context.Background(), "PING"); err == nil && r == "PONG" {
-			return nil
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	return fmt.Errorf("%s does not answer PING", c)
 }
 
 func fail(err error) {

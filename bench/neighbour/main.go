@@ -15,13 +15,12 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
+	"clamgate/bench/benchenv"
 	"clamgate/internal/clamd"
 	"clamgate/internal/config"
 	"clamgate/internal/gateway"
@@ -40,11 +39,12 @@ func main() {
 	msz, _ := config.ParseSize(*mailSize)
 	dir, _ := os.MkdirTemp("", "neighbour")
 	defer os.RemoveAll(dir)
-	clamdSock, stop, err := startClamd(dir, *db)
+	cl, err := benchenv.StartClamd(dir, *db, "MaxThreads 10", "StreamMaxLength 100M", "MaxQueue 200")
 	if err != nil {
 		fail(err)
 	}
-	defer stop()
+	defer cl.Stop()
+	clamdSock := cl.Socket
 	mailGW, proxyGW := startGateway(dir, clamdSock, *proxyConcurrent)
 	direct := "unix:" + clamdSock
 	run := func(name, mail, proxy string) {
@@ -181,35 +181,6 @@ max_queue = 1000
 		}
 	}
 	return mail, proxy
-}
-
-func startClamd(dir, db string) (string, func(), error) {
-	if db == "" {
-		db = filepath.Join(dir, "db")
-		os.MkdirAll(db, 0o755)
-		os.WriteFile(filepath.Join(db, "eicar.ndb"), []byte("Eicar-Test-Signature:0:*:58354f2150254041505b345c505a58353428505e2937434329377d2445494341522d5354414e444152442d414e544956495255532d544553542d46494c452124482b482a\n"), 0o644)
-	}
-	sock := filepath.Join(dir, "clamd.sock")
-	conf := strings.Join([]string{"Foreground yes", "LocalSocket " + sock, "DatabaseDirectory " + db,
-		"LogFile " + filepath.Join(dir, "clamd.log"), "MaxThreads 10", "StreamMaxLength 100M", "MaxQueue 200"}, "\n") + "\n"
-	path := filepath.Join(dir, "clamd.conf")
-	os.WriteFile(path, []byte(conf), 0o644)
-	cmd := exec.Command("clamd", "-c", path)
-	if err := cmd.Start(); err != nil {
-		return "", nil, err
-	}
-	c, _ := clamd.New("unix:"+sock, 5*time.Second)
-	for i := 0; ; i++ {
-		if r, err := c.Command(context.Background(), "PING"); err == nil && r == "PONG" {
-			break
-		}
-		if i > 600 {
-			cmd.Process.Kill()
-			return "", nil, fmt.Errorf("clamd did not start")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	return sock, func() { cmd.Process.Kill(); cmd.Wait() }, nil
 }
 
 func randomBytes(n int64) []byte {

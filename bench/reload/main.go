@@ -16,12 +16,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"clamgate/bench/benchenv"
 	"clamgate/internal/clamd"
 	"clamgate/internal/config"
 	"clamgate/internal/gateway"
@@ -65,11 +65,15 @@ func run(mode, srcDB string, workers int) (*result, error) {
 	if err := exec.Command("cp", "-r", srcDB, dbDir).Run(); err != nil {
 		return nil, fmt.Errorf("copying the database: %w", err)
 	}
-	cl, err := startClamd(dir, dbDir, mode == "frugal")
+	conf := []string{"MaxThreads 10", "SelfCheck 0"}
+	if mode == "frugal" {
+		conf = append(conf, "ConcurrentDatabaseReload no", "IdleTimeout 2")
+	}
+	cl, err := benchenv.StartClamd(dir, dbDir, conf...)
 	if err != nil {
 		return nil, err
 	}
-	defer cl.Process.Kill()
+	defer cl.Stop()
 	gwSock := filepath.Join(dir, "gw.sock")
 	cfg, err := config.Parse("bench.toml", []byte(fmt.Sprintf(`
 [backend]
@@ -94,7 +98,7 @@ max_wait = "5m"
 	if err := waitScan(gw, "warm-up", "OK", 5*time.Minute); err != nil {
 		return nil, err
 	}
-	return measure(cl.Process.Pid, gw, dbDir, workers)
+	return measure(cl.PID(), gw, dbDir, workers)
 }
 
 func measure(pid int, gw *clamd.Client, dbDir string, workers int) (*result, error) {
@@ -102,7 +106,7 @@ func measure(pid int, gw *clamd.Client, dbDir string, workers int) (*result, err
 	var peak atomic.Int64
 	sampleCtx, stopSampling := context.WithCancel(context.Background())
 	defer stopSampling()
-	go sampleRSS(sampleCtx, pid, &peak)
+	go benchenv.SamplePeak(sampleCtx, pid, &peak)
 	loadCtx, stopLoad := context.WithCancel(context.Background())
 	defer stopLoad()
 	var wg sync.WaitGroup
@@ -123,8 +127,8 @@ func measure(pid int, gw *clamd.Client, dbDir string, workers int) (*result, err
 		})
 	}
 	time.Sleep(3 * time.Second)
-	r.steady = rssMiB(pid)
-	peak.Store(int64(r.steady))
+	r.steady = int(benchenv.RSS(pid) >> 20)
+	peak.Store(benchenv.RSS(pid))
 	marker := fmt.Sprintf("CLAMGATE-RELOAD-BENCH-%d", time.Now().UnixNano())
 	updated := time.Now()
 	if err := os.WriteFile(filepath.Join(dbDir, "bench-new.ndb"), []byte(fmt.Sprintf("Clamgate.ReloadBench:0:*:%x\n", marker)), 0o644); err != nil {
@@ -138,7 +142,7 @@ func measure(pid int, gw *clamd.Client, dbDir string, workers int) (*result, err
 	stopLoad()
 	wg.Wait()
 	stopSampling()
-	r.peak, r.scans, r.failed, r.slowest = int(peak.Load()), scans.Load(), failed.Load(), time.Duration(slowest.Load())
+	r.peak, r.scans, r.failed, r.slowest = int(peak.Load()>>20), scans.Load(), failed.Load(), time.Duration(slowest.Load())
 	return r, err
 }
 
@@ -154,38 +158,4 @@ func waitScan(gw *clamd.Client, data, want string, limit time.Duration) error {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-}
-
-func startClamd(dir, dbDir string, frugal bool) (*exec.Cmd, error) {
-	conf := []string{"Foreground yes", "LocalSocket " + dir + "/clamd.sock", "DatabaseDirectory " + dbDir,
-		"LogFile " + dir + "/clamd.log", "MaxThreads 10", "SelfCheck 0"}
-	if frugal {
-		conf = append(conf, "ConcurrentDatabaseReload no", "IdleTimeout 2")
-	}
-	path := filepath.Join(dir, "clamd.conf")
-	if err := os.WriteFile(path, []byte(strings.Join(conf, "\n")+"\n"), 0o644); err != nil {
-		return nil, err
-	}
-	cmd := exec.Command("clamd", "-c", path)
-	return cmd, cmd.Start()
-}
-
-func sampleRSS(ctx context.Context, pid int, peak *atomic.Int64) {
-	for ctx.Err() == nil {
-		if v := int64(rssMiB(pid)); v > peak.Load() {
-			peak.Store(v)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-func rssMiB(pid int) int {
-	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	for _, l := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(l); len(f) >= 2 && f[0] == "VmRSS:" {
-			kb, _ := strconv.Atoi(f[1])
-			return kb / 1024
-		}
-	}
-	return 0
 }
