@@ -2,6 +2,7 @@ package deploy
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"fmt"
 	"net"
@@ -13,6 +14,10 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"clamgate/internal/clamd"
+	"clamgate/internal/config"
+	"clamgate/internal/testenv"
 )
 
 // eicar is assembled at run time so that no scanner flags this file.
@@ -67,6 +72,39 @@ func TestPodmanEngine(t *testing.T) {
 		t.Errorf("EICAR: %q", reply)
 	}
 	checkProcess(t, name)
+	gatewayInFront(t, sock)
+}
+
+// gatewayInFront puts the gateway before the container's clamd and scans a
+// host file the container cannot see: the gateway opens it and hands clamd
+// the descriptor, which is why the sandboxed engine needs no access to
+// anyone's files. clamd asked for the same path itself cannot find it.
+func gatewayInFront(t *testing.T, engineSock string) {
+	dir := testenv.TempDir(t)
+	file := filepath.Join(dir, "mail", "part-0001")
+	must(t, os.MkdirAll(filepath.Dir(file), 0o755))
+	must(t, os.WriteFile(file, []byte(eicar), 0o644))
+	gwSock := filepath.Join(dir, "gw.sock")
+	cfg, err := config.Parse("test.toml", []byte(fmt.Sprintf(`
+[backend]
+address = "unix:%s"
+[[listener]]
+address = "unix:%s"
+policy = "amavis"
+[policy.amavis]
+roots = [%q]
+`, engineSock, gwSock, dir)))
+	must(t, err)
+	testenv.StartGateway(t, cfg)
+	gw, _ := clamd.New("unix:"+gwSock, 30*time.Second)
+	reply, err := gw.Command(context.Background(), "CONTSCAN "+filepath.Dir(file))
+	if err != nil || !strings.HasPrefix(reply, file+": Eicar-Test-Signature") || !strings.HasSuffix(reply, " FOUND") {
+		t.Errorf("CONTSCAN through the gateway: %q %v", reply, err)
+	}
+	direct, _ := clamd.New("unix:"+engineSock, 30*time.Second)
+	if reply, _ := direct.Command(context.Background(), "SCAN "+file); !strings.HasSuffix(reply, "ERROR") {
+		t.Errorf("the container's clamd reached a host file by path: %q", reply)
+	}
 }
 
 func uidOf(t *testing.T, name string) int {
