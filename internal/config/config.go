@@ -36,11 +36,14 @@ type Config struct {
 	// MaxJobs is how many scans run at clamd at once (its MaxThreads);
 	// Reserve of them a busy client leaves to the others.
 	MaxJobs, Reserve int
-	ReadTimeout      time.Duration
-	ShutdownGrace    time.Duration
-	LogLevel         string
-	LogFormat        string // "text" or "json"
-	Audit            bool   // one log line per scan
+	// BulkCap is how many scans a client whose scans take far longer than
+	// another present client's may run at once.
+	BulkCap       int
+	ReadTimeout   time.Duration
+	ShutdownGrace time.Duration
+	LogLevel      string
+	LogFormat     string // "text" or "json"
+	Audit         bool   // one log line per scan
 	// HTTP serves /metrics, /healthz and /readyz: "tcp:127.0.0.1:9310"; "" = off.
 	HTTP                 string
 	HTTPAllowNonLoopback bool
@@ -89,6 +92,7 @@ type backendSection struct {
 	Fallback        string   `toml:"fallback"`
 	HealthInterval  Duration `toml:"health_interval"`
 	MaxJobs         int      `toml:"max_jobs"`
+	BulkCap         int      `toml:"bulk_cap"`
 	Reserve         *int     `toml:"reserve"`
 	Timeout         Duration `toml:"timeout"`
 	StreamMaxLength Size     `toml:"stream_max_length"`

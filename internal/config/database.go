@@ -2,6 +2,7 @@ package config
 
 import (
 	"path/filepath"
+	"runtime"
 	"time"
 )
 
@@ -67,6 +68,13 @@ func (v *validator) jobs(cfg *Config, b backendSection) {
 	cfg.Reserve = 1
 	if b.Reserve != nil {
 		cfg.Reserve = *b.Reserve
+	}
+	cfg.BulkCap = b.BulkCap
+	if cfg.BulkCap == 0 {
+		cfg.BulkCap = max(1, runtime.NumCPU()-1) // one core kept for short scans
+	}
+	if cfg.BulkCap < 0 {
+		v.fail("backend.bulk_cap", "must not be negative")
 	}
 	if cfg.MaxJobs < 1 || cfg.Reserve < 0 || cfg.Reserve >= cfg.MaxJobs {
 		v.fail("backend.max_jobs", "max_jobs must be at least 1 and reserve between 0 and max_jobs-1 (max_jobs %d, reserve %d)", cfg.MaxJobs, cfg.Reserve)

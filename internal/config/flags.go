@@ -101,7 +101,7 @@ func FromFlags(fl Flags) (*Config, error) {
 
 // DispatchOptions are the dispatcher's settings.
 func (c *Config) DispatchOptions() scan.Options {
-	return scan.Options{Capacity: c.MaxJobs, Reserve: c.Reserve, Limits: c.Limits()}
+	return scan.Options{Capacity: c.MaxJobs, Reserve: c.Reserve, BulkCap: c.BulkCap, Limits: c.Limits()}
 }
 
 // Limits returns each policy's limits, for the dispatcher.

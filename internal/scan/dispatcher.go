@@ -32,7 +32,11 @@ type Options struct {
 	// Reserve is how many of them a client leaves free while other clients
 	// are active, so that a newcomer starts at once instead of waiting for
 	// a flood's scan to end.
-	Reserve   int
+	Reserve int
+	// BulkCap is how many jobs a client whose scans take far longer than
+	// another present client's may run at once; 0 = no such cap. A little
+	// under the number of cores keeps one for the short scans.
+	BulkCap   int
 	Limits    map[string]ClientLimits
 	Observers []Observer
 }
@@ -91,7 +95,7 @@ func (d *Dispatcher) Do(ctx context.Context, job Job) (Result, error) {
 			o.Wait = time.Since(start)
 			return Result{}, o.Err
 		}
-		defer d.sched.release(job.Client)
+		defer func(t0 time.Time) { d.sched.release(job.Client, time.Since(t0)) }(time.Now())
 	}
 	o.Wait = time.Since(start)
 	var counted *countingReader

@@ -12,6 +12,10 @@ import (
 // while another client is present, a client leaves the reserve free.
 const activeWindow = 5 * time.Second
 
+// bulkFactor is how much longer than another present client's a client's
+// jobs must take, on average, for it to count as bulk.
+const bulkFactor = 10
+
 // scheduler shares clamd's slots between clients. Waiting jobs are served
 // by weighted round robin over clients (each client in turn gets up to
 // Weight slots), so a client with many queued jobs cannot starve one with
@@ -29,6 +33,7 @@ type scheduler struct {
 	byName   map[string]*client
 	turn     int // index in clients of the one being served
 	credit   int // slots left in its turn
+	bulkCap  int // jobs a bulk client may run while others are present
 	notify   func(client string, depth int)
 }
 
@@ -38,6 +43,7 @@ type client struct {
 	running int
 	waiting []*waiter
 	seen    time.Time
+	avg     time.Duration // moving average of its jobs' durations
 }
 
 type waiter struct {
@@ -46,7 +52,7 @@ type waiter struct {
 }
 
 func newScheduler(o Options, notify func(string, int)) *scheduler {
-	s := &scheduler{capacity: o.Capacity, reserve: o.Reserve, known: o.Limits, byName: map[string]*client{}, notify: notify}
+	s := &scheduler{capacity: o.Capacity, reserve: o.Reserve, known: o.Limits, byName: map[string]*client{}, notify: notify, bulkCap: o.BulkCap}
 	if s.capacity > 0 && s.reserve >= s.capacity {
 		s.reserve = s.capacity - 1
 	}
@@ -130,9 +136,14 @@ func (s *scheduler) abandon(c *client, w *waiter) bool {
 	return false
 }
 
-func (s *scheduler) release(name string) {
+func (s *scheduler) release(name string, took time.Duration) {
 	s.mu.Lock()
 	c := s.byName[name]
+	if c.avg == 0 {
+		c.avg = took
+	} else {
+		c.avg = (4*c.avg + took) / 5
+	}
 	c.running--
 	s.running--
 	c.seen = time.Now()
@@ -199,7 +210,25 @@ func (s *scheduler) canRun(c *client) bool {
 	if s.running >= s.capacity {
 		return false
 	}
+	if s.bulkCap > 0 && c.running >= s.bulkCap && s.bulk(c) {
+		return false
+	}
 	return c.running < s.capacity-s.reserve || !s.othersPresent(c)
+}
+
+// bulk reports whether c's jobs take far longer than those of another
+// client present: slots are shared fairly, but clamd's CPU is not, and a
+// few long scans are enough to take every core from short ones. While such
+// a neighbour is present, a bulk client runs at most bulkCap jobs.
+func (s *scheduler) bulk(c *client) bool {
+	now := time.Now()
+	for _, o := range s.clients {
+		present := o.running > 0 || len(o.waiting) > 0 || now.Sub(o.seen) < activeWindow
+		if o != c && present && o.avg > 0 && c.avg > bulkFactor*o.avg {
+			return true
+		}
+	}
+	return false
 }
 
 func (s *scheduler) othersPresent(c *client) bool {

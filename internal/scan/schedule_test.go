@@ -166,3 +166,33 @@ func TestBusy(t *testing.T) {
 	b.release <- struct{}{}
 	wg.Wait()
 }
+
+// TestBulkCap: once a client's scans take far longer than a present
+// neighbour's, it runs at most BulkCap at once, leaving the cores to the
+// short scans; alone again, it would get every slot (TestAloneGetsAll).
+func TestBulkCap(t *testing.T) {
+	b := newGateBackend()
+	d := NewDispatcher(b, slog.New(slog.DiscardHandler), Options{Capacity: 4, BulkCap: 1})
+	var wg sync.WaitGroup
+	submit(d, &wg, "mail", nil) // a short scan
+	<-b.order
+	b.release <- struct{}{}
+	wg.Wait()
+	submit(d, &wg, "proxy", nil) // a long one
+	<-b.order
+	time.Sleep(100 * time.Millisecond)
+	b.release <- struct{}{}
+	wg.Wait()
+	for range 4 {
+		submit(d, &wg, "proxy", nil)
+	}
+	waitRunning(t, b, 1)
+	time.Sleep(100 * time.Millisecond)
+	if n := b.running.Load(); n != 1 {
+		t.Fatalf("bulk client runs %d scans beside a short-scan client, want 1", n)
+	}
+	for range 4 {
+		b.release <- struct{}{}
+	}
+	wg.Wait()
+}
