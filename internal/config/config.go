@@ -27,6 +27,9 @@ type Config struct {
 	Backends       []string // unix:/path or tcp:host:port, all loading the same database
 	Fallback       string   // used only while every backend is down; "" = none
 	HealthInterval time.Duration
+	// EngineCgroup is an external clamd's cgroup v2 directory, read for the
+	// engine memory metrics ("" = none).
+	EngineCgroup   string
 	BackendTimeout time.Duration
 	// StreamMaxLength is clamd's own StreamMaxLength. The gateway enforces
 	// it on the announced chunk length, as clamd does, so that an oversize
@@ -93,6 +96,7 @@ type backendSection struct {
 	HealthInterval  Duration `toml:"health_interval"`
 	MaxJobs         int      `toml:"max_jobs"`
 	BulkCap         int      `toml:"bulk_cap"`
+	Cgroup          string   `toml:"cgroup"`
 	Reserve         *int     `toml:"reserve"`
 	Timeout         Duration `toml:"timeout"`
 	StreamMaxLength Size     `toml:"stream_max_length"`

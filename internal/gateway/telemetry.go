@@ -28,8 +28,11 @@ type telemetry struct {
 func newTelemetry(cfg *config.Config, pool *clamd.Pool, eng *engine.Engine, log *slog.Logger) *telemetry {
 	t := &telemetry{metrics: metrics.New(), pool: pool, log: log}
 	t.metrics.SetBackends(t.backends)
-	if eng != nil {
+	switch {
+	case eng != nil:
 		t.metrics.SetEngineMemory(func() (int64, int64, bool) { return metrics.EngineMemory(eng.PID(), "") })
+	case cfg.EngineCgroup != "":
+		t.metrics.SetEngineMemory(func() (int64, int64, bool) { return metrics.EngineMemory(0, cfg.EngineCgroup) })
 	}
 	if cfg.HTTP != "" {
 		t.http = &status.Server{Addr: cfg.HTTP, AllowNonLoopback: cfg.HTTPAllowNonLoopback,
