@@ -12,14 +12,18 @@ go build -o bin/clamgate ./cmd/clamgate
 sock=/run/clamgate/clamd.sock
 cat <<MSG
 
-clamgate is starting: clamd protocol on unix:$sock and tcp:127.0.0.1:3310.
+clamgate is starting: clamd protocol on unix:$sock and tcp:127.0.0.1:3310,
+ICAP (service avscan) on tcp:127.0.0.1:1344, metrics and health on http://127.0.0.1:9310.
 In another terminal, scan the EICAR test string (exit code 1 = infected):
 
   printf '%s' 'X5O!P%@AP[4\PZX54(P^)7CC)7}\$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!\$H+H*' > /tmp/eicar.com
   bin/clamgate scan --gateway unix:$sock /tmp/eicar.com
   echo 'LocalSocket $sock' > /tmp/clamgate-clamd.conf && clamdscan --config-file=/tmp/clamgate-clamd.conf /tmp/eicar.com
+  curl -s http://127.0.0.1:9310/metrics | grep clamgate_scans_total
+  bin/clamgate doctor
 
 Stop with Ctrl-C.
 
 MSG
-exec bin/clamgate serve --listen "unix:$sock" --listen tcp:127.0.0.1:3310 --allow-root /tmp "$@"
+exec bin/clamgate serve --listen "unix:$sock" --listen tcp:127.0.0.1:3310 --allow-root /tmp \
+  --icap tcp:127.0.0.1:1344 --http tcp:127.0.0.1:9310 "$@"

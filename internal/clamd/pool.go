@@ -29,6 +29,7 @@ type member struct {
 	c        *Client
 	fallback bool
 	up       atomic.Bool
+	answered atomic.Bool // it has answered once: failing before that is starting up
 	mu       sync.Mutex
 	lastErr  string
 }
@@ -143,7 +144,15 @@ func (p *Pool) mark(m *member, err error) {
 		m.lastErr = err.Error()
 	}
 	m.mu.Unlock()
+	if up && !m.answered.Swap(true) {
+		m.up.Store(true)
+		return
+	}
 	if m.up.Swap(up) == up {
+		return
+	}
+	if !m.answered.Load() {
+		p.log.Debug("clamd backend not answering yet", "backend", m.c.String(), "err", err)
 		return
 	}
 	if up {
