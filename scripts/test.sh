@@ -8,6 +8,10 @@ export PATH="$PATH:/usr/local/go/bin"
 
 go vet ./...
 go test -count=1 -timeout 15m ./...
+# The concurrent core again under the race detector (the slow end-to-end
+# packages are left out to keep CI short).
+go test -race -count=1 -timeout 10m ./internal/scan/ ./internal/clamdproto/ ./internal/icap/ \
+  ./internal/milter/ ./internal/sigdb/ ./internal/policy/ ./internal/listen/ ./internal/clamd/
 
 # Every fuzz target of every package (each parser of client bytes has one).
 fuzztime=${FUZZTIME:-10s}
