@@ -35,10 +35,11 @@ type Client struct {
 	Address string
 	// Timeout bounds one whole exchange when the context has no deadline.
 	Timeout time.Duration
-	// PassSmall sends streams of up to SmallStream bytes as descriptors
-	// (FILDES of a memfd): for a local clamd backend, not for a gateway.
-	PassSmall bool
-	bufs      sync.Pool // *[]byte stream buffers
+	// PassStreams sends streams as descriptors (FILDES of a memfd or of a
+	// spooled file): for a local clamd backend, not for a gateway.
+	PassStreams bool
+	SpoolDir    string    // for spooled streams; "" = $TMPDIR
+	bufs        sync.Pool // *[]byte stream buffers
 }
 
 // ParseAddr splits "unix:/path" or "tcp:host:port" into network and address.
@@ -112,8 +113,8 @@ func (c *Client) Command(ctx context.Context, name string) (string, error) {
 // A read error from r aborts the scan and is returned as is, so the caller
 // can tell a client's fault (oversize, hang-up) from clamd's.
 func (c *Client) Instream(ctx context.Context, r io.Reader) (string, error) {
-	if c.PassSmall && c.Network == "unix" {
-		return c.instreamSmall(ctx, r)
+	if c.PassStreams && c.Network == "unix" {
+		return c.instreamLocal(ctx, r)
 	}
 	return c.instream(ctx, r)
 }

@@ -51,7 +51,7 @@ func NewPool(primaries []string, fallback string, timeout, interval time.Duratio
 		if err != nil {
 			return err
 		}
-		c.PassSmall = true
+		c.PassStreams = true
 		m := &member{c: c, fallback: fb}
 		m.up.Store(true)
 		p.members = append(p.members, m)
