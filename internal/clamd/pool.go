@@ -22,6 +22,7 @@ type Pool struct {
 	members  []*member // primaries, then the fallback if any
 	log      *slog.Logger
 	interval time.Duration
+	spoolDir string
 	next     atomic.Uint32
 }
 
@@ -44,14 +45,14 @@ type State struct {
 
 // NewPool builds a pool of primaries and an optional fallback ("" = none).
 // Backends start as up: the first job or check corrects that.
-func NewPool(primaries []string, fallback string, timeout, interval time.Duration, log *slog.Logger) (*Pool, error) {
-	p := &Pool{log: log, interval: interval}
+func NewPool(primaries []string, fallback string, timeout, interval time.Duration, spoolDir string, log *slog.Logger) (*Pool, error) {
+	p := &Pool{log: log, interval: interval, spoolDir: spoolDir}
 	add := func(addr string, fb bool) error {
 		c, err := New(addr, timeout)
 		if err != nil {
 			return err
 		}
-		c.PassStreams = true
+		c.PassStreams, c.SpoolDir = true, p.spoolDir
 		m := &member{c: c, fallback: fb}
 		m.up.Store(true)
 		p.members = append(p.members, m)

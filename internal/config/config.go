@@ -29,7 +29,9 @@ type Config struct {
 	HealthInterval time.Duration
 	// EngineCgroup is an external clamd's cgroup v2 directory, read for the
 	// engine memory metrics ("" = none).
-	EngineCgroup   string
+	EngineCgroup string
+	// SpoolDir holds streams on their way to a local clamd ("" = $TMPDIR).
+	SpoolDir       string
 	BackendTimeout time.Duration
 	// StreamMaxLength is clamd's own StreamMaxLength. The gateway enforces
 	// it on the announced chunk length, as clamd does, so that an oversize
@@ -97,6 +99,7 @@ type backendSection struct {
 	MaxJobs         int      `toml:"max_jobs"`
 	BulkCap         int      `toml:"bulk_cap"`
 	Cgroup          string   `toml:"cgroup"`
+	SpoolDir        string   `toml:"spool_dir"`
 	Reserve         *int     `toml:"reserve"`
 	Timeout         Duration `toml:"timeout"`
 	StreamMaxLength Size     `toml:"stream_max_length"`
@@ -250,6 +253,8 @@ func (v *validator) build(f *file) *Config {
 	cfg := &Config{
 		Fallback:             f.Backend.Fallback,
 		HealthInterval:       f.Backend.HealthInterval.Or(DefaultHealthInterval),
+		EngineCgroup:         f.Backend.Cgroup,
+		SpoolDir:             f.Backend.SpoolDir,
 		BackendTimeout:       f.Backend.Timeout.Or(DefaultBackendTimeout),
 		ReadTimeout:          f.Server.ReadTimeout.Or(DefaultReadTimeout),
 		ShutdownGrace:        f.Server.ShutdownGrace.Or(DefaultShutdownGrace),

@@ -123,3 +123,25 @@ func TestDatabaseDefaults(t *testing.T) {
 		t.Error("--watch-db of a missing directory accepted")
 	}
 }
+
+func TestBackendExtras(t *testing.T) {
+	cfg, err := Parse("t.toml", []byte(`
+[backend]
+address = ["unix:/a.sock", "unix:/b.sock"]
+fallback = "tcp:127.0.0.1:3310"
+cgroup = "/sys/fs/cgroup/system.slice/clamgate-clamd.service"
+spool_dir = "/var/tmp"
+bulk_cap = 2
+[[listener]]
+address = "tcp:127.0.0.1:3311"
+policy = "p"
+[policy.p]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Backends) != 2 || cfg.Backend != "unix:/a.sock" || cfg.Fallback != "tcp:127.0.0.1:3310" ||
+		cfg.EngineCgroup == "" || cfg.SpoolDir != "/var/tmp" || cfg.BulkCap != 2 {
+		t.Errorf("%+v", cfg)
+	}
+}
