@@ -44,7 +44,9 @@ func (o Outcome) Verdict() string {
 type AuditLog struct{ Log *slog.Logger }
 
 func (a AuditLog) Done(job Job, o Outcome) {
-	if job.Kind == Command {
+	// Checked first: building the line costs allocations on every scan,
+	// even when the log level drops it.
+	if job.Kind == Command || !a.Log.Enabled(context.Background(), slog.LevelInfo) {
 		return
 	}
 	args := []any{"client", job.Client, "protocol", job.Protocol, "object", job.Object,
