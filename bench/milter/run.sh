@@ -52,7 +52,7 @@ trap 'exit 143' TERM
 
 echo "run.sh: building into $dir/bin" >&2
 if [[ -n ${GATEWAY_BIN:-} ]]; then
-	cp "$GATEWAY_BIN" "$dir/bin/clamgate"
+	mkdir -p "$dir/bin" && cp "$GATEWAY_BIN" "$dir/bin/clamgate"
 else
 	go build -o "$dir/bin/clamgate" ./cmd/clamgate
 fi

