@@ -32,6 +32,11 @@ var smallBufs = sync.Pool{New: func() any { b := make([]byte, SmallStream); retu
 // it makes every other client's request wait (measured: mail p99 36 ms
 // under a proxy flood that way).
 func (c *Client) instreamLocal(ctx context.Context, r io.Reader) (string, error) {
+	if f, ok := r.(*os.File); ok && isRegular(f) {
+		// Already a file (a front's own spool): hand it over as it is.
+		reply, err := c.Fildes(ctx, f)
+		return streamName(reply), err
+	}
 	bp := smallBufs.Get().(*[]byte)
 	defer smallBufs.Put(bp)
 	buf := *bp
@@ -116,4 +121,9 @@ func streamName(reply string) string {
 		return "stream" + reply[i+1:]
 	}
 	return reply
+}
+
+func isRegular(f *os.File) bool {
+	fi, err := f.Stat()
+	return err == nil && fi.Mode().IsRegular()
 }

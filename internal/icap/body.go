@@ -124,7 +124,7 @@ func (s *spool) write(p []byte) error {
 // reader replays what was written.
 func (s *spool) reader() (io.Reader, error) {
 	if s.file == nil {
-		return &s.mem, nil
+		return bytes.NewReader(s.mem.Bytes()), nil // readable again, for the echo after the scan
 	}
 	if _, err := s.file.Seek(0, io.SeekStart); err != nil {
 		return nil, err

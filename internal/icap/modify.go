@@ -88,7 +88,7 @@ func (x *exchange) inStep() bool { return x.body.eof || x.body.cont != nil || x.
 func (x *exchange) verdict(ctx context.Context) bool {
 	cn := x.cn
 	res, err := cn.srv.Dispatcher.Do(ctx, scan.Job{
-		Client: cn.pol.Name, Protocol: "icap", Kind: scan.Stream, Data: x.body, Object: x.url,
+		Client: cn.pol.Name, Protocol: "icap", Kind: scan.Stream, Data: x.data(), Object: x.url,
 	})
 	var se *statusError
 	switch {
@@ -110,6 +110,26 @@ func (x *exchange) verdict(ctx context.Context) bool {
 	}
 	x.log("clean", "")
 	return x.pass("clean")
+}
+
+// data is what the scan reads. A body that must be echoed is spooled whole
+// first, and the scan reads the spool: a local clamd is then handed the
+// spool file itself instead of a second copy of it. A body that need not be
+// kept streams through as it arrives.
+func (x *exchange) data() io.Reader {
+	b := x.body
+	if b.spool == nil {
+		return b
+	}
+	if _, err := io.Copy(io.Discard, b); err != nil {
+		return b // it fails again at once, with the client's error
+	}
+	r, err := b.spool.reader()
+	if err != nil {
+		b.clientErr = err
+		return b
+	}
+	return r
 }
 
 func (x *exchange) log(verdict, threat string, extra ...any) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"sync"
 	"time"
 )
@@ -99,7 +100,12 @@ func (d *Dispatcher) Do(ctx context.Context, job Job) (Result, error) {
 	}
 	o.Wait = time.Since(start)
 	var counted *countingReader
-	if job.Kind == Stream {
+	if f, ok := job.Data.(*os.File); ok && job.Kind == Stream {
+		// Left unwrapped: the backend may hand a file to clamd as it is.
+		if fi, err := f.Stat(); err == nil {
+			o.Bytes = fi.Size()
+		}
+	} else if job.Kind == Stream {
 		counted = &countingReader{r: job.Data}
 		job.Data = counted
 	}
