@@ -17,6 +17,7 @@ package milter
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"os"
@@ -140,3 +141,12 @@ func (l *oneConnListener) Addr() net.Addr { return l.conn.LocalAddr() }
 // errNegotiation is returned to the library when the MTA cannot do what
 // the configuration needs; the MTA then applies its default action.
 var errNegotiation = errors.New("milter: MTA does not offer a needed action")
+
+// RouteLibraryLog sends go-milter's own warnings, which it prints through
+// Go's standard log package by default, to the gateway's log. The hook is
+// the library's package variable: set it once, when the gateway starts.
+func RouteLibraryLog(log *slog.Logger) {
+	gomilter.LogWarning = func(format string, v ...any) {
+		log.Warn("milter library: " + fmt.Sprintf(format, v...))
+	}
+}
