@@ -14,6 +14,7 @@ import (
 
 	"clamgate/internal/config"
 	"clamgate/internal/gateway"
+	"clamgate/internal/milter"
 )
 
 // Version is set at build time with -ldflags "-X clamgate/internal/cli.Version=...".
@@ -100,6 +101,9 @@ func serveCmd(ctx context.Context, args []string, stderr io.Writer) int {
 	}
 	log := newLogger(stderr, cfg)
 	tuneGC()
+	// Process-wide, so set here, once, and not by the gateway (which tests
+	// start many times).
+	milter.RouteLibraryLog(log)
 	log.Info("clamgate starting", "version", Version, "listeners", len(cfg.Listeners), "policies", cfg.PolicyNames())
 	if err := gateway.Run(ctx, cfg, log); err != nil {
 		log.Error("clamgate stopped", "err", err)

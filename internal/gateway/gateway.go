@@ -55,7 +55,6 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		tel.follow(life)
 	}
 	fronts := newFronts(cfg, log, dispatcher, life)
-	milter.RouteLibraryLog(log)
 	var bg sync.WaitGroup
 	engCtx, stopEngine := context.WithCancel(context.WithoutCancel(ctx))
 	defer func() { stopEngine(); bg.Wait() }()

@@ -144,7 +144,7 @@ var errNegotiation = errors.New("milter: MTA does not offer a needed action")
 
 // RouteLibraryLog sends go-milter's own warnings, which it prints through
 // Go's standard log package by default, to the gateway's log. The hook is
-// the library's package variable: set it once, when the gateway starts.
+// the library's package variable: the process sets it once, at start.
 func RouteLibraryLog(log *slog.Logger) {
 	gomilter.LogWarning = func(format string, v ...any) {
 		log.Warn("milter library: " + fmt.Sprintf(format, v...))
