@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -15,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"clamgate/internal/listen"
 	"clamgate/internal/policy"
 	"clamgate/internal/scan"
 )
@@ -188,12 +188,9 @@ const (
 // report the broken pipe instead of the reason; so the gateway shuts its
 // side, and drains what the client still sends, briefly.
 func (c *conn) linger() {
-	cw, ok := c.c.(interface{ CloseWrite() error })
-	if !c.refused || !ok || cw.CloseWrite() != nil {
-		return
+	if c.refused {
+		listen.Linger(c.c, lingerTime, lingerBytes)
 	}
-	_ = c.c.SetReadDeadline(time.Now().Add(lingerTime))
-	_, _ = io.CopyN(io.Discard, c.c, lingerBytes)
 }
 
 // session serves IDSESSION: commands until END, each reply prefixed with

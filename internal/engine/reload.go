@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -29,13 +30,13 @@ type Reloader struct {
 // Reload sends RELOAD and, in frugal mode, returns once clamd answers again.
 func (r *Reloader) Reload(ctx context.Context) (time.Duration, error) {
 	start := time.Now()
-	ctx, cancel := context.WithTimeout(ctx, or(r.Timeout, 10*time.Minute))
+	ctx, cancel := context.WithTimeout(ctx, cmp.Or(r.Timeout, 10*time.Minute))
 	defer cancel()
 	backend := r.Dispatcher.Backend()
 	if r.Frugal {
 		release := r.Dispatcher.Hold()
 		defer release()
-		drainCtx, stop := context.WithTimeout(ctx, or(r.Drain, 30*time.Second))
+		drainCtx, stop := context.WithTimeout(ctx, cmp.Or(r.Drain, 30*time.Second))
 		if err := r.Dispatcher.WaitIdle(drainCtx); err != nil {
 			r.Log.Warn("reload: scans still running, clamd will finish them first", "after", time.Since(start).Round(time.Millisecond))
 		}
@@ -79,11 +80,4 @@ func (r *Reloader) reloadOne(ctx context.Context, b scan.Backend) error {
 		}
 	}
 	return nil
-}
-
-func or(d, def time.Duration) time.Duration {
-	if d == 0 {
-		return def
-	}
-	return d
 }

@@ -22,6 +22,7 @@ type lifecycle struct {
 	reloader *engine.Reloader
 	log      *slog.Logger
 	loaded   atomic.Pointer[sigdb.Snapshot] // what clamd was last told to load
+	tag      atomic.Pointer[string]         // its ISTag, made once: every ICAP response carries it
 }
 
 func (l *lifecycle) run(ctx context.Context) {
@@ -54,6 +55,11 @@ func (l *lifecycle) reload(ctx context.Context, snap *sigdb.Snapshot) bool {
 
 func (l *lifecycle) accept(snap *sigdb.Snapshot, why string, took time.Duration) {
 	l.loaded.Store(snap)
+	tag := ""
+	if snap.Digest != "" {
+		tag = fmt.Sprintf(`"CG-%.16s"`, snap.Digest)
+	}
+	l.tag.Store(&tag)
 	args := []any{"dir", snap.Dir, "version", snap.Version, "signatures", snap.Signatures, "files", len(snap.Files),
 		"built", snap.BuildTime.UTC().Format(time.RFC3339), "age", age(snap)}
 	if why == "reload" {
@@ -86,8 +92,8 @@ func (l *lifecycle) checkAge(snap *sigdb.Snapshot) {
 
 // Tag is the ICAP ISTag: a new database, a new tag.
 func (l *lifecycle) Tag() string {
-	if s := l.loaded.Load(); s != nil && s.Digest != "" {
-		return fmt.Sprintf(`"CG-%.16s"`, s.Digest)
+	if t := l.tag.Load(); t != nil {
+		return *t
 	}
 	return ""
 }

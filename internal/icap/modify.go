@@ -24,12 +24,6 @@ type exchange struct {
 	busy  bool // not scanned because the gateway was busy
 }
 
-func isBusy(err error) bool {
-	var busy *scan.BusyError
-	var held *scan.HeldError
-	return errors.As(err, &busy) || errors.As(err, &held)
-}
-
 // modify scans the encapsulated body and answers with 204, the message
 // echoed back, a block page or an error.
 func (cn *conn) modify(ctx context.Context, req *Request) bool {
@@ -101,7 +95,7 @@ func (x *exchange) verdict(ctx context.Context) bool {
 		cn.readFailed(x.body.clientErr)
 		return false
 	case err != nil:
-		x.busy = isBusy(err)
+		x.busy = scan.IsBusy(err)
 		return x.failed(err.Error())
 	case res.Verdict == scan.Infected:
 		return x.infected(res.Threat)

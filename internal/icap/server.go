@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"clamgate/internal/config"
+	"clamgate/internal/listen"
 	"clamgate/internal/policy"
 	"clamgate/internal/scan"
 )
@@ -114,17 +115,8 @@ const (
 )
 
 // linger lets a client that is still sending (a body the answer did not
-// need) read that answer: closing with unread data makes the kernel reset
-// the connection, and a reset can destroy the answer before the client
-// reads it.
-func (cn *conn) linger() {
-	cw, ok := cn.c.(interface{ CloseWrite() error })
-	if !ok || cw.CloseWrite() != nil {
-		return
-	}
-	_ = cn.c.SetReadDeadline(time.Now().Add(lingerTime))
-	_, _ = io.CopyN(io.Discard, cn.c, lingerBytes)
-}
+// need) read that answer.
+func (cn *conn) linger() { listen.Linger(cn.c, lingerTime, lingerBytes) }
 
 func (s *Server) admit(listener string) bool {
 	s.mu.Lock()
@@ -232,8 +224,10 @@ func (s *Server) cachedTag() string {
 // signature database version: a new database is a new tag, so clients drop
 // verdicts they cached under the old one.
 func (s *Server) refreshTag(ctx context.Context, client string) string {
-	if s.Tag != nil && s.Tag() != "" {
-		return s.Tag()
+	if s.Tag != nil {
+		if t := s.Tag(); t != "" {
+			return t
+		}
 	}
 	s.mu.Lock()
 	fresh := time.Since(s.tagAt) < 5*time.Second

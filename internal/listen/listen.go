@@ -7,10 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"github.com/coreos/go-systemd/v22/activation"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 	"unsafe"
 
 	"clamgate/internal/policy"
@@ -195,4 +197,17 @@ func Inherited() map[string]net.Listener {
 		}
 	}
 	return out
+}
+
+// Linger half-closes c and reads what the client still sends, for at most
+// d or max bytes, before the caller closes it. Closing with unread data
+// makes the kernel reset the connection, and a reset can destroy an answer
+// (a refusal, an error) before the client has read it.
+func Linger(c net.Conn, d time.Duration, max int64) {
+	cw, ok := c.(interface{ CloseWrite() error })
+	if !ok || cw.CloseWrite() != nil {
+		return
+	}
+	_ = c.SetReadDeadline(time.Now().Add(d))
+	_, _ = io.CopyN(io.Discard, c, max)
 }

@@ -56,7 +56,13 @@ type BusyError struct{ Reason string }
 
 func (e *BusyError) Error() string { return "gateway busy: " + e.Reason }
 
-func errorsAs[T error](err error, target *T) bool { return errors.As(err, target) }
+// IsBusy reports an error that means the gateway would not, or no longer
+// could, wait for the engine: not a scan failure but a refusal.
+func IsBusy(err error) bool {
+	var busy *BusyError
+	var held *HeldError
+	return errors.As(err, &busy) || errors.As(err, &held)
+}
 
 // Dispatcher runs jobs against the backend: at most Capacity at once,
 // shared between clients by weight, within each client's limits. It can be

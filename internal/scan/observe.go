@@ -28,10 +28,8 @@ type Outcome struct {
 // Verdict names the outcome for logs and metrics: clean, infected,
 // failed (clamd could not scan) or busy (the gateway refused to queue it).
 func (o Outcome) Verdict() string {
-	var busy *BusyError
-	var held *HeldError
 	switch {
-	case errorsAs(o.Err, &busy), errorsAs(o.Err, &held):
+	case IsBusy(o.Err):
 		return "busy"
 	case o.Err != nil:
 		return "failed"

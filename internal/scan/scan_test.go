@@ -37,19 +37,16 @@ func TestParseReply(t *testing.T) {
 	}
 }
 
-// slowBackend answers every job after a pause: enough to observe the
-// dispatcher's own bookkeeping, which is all these tests are about.
-type slowBackend struct{ pause time.Duration }
+// okBackend answers every job at once: enough to observe the dispatcher's
+// own bookkeeping, which is all these tests are about.
+type okBackend struct{}
 
-func (b slowBackend) Instream(ctx context.Context, r io.Reader) (string, error) {
-	time.Sleep(b.pause)
-	return "stream: OK", nil
-}
-func (b slowBackend) Fildes(ctx context.Context, f *os.File) (string, error)   { return "fd[3]: OK", nil }
-func (b slowBackend) Command(ctx context.Context, name string) (string, error) { return "PONG", nil }
+func (okBackend) Instream(context.Context, io.Reader) (string, error) { return "stream: OK", nil }
+func (okBackend) Fildes(context.Context, *os.File) (string, error)    { return "fd[3]: OK", nil }
+func (okBackend) Command(context.Context, string) (string, error)     { return "PONG", nil }
 
 func TestHold(t *testing.T) {
-	d := NewDispatcher(slowBackend{}, slog.New(slog.DiscardHandler), Options{Limits: map[string]ClientLimits{"short": {MaxWait: 100 * time.Millisecond}}})
+	d := NewDispatcher(okBackend{}, slog.New(slog.DiscardHandler), Options{Limits: map[string]ClientLimits{"short": {MaxWait: 100 * time.Millisecond}}})
 	job := Job{Client: "patient", Kind: Stream, Data: strings.NewReader("x")}
 	release := d.Hold()
 	done := make(chan error, 1)
@@ -71,12 +68,25 @@ func TestHold(t *testing.T) {
 	}
 }
 
+// TestWaitIdle: while a job runs WaitIdle does not report idle (it gives
+// up only with its context), and once the job ends it does.
 func TestWaitIdle(t *testing.T) {
-	d := NewDispatcher(slowBackend{pause: 200 * time.Millisecond}, slog.New(slog.DiscardHandler), Options{})
-	go d.Do(context.Background(), Job{Client: "a", Kind: Stream, Data: strings.NewReader("x")})
-	time.Sleep(50 * time.Millisecond)
-	start := time.Now()
-	if err := d.WaitIdle(context.Background()); err != nil || time.Since(start) < 100*time.Millisecond {
-		t.Fatalf("WaitIdle returned after %v: %v", time.Since(start), err)
+	b := newGateBackend()
+	d := NewDispatcher(b, slog.New(slog.DiscardHandler), Options{})
+	done := make(chan struct{})
+	go func() {
+		d.Do(context.Background(), Job{Client: "a", Kind: Stream, Data: strings.NewReader("x")})
+		close(done)
+	}()
+	waitRunning(t, b, 1)
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := d.WaitIdle(cancelled); err == nil {
+		t.Fatal("WaitIdle reported idle while a job ran")
+	}
+	b.release <- struct{}{}
+	<-done
+	if err := d.WaitIdle(context.Background()); err != nil {
+		t.Fatalf("WaitIdle after the job: %v", err)
 	}
 }
