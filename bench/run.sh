@@ -23,6 +23,8 @@ set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
 
 CLAMD=${CLAMD:-$(command -v clamd || echo /usr/sbin/clamd)}
 [[ -x $CLAMD ]] || { echo "run.sh: clamd not found (set CLAMD=...)" >&2; exit 2; }
@@ -59,39 +61,10 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-echo "run.sh: building into $dir/bin" >&2
-mkdir -p "$dir/bin"
-if [[ -n ${GATEWAY_BIN:-} ]]; then
-	cp "$GATEWAY_BIN" "$dir/bin/clamgate"
-else
-	go build -o "$dir/bin/clamgate" ./cmd/clamgate
-fi
+bench_build_gateway "$dir"
 go build -o "$dir/bin/instream" ./bench/instream
 
-# Test database, as internal/testenv.WriteTestDB writes it.
-mkdir -p "$dir/db" "$dir/tmp"
-eicar='X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*'
-marker='CLAMGATE-SECOND-MARK'
-hex() { printf '%s' "$1" | od -An -v -tx1 | tr -d ' \n'; }
-printf 'Eicar-Test-Signature:0:*:%s\nClamgate-Test-Marker:0:*:%s\n' "$(hex "$eicar")" "$(hex "$marker")" >"$dir/db/test.ndb"
-printf 'aa15bcf478d165efd2065190eb473bcb:544:ClamAV-Test-File\n' >"$dir/db/test.hdb"
-dbdir=$dir/db
-if [[ -n ${BENCH_DB:-} ]]; then
-	[[ -d $BENCH_DB ]] || { echo "run.sh: BENCH_DB=$BENCH_DB is not a directory" >&2; exit 2; }
-	dbdir=$BENCH_DB
-fi
-
-cat >"$dir/clamd.conf" <<EOF
-Foreground yes
-LocalSocket $dir/clamd.sock
-LocalSocketMode 666
-DatabaseDirectory $dbdir
-TemporaryDirectory $dir/tmp
-LogFile $dir/clamd.log
-PidFile $dir/clamd.pid
-StreamMaxLength 100M
-MaxThreads 10
-EOF
+bench_clamd_conf "$dir"
 
 # wait_ready NAME PID ADDR SECONDS: until ADDR answers PING, failing early
 # if the process died.

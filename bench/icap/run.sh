@@ -21,6 +21,8 @@ set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$repo"
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
 export PATH="$PATH:/usr/local/go/bin"
 
 CLAMD=${CLAMD:-$(command -v clamd || echo /usr/sbin/clamd)}
@@ -66,40 +68,13 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-echo "run.sh: building into $dir/bin" >&2
-mkdir -p "$dir/bin"
-if [[ -n ${GATEWAY_BIN:-} ]]; then
-	cp "$GATEWAY_BIN" "$dir/bin/clamgate"
-else
-	go build -o "$dir/bin/clamgate" ./cmd/clamgate
-fi
+bench_build_gateway "$dir"
 go build -o "$dir/bin/load" ./bench/icap/load
 load=$dir/bin/load
 
-# Test database, as internal/testenv.WriteTestDB writes it.
-mkdir -p "$dir/db" "$dir/tmp" "$dir/ci"
+bench_clamd_conf "$dir"
+mkdir -p "$dir/ci"
 eicar='X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*'
-marker='CLAMGATE-SECOND-MARK'
-hex() { printf '%s' "$1" | od -An -v -tx1 | tr -d ' \n'; }
-printf 'Eicar-Test-Signature:0:*:%s\nClamgate-Test-Marker:0:*:%s\n' "$(hex "$eicar")" "$(hex "$marker")" >"$dir/db/test.ndb"
-printf 'aa15bcf478d165efd2065190eb473bcb:544:ClamAV-Test-File\n' >"$dir/db/test.hdb"
-dbdir=$dir/db
-if [[ -n ${BENCH_DB:-} ]]; then
-	[[ -d $BENCH_DB ]] || { echo "run.sh: BENCH_DB=$BENCH_DB is not a directory" >&2; exit 2; }
-	dbdir=$BENCH_DB
-fi
-
-cat >"$dir/clamd.conf" <<EOF
-Foreground yes
-LocalSocket $dir/clamd.sock
-LocalSocketMode 666
-DatabaseDirectory $dbdir
-TemporaryDirectory $dir/tmp
-LogFile $dir/clamd.log
-PidFile $dir/clamd.pid
-StreamMaxLength 100M
-MaxThreads 10
-EOF
 
 # alive NAME PID: fail if the process has gone.
 alive() { kill -0 "$2" 2>/dev/null || { echo "run.sh: $1 (pid $2) is not running" >&2; return 1; }; }

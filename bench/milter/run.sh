@@ -16,6 +16,8 @@ set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$repo"
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
 export PATH="$PATH:/usr/local/go/bin"
 
 CLAMD=${CLAMD:-$(command -v clamd || echo /usr/sbin/clamd)}
@@ -50,32 +52,10 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-echo "run.sh: building into $dir/bin" >&2
-if [[ -n ${GATEWAY_BIN:-} ]]; then
-	mkdir -p "$dir/bin" && cp "$GATEWAY_BIN" "$dir/bin/clamgate"
-else
-	go build -o "$dir/bin/clamgate" ./cmd/clamgate
-fi
+bench_build_gateway "$dir"
 go build -o "$dir/bin/milterbench" ./bench/milter
 
-# Test database, as internal/testenv.WriteTestDB writes it.
-mkdir -p "$dir/db" "$dir/tmp"
-eicar='X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*'
-hex() { printf '%s' "$1" | od -An -v -tx1 | tr -d ' \n'; }
-printf 'Eicar-Test-Signature:0:*:%s\n' "$(hex "$eicar")" >"$dir/db/test.ndb"
-dbdir=${BENCH_DB:-$dir/db}
-
-cat >"$dir/clamd.conf" <<CONF
-Foreground yes
-LocalSocket $dir/clamd.sock
-LocalSocketMode 666
-DatabaseDirectory $dbdir
-TemporaryDirectory $dir/tmp
-LogFile $dir/clamd.log
-PidFile $dir/clamd.pid
-StreamMaxLength 100M
-MaxThreads 10
-CONF
+bench_clamd_conf "$dir"
 
 # The same actions on both sides, no headers, clamd reached by unix socket.
 cat >"$dir/clamgate.toml" <<CONF
