@@ -50,30 +50,12 @@ type Server struct {
 	// Hostname names this host in X-Virus-Scanned; "" = os.Hostname().
 	Hostname string
 
-	stats    counters
 	bufs     sync.Pool // *[]byte message buffers
 	hostOnce sync.Once
 	host     string
 }
 
 const defaultIdleTimeout = time.Hour
-
-// Stats are the message counters since the server started.
-type Stats struct {
-	Clean, Infected, Failed, OverLimit uint64
-}
-
-type counters struct {
-	clean, infected, failed, overLimit atomic.Uint64
-}
-
-// Stats returns the counters; metrics will export them.
-func (s *Server) Stats() Stats {
-	return Stats{
-		Clean: s.stats.clean.Load(), Infected: s.stats.infected.Load(),
-		Failed: s.stats.failed.Load(), OverLimit: s.stats.overLimit.Load(),
-	}
-}
 
 // ServeConn serves one MTA connection until it ends. drain ends when the
 // gateway stops accepting: the connection closes as soon as no message is

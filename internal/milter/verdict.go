@@ -19,23 +19,20 @@ const (
 	kindOverLimit = "over_limit"
 )
 
-// respond turns a scan outcome into the configured action, counts it and
-// logs the message. An outcome that is not a verdict is never clean.
+// respond turns a scan outcome into the configured action and logs the
+// message. An outcome that is not a verdict is never clean.
 func (s *session) respond(m gomilter.Modifier, msg *message, o outcome) (*gomilter.Response, error) {
 	cfg := s.srv.Config
 	kind, action := kindFailed, cfg.OnFailure
 	switch {
 	case errors.Is(o.err, errOverLimit):
 		kind, action = kindOverLimit, cfg.OverLimit
-		s.srv.stats.overLimit.Add(1)
 	case o.err != nil || o.res.Verdict == scan.Failed:
-		s.srv.stats.failed.Add(1)
+		// kindFailed, cfg.OnFailure
 	case o.res.Verdict == scan.Infected:
 		kind, action = kindInfected, cfg.OnInfected
-		s.srv.stats.infected.Add(1)
 	default:
 		kind, action = kindClean, "accept"
-		s.srv.stats.clean.Add(1)
 	}
 	resp := s.act(m, msg, action, kind, o.res.Threat)
 	s.logMessage(m, msg, o, kind, action)
