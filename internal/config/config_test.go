@@ -145,3 +145,25 @@ policy = "p"
 		t.Errorf("%+v", cfg)
 	}
 }
+
+// The ICAP preview defaults to none (squid 5.7's bug 5352) and stays
+// settable for clients that want one.
+func TestICAPPreview(t *testing.T) {
+	for src, want := range map[string]int{"": 0, "[icap]\npreview = 1024\n": 1024} {
+		cfg, err := Parse("t.toml", []byte(src+`
+[backend]
+address = "unix:/run/clamav/clamd.sock"
+[[listener]]
+address = "tcp:127.0.0.1:1344"
+protocol = "icap"
+policy = "proxy"
+[policy.proxy]
+`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg.ICAP.Preview != want {
+			t.Errorf("%q: preview %d, want %d", src, cfg.ICAP.Preview, want)
+		}
+	}
+}

@@ -65,8 +65,12 @@ type milterSection struct {
 
 // Defaults of the protocol fronts.
 const (
-	DefaultICAPService     = "avscan"
-	DefaultICAPPreview     = 1024
+	DefaultICAPService = "avscan"
+	// No preview by default: a virus scan needs the whole body anyway, so a
+	// preview only adds a round trip, and squid 5.7 (Debian 12) stalls a
+	// RESPMOD for good when the origin fills its 64 KiB buffer during that
+	// round trip (squid bug 5352).
+	DefaultICAPPreview     = 0
 	DefaultOptionsTTL      = time.Hour
 	DefaultICAPConnections = 100
 	DefaultRejectMessage   = "Message rejected: virus found: %v"

@@ -105,7 +105,8 @@ func cicap(t *testing.T, host, port, file string, opts ...string) icapResult {
 // without 204 outside the preview.
 func TestCICAPClient(t *testing.T) {
 	c := testenv.StartClamd(t, testenv.ClamdOptions{})
-	host, port := icapGateway(t, c, "")
+	// A preview, unlike the default, so that the preview paths are covered.
+	host, port := icapGateway(t, c, "[icap]\npreview = 1024\n")
 	fs := files(t)
 	for _, preview := range [][]string{nil, {"-w", "0"}, {"-w", "10"}, {"-nopreview"}} {
 		for _, no204 := range []bool{false, true} {
