@@ -38,7 +38,7 @@ type Dispatcher interface {
 }
 
 // Server is the milter front. One Server serves every milter listener;
-// its zero counters and buffer pool are ready to use.
+// its zero buffer pool is ready to use.
 type Server struct {
 	Dispatcher Dispatcher
 	Log        *slog.Logger
@@ -74,7 +74,7 @@ func (s *Server) ServeConn(ctx, drain context.Context, c net.Conn, pol *policy.P
 	stopDrain := context.AfterFunc(drain, g.drain)
 	defer stopDrain()
 
-	sess := &session{srv: s, ctx: ctx, pol: pol, peer: peer, limit: config.LimitFor(s.Config.MaxSize, pol), guard: g}
+	sess := &session{srv: s, ctx: ctx, pol: pol, peer: peer, limit: config.LimitFor(s.Config.MaxSize, pol)}
 	ms := gomilter.NewServer(
 		gomilter.WithMilter(func() gomilter.Milter { return sess }),
 		gomilter.WithNegotiationCallback(sess.negotiate),

@@ -44,7 +44,6 @@ type session struct {
 	pol   *policy.Policy
 	peer  policy.Peer
 	limit int64
-	guard *guard
 	msg   *message
 	line  []byte // scratch for a header line
 }
