@@ -81,10 +81,6 @@ func (b *body) readRest(p []byte) (int, error) {
 	return b.rest.Read(p)
 }
 
-// consumed reports whether the client has sent its whole body, so that the
-// connection can carry the next request.
-func (b *body) consumed() bool { return b.eof }
-
 // unlimited lets the remaining body through without a size limit: it is
 // being relayed unscanned by configuration (over_limit = "pass").
 func (b *body) unlimited() { b.limit, b.clientErr = 0, nil }
