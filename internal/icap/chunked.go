@@ -128,17 +128,15 @@ func isLastChunk(sizeLine []byte) bool {
 }
 
 func badChunk(err error) error {
-	var se *statusError
-	if errors.As(err, &se) {
-		return err
-	}
-	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
-		return err // a read error (timeout, reset): no one to answer
-	}
-	if err != nil {
+	switch {
+	case err == nil:
+		return badRequest("malformed chunk")
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 		return io.ErrUnexpectedEOF
 	}
-	return badRequest("malformed chunk")
+	// readLine's own refusal, or a read error (timeout, reset) with no one
+	// left to answer.
+	return err
 }
 
 func unexpected(err error) error {

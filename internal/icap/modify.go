@@ -84,13 +84,9 @@ func (x *exchange) verdict(ctx context.Context) bool {
 	res, err := cn.srv.Dispatcher.Do(ctx, scan.Job{
 		Client: cn.pol.Name, Protocol: "icap", Kind: scan.Stream, Data: x.data(), Object: x.url,
 	})
-	var se *statusError
 	switch {
 	case errors.Is(x.body.clientErr, errTooBig):
 		return x.overLimit(x.body.n)
-	case errors.As(x.body.clientErr, &se):
-		cn.readFailed(se)
-		return false
 	case x.body.clientErr != nil:
 		cn.readFailed(x.body.clientErr)
 		return false
