@@ -160,10 +160,9 @@ func TestBlockPageGolden(t *testing.T) {
 	}
 }
 
-// drainDispatcher stands in for the engine in the fuzzer and the unit
-// tests of framing only: it reads streams to their end like clamd and
-// calls a body containing "EICAR" infected. Real clamd is used everywhere
-// else (icap_clients_test.go).
+// drainDispatcher stands in for the engine in the fuzzer only: it reads
+// streams to their end like clamd and calls a body containing "EICAR"
+// infected. Real clamd is used everywhere else (clients_test.go).
 type drainDispatcher struct{}
 
 func (drainDispatcher) Do(_ context.Context, job scan.Job) (scan.Result, error) {

@@ -235,9 +235,9 @@ func readHeader(r *bufio.Reader, budget *int) (textproto.MIMEHeader, error) {
 	}
 }
 
-// httpHeader reads an encapsulated HTTP header block: its first line and
-// the value of one field. Encapsulated headers are echoed back byte for
-// byte, so they are only inspected, never rebuilt.
+// httpField is the value of one field of an encapsulated HTTP header
+// block. Encapsulated headers are echoed back byte for byte, so they are
+// only inspected, never rebuilt.
 func httpField(block []byte, field string) string {
 	lines := bytes.Split(block, []byte("\n"))
 	for _, l := range lines[1:] {
