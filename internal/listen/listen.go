@@ -6,7 +6,6 @@ package listen
 import (
 	"errors"
 	"fmt"
-	"github.com/coreos/go-systemd/v22/activation"
 	"io"
 	"net"
 	"os"
@@ -17,6 +16,7 @@ import (
 
 	"clamgate/internal/policy"
 
+	"github.com/coreos/go-systemd/v22/activation"
 	"golang.org/x/sys/unix"
 )
 
