@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"time"
 
@@ -123,16 +124,22 @@ func (x *exchange) data() io.Reader {
 }
 
 func (x *exchange) log(verdict, threat string, extra ...any) {
+	level := slog.LevelDebug
+	if verdict != "clean" {
+		level = slog.LevelWarn
+	}
+	// Checked first: the line costs allocations on every clean request,
+	// and Debug usually drops it.
+	log := x.cn.srv.Log
+	if !log.Enabled(context.Background(), level) {
+		return
+	}
 	args := append([]any{"client", x.cn.pol.Name, "method", x.req.Method, "url", x.url,
 		"verdict", verdict, "bytes", x.body.n, "duration", time.Since(x.start).Round(time.Microsecond)}, extra...)
 	if threat != "" {
 		args = append(args, "threat", threat)
 	}
-	level := x.cn.srv.Log.Debug
-	if verdict != "clean" {
-		level = x.cn.srv.Log.Warn
-	}
-	level("icap", args...)
+	log.Log(context.Background(), level, "icap", args...)
 }
 
 func (x *exchange) infected(threat string) bool {
