@@ -47,29 +47,23 @@ func (a AuditLog) Done(job Job, o Outcome) {
 	if job.Kind == Command || !a.Log.Enabled(context.Background(), slog.LevelInfo) {
 		return
 	}
-	args := []any{"client", job.Client, "protocol", job.Protocol, "object", job.Object,
-		"verdict", o.Verdict(), "duration", (o.Wait + o.Duration).Round(time.Microsecond)}
+	attrs := make([]slog.Attr, 0, 10)
+	attrs = append(attrs, slog.String("client", job.Client), slog.String("protocol", job.Protocol),
+		slog.String("object", job.Object), slog.String("verdict", o.Verdict()),
+		slog.Duration("duration", (o.Wait+o.Duration).Round(time.Microsecond)))
 	if job.Kind == Stream {
-		args = append(args, "bytes", o.Bytes)
+		attrs = append(attrs, slog.Int64("bytes", o.Bytes))
 	}
 	if o.Result.Threat != "" {
-		args = append(args, "threat", o.Result.Threat)
+		attrs = append(attrs, slog.String("threat", o.Result.Threat))
 	}
 	if o.Wait > time.Millisecond {
-		args = append(args, "queued", o.Wait.Round(time.Millisecond))
+		attrs = append(attrs, slog.Duration("queued", o.Wait.Round(time.Millisecond)))
 	}
 	if o.Err != nil {
-		args = append(args, "err", o.Err.Error())
+		attrs = append(attrs, slog.String("err", o.Err.Error()))
 	}
-	a.Log.LogAttrs(context.Background(), slog.LevelInfo, "scan", argsToAttrs(args)...)
+	a.Log.LogAttrs(context.Background(), slog.LevelInfo, "scan", attrs...)
 }
 
 func (AuditLog) Queue(string, int) {}
-
-func argsToAttrs(args []any) []slog.Attr {
-	out := make([]slog.Attr, 0, len(args)/2)
-	for i := 0; i+1 < len(args); i += 2 {
-		out = append(out, slog.Any(args[i].(string), args[i+1]))
-	}
-	return out
-}
