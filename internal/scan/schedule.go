@@ -223,8 +223,7 @@ func (s *scheduler) canRun(c *client) bool {
 func (s *scheduler) bulk(c *client) bool {
 	now := time.Now()
 	for _, o := range s.clients {
-		present := o.running > 0 || len(o.waiting) > 0 || now.Sub(o.seen) < activeWindow
-		if o != c && present && o.avg > 0 && c.avg > bulkFactor*o.avg {
+		if o != c && o.present(now) && o.avg > 0 && c.avg > bulkFactor*o.avg {
 			return true
 		}
 	}
@@ -234,9 +233,13 @@ func (s *scheduler) bulk(c *client) bool {
 func (s *scheduler) othersPresent(c *client) bool {
 	now := time.Now()
 	for _, o := range s.clients {
-		if o != c && (o.running > 0 || len(o.waiting) > 0 || now.Sub(o.seen) < activeWindow) {
+		if o != c && o.present(now) {
 			return true
 		}
 	}
 	return false
+}
+
+func (c *client) present(now time.Time) bool {
+	return c.running > 0 || len(c.waiting) > 0 || now.Sub(c.seen) < activeWindow
 }
