@@ -22,7 +22,6 @@ type Pool struct {
 	members  []*member // primaries, then the fallback if any
 	log      *slog.Logger
 	interval time.Duration
-	spoolDir string
 	next     atomic.Uint32
 }
 
@@ -46,13 +45,13 @@ type State struct {
 // NewPool builds a pool of primaries and an optional fallback ("" = none).
 // Backends start as up: the first job or check corrects that.
 func NewPool(primaries []string, fallback string, timeout, interval time.Duration, spoolDir string, log *slog.Logger) (*Pool, error) {
-	p := &Pool{log: log, interval: interval, spoolDir: spoolDir}
+	p := &Pool{log: log, interval: interval}
 	add := func(addr string, fb bool) error {
 		c, err := New(addr, timeout)
 		if err != nil {
 			return err
 		}
-		c.PassStreams, c.SpoolDir = true, p.spoolDir
+		c.PassStreams, c.SpoolDir = true, spoolDir
 		m := &member{c: c, fallback: fb}
 		m.up.Store(true)
 		p.members = append(p.members, m)
@@ -131,7 +130,7 @@ func (p *Pool) check(ctx context.Context, m *member) {
 	if err == nil && reply != "PONG" {
 		err = fmt.Errorf("PING answered %q", reply)
 	}
-	if ctx.Err() != nil && err != nil && errors.Is(ctx.Err(), context.Canceled) {
+	if err != nil && errors.Is(ctx.Err(), context.Canceled) {
 		return // shutting down
 	}
 	p.mark(m, err)
