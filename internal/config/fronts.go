@@ -2,10 +2,10 @@ package config
 
 import (
 	"slices"
-
-	"clamgate/internal/policy"
 	"strings"
 	"time"
+
+	"clamgate/internal/policy"
 )
 
 // Listener protocols.
