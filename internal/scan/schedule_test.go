@@ -60,6 +60,39 @@ func waitRunning(t *testing.T, b *gateBackend, n int32) {
 	}
 }
 
+// queueWatch records each client's deepest queue. While no slot frees,
+// a depth reached means that many jobs are queued, in whatever order the
+// dispatcher's notifications arrive.
+type queueWatch struct {
+	mu      sync.Mutex
+	deepest map[string]int
+}
+
+func (q *queueWatch) Done(Job, Outcome) {}
+
+func (q *queueWatch) Queue(client string, depth int) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.deepest[client] = max(q.deepest[client], depth)
+}
+
+func (q *queueWatch) wait(t *testing.T, client string, depth int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		q.mu.Lock()
+		got := q.deepest[client]
+		q.mu.Unlock()
+		if got >= depth {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %d jobs queued, want %d", client, got, depth)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 // TestAloneGetsAll: a client alone uses every slot, reserve included.
 func TestAloneGetsAll(t *testing.T) {
 	b := newGateBackend()
@@ -111,8 +144,9 @@ func TestReserveLetsNewcomerIn(t *testing.T) {
 // clients by weight, whoever queued first.
 func TestRoundRobin(t *testing.T) {
 	b := newGateBackend()
+	q := &queueWatch{deepest: map[string]int{}}
 	d := NewDispatcher(b, slog.New(slog.DiscardHandler), Options{Capacity: 1,
-		Limits: map[string]ClientLimits{"mail": {Weight: 2}}})
+		Limits: map[string]ClientLimits{"mail": {Weight: 2}}, Observers: []Observer{q}})
 	var wg sync.WaitGroup
 	submit(d, &wg, "first", nil)
 	waitRunning(t, b, 1)
@@ -120,11 +154,11 @@ func TestRoundRobin(t *testing.T) {
 	for range 6 {
 		submit(d, &wg, "proxy", nil)
 	}
-	time.Sleep(50 * time.Millisecond)
+	q.wait(t, "proxy", 6)
 	for range 4 {
 		submit(d, &wg, "mail", nil)
 	}
-	time.Sleep(50 * time.Millisecond)
+	q.wait(t, "mail", 4)
 	var got []string
 	for range 10 {
 		b.release <- struct{}{}
