@@ -154,15 +154,10 @@ func checkAmavisGroups(ctx context.Context, h *host) verdict {
 		return verdict{status: Fail, measured: e.socket + ": " + err.Error(), fix: "see amavis-scanner"}
 	}
 	st := fi.Sys().(*syscall.Stat_t)
-	v := verdict{status: Pass, fix: fmt.Sprintf("@daemon_groups = qw(amavis %s); in amavisd.conf, or give amavis a socket it owns (clamgate listener owner/group)", groupName(int(st.Gid)))}
-	var parts []string
-	for _, p := range masters(procs) {
-		s, m := judgeAmavisd(ctx, h.env, p, address, fi.Mode(), st)
-		v.status = worse(v.status, s)
-		parts = append(parts, m)
-	}
-	v.measured = joinSemi(parts)
-	return v
+	fix := fmt.Sprintf("@daemon_groups = qw(amavis %s); in amavisd.conf, or give amavis a socket it owns (clamgate listener owner/group)", groupName(int(st.Gid)))
+	return fold(masters(procs), fix, func(p *process) (Status, string) {
+		return judgeAmavisd(ctx, h.env, p, address, fi.Mode(), st)
+	})
 }
 
 // masters keeps one process per distinct credential set: amavisd's

@@ -9,22 +9,16 @@ import (
 	"strings"
 )
 
-// perClamd judges every clamd process with f and folds the verdicts into
-// one row, so that the row's id stays stable however many there are.
+// perClamd judges every clamd process with f.
 func perClamd(h *host, fix string, f func(*process) (Status, string)) verdict {
 	ps := h.named(isClamd)
 	if len(ps) == 0 {
 		return pass("no clamd process (nothing to check)")
 	}
-	v := verdict{status: Pass, fix: fix}
-	var parts []string
-	for _, p := range ps {
+	return fold(ps, fix, func(p *process) (Status, string) {
 		st, m := f(p)
-		v.status = worse(v.status, st)
-		parts = append(parts, "pid "+strconv.Itoa(p.PID)+": "+m)
-	}
-	v.measured = strings.Join(parts, "; ")
-	return v
+		return st, "pid " + strconv.Itoa(p.PID) + ": " + m
+	})
 }
 
 func clamdUIDCheck() check {

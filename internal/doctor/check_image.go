@@ -35,17 +35,13 @@ func checkImageDigest(_ context.Context, h *host) verdict {
 	if len(images) == 0 {
 		return verdict{status: Warn, measured: "no clamd container definition (" + ClamdQuadlet + ", " + ClamdPlainUnit + ")", fix: "clamgate deploy apply writes both, with the image pinned"}
 	}
-	v := verdict{status: Pass, fix: "name the image by digest (clamgate deploy image prints it): Image=REPO@sha256:..."}
-	var parts []string
-	for _, fi := range images {
+	return fold(images, "name the image by digest (clamgate deploy image prints it): Image=REPO@sha256:...", func(fi [2]string) (Status, string) {
 		part := fi[0] + ": " + fi[1]
 		if !digestRE.MatchString(fi[1]) {
-			v.status, part = Fail, part+" (NOT pinned)"
+			return Fail, part + " (NOT pinned)"
 		}
-		parts = append(parts, part)
-	}
-	v.measured = joinSemi(parts)
-	return v
+		return Pass, part
+	})
 }
 
 // unitValues reads every value of key in section, joining the lines a

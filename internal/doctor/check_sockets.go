@@ -59,15 +59,10 @@ func checkSocketModes(_ context.Context, h *host) verdict {
 	if len(ls) == 0 {
 		return pass("no unix listener configured")
 	}
-	v := verdict{status: Pass, fix: "restart clamgate so that it recreates its sockets; never chmod them by hand, set mode/owner/group in clamgate.toml"}
-	var parts []string
-	for _, l := range ls {
+	return fold(ls, "restart clamgate so that it recreates its sockets; never chmod them by hand, set mode/owner/group in clamgate.toml", func(l config.Listener) (Status, string) {
 		st, m := judgeSocket(h.env, l, restricted(h.env.Config, l))
-		v.status = worse(v.status, st)
-		parts = append(parts, strings.TrimPrefix(l.Address, "unix:")+" "+m)
-	}
-	v.measured = strings.Join(parts, "; ")
-	return v
+		return st, strings.TrimPrefix(l.Address, "unix:") + " " + m
+	})
 }
 
 func restricted(cfg *config.Config, l config.Listener) bool {
@@ -143,15 +138,10 @@ func checkSocketRefused(ctx context.Context, h *host) verdict {
 		return pass("no unix listener configured")
 	}
 	cred, name := outsider()
-	v := verdict{status: Pass, fix: "mode 0660 and a dedicated group on the socket, or users/groups in the listener's policy"}
-	var parts []string
-	for _, l := range ls {
+	return fold(ls, "mode 0660 and a dedicated group on the socket, or users/groups in the listener's policy", func(l config.Listener) (Status, string) {
 		st, m := probeOutsider(ctx, h.env, l, cred, name)
-		v.status = worse(v.status, st)
-		parts = append(parts, strings.TrimPrefix(l.Address, "unix:")+": "+m)
-	}
-	v.measured = strings.Join(parts, "; ")
-	return v
+		return st, strings.TrimPrefix(l.Address, "unix:") + ": " + m
+	})
 }
 
 // outsider is nobody with no supplementary group: no policy should admit it.

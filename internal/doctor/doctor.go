@@ -96,6 +96,21 @@ type verdict struct {
 
 func pass(measured string) verdict { return verdict{status: Pass, measured: measured} }
 
+// fold judges each item and makes one row of them, so that a row's id
+// stays stable however many items a host has: the worst status, every
+// measurement.
+func fold[T any](items []T, fix string, judge func(T) (Status, string)) verdict {
+	v := verdict{status: Pass, fix: fix}
+	var parts []string
+	for _, it := range items {
+		st, m := judge(it)
+		v.status = worse(v.status, st)
+		parts = append(parts, m)
+	}
+	v.measured = joinSemi(parts)
+	return v
+}
+
 // Run performs every check that applies to env and returns the report.
 func Run(ctx context.Context, env *Env) *Report {
 	h := newHost(env)
