@@ -24,7 +24,7 @@ func checkImageDigest(_ context.Context, h *host) verdict {
 	for _, img := range unitValues(quadlet, "[Container]", "Image") {
 		images = append(images, [2]string{ClamdQuadlet, img})
 	}
-	if plain := readUnits(h.env).find(ClamdPlainUnit); plain != "" {
+	if plain := h.units().find(ClamdPlainUnit); plain != "" {
 		env := unitEnvironment(plain)
 		for _, exec := range unitValues(plain, "[Service]", "ExecStart") {
 			if img := podmanRunImage(exec, env); img != "" {

@@ -49,7 +49,7 @@ func unitsMaskedCheck() check {
 }
 
 func checkUnitsMasked(_ context.Context, h *host) verdict {
-	t := readUnits(h.env)
+	t := h.units()
 	keep := backendUnits(h.env)
 	present := map[string]bool{}
 	for name, file := range t.files {
@@ -94,7 +94,7 @@ func unitsWantsCheck() check {
 }
 
 func checkUnitsWants(_ context.Context, h *host) verdict {
-	t := readUnits(h.env)
+	t := h.units()
 	keep := backendUnits(h.env)
 	v := verdict{status: Pass}
 	var parts, fix []string
@@ -135,7 +135,7 @@ func exposureCheck() check {
 var exposureRE = regexp.MustCompile(`Overall exposure level for [^:]+: ([0-9.]+) (\S+)`)
 
 func checkExposure(ctx context.Context, h *host) verdict {
-	t := readUnits(h.env)
+	t := h.units()
 	file := t.find(GatewayUnit)
 	fix := "clamgate deploy apply writes the hardened " + GatewayUnit
 	if file == "" {

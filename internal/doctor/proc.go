@@ -26,11 +26,13 @@ type process struct {
 	NetNS      string // "net:[4026531840]"
 }
 
-// host is one run's view of the machine; processes are read once.
+// host is one run's view of the machine; processes and unit files are
+// read once, however many checks look at them.
 type host struct {
 	env   *Env
 	procs []*process
 	read  bool
+	tree  *unitTree
 }
 
 func newHost(env *Env) *host { return &host{env: env} }
@@ -40,6 +42,13 @@ func (h *host) processes() []*process {
 		h.procs, h.read = readProcesses(h.env), true
 	}
 	return h.procs
+}
+
+func (h *host) units() *unitTree {
+	if h.tree == nil {
+		h.tree = readUnits(h.env)
+	}
+	return h.tree
 }
 
 // named returns the processes that match, in pid order.
