@@ -1,11 +1,13 @@
 package doctor
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -201,7 +203,7 @@ func judgeAmavisd(ctx context.Context, env *Env, p *process, path string, mode o
 	case probed:
 		return Pass, creds + ": PONG" + note
 	}
-	return Fail, creds + ": refused (" + or(r.Err, r.Reply) + "), socket " + lsMode(mode) + " " + groupName(int(st.Gid)) + note
+	return Fail, creds + ": refused (" + cmp.Or(r.Err, r.Reply) + "), socket " + lsMode(mode) + " " + groupName(int(st.Gid)) + note
 }
 
 // modeAdmits is the kernel's DAC decision for connect(2): write permission.
@@ -212,18 +214,10 @@ func modeAdmits(mode os.FileMode, st *syscall.Stat_t, p *process) bool {
 		return true
 	case uint32(uid) == st.Uid:
 		return mode&0o200 != 0
-	case uint32(gid) == st.Gid || contains(intsToStrings(p.Groups), strconv.Itoa(int(st.Gid))):
+	case uint32(gid) == st.Gid || slices.Contains(p.Groups, int(st.Gid)):
 		return mode&0o020 != 0
 	}
 	return mode&0o002 != 0
-}
-
-func intsToStrings(xs []int) []string {
-	out := make([]string, len(xs))
-	for i, x := range xs {
-		out[i] = strconv.Itoa(x)
-	}
-	return out
 }
 
 func hasACL(path string) bool {

@@ -7,7 +7,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -115,20 +115,11 @@ func cgroupPaths(file string) (v1, v2 string, ok bool) {
 		switch {
 		case fields[0] == "0" && fields[1] == "":
 			v2 = fields[2]
-		case controllerListed(fields[1], "memory"):
+		case slices.Contains(strings.Split(fields[1], ","), "memory"):
 			v1 = fields[2]
 		}
 	}
 	return v1, v2, true
-}
-
-func controllerListed(list, name string) bool {
-	for _, c := range strings.Split(list, ",") {
-		if c == name {
-			return true
-		}
-	}
-	return false
 }
 
 func ancestorsLimit(root, cg, file string) int64 {
@@ -164,13 +155,4 @@ func tightest(a, b int64) int64 {
 func exists(p string) bool {
 	_, err := os.Lstat(p)
 	return err == nil
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

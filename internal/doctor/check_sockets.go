@@ -1,6 +1,7 @@
 package doctor
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"os"
@@ -175,7 +176,7 @@ func judgeRefusal(r ProbeResult, clamdProto bool, name string) (Status, string) 
 	case strings.Contains(r.Reply, "PONG"):
 		return Fail, name + " got PONG"
 	case strings.Contains(r.Reply, "ERROR") || r.Closed:
-		return Pass, name + " refused by the gateway (" + or(r.Reply, "connection closed") + ")"
+		return Pass, name + " refused by the gateway (" + cmp.Or(r.Reply, "connection closed") + ")"
 	case !clamdProto:
 		return Warn, name + " connected (the kernel did not refuse; this protocol's refusal is not probed)"
 	}
@@ -187,11 +188,4 @@ func lastPart(err string) string {
 		return err[i+2:]
 	}
 	return err
-}
-
-func or(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
 }

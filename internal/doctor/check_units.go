@@ -3,7 +3,9 @@ package doctor
 import (
 	"context"
 	"fmt"
+	"maps"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -67,7 +69,7 @@ func checkUnitsMasked(_ context.Context, h *host) verdict {
 	}
 	v := verdict{status: Pass}
 	var parts, unmasked []string
-	for _, name := range sortedKeys(present) {
+	for _, name := range slices.Sorted(maps.Keys(present)) {
 		switch {
 		case t.isMasked(name):
 			parts = append(parts, name+" masked")
@@ -111,7 +113,7 @@ func checkUnitsWants(_ context.Context, h *host) verdict {
 		default:
 			v.status = Fail
 			parts = append(parts, line+": WILL START IT")
-			if !contains(fix, d.to) {
+			if !slices.Contains(fix, d.to) {
 				fix = append(fix, d.to)
 			}
 		}

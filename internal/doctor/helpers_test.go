@@ -1,6 +1,7 @@
 package doctor_test
 
 import (
+	"cmp"
 	"context"
 	"net"
 	"os"
@@ -49,7 +50,7 @@ func startClamd(t *testing.T, o clamdOpts) *clamdProc {
 		must(t, os.Chown(dir, o.owner, -1))
 	}
 	c := &clamdProc{socket: filepath.Join(dir, "clamd.sock")}
-	conf := []string{"Foreground yes", "LocalSocket " + c.socket, "LocalSocketMode " + or(o.socketMode, "666"),
+	conf := []string{"Foreground yes", "LocalSocket " + c.socket, "LocalSocketMode " + cmp.Or(o.socketMode, "666"),
 		"DatabaseDirectory " + filepath.Join(dir, "db"), "MaxThreads 2"}
 	if o.socketGroup != "" {
 		conf = append(conf, "LocalSocketGroup "+o.socketGroup)
@@ -164,13 +165,6 @@ func must(t *testing.T, err error) {
 	if err != nil {
 		t.Fatal(err)
 	}
-}
-
-func or(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
 }
 
 // writeFile creates path (and its directories) under root.

@@ -2,8 +2,10 @@ package doctor
 
 import (
 	"bufio"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 )
 
@@ -28,7 +30,7 @@ func readUnits(env *Env) *unitTree {
 	for _, d := range unitDirs {
 		t.readDir(env, env.path(d), d == "/etc/systemd/system")
 	}
-	for _, name := range sortedKeys(t.files) {
+	for _, name := range slices.Sorted(maps.Keys(t.files)) {
 		t.parseDeps(name, t.files[name], env)
 	}
 	return t
@@ -112,7 +114,7 @@ func (t *unitTree) parseDeps(unit, file string, env *Env) {
 			continue
 		}
 		key, val, ok := strings.Cut(line, "=")
-		if !ok || section != "[Unit]" || !contains(depKeys, strings.TrimSpace(key)) {
+		if !ok || section != "[Unit]" || !slices.Contains(depKeys, strings.TrimSpace(key)) {
 			continue
 		}
 		for _, to := range strings.Fields(val) {
@@ -134,14 +136,5 @@ func (t *unitTree) isMasked(name string) bool {
 
 // find returns the file systemd would load for name, or "".
 func (t *unitTree) find(name string) string { return t.files[name] }
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
 
 func joinSemi(parts []string) string { return strings.Join(parts, "; ") }
