@@ -62,19 +62,15 @@ func HostEnv(root string) *Env {
 	if root == "" {
 		root = "/"
 	}
-	env := &Env{
+	return &Env{
 		Proc: "/proc", Sys: "/sys", Root: root, Offline: filepath.Clean(root) != "/",
 		Now:     time.Now(),
 		Ports:   []int{clamdPort, icapPort, clamavMilterPort},
+		Dial:    (&net.Dialer{}).DialContext,
 		Probe:   ExecProber{Argv: []string{"/proc/self/exe", "doctor", ProbeArg}},
+		Analyze: systemdAnalyze,
 		Timeout: defaultTimeout,
 	}
-	var d net.Dialer
-	env.Dial = d.DialContext
-	env.Analyze = func(ctx context.Context, unit string) (string, error) {
-		return systemdAnalyze(ctx, unit)
-	}
-	return env
 }
 
 // LoadConfig reads the gateway's configuration; a missing file is not an
