@@ -144,8 +144,8 @@ func ids4(s string) [4]int {
 	return out
 }
 
-// baseName is the program a process runs: its comm, unless comm was
-// truncated or renamed, in which case exe and argv[0] say it better.
+// is matches the program a process runs on its comm, and on exe and
+// argv[0] too, since comm can be truncated or renamed.
 func (p *process) is(names ...string) bool {
 	cands := []string{p.Comm, filepath.Base(p.Exe)}
 	if len(p.Args) > 0 {
