@@ -27,18 +27,27 @@ func (s sock) String() string {
 
 const tcpListen = "0A"
 
-// readTCP reads the listening sockets of /proc/.../net/tcp or tcp6.
-func readTCP(path string) []sock {
+// procNetRows splits each row of a /proc/.../net table into its fields;
+// nil when the table cannot be read.
+func procNetRows(path string) [][]string {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil
 	}
 	defer f.Close()
-	var out []sock
+	var rows [][]string
 	sc := bufio.NewScanner(f)
 	sc.Scan() // header
 	for sc.Scan() {
-		fs := strings.Fields(sc.Text())
+		rows = append(rows, strings.Fields(sc.Text()))
+	}
+	return rows
+}
+
+// readTCP reads the listening sockets of /proc/.../net/tcp or tcp6.
+func readTCP(path string) []sock {
+	var out []sock
+	for _, fs := range procNetRows(path) {
 		if len(fs) < 10 || fs[3] != tcpListen {
 			continue
 		}
@@ -71,16 +80,8 @@ const unixAcceptConn = 0x10000 // __SO_ACCEPTCON: a listening unix socket
 
 // readUnix reads the listening unix sockets of /proc/.../net/unix.
 func readUnix(path string) []sock {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil
-	}
-	defer f.Close()
 	var out []sock
-	sc := bufio.NewScanner(f)
-	sc.Scan()
-	for sc.Scan() {
-		fs := strings.Fields(sc.Text())
+	for _, fs := range procNetRows(path) {
 		if len(fs) < 8 {
 			continue
 		}
@@ -89,11 +90,7 @@ func readUnix(path string) []sock {
 		if flags&unixAcceptConn == 0 || err != nil {
 			continue
 		}
-		s := sock{Inode: inode}
-		if len(fs) > 7 {
-			s.Path = fs[7]
-		}
-		out = append(out, s)
+		out = append(out, sock{Inode: inode, Path: fs[7]})
 	}
 	return out
 }
