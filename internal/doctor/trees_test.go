@@ -124,14 +124,14 @@ func maskAll(t *testing.T, root string, units ...string) {
 func TestUnits(t *testing.T) {
 	t.Run("nothing masked", func(t *testing.T) {
 		root := debianUnits(t)
-		expect(t, runOne(t, treeEnv(root), "units-masked"), doctor.Fail,
+		masked := runOne(t, treeEnv(root), "units-masked")
+		expect(t, masked, doctor.Fail,
 			"c-icap.service NOT masked", "clamav-daemon.service NOT masked", "clamav-daemon.socket NOT masked", "clamd@amavisd.service NOT masked")
-		r := runOne(t, treeEnv(root), "units-wants")
-		expect(t, r, doctor.Fail, "amavisd.service Wants=clamd@amavisd.service (/usr/lib/systemd/system/amavisd.service): WILL START IT",
-			"multi-user.target Wants (link)=clamav-daemon.service")
-		if strings.Contains(r.Measured, "clamd.service") && !strings.Contains(r.Measured, "clamd@") {
-			t.Errorf("clamd.service treated as replaced: %s", r.Measured)
+		if strings.Contains(masked.Measured, "clamd.service") {
+			t.Errorf("clamd.service treated as replaced: %s", masked.Measured)
 		}
+		expect(t, runOne(t, treeEnv(root), "units-wants"), doctor.Fail, "amavisd.service Wants=clamd@amavisd.service (/usr/lib/systemd/system/amavisd.service): WILL START IT",
+			"multi-user.target Wants (link)=clamav-daemon.service")
 	})
 	t.Run("disabled is not enough", func(t *testing.T) {
 		root := debianUnits(t)
