@@ -9,13 +9,17 @@ import (
 	"time"
 
 	"clamgate/internal/config"
+	"clamgate/internal/deploy"
 )
 
-// Default file names, shared with `clamgate deploy` (issue 7).
+// Where doctor looks by default. The configuration and the Quadlet are
+// deploy's own constants, so that the two cannot drift apart (issue 7);
+// units are named, not located, since systemd may load them from any
+// unit directory.
 const (
-	DefaultConfig    = "/etc/clamgate/clamgate.toml"
+	DefaultConfig    = deploy.GatewayConf
 	GatewayUnit      = "clamgate.service"
-	ClamdQuadlet     = "/etc/containers/systemd/clamd.container"
+	ClamdQuadlet     = deploy.QuadletFile
 	ClamdPlainUnit   = "clamgate-clamd.service"
 	DefaultDatabase  = "/var/lib/clamav"
 	FreshclamUnit    = "clamav-freshclam.service"
