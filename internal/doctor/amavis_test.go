@@ -56,9 +56,7 @@ func TestAmavisScanner(t *testing.T) {
 	t.Run("socket that does not answer", func(t *testing.T) {
 		dir := testenv.TempDir(t)
 		dead := filepath.Join(dir, "dead.sock")
-		l, err := (&netListenConfig{}).listen(dead)
-		must(t, err)
-		l.Close() // leaves the file, nobody listening: what a crashed clamd leaves
+		deadSocket(t, dead)
 		expect(t, runOne(t, live(amavisTree(t, dead)), "amavis-scanner"), doctor.Fail, "connection refused")
 	})
 	t.Run("Rocky layout", func(t *testing.T) {

@@ -111,9 +111,7 @@ func fakeHost(t *testing.T) (procDir, sysDir, root string) {
 	writeCVD(t, filepath.Join(root, "var/lib/clamav/daily.cld"), 27100, now.Add(-30*time.Hour))
 	must(t, os.MkdirAll(filepath.Join(root, "run/clamgate"), 0o755))
 	for _, s := range []string{"clamd.sock", "amavis.sock"} {
-		l, err := (netListenConfig{}).listen(filepath.Join(root, "run/clamgate", s))
-		must(t, err)
-		l.Close()
+		deadSocket(t, filepath.Join(root, "run/clamgate", s))
 		must(t, os.Chmod(filepath.Join(root, "run/clamgate", s), 0o660))
 	}
 	return procDir, sysDir, root

@@ -184,12 +184,12 @@ func symlink(t *testing.T, root, path, target string) {
 	must(t, os.Chmod(filepath.Dir(full), 0o755)) // testenv dirs are 0755, MkdirAll respects the umask
 }
 
-type netListenConfig struct{}
-
-func (netListenConfig) listen(path string) (*net.UnixListener, error) {
+// deadSocket leaves a socket file nobody listens on: what a crashed
+// clamd leaves behind.
+func deadSocket(t *testing.T, path string) {
+	t.Helper()
 	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
-	if err == nil {
-		l.SetUnlinkOnClose(false)
-	}
-	return l, err
+	must(t, err)
+	l.SetUnlinkOnClose(false)
+	l.Close()
 }
