@@ -3,9 +3,7 @@ package deploy
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"os/user"
@@ -19,9 +17,6 @@ import (
 	"clamgate/internal/config"
 	"clamgate/internal/testenv"
 )
-
-// eicar is assembled at run time so that no scanner flags this file.
-var eicar = `X5O!P%@AP[4\PZX54(P^)7CC)7}$` + "EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
 
 // TestPodmanEngine runs the rendered container (a local image built by
 // deploy/image/build.sh from this host's clamd, the test database) and
@@ -49,7 +44,8 @@ func TestPodmanEngine(t *testing.T) {
 	if err != nil || img.Upstream {
 		t.Fatalf("build.sh printed %q: %v", ref, err)
 	}
-	e := NewEngine(img, &Host{ClamdUID: uidOf(t, "clamav"), ClamdGID: gidOf(t, "clamav"), DBDir: "/var/lib/clamav"})
+	uid, gid := idsOf(t, "clamav")
+	e := NewEngine(img, &Host{ClamdUID: uid, ClamdGID: gid, DBDir: "/var/lib/clamav"})
 	dir := t.TempDir()
 	paths := engineDirs(t, dir, e)
 	name := fmt.Sprintf("clamgate-test-%d", os.Getpid())
@@ -65,11 +61,12 @@ func TestPodmanEngine(t *testing.T) {
 	}
 	t.Cleanup(func() { exec.Command("podman", "rm", "-f", name).Run() })
 	sock := filepath.Join(paths[EngineDir], "clamd.sock")
-	if reply := waitPing(t, sock, name); reply != "PONG" {
+	engine, _ := clamd.New("unix:"+sock, 30*time.Second)
+	if reply := waitPing(t, engine, name); reply != "PONG" {
 		t.Fatalf("PING: %q", reply)
 	}
-	if reply := instream(t, sock, []byte(eicar)); !strings.HasSuffix(reply, "FOUND") {
-		t.Errorf("EICAR: %q", reply)
+	if reply, err := engine.Instream(context.Background(), strings.NewReader(testenv.EICAR)); err != nil || !strings.HasSuffix(reply, "FOUND") {
+		t.Errorf("EICAR: %q %v", reply, err)
 	}
 	checkProcess(t, name)
 	gatewayInFront(t, sock)
@@ -83,7 +80,7 @@ func gatewayInFront(t *testing.T, engineSock string) {
 	dir := testenv.TempDir(t)
 	file := filepath.Join(dir, "mail", "part-0001")
 	must(t, os.MkdirAll(filepath.Dir(file), 0o755))
-	must(t, os.WriteFile(file, []byte(eicar), 0o644))
+	must(t, os.WriteFile(file, []byte(testenv.EICAR), 0o644))
 	gwSock := filepath.Join(dir, "gw.sock")
 	cfg, err := config.Parse("test.toml", []byte(fmt.Sprintf(`
 [backend]
@@ -107,19 +104,14 @@ roots = [%q]
 	}
 }
 
-func uidOf(t *testing.T, name string) int {
+func idsOf(t *testing.T, name string) (uid, gid int) {
 	u, err := user.Lookup(name)
 	if err != nil {
 		t.Skipf("no %s user: %v", name, err)
 	}
-	id, _ := strconv.Atoi(u.Uid)
-	return id
-}
-
-func gidOf(t *testing.T, name string) int {
-	u, _ := user.Lookup(name)
-	id, _ := strconv.Atoi(u.Gid)
-	return id
+	uid, _ = strconv.Atoi(u.Uid)
+	gid, _ = strconv.Atoi(u.Gid)
+	return uid, gid
 }
 
 // engineDirs makes the host side of every volume in a test directory.
@@ -141,49 +133,18 @@ func engineDirs(t *testing.T, dir string, e Engine) map[string]string {
 	return p
 }
 
-func waitPing(t *testing.T, sock, name string) string {
+// waitPing returns clamd's first answer to PING, once its socket accepts.
+func waitPing(t *testing.T, c *clamd.Client, name string) string {
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
-		if c, err := net.Dial("unix", sock); err == nil {
-			defer c.Close()
-			c.Write([]byte("zPING\x00"))
-			return readReply(c)
+		if reply, err := c.Command(context.Background(), "PING"); err == nil {
+			return reply
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
 	logs, _ := exec.Command("podman", "logs", name).CombinedOutput()
-	t.Fatalf("clamd did not answer on %s:\n%s", sock, logs)
+	t.Fatalf("clamd did not answer on %s:\n%s", c, logs)
 	return ""
-}
-
-func readReply(c net.Conn) string {
-	c.SetDeadline(time.Now().Add(30 * time.Second))
-	var b []byte
-	buf := make([]byte, 512)
-	for {
-		n, err := c.Read(buf)
-		b = append(b, buf[:n]...)
-		if i := bytes.IndexByte(b, 0); i >= 0 {
-			return string(b[:i])
-		}
-		if err != nil {
-			return string(b)
-		}
-	}
-}
-
-func instream(t *testing.T, sock string, data []byte) string {
-	c, err := net.Dial("unix", sock)
-	must(t, err)
-	defer c.Close()
-	var msg bytes.Buffer
-	msg.WriteString("zINSTREAM\x00")
-	binary.Write(&msg, binary.BigEndian, uint32(len(data)))
-	msg.Write(data)
-	binary.Write(&msg, binary.BigEndian, uint32(0))
-	_, err = c.Write(msg.Bytes())
-	must(t, err)
-	return readReply(c)
 }
 
 // checkProcess: non-root, no effective capability, no_new_privs, no
