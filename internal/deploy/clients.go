@@ -130,7 +130,7 @@ const (
 // single-file amavisd.conf (RHEL): Perl reads it last, so it overrides the
 // file's own @av_scanners; the markers make a second apply a no-op.
 func AmavisEdit(conf string) string {
-	block := beginMark + "\n" + strings.TrimPrefix(header, "") + AmavisScanner() + "1;\n" + endMark + "\n"
+	block := beginMark + "\n" + header + AmavisScanner() + "1;\n" + endMark + "\n"
 	if i := strings.Index(conf, beginMark); i >= 0 {
 		if j := strings.Index(conf[i:], endMark+"\n"); j >= 0 {
 			return conf[:i] + block + conf[i+j+len(endMark)+1:]
@@ -158,7 +158,10 @@ adaptation_access clamgate_resp allow all
 `
 }
 
-var icapServiceRE = regexp.MustCompile(`^\s*icap_service\s+(\S+)\s+\S+\s+(?:\S+=\S+\s+)*icap://(127\.0\.0\.1|localhost|\[::1\]):1344/`)
+var (
+	icapServiceRE   = regexp.MustCompile(`^\s*icap_service\s+(\S+)\s+\S+\s+(?:\S+=\S+\s+)*icap://(127\.0\.0\.1|localhost|\[::1\]):1344/`)
+	squidIncludesRE = regexp.MustCompile(`(?m)^\s*include\s+/etc/squid/conf\.d/(\*|clamgate)\.conf\s*$`)
+)
 
 // SquidEdit comments out the ICAP services of the c-icap being replaced
 // (and the access rules naming them) and includes our snippet when
@@ -178,7 +181,7 @@ func SquidEdit(conf string) string {
 		}
 	}
 	out := strings.Join(lines, "\n")
-	if !regexp.MustCompile(`(?m)^\s*include\s+/etc/squid/conf\.d/(\*|clamgate)\.conf\s*$`).MatchString(out) {
+	if !squidIncludesRE.MatchString(out) {
 		if !strings.HasSuffix(out, "\n") {
 			out += "\n"
 		}
@@ -197,7 +200,7 @@ func milterSocket(chroot bool) string {
 }
 
 func isClamavMilter(v string) bool {
-	return strings.Contains(v, "clamav-milter") || strings.Contains(v, "clamav/milter") || strings.Contains(v, "clamav-milter.ctl")
+	return strings.Contains(v, "clamav-milter") || strings.Contains(v, "clamav/milter")
 }
 
 // milterList drops clamav-milter from a milter list and adds ours, keeping

@@ -108,11 +108,13 @@ func (h *Host) glob(patterns ...string) []string {
 	return slices.Compact(out)
 }
 
+var rhelRE = regexp.MustCompile(`\b(rhel|fedora|centos|rocky|almalinux)\b`)
+
 func osFamily(osRelease []byte) string {
 	for _, line := range strings.Split(string(osRelease), "\n") {
 		k, v, _ := strings.Cut(line, "=")
 		v = strings.Trim(v, `"`)
-		if (k == "ID" || k == "ID_LIKE") && regexp.MustCompile(`\b(rhel|fedora|centos|rocky|almalinux)\b`).MatchString(v) {
+		if (k == "ID" || k == "ID_LIKE") && rhelRE.MatchString(v) {
 			return "rhel"
 		}
 	}
@@ -239,26 +241,28 @@ func isMaskLink(p string, fi fs.FileInfo) bool {
 
 func (h *Host) markState(found map[string]*Unit) {
 	for name, u := range found {
-		p := h.P("/etc/systemd/system/" + name)
-		if fi, err := os.Lstat(p); err == nil && isMaskLink(p, fi) {
-			u.Masked = true
-		}
+		u.Masked, u.Enabled = h.masked(name), h.enabled(name)
 		if u.Path == "" && strings.HasPrefix(name, "clamd@") {
 			u.Path = h.unitFile("clamd@.service")
 		}
-		u.Enabled = len(h.glob("/etc/systemd/system/*.wants/"+name)) > 0
 	}
+}
+
+func (h *Host) masked(name string) bool {
+	p := h.P("/etc/systemd/system/" + name)
+	fi, err := os.Lstat(p)
+	return err == nil && isMaskLink(p, fi)
+}
+
+func (h *Host) enabled(name string) bool {
+	return len(h.glob("/etc/systemd/system/*.wants/"+name)) > 0
 }
 
 func (h *Host) freshclam() *Unit {
 	for _, name := range []string{"clamav-freshclam.service", "clamd-freshclam.service"} {
-		p := h.unitFile(name)
-		masked := false
-		if fi, err := os.Lstat(h.P("/etc/systemd/system/" + name)); err == nil && isMaskLink(h.P("/etc/systemd/system/"+name), fi) {
-			masked = true
-		}
+		p, masked := h.unitFile(name), h.masked(name)
 		if p != "" || masked {
-			return &Unit{Name: name, Path: p, Masked: masked, Enabled: len(h.glob("/etc/systemd/system/*.wants/"+name)) > 0}
+			return &Unit{Name: name, Path: p, Masked: masked, Enabled: h.enabled(name)}
 		}
 	}
 	return nil

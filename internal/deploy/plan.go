@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"github.com/pelletier/go-toml/v2"
 	"io"
 	"io/fs"
 	"os"
@@ -14,6 +13,7 @@ import (
 	"clamgate/internal/config"
 
 	udiff "github.com/aymanbagabas/go-udiff"
+	"github.com/pelletier/go-toml/v2"
 )
 
 // Options are the command line's.
@@ -298,18 +298,14 @@ func tcpAddresses(src []byte) ([]string, error) {
 		return nil, fmt.Errorf("reading the gateway's listeners: %w", err)
 	}
 	var out []string
-	for _, a := range append(listenerAddrs(f.Listener), f.Server.HTTP) {
+	add := func(a string) {
 		if rest, ok := strings.CutPrefix(a, "tcp:"); ok {
 			out = append(out, rest)
 		}
 	}
-	return out, nil
-}
-
-func listenerAddrs(ls []struct{ Address string }) []string {
-	var out []string
-	for _, l := range ls {
-		out = append(out, l.Address)
+	for _, l := range f.Listener {
+		add(l.Address)
 	}
-	return out
+	add(f.Server.HTTP)
+	return out, nil
 }
