@@ -14,6 +14,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -82,8 +83,8 @@ func must(t *testing.T, err error) {
 	}
 }
 
-// treeHash lists every path with its type, mode, owner and content or
-// target; the backup directory is apply's record and is left out.
+// treeHash lists every path with its type, mode and content or target;
+// the backup directory is apply's record and is left out.
 func treeHash(t *testing.T, root string) string {
 	t.Helper()
 	var b strings.Builder
@@ -215,22 +216,14 @@ func TestRollbackUndoesEveryApply(t *testing.T) {
 
 func lineDiff(a, b string) string {
 	al, bl := strings.Split(a, "\n"), strings.Split(b, "\n")
-	in := func(l []string, s string) bool {
-		for _, x := range l {
-			if x == s {
-				return true
-			}
-		}
-		return false
-	}
 	var out []string
 	for _, l := range al {
-		if !in(bl, l) {
+		if !slices.Contains(bl, l) {
 			out = append(out, "- "+l)
 		}
 	}
 	for _, l := range bl {
-		if !in(al, l) {
+		if !slices.Contains(al, l) {
 			out = append(out, "+ "+l)
 		}
 	}
