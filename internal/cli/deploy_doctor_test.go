@@ -4,17 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"os"
 	"testing"
 )
 
 // TestDoctorAfterDeploy runs doctor offline on a host tree that deploy has
 // just written: the checks deploy is meant to satisfy must pass.
 func TestDoctorAfterDeploy(t *testing.T) {
-	root := t.TempDir()
-	if err := os.CopyFS(root, os.DirFS("../deploy/testdata/debian")); err != nil {
-		t.Fatal(err)
-	}
+	root := debianTree(t)
 	var out, errOut bytes.Buffer
 	if code := Main(context.Background(), []string{"deploy", "apply", "--root", root}, &out, &errOut); code != 0 {
 		t.Fatalf("deploy apply: %d\n%s%s", code, out.String(), errOut.String())

@@ -12,10 +12,7 @@ import (
 // TestDeployCommands drives plan, apply, apply, rollback, rollback through
 // Main on a copy of the Debian fixture tree.
 func TestDeployCommands(t *testing.T) {
-	root := t.TempDir()
-	if err := os.CopyFS(root, os.DirFS("../deploy/testdata/debian")); err != nil {
-		t.Fatal(err)
-	}
+	root := debianTree(t)
 	run := func(args ...string) (int, string) {
 		var out, errb bytes.Buffer
 		code := Main(context.Background(), append([]string{"deploy"}, args...), &out, &errb)
@@ -45,4 +42,12 @@ func TestDeployCommands(t *testing.T) {
 	if code, _ := run("frobnicate"); code != 2 {
 		t.Fatalf("unknown subcommand: %d", code)
 	}
+}
+
+// debianTree is a copy of deploy's Debian fixture host.
+func debianTree(t *testing.T) string {
+	t.Helper()
+	root := t.TempDir()
+	must(t, os.CopyFS(root, os.DirFS("../deploy/testdata/debian")))
+	return root
 }
