@@ -29,6 +29,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"clamgate/internal/config"
+
 	gomilter "github.com/d--j/go-milter"
 )
 
@@ -76,13 +78,13 @@ func main() {
 	}
 	status := 0
 	for _, s := range strings.Split(sizes, ",") {
-		n, err := parseSize(s)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "milter:", err)
+		n, err := config.ParseSize(s)
+		if err != nil || n <= 0 {
+			fmt.Fprintf(os.Stderr, "milter: bad size %q\n", s)
 			os.Exit(2)
 		}
 		sides := []*side{newSide(nameA, a, pidA), newSide(nameB, b, pidB)}
-		if !run(o, n, sides) {
+		if !run(o, int(n), sides) {
 			status = 1
 		}
 	}
@@ -112,21 +114,6 @@ func cpuTime(pid int) time.Duration {
 	u, _ := strconv.ParseInt(f[11], 10, 64)
 	sy, _ := strconv.ParseInt(f[12], 10, 64)
 	return time.Duration(u+sy) * time.Second / 100 // USER_HZ is 100 on Linux
-}
-
-func parseSize(s string) (int, error) {
-	mult := 1
-	switch {
-	case strings.HasSuffix(s, "K"):
-		mult, s = 1<<10, strings.TrimSuffix(s, "K")
-	case strings.HasSuffix(s, "M"):
-		mult, s = 1<<20, strings.TrimSuffix(s, "M")
-	}
-	n, err := strconv.Atoi(s)
-	if err != nil || n <= 0 {
-		return 0, fmt.Errorf("bad size %q", s)
-	}
-	return n * mult, nil
 }
 
 // run measures one message size on every side; false when a side failed.

@@ -173,11 +173,8 @@ max_queue = 1000
 	go gateway.Run(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	for _, a := range []string{mail, proxy} {
 		c, _ := clamd.New(a, 5*time.Second)
-		for {
-			if r, err := c.Command(context.Background(), "PING"); err == nil && r == "PONG" {
-				break
-			}
-			time.Sleep(100 * time.Millisecond)
+		if err := benchenv.WaitPing(c, time.Minute); err != nil {
+			fail(err)
 		}
 	}
 	return mail, proxy
