@@ -37,24 +37,9 @@ clamd_pid= gw_pid= floor_pid= bench_pid=
 cleanup() {
 	local rc=$?
 	trap - EXIT INT TERM
-	for pid in $bench_pid $floor_pid $gw_pid $clamd_pid; do
-		if kill -0 "$pid" 2>/dev/null; then
-			kill -TERM "$pid" 2>/dev/null || true
-			for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-			kill -KILL "$pid" 2>/dev/null || true
-			wait "$pid" 2>/dev/null || true
-		fi
-	done
-	if [[ $rc -ne 0 && $rc -ne 130 && $rc -ne 143 ]]; then
-		for f in gateway.log clamd.log clamd.out; do
-			[[ -s $dir/$f ]] && { echo "--- $f (last lines)" >&2; tail -n 20 "$dir/$f" >&2; }
-		done
-	fi
-	if [[ ${BENCH_KEEP:-} == 1 ]]; then
-		echo "run.sh: kept $dir" >&2
-	else
-		rm -rf "$dir"
-	fi
+	# shellcheck disable=SC2086 # unset pids are empty words, left out
+	bench_stop $bench_pid $floor_pid $gw_pid $clamd_pid
+	bench_leave "$dir" "$rc" gateway.log clamd.log clamd.out
 	exit "$rc"
 }
 trap cleanup EXIT

@@ -44,24 +44,13 @@ cleanup() {
 	local rc=$?
 	trap - EXIT INT TERM
 	[[ -n $ci_pid ]] && ci_kids=$(ps -o pid= --ppid "$ci_pid" 2>/dev/null || true)
-	for pid in $bench_pid $ci_pid $gw_pid $clamd_pid; do
-		if kill -0 "$pid" 2>/dev/null; then
-			kill -TERM "$pid" 2>/dev/null || true
-			for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-			kill -KILL "$pid" 2>/dev/null || true
-			wait "$pid" 2>/dev/null || true
-		fi
-	done
+	# shellcheck disable=SC2086 # unset pids are empty words, left out
+	bench_stop $bench_pid $ci_pid $gw_pid $clamd_pid
 	# c-icap's children, should any have outlived their parent.
 	for pid in $ci_kids; do
 		kill -KILL "$pid" 2>/dev/null || true
 	done
-	if [[ $rc -ne 0 && $rc -ne 130 && $rc -ne 143 ]]; then
-		for f in gateway.log clamd.log c-icap.out server.log; do
-			[[ -s $dir/$f ]] && { echo "--- $f (last lines)" >&2; tail -n 20 "$dir/$f" >&2; }
-		done
-	fi
-	if [[ ${BENCH_KEEP:-} == 1 ]]; then echo "run.sh: kept $dir" >&2; else rm -rf "$dir"; fi
+	bench_leave "$dir" "$rc" gateway.log clamd.log c-icap.out server.log
 	exit "$rc"
 }
 trap cleanup EXIT
@@ -74,7 +63,6 @@ load=$dir/bin/load
 
 bench_clamd_conf "$dir"
 mkdir -p "$dir/ci"
-eicar='X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*'
 
 # alive NAME PID: fail if the process has gone.
 alive() { kill -0 "$2" 2>/dev/null || { echo "run.sh: $1 (pid $2) is not running" >&2; return 1; }; }
@@ -135,7 +123,7 @@ echo "run.sh: $("$CICAP" -V 2>&1 | head -n1 | sed 's/^/c-icap /') up on 127.0.0.
 # Sanity: both really scan. EICAR through c-icap-client (an independent
 # client) must come back infected; the driver then checks a 10 MiB body with
 # EICAR at its very end (so the whole body reached clamd) and clean bodies.
-printf '%s' "$eicar" >"$dir/eicar.com"
+printf '%s' "$BENCH_EICAR" >"$dir/eicar.com"
 for s in "gateway:$gw_port" "c-icap:$ci_port"; do
 	name=${s%%:*} port=${s##*:}
 	out=$("$CICAP_CLIENT" -i 127.0.0.1 -p "$port" -s avscan -f "$dir/eicar.com" -resp http://bench.example/eicar.com -v 2>&1 | tr -d '\0' || true)

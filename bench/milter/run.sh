@@ -40,12 +40,7 @@ cleanup() {
 	for pid in "${pids[@]}"; do
 		wait "$pid" 2>/dev/null || true
 	done
-	if [[ $rc -ne 0 ]]; then
-		for f in gateway.log clamd.log clamav-milter.log; do
-			[[ -s $dir/$f ]] && { echo "--- $f (last lines)" >&2; tail -n 20 "$dir/$f" >&2; }
-		done
-	fi
-	if [[ ${BENCH_KEEP:-} == 1 ]]; then echo "run.sh: kept $dir" >&2; else rm -rf "$dir"; fi
+	bench_leave "$dir" "$rc" gateway.log clamd.log clamav-milter.log
 	exit "$rc"
 }
 trap cleanup EXIT
