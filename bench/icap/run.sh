@@ -139,7 +139,8 @@ sides=(-side "gateway=127.0.0.1:$gw_port" -side "c-icap=127.0.0.1:$ci_port")
 "$load" -check "${sides[@]}" -size $((10 << 20)) -no204
 
 # How c-icap reaches clamd: clamd_mod passes the spooled file's descriptor
-# (zFILDES) over the unix socket; the gateway streams (zINSTREAM).
+# (zFILDES) over the unix socket. The gateway does too with a local clamd
+# (a memfd, or its own spool file for a large body).
 if command -v strace >/dev/null && [[ ${BENCH_STRACE:-1} == 1 ]]; then
 	st_args=()
 	for pid in $ci_pid $(ps -o pid= --ppid "$ci_pid"); do st_args+=(-p "$pid"); done
