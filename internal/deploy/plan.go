@@ -68,6 +68,7 @@ func Build(opts Options) (*Plan, error) {
 	}
 	slices.SortFunc(p.Changes, func(a, b Change) int { return strings.Compare(a.Path, b.Path) })
 	p.notes(opts)
+	p.Next = nextSteps(p)
 	return p, nil
 }
 
@@ -174,7 +175,6 @@ func (p *Plan) notes(opts Options) {
 	if !h.HasBinary {
 		add("note: %s does not exist yet: install clamgate there before starting clamgate.service", Binary)
 	}
-	p.Next = nextSteps(p)
 }
 
 func (p *Plan) unitNotes(add func(string, ...any)) {
