@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 	"unsafe"
 
@@ -197,6 +198,22 @@ func Inherited() map[string]net.Listener {
 		}
 	}
 	return out
+}
+
+// Unread reports whether the client has sent bytes that nobody read yet,
+// which closing would turn into a reset.
+func Unread(c net.Conn) bool {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return false
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	n := 0
+	_ = raw.Control(func(fd uintptr) { n, _ = unix.IoctlGetInt(int(fd), unix.SIOCINQ) })
+	return n > 0
 }
 
 // Linger half-closes c and reads what the client still sends, for at most
