@@ -344,8 +344,19 @@ func (c *conn) instream(ctx context.Context) bool {
 	case res.Reply == SizeLimitReply:
 		c.reply(res.Reply)
 		return false
+	case !isVerdict("stream", res.Reply):
+		return c.badReply("stream", res.Reply, errNotVerdict)
+	case !cr.Done() && !strings.HasSuffix(res.Reply, " ERROR"):
+		return c.badReply("stream", res.Reply, errEarlyVerdict)
 	}
 	return c.reply(res.Reply)
+}
+
+// badReply answers ERROR in place of a backend reply that is no verdict
+// for the client's whole request.
+func (c *conn) badReply(object, reply string, why error) bool {
+	c.srv.Log.Error("backend reply refused", "client", c.pol.Name, "object", object, "reply", reply, "reason", why.Error())
+	return c.reply(failure(object, why))
 }
 
 // fildes scans a descriptor the client passed. The client opened it, so it
@@ -369,6 +380,9 @@ func (c *conn) fildes(ctx context.Context) bool {
 	})
 	if err != nil {
 		return c.reply(failure("fildes", err))
+	}
+	if !isVerdict(fdObject(res.Reply), res.Reply) {
+		return c.badReply("fildes", res.Reply, errNotVerdict)
 	}
 	return c.reply(res.Reply)
 }
