@@ -139,7 +139,8 @@ func TestChunkReaderStopsAtTerminator(t *testing.T) {
 }
 
 func FuzzReadCommand(f *testing.F) {
-	for _, s := range []string{"zPING\x00", "nSCAN /x\n", "PING\n", "zIDSESSION\x00zPING\x00", "z\x00", "n", "SCAN "} {
+	for _, s := range []string{"zPING\x00", "nSCAN /x\n", "PING\n", "zIDSESSION\x00zPING\x00", "z\x00", "n", "SCAN ",
+		"PING", "SCAN /x\x00y\nz", "PING\r\r\nVERSION", "nPING\x00x\n"} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, in []byte) {
