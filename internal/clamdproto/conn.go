@@ -31,7 +31,8 @@ type connReader struct {
 	conn      net.Conn
 	uc        *net.UnixConn // nil for TCP
 	timeout   time.Duration
-	until     time.Time // total deadline of the request being read; zero: none
+	budget    time.Duration // total time of the request being read, from its next read; 0: none
+	until     time.Time     // when the budget runs out; zero until the request's first read
 	oob       []byte
 	fd        *os.File // the descriptor for a FILDES, or nil
 }
@@ -77,8 +78,13 @@ func (c *connReader) Read(p []byte) (int, error) {
 }
 
 // deadline is when the current read must end: the per-read timeout, or
-// the request's total deadline if that comes first.
+// the request's total deadline if that comes first. The total runs from
+// the request's first read, so that time a stream spends waiting for the
+// engine before the gateway reads it is not charged to the client.
 func (c *connReader) deadline() time.Time {
+	if c.budget > 0 && c.until.IsZero() {
+		c.until = time.Now().Add(c.budget)
+	}
 	var d time.Time
 	if c.timeout > 0 {
 		d = time.Now().Add(c.timeout)
@@ -89,12 +95,9 @@ func (c *connReader) deadline() time.Time {
 	return d
 }
 
-// limit gives the request now being read a total deadline of d (0: none).
+// limit gives the request about to be read a total time of d (0: none).
 func (c *connReader) limit(d time.Duration) {
-	c.until = time.Time{}
-	if d > 0 {
-		c.until = time.Now().Add(d)
-	}
+	c.budget, c.until = d, time.Time{}
 }
 
 // keepRights keeps the first descriptor of the message if none is held,

@@ -138,7 +138,7 @@ func (s *Server) refusePeer(c net.Conn, pol *policy.Policy, peer policy.Peer, wh
 		}
 	}
 	cn.refuse(cmd, "Access denied ("+why.Error()+")")
-	listen.Linger(c, refusalWait, refusalBuffer)
+	listen.Linger(c, refusalWait, lingerBytes)
 }
 
 // recognised applies clamd's parsing rules outside a session: names are
