@@ -141,6 +141,15 @@ func (s *Server) refusePeer(c net.Conn, pol *policy.Policy, peer policy.Peer, wh
 	listen.Linger(c, refusalWait, lingerBytes)
 }
 
+// TurnAway tells a client the gateway will not serve its connection
+// (too many connections), before it is closed unread. Its framing is not
+// known yet: the line ends in a newline, as clamd's own COMMAND READ TIMED
+// OUT does whatever the framing.
+func (s *Server) TurnAway(c net.Conn, why string) {
+	_ = c.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+	_, _ = c.Write([]byte("gateway busy: " + why + ". ERROR\n"))
+}
+
 // recognised applies clamd's parsing rules outside a session: names are
 // exact, and newer commands need the z/n prefix.
 func recognised(cmd Command) bool {

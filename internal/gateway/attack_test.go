@@ -213,6 +213,15 @@ func TestAttackOneUserFillsListener(t *testing.T) {
 	a := startAttacker(t, 4303, "hold", sock, "50")
 	t.Log(a.line(t))
 	pingWorks(t, sock, "while one user holds connections")
+	// Past its own bound, a client is told why.
+	for range 4 {
+		c, err := net.Dial("unix", sock)
+		must(t, err)
+		defer c.Close()
+	}
+	if got := zask(t, sock, "PING"); got != "gateway busy: too many connections from uid 0. ERROR\n" {
+		t.Errorf("fifth connection of uid 0: %q", got)
+	}
 }
 
 // trickleResult is what attackScript's trickle mode reports.

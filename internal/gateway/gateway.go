@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strconv"
 	"sync"
 	"time"
 
@@ -240,7 +241,7 @@ func (a *acceptor) run(connCtx, drain context.Context, conns *sync.WaitGroup) {
 		if !a.uids.take(peer) {
 			a.log.Warn("connection refused: peer uid at max_connections_per_uid", "address", a.l.cfg.Address,
 				"peer", peer.String(), "max_connections_per_uid", a.l.cfg.MaxPerUID)
-			c.Close()
+			a.turnAway(c, "too many connections from uid "+strconv.FormatUint(uint64(peer.UID), 10))
 			continue
 		}
 		// A peer the policy refuses gets its refusal from the front, but
@@ -250,7 +251,7 @@ func (a *acceptor) run(connCtx, drain context.Context, conns *sync.WaitGroup) {
 		if allowed && !a.takeSlot() {
 			a.uids.release(peer)
 			a.log.Warn("connection refused: listener at max_connections", "address", a.l.cfg.Address, "max_connections", a.l.cfg.MaxConnections)
-			c.Close()
+			a.turnAway(c, "too many connections")
 			continue
 		}
 		conns.Go(func() {
@@ -264,6 +265,15 @@ func (a *acceptor) run(connCtx, drain context.Context, conns *sync.WaitGroup) {
 			a.front.ServeConn(connCtx, drain, c, a.pol, peer)
 		})
 	}
+}
+
+// turnAway closes a connection the listener will not serve, telling the
+// client why when its front can say it without reading.
+func (a *acceptor) turnAway(c net.Conn, why string) {
+	if t, ok := a.front.(interface{ TurnAway(net.Conn, string) }); ok {
+		t.TurnAway(c, why)
+	}
+	c.Close()
 }
 
 // takeSlot reserves one of the listener's connections. Every connection
