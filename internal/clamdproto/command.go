@@ -113,8 +113,8 @@ func ReadCommand(r *bufio.Reader) (Command, error) {
 // readPacket reads an unprefixed command the way clamd 1.4 does: what one
 // read returned is the whole command, up to its first newline if it has
 // one. Clients such as npm clamscan send "SCAN /path" with no newline and
-// wait for the reply; waiting for a delimiter would stall them. Whatever
-// follows the newline is consumed with the command, as clamd drops it.
+// wait for the reply; waiting for a delimiter would stall them. What
+// follows the newline stays buffered, as bytes after any command do.
 func readPacket(r *bufio.Reader) (string, error) {
 	pkt, err := r.Peek(r.Buffered())
 	if err != nil {

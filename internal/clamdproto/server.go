@@ -69,6 +69,9 @@ type conn struct {
 	// cutShort: the client was answered (told no, or over a limit) while
 	// it may still be sending a stream or a descriptor; see linger.
 	cutShort bool
+	// garbage: bytes followed the command in what the client sent, which
+	// clamd answers with an error before the command's own reply.
+	garbage bool
 }
 
 // ServeConn serves one client connection until it ends. drain ends when
@@ -200,7 +203,11 @@ func (c *conn) nextCommand() (Command, error) {
 // terminator. A write error means the client is gone; the caller's next
 // read will end the connection.
 func (c *conn) reply(text string) bool {
-	buf := make([]byte, 0, len(c.prefix)+len(text)+1)
+	buf := make([]byte, 0, len(garbageReply)+len(c.prefix)+len(text)+2)
+	if c.garbage {
+		c.garbage = false
+		buf = append(append(buf, garbageReply...), c.term)
+	}
 	buf = append(append(append(buf, c.prefix...), text...), c.term)
 	_ = c.c.SetWriteDeadline(time.Now().Add(c.srv.writeTimeout()))
 	_, err := c.c.Write(buf)
@@ -273,12 +280,23 @@ func (c *conn) session(ctx context.Context) {
 	}
 }
 
+// garbageReply is what clamd 1.4 sends first when bytes follow a command
+// outside a session that it hands to a worker thread (a scan, STATS).
+// (clamd races itself here: a scan failing at once can lose the error.)
+const garbageReply = "Error processing command. ERROR"
+
+// dispatched are the commands clamd hands to a worker thread.
+var dispatched = map[string]bool{
+	CmdScan: true, CmdContScan: true, CmdMultiScan: true, CmdAllMatchScan: true, CmdStats: true,
+}
+
 // handle serves one command; false means the connection must end.
 func (c *conn) handle(ctx context.Context, cmd Command) bool {
 	if err := c.pol.AllowCommand(cmd.Name); err != nil {
 		c.refuse(cmd, err.Error())
 		return true
 	}
+	c.garbage = c.prefix == "" && dispatched[cmd.Name] && c.r.Buffered() > 0
 	switch cmd.Name {
 	case CmdInstream:
 		return c.instream(ctx)

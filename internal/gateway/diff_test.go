@@ -54,6 +54,23 @@ func bareCases() []diffCase {
 			return []step{raw("SCAN " + p[:len(p)-4]), later(p[len(p)-4:])}
 		}},
 	}
+	// Bytes after a command in the same packet: clamd answers a scan with
+	// an error first. (Not tested where clamd races itself and may lose
+	// the error: STATS, a path that does not exist.)
+	for _, tc := range []struct{ name, req, target string }{
+		{"zSCAN", "zSCAN %s\x00x", "eicar.com"}, {"nCONTSCAN", "nCONTSCAN %s\nx", "dir"},
+		{"bare SCAN", "SCAN %s\n\n", "eicar.com"}, {"bare SCAN then PING", "SCAN %s\nPING", "eicar.com"},
+		{"zMULTISCAN", "zMULTISCAN %s\x00zPING\x00", "clean.txt"}, {"bare SCAN CRLF", "SCAN %s\r\n", "eicar.com"},
+	} {
+		cases = append(cases, diffCase{
+			name:      "garbage after " + tc.name,
+			steps:     func(tr tree) []step { return []step{raw(fmt.Sprintf(tc.req, tr.path(tc.target)))} },
+			sortLines: tc.name == "zMULTISCAN",
+		})
+	}
+	for _, req := range []string{"zPING\x00x", "PING\n\n", "zVERSION\x00x", "zINSTREAM\x00\x00\x00\x00\x00x"} {
+		cases = append(cases, diffCase{name: fmt.Sprintf("garbage after %q", req), steps: func(tree) []step { return []step{raw(req)} }})
+	}
 	for _, verb := range []string{"SCAN", "CONTSCAN", "MULTISCAN"} {
 		for _, target := range []string{"eicar.com", "clean.txt", "dir", "nope.txt"} {
 			cases = append(cases, diffCase{
