@@ -43,23 +43,24 @@ internal/icap       | config listen policy scan                                 
 internal/milter     | config policy scan                                                    | github.com/d--j/go-milter                                                            | connfuzz testenv
 internal/connfuzz   | policy                                                                | -                                                                                    | -
 internal/status     | listen                                                                | github.com/coreos/go-systemd/v22                                                     | metrics scan
-internal/metrics    | scan                                                                  | github.com/prometheus/client_golang                                                  | github.com/prometheus/common
+internal/metrics    | rss scan                                                              | github.com/prometheus/client_golang                                                  | github.com/prometheus/common
 internal/config     | listen policy scan                                                    | github.com/pelletier/go-toml/v2                                                      | -
 internal/listen     | policy                                                                | github.com/coreos/go-systemd/v22 golang.org/x/sys                                    | -
 internal/scan       | -                                                                     | -                                                                                    | -
+internal/rss        | -                                                                     | -                                                                                    | -
 internal/policy     | -                                                                     | golang.org/x/sys                                                                     | -
 internal/clamd      | -                                                                     | golang.org/x/sys                                                                     | -
 internal/sigdb      | -                                                                     | github.com/fsnotify/fsnotify                                                         | testenv
-internal/doctor     | config deploy sigdb                                                   | golang.org/x/sys                                                                     | testenv
+internal/doctor     | config deploy rss sigdb                                               | golang.org/x/sys                                                                     | testenv
 internal/deploy     | config                                                                | github.com/aymanbagabas/go-udiff github.com/google/renameio/v2 github.com/pelletier/go-toml/v2 | clamd testenv
-bench/benchenv      | clamd                                                                 | -                                                                                    | -
+bench/benchenv      | clamd rss                                                             | -                                                                                    | -
 bench/gensigs       | -                                                                     | -                                                                                    | -
 bench/instream      | -                                                                     | -                                                                                    | -
 bench/icap/load     | -                                                                     | -                                                                                    | -
 bench/memory        | bench/benchenv clamd config                                           | -                                                                                    | -
 bench/milter        | config                                                                | github.com/d--j/go-milter                                                            | -
 bench/neighbour     | bench/benchenv clamd config gateway                                   | -                                                                                    | -
-bench/reload        | bench/benchenv clamd config gateway                                   | -                                                                                    | -
+bench/reload        | bench/benchenv clamd config gateway rss                               | -                                                                                    | -
 `
 
 // The architecture's rules. They are checked on the real graph, not on the

@@ -1,5 +1,5 @@
 // Package benchenv is what the benchmark programs share: a real clamd
-// started for the run, and the resident memory of a process.
+// started for the run, and the peak resident memory of a process.
 package benchenv
 
 import (
@@ -8,12 +8,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
 
 	"clamgate/internal/clamd"
+	"clamgate/internal/rss"
 )
 
 // EicarNDB is the EICAR signature, for a database built by a benchmark.
@@ -79,22 +79,10 @@ func WaitPing(c *clamd.Client, limit time.Duration) error {
 	}
 }
 
-// RSS is a process's resident memory in bytes (0 when it is gone).
-func RSS(pid int) int64 {
-	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	for _, l := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(l); len(f) >= 2 && f[0] == "VmRSS:" {
-			kb, _ := strconv.ParseInt(f[1], 10, 64)
-			return kb << 10
-		}
-	}
-	return 0
-}
-
 // SamplePeak records pid's highest RSS in peak until ctx ends.
 func SamplePeak(ctx context.Context, pid int, peak *atomic.Int64) {
 	for ctx.Err() == nil {
-		if v := RSS(pid); v > peak.Load() {
+		if v, _ := rss.Read(pid); v > peak.Load() {
 			peak.Store(v)
 		}
 		time.Sleep(20 * time.Millisecond)
