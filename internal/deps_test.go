@@ -51,7 +51,7 @@ internal/rss        | -                                                         
 internal/policy     | -                                                                     | golang.org/x/sys                                                                     | -
 internal/clamd      | -                                                                     | golang.org/x/sys                                                                     | -
 internal/sigdb      | -                                                                     | github.com/fsnotify/fsnotify                                                         | testenv
-internal/doctor     | config deploy rss sigdb                                               | golang.org/x/sys                                                                     | testenv
+internal/doctor     | clamd config deploy rss sigdb                                         | golang.org/x/sys                                                                     | testenv
 internal/deploy     | config                                                                | github.com/aymanbagabas/go-udiff github.com/google/renameio/v2 github.com/pelletier/go-toml/v2 | clamd testenv
 bench/benchenv      | clamd rss                                                             | -                                                                                    | -
 bench/gensigs       | -                                                                     | -                                                                                    | -
