@@ -52,7 +52,7 @@ internal/policy     | -                                                         
 internal/clamd      | -                                                                     | golang.org/x/sys                                                                     | -
 internal/sigdb      | -                                                                     | github.com/fsnotify/fsnotify                                                         | testenv
 internal/doctor     | clamd config deploy rss sigdb                                         | golang.org/x/sys                                                                     | testenv
-internal/deploy     | config                                                                | github.com/aymanbagabas/go-udiff github.com/google/renameio/v2 github.com/pelletier/go-toml/v2 | clamd testenv
+internal/deploy     | config                                                                | github.com/aymanbagabas/go-udiff github.com/coreos/go-systemd/v22 github.com/google/renameio/v2 github.com/pelletier/go-toml/v2 | clamd testenv
 bench/benchenv      | clamd rss                                                             | -                                                                                    | -
 bench/gensigs       | -                                                                     | -                                                                                    | -
 bench/instream      | -                                                                     | -                                                                                    | -
