@@ -54,6 +54,7 @@ internal/sigdb      | -                                                         
 internal/doctor     | clamd config deploy rss sigdb                                         | golang.org/x/sys                                                                     | testenv
 internal/deploy     | config                                                                | github.com/aymanbagabas/go-udiff github.com/coreos/go-systemd/v22 github.com/google/renameio/v2 github.com/pelletier/go-toml/v2 | clamd testenv
 bench/benchenv      | clamd rss                                                             | -                                                                                    | -
+bench/up            | bench/benchenv clamd                                                  | -                                                                                    | -
 bench/gensigs       | -                                                                     | -                                                                                    | -
 bench/instream      | -                                                                     | -                                                                                    | -
 bench/icap/load     | -                                                                     | -                                                                                    | -
