@@ -56,10 +56,10 @@ internal/deploy     | config                                                    
 bench/benchenv      | clamd rss                                                             | -                                                                                    | -
 bench/up            | bench/benchenv clamd                                                  | -                                                                                    | -
 bench/gensigs       | -                                                                     | -                                                                                    | -
-bench/instream      | -                                                                     | -                                                                                    | -
-bench/icap/load     | -                                                                     | -                                                                                    | -
+bench/instream      | bench/benchenv                                                        | -                                                                                    | -
+bench/icap/load     | bench/benchenv                                                        | -                                                                                    | -
 bench/memory        | bench/benchenv clamd config                                           | -                                                                                    | -
-bench/milter        | config                                                                | github.com/d--j/go-milter                                                            | -
+bench/milter        | bench/benchenv config                                                 | github.com/d--j/go-milter                                                            | -
 bench/neighbour     | bench/benchenv clamd config gateway                                   | -                                                                                    | -
 bench/reload        | bench/benchenv clamd config gateway rss                               | -                                                                                    | -
 `
