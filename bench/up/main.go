@@ -36,6 +36,9 @@ func main() {
 	if *dir == "" {
 		fail(fmt.Errorf("-dir is required"))
 	}
+	if fi, err := os.Stat(*db); *db != "" && (err != nil || !fi.IsDir()) {
+		fail(fmt.Errorf("-db %s is not a directory", *db))
+	}
 	c, err := benchenv.StartClamd(*dir, *db)
 	if err != nil {
 		fail(err)
