@@ -32,6 +32,7 @@ usage:
   clamgate db [--dir /var/lib/clamav] [--clamd ADDR] [--max-age 24h] [--json]
   clamgate doctor [--json] [--config FILE] [--root DIR]
   clamgate deploy plan|apply|rollback [--root DIR] [--config FILE] [--image REF] [--allow-moving-tag]
+  clamgate config check|show [--config FILE]
   clamgate version
 `
 
@@ -54,6 +55,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return deployCmd(ctx, args[1:], stdout, stderr)
 	case "config":
 		return configCmd(ctx, args[1:], stdout, stderr)
+	case "manual":
+		return manualCmd(ctx, args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprint(stdout, buildinfo.Read())
 		return 0
