@@ -98,4 +98,3 @@ func structKeys(t reflect.Type, prefix string) []string {
 func isValue(t reflect.Type) bool {
 	return reflect.PointerTo(t).Implements(reflect.TypeOf((*interface{ UnmarshalText([]byte) error })(nil)).Elem())
 }
-
