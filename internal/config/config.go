@@ -61,6 +61,17 @@ type Config struct {
 	Database             Database
 	ICAP                 ICAP   // settings of every protocol = "icap" listener
 	Milter               Milter // settings of every protocol = "milter" listener
+
+	// file and lines remember where each key was written, so that checks
+	// made later against the host (`clamgate config check`) point at the
+	// line to fix as the parser's own errors do.
+	file  string
+	lines map[string]int
+}
+
+// ErrorAt is a configuration error found after loading, at key.
+func (c *Config) ErrorAt(key, format string, args ...any) *Error {
+	return &Error{File: c.file, Line: lineOf(c.lines, key), Key: key, Msg: fmt.Sprintf(format, args...)}
 }
 
 // Listener is one socket and the client policy it serves.
@@ -217,6 +228,7 @@ func Parse(name string, src []byte) (*Config, error) {
 	}
 	v := validator{file: name, lines: lines}
 	cfg := v.build(&f)
+	cfg.file, cfg.lines = name, lines
 	return cfg, v.result()
 }
 

@@ -176,3 +176,36 @@ policy = "proxy"
 		}
 	}
 }
+
+// TestShowRoundTrip: what `config show` prints is a valid file that loads
+// to a configuration shown the same way, and it names every default.
+func TestShowRoundTrip(t *testing.T) {
+	for _, name := range []string{"good.toml", "nonloopback_allowed.toml"} {
+		t.Run(name, func(t *testing.T) {
+			cfg, err := Load(filepath.Join("testdata", name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			shown, err := cfg.Show()
+			if err != nil {
+				t.Fatal(err)
+			}
+			again, err := Parse("shown.toml", shown)
+			if err != nil {
+				t.Fatalf("shown configuration does not load: %v\n%s", err, shown)
+			}
+			reshown, err := again.Show()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(reshown) != string(shown) {
+				t.Errorf("show is not a fixed point:\nfirst:\n%s\nsecond:\n%s", shown, reshown)
+			}
+			for _, key := range []string{"read_timeout", "health_interval", "max_queue", "weight", "settle", "options_ttl", "on_infected"} {
+				if !strings.Contains(string(shown), key+" = ") {
+					t.Errorf("shown configuration lacks the default of %s:\n%s", key, shown)
+				}
+			}
+		})
+	}
+}
