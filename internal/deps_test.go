@@ -34,7 +34,7 @@ import (
 const allowed = `
 package             | imports (internal)                                                    | third-party modules                                                                  | tests also import
 cmd/clamgate        | cli                                                                   | -                                                                                    | -
-internal/cli        | clamd config deploy doctor gateway milter scan sigdb                  | golang.org/x/sys                                                                     | testenv
+internal/cli        | buildinfo clamd config deploy doctor gateway manual milter scan sigdb | golang.org/x/sys                                                                     | testenv
 internal/gateway    | clamd clamdproto config engine icap listen metrics milter policy scan sigdb status | -                                                       | testenv golang.org/x/sys
 internal/engine     | clamd config scan                                                     | -                                                                                    | -
 internal/testenv    | clamd config engine gateway                                           | -                                                                                    | -
@@ -43,11 +43,13 @@ internal/icap       | config listen policy scan                                 
 internal/milter     | config policy scan                                                    | github.com/d--j/go-milter                                                            | connfuzz testenv
 internal/connfuzz   | policy                                                                | -                                                                                    | -
 internal/status     | listen                                                                | github.com/coreos/go-systemd/v22                                                     | metrics scan
-internal/metrics    | rss scan                                                              | github.com/prometheus/client_golang                                                  | github.com/prometheus/common
-internal/config     | listen policy scan                                                    | github.com/pelletier/go-toml/v2                                                      | -
+internal/metrics    | buildinfo rss scan                                                    | github.com/prometheus/client_golang                                                  | github.com/prometheus/common
+internal/config     | listen policy scan sigdb                                              | github.com/pelletier/go-toml/v2                                                      | -
 internal/listen     | policy                                                                | github.com/coreos/go-systemd/v22 golang.org/x/sys                                    | -
 internal/scan       | -                                                                     | -                                                                                    | -
 internal/rss        | -                                                                     | -                                                                                    | -
+internal/buildinfo  | -                                                                     | -                                                                                    | -
+internal/manual     | -                                                                     | -                                                                                    | -
 internal/policy     | -                                                                     | golang.org/x/sys                                                                     | -
 internal/clamd      | -                                                                     | golang.org/x/sys                                                                     | -
 internal/sigdb      | -                                                                     | github.com/fsnotify/fsnotify                                                         | testenv
