@@ -55,6 +55,15 @@ func TestGood(t *testing.T) {
 	if l := cfg.Listeners[0]; l.Mode != 0o660 || l.GID != 0 || l.UID != -1 {
 		t.Errorf("listener 0: %+v", l)
 	}
+	// Derived bounds: a command as long as clamd allows (within
+	// read_timeout), a stream its size at 256 KiB/s after read_timeout,
+	// half the listener's connections per uid.
+	if cfg.CommandTimeout != 30*time.Second || cfg.StreamTimeout != 30*time.Second+400*time.Second {
+		t.Errorf("command_timeout %v, stream_timeout %v", cfg.CommandTimeout, cfg.StreamTimeout)
+	}
+	if l := cfg.Listeners[0]; l.MaxPerUID != l.MaxConnections/2 {
+		t.Errorf("listener 0: max_connections_per_uid %d of %d", l.MaxPerUID, l.MaxConnections)
+	}
 }
 
 func TestNonLoopbackNeedsOptIn(t *testing.T) {

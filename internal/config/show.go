@@ -79,7 +79,8 @@ func (c *Config) engineSection() *engineSection {
 }
 
 func (c *Config) serverSection() serverSection {
-	return serverSection{ReadTimeout: Duration(c.ReadTimeout), ShutdownGrace: Duration(c.ShutdownGrace),
+	return serverSection{ReadTimeout: Duration(c.ReadTimeout), CommandTimeout: Duration(c.CommandTimeout),
+		StreamTimeout: Duration(c.StreamTimeout), ShutdownGrace: Duration(c.ShutdownGrace),
 		LogLevel: c.LogLevel, LogFormat: c.LogFormat, Audit: &c.Audit, HTTP: c.HTTP,
 		HTTPAllowNonLoopback: c.HTTPAllowNonLoopback}
 }
@@ -105,7 +106,7 @@ func (c *Config) milterSection() milterSection {
 
 func listenerSectionOf(l Listener) listenerSection {
 	s := listenerSection{Address: l.Address, Policy: l.Policy, Protocol: l.Protocol, Mode: Mode(l.Mode),
-		AllowNonLoopback: l.AllowNonLoopback, MaxConnections: l.MaxConnections}
+		AllowNonLoopback: l.AllowNonLoopback, MaxConnections: l.MaxConnections, MaxPerUID: l.MaxPerUID}
 	if l.UID >= 0 {
 		s.Owner = userName(uint32(l.UID))
 	}
