@@ -319,6 +319,10 @@ func (c *conn) fildes(ctx context.Context) bool {
 		return false
 	}
 	defer f.Close()
+	if refusal := checkFildes(f); refusal != "" {
+		c.srv.Log.Warn("descriptor refused", "client", c.pol.Name, "peer", c.peer.String(), "reason", refusal)
+		return c.reply(refusal)
+	}
 	res, err := c.srv.Dispatcher.Do(ctx, scan.Job{
 		Client: c.pol.Name, Protocol: "clamd", Kind: scan.File, File: f, Object: "fildes",
 	})
