@@ -54,7 +54,7 @@ func TestOpenRootAncestors(t *testing.T) {
 	}{
 		{safe, false, "", false},
 		{filepath.Join(base, "link"), false, "", false}, // a symlink in a directory only root writes
-		{stickyRoot, false, "", false},                   // like /tmp/x: only its owner (root) may rename it
+		{stickyRoot, false, "", false},                  // like /tmp/x: only its owner (root) may rename it
 		{userRoot, false, "is owned by uid 65534", false},
 		{userRoot, true, "", true},
 		{groupRoot, false, "is writable by group 0 or others (mode 0775)", false},
