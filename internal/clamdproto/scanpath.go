@@ -121,6 +121,13 @@ func (w *walk) dir(d *os.File, display, rel string) {
 		w.c.reply(fmt.Sprintf("%s: Directory deeper than %d levels (max_walk_depth of client %s). ERROR", display, w.maxDepth, w.c.pol.Name))
 		return
 	}
+	if !w.c.srv.walkFDs.acquire() {
+		w.failed = true
+		w.c.srv.Log.Warn("walk refused: gateway-wide bound on directory descriptors reached", "client", w.c.pol.Name, "path", display)
+		w.c.reply(fmt.Sprintf("%s: Can't open directory: the gateway holds too many directories open. ERROR", display))
+		return
+	}
+	defer w.c.srv.walkFDs.release()
 	entries, err := policy.ReadDir(d, w.maxEntries-w.held)
 	if errors.Is(err, policy.ErrTooManyEntries) {
 		w.failed = true

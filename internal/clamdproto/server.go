@@ -35,6 +35,7 @@ type Server struct {
 	// END): the database's version and age, which clamd does not report.
 	StatsExtra func() string
 	readers    sync.Pool // *bufio.Reader
+	walkFDs    walkSlots // directory descriptors all walks hold, bounded
 }
 
 // oldStyle are the commands clamd still accepts without a z/n prefix.
