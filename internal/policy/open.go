@@ -34,7 +34,7 @@ const openFlags = unix.O_RDONLY | unix.O_CLOEXEC | unix.O_NOCTTY | unix.O_NONBLO
 
 // Open opens rel, a path relative to the root, read-only. The kernel
 // resolves it as if the root were "/" (RESOLVE_IN_ROOT): an absolute
-// symlink names a path inside the root, ".." stops at the root, and "..
+// symlink names a path inside the root, ".." stops at the root, and ".."
 // after a symlink goes to the parent of the symlink's target, as everywhere
 // in the kernel. /proc magic links (a process's root, cwd or descriptors)
 // are never followed: they lead to files by what they are, not by any path
