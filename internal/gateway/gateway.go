@@ -127,6 +127,9 @@ func pathScans(cfg *config.Config) bool {
 // request never opens a root by its path again, so renaming a root away
 // changes nothing for the running gateway.
 func openRoots(cfg *config.Config, log *slog.Logger) error {
+	if warning := policy.HardlinkWarning(); warning != "" && pathScans(cfg) {
+		log.Warn(warning)
+	}
 	for _, p := range cfg.Policies {
 		if err := p.OpenRoots(); err != nil {
 			closeRoots(cfg)

@@ -9,6 +9,20 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// HardlinkWarning says why roots are not enough when the kernel lets any
+// user hard-link files it cannot read (fs.protected_hardlinks = 0): a
+// client could link such a file into its root and have the gateway read
+// it. "" when the kernel refuses those links, or when it cannot be read.
+func HardlinkWarning() string { return hardlinkWarning("/proc/sys/fs/protected_hardlinks") }
+
+func hardlinkWarning(sysctl string) string {
+	b, err := os.ReadFile(sysctl)
+	if err != nil || strings.TrimSpace(string(b)) != "0" {
+		return ""
+	}
+	return "fs.protected_hardlinks is 0: a client can hard-link into its root a file it cannot read, and have it scanned; set it to 1 (sysctl)"
+}
+
 // maxLinks is the kernel's own bound on symlinks in one lookup.
 const maxLinks = 40
 

@@ -120,3 +120,19 @@ func TestRootHeldByDescriptor(t *testing.T) {
 }
 
 func inode(fi os.FileInfo) uint64 { return fi.Sys().(*syscall.Stat_t).Ino }
+
+func TestHardlinkWarning(t *testing.T) {
+	dir := t.TempDir()
+	for value, warn := range map[string]bool{"0\n": true, "1\n": false, "2\n": false} {
+		p := filepath.Join(dir, "protected_hardlinks")
+		if err := os.WriteFile(p, []byte(value), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if got := hardlinkWarning(p); (got != "") != warn {
+			t.Errorf("protected_hardlinks %q: %q", value, got)
+		}
+	}
+	if hardlinkWarning(filepath.Join(dir, "missing")) != "" {
+		t.Error("a warning without the sysctl")
+	}
+}
