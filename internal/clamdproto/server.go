@@ -39,6 +39,7 @@ type Server struct {
 	// END): the database's version and age, which clamd does not report.
 	StatsExtra func() string
 	readers    sync.Pool // *bufio.Reader
+	walkFDs    walkSlots // directory descriptors all walks hold, bounded
 }
 
 // oldStyle are the commands clamd still accepts without a z/n prefix.
@@ -402,6 +403,10 @@ func (c *conn) fildes(ctx context.Context) bool {
 		return false
 	}
 	defer f.Close()
+	if refusal := checkFildes(f); refusal != "" {
+		c.srv.Log.Warn("descriptor refused", "client", c.pol.Name, "peer", c.peer.String(), "reason", refusal)
+		return c.reply(refusal)
+	}
 	res, err := c.srv.Dispatcher.Do(ctx, scan.Job{
 		Client: c.pol.Name, Protocol: "clamd", Kind: scan.File, File: f, Object: "fildes",
 	})

@@ -24,7 +24,7 @@ usage:
   clamgate serve --config FILE
   clamgate serve [--backend unix:/run/clamav/clamd.sock] --listen unix:/run/clamgate/clamd.sock
                  [--listen tcp:127.0.0.1:3310] [--icap tcp:127.0.0.1:1344] [--milter unix:PATH]
-                 [--allow-root DIR]... [--socket-mode 0660]
+                 [--allow-root DIR]... [--allow-writable-root-ancestors] [--socket-mode 0660]
                  [--socket-group GROUP] [--max-stream 100M] [--watch-db /var/lib/clamav]
                  [--http tcp:127.0.0.1:9310]
                  (without --backend, clamgate runs and supervises its own clamd)
@@ -84,6 +84,7 @@ func serveCmd(ctx context.Context, args []string, stderr io.Writer) int {
 	fs.Var(&icaps, "icap", "ICAP service avscan for squid: tcp:127.0.0.1:1344 (repeatable)")
 	fs.Var(&milters, "milter", "milter for postfix/sendmail: unix:/path or tcp:127.0.0.1:port (repeatable)")
 	fs.Var(&roots, "allow-root", "directory under which path scans are allowed (repeatable)")
+	fs.BoolVar(&fl.AllowWritableRootAncestors, "allow-writable-root-ancestors", false, "start even if a directory above an --allow-root is writable by a non-root user (amavis owns /var/lib/amavis)")
 	fs.StringVar(&fl.SocketMode, "socket-mode", "0660", "mode of the unix sockets")
 	fs.StringVar(&fl.SocketGroup, "socket-group", "", "group of the unix sockets (default: the gateway's)")
 	fs.StringVar(&fl.MaxStream, "max-stream", "", "largest INSTREAM accepted, e.g. 100M (default: clamd's limit)")

@@ -167,6 +167,10 @@ type policySection struct {
 	Weight        int      `toml:"weight"`
 	Users         []string `toml:"users"`
 	Groups        []string `toml:"groups"`
+
+	AllowWritableRootAncestors bool `toml:"allow_writable_root_ancestors"`
+	MaxWalkDepth               int  `toml:"max_walk_depth"`
+	MaxDirEntries              int  `toml:"max_dir_entries"`
 }
 
 // Error is a configuration error at a key (and line, when from a file).
@@ -415,6 +419,17 @@ func (v *validator) engine(es *engineSection) *Engine {
 	return e
 }
 
+func (v *validator) walkLimits(key string, ps policySection, p *policy.Policy) {
+	p.AllowWritableRootAncestors = ps.AllowWritableRootAncestors
+	p.MaxWalkDepth, p.MaxDirEntries = ps.MaxWalkDepth, ps.MaxDirEntries
+	if p.MaxWalkDepth < 0 {
+		v.fail(key+".max_walk_depth", "must not be negative")
+	}
+	if p.MaxDirEntries < 0 {
+		v.fail(key+".max_dir_entries", "must not be negative")
+	}
+}
+
 func (v *validator) policy(name string, ps policySection, backendMax int64) *policy.Policy {
 	key := "policy." + name
 	p := &policy.Policy{
@@ -440,6 +455,7 @@ func (v *validator) policy(name string, ps policySection, backendMax int64) *pol
 		}
 		p.Roots = append(p.Roots, filepath.Clean(r))
 	}
+	v.walkLimits(key, ps, p)
 	switch {
 	case p.MaxStream == 0:
 		p.MaxStream = backendMax

@@ -220,7 +220,9 @@ func TestDeliberateDifferences(t *testing.T) {
 	tr := makeTree(t)
 	outside := testenv.TempDir(t)
 	must(t, os.WriteFile(outside+"/secret.com", []byte(testenv.EICAR), 0o644))
-	must(t, os.Symlink(tr.path("eicar.com"), tr.path("link_in")))
+	must(t, os.Symlink("eicar.com", tr.path("link_in")))
+	must(t, os.Symlink("/eicar.com", tr.path("link_chroot")))
+	must(t, os.Symlink(tr.path("eicar.com"), tr.path("link_host")))
 	must(t, os.Symlink(outside+"/secret.com", tr.path("link_out")))
 	gwUnix, _ := gatewayFor(t, clamd, fmt.Sprintf(`roots = [%q]`, tr.Root))
 	ask := func(addr, line string) string { return string(exchange(t, "unix", addr, raw("z"+line+"\x00"))) }
@@ -233,9 +235,17 @@ func TestDeliberateDifferences(t *testing.T) {
 	if got, want := ask(gwUnix, "SCAN "+tr.path("link_in")), tr.path("link_in")+": "+testenv.EicarThreat+" FOUND\x00"; got != want {
 		t.Errorf("gateway on symlink inside root: %q, want %q", got, want)
 	}
-	// A symlink leading out of the roots is refused, not followed.
-	if got := ask(gwUnix, "SCAN "+tr.path("link_out")); !strings.Contains(got, "Access denied") || !strings.HasSuffix(got, "ERROR\x00") {
-		t.Errorf("gateway on symlink out of root: %q", got)
+	// An absolute symlink is resolved as if the root were "/": it names a
+	// file inside the root, never the host's file of that name.
+	if got, want := ask(gwUnix, "SCAN "+tr.path("link_chroot")), tr.path("link_chroot")+": "+testenv.EicarThreat+" FOUND\x00"; got != want {
+		t.Errorf("gateway on absolute symlink: %q, want %q", got, want)
+	}
+	// A symlink leading out of the roots is refused, not followed; so is
+	// one naming the root by its host path (inside the root, no such file).
+	for _, link := range []string{"link_out", "link_host"} {
+		if got := ask(gwUnix, "SCAN "+tr.path(link)); !strings.Contains(got, "Access denied") || !strings.HasSuffix(got, "ERROR\x00") {
+			t.Errorf("gateway on %s: %q", link, got)
+		}
 	}
 	// FILDES has no all-match mode, so ALLMATCHSCAN reports each file's first match.
 	clamdAll := ask(clamd.Socket, "ALLMATCHSCAN "+tr.path("marked.com"))

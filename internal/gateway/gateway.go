@@ -28,6 +28,10 @@ import (
 // Run serves until ctx is cancelled, then stops accepting, lets running
 // requests finish for the configured grace period, and returns.
 func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
+	if err := openRoots(cfg, log); err != nil {
+		return err
+	}
+	defer closeRoots(cfg)
 	eng, addrs, err := prepareEngine(cfg, log)
 	if err != nil {
 		return err
@@ -118,6 +122,33 @@ func pathScans(cfg *config.Config) bool {
 		}
 	}
 	return false
+}
+
+// openRoots opens every policy's roots once, for the gateway's life: a
+// request never opens a root by its path again, so renaming a root away
+// changes nothing for the running gateway.
+func openRoots(cfg *config.Config, log *slog.Logger) error {
+	if warning := policy.HardlinkWarning(); warning != "" && pathScans(cfg) {
+		log.Warn(warning)
+	}
+	for _, p := range cfg.Policies {
+		if err := p.OpenRoots(); err != nil {
+			closeRoots(cfg)
+			return err
+		}
+		for _, r := range p.OpenedRoots() {
+			if r.Writable != "" {
+				log.Warn("root below a directory another user can write, accepted by allow_writable_root_ancestors", "policy", p.Name, "root", r.Path, "why", r.Writable)
+			}
+		}
+	}
+	return nil
+}
+
+func closeRoots(cfg *config.Config) {
+	for _, p := range cfg.Policies {
+		p.CloseRoots()
+	}
 }
 
 func announceDatabase(log *slog.Logger, eng *engine.Engine) {

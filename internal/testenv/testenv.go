@@ -226,6 +226,13 @@ func StartGateway(t testing.TB, cfg *config.Config) *Gateway {
 				c.Close()
 				break
 			}
+			select {
+			case err := <-g.done: // refused to start: say why
+				g.stop = nil
+				cancel()
+				t.Fatalf("gateway did not start: %v", err)
+			default:
+			}
 			if time.Now().After(deadline) {
 				t.Fatalf("gateway listener %s not up: %v", l.Address, err)
 			}
