@@ -28,15 +28,15 @@ import (
 	"clamgate/internal/testenv"
 )
 
-// attacker is the unprivileged local user the attacks run as.
-type attacker struct {
+// localUser is the unprivileged local user the confinement attacks run as.
+type localUser struct {
 	uid, gid int
 	bin      string // a copy of this test binary it can execute, as its client
 }
 
 const attackerName = "cgconfine"
 
-func newAttacker(t *testing.T) attacker {
+func newAttacker(t *testing.T) localUser {
 	t.Helper()
 	needRoot(t)
 	if _, err := user.Lookup(attackerName); err != nil {
@@ -57,11 +57,11 @@ func newAttacker(t *testing.T) attacker {
 	src, err := os.ReadFile(self)
 	noErr(t, err)
 	noErr(t, os.WriteFile(bin, src, 0o755))
-	return attacker{uid: uid, gid: gid, bin: bin}
+	return localUser{uid: uid, gid: gid, bin: bin}
 }
 
 // dir makes a directory owned by the attacker.
-func (a attacker) dir(t *testing.T, p string) string {
+func (a localUser) dir(t *testing.T, p string) string {
 	t.Helper()
 	must(t, os.MkdirAll(p, 0o755))
 	must(t, os.Chown(p, a.uid, a.gid))
@@ -70,14 +70,14 @@ func (a attacker) dir(t *testing.T, p string) string {
 
 // client returns the shell words that make the attacker's client send one
 // command (and, for FILDES, pass a descriptor of fdPath opened fdMode).
-func (a attacker) client(sock, command, fdPath, fdMode string) string {
+func (a localUser) client(sock, command, fdPath, fdMode string) string {
 	return fmt.Sprintf("exec env CONFINE_SOCK=%q CONFINE_CMD=%q CONFINE_FD=%q CONFINE_FD_MODE=%q %s -test.run='^TestConfineClient$'",
 		sock, command, fdPath, fdMode, a.bin)
 }
 
 // run runs a shell script as the attacker and returns the gateway's reply
 // its client printed.
-func (a attacker) run(t *testing.T, wrap []string, script string) string {
+func (a localUser) run(t *testing.T, wrap []string, script string) string {
 	t.Helper()
 	args := append(append(wrap, "sh", "-c"), script)
 	res := runClient(t, runOpts{asUID: a.uid, asGID: a.gid}, args[0], args[1:]...)
