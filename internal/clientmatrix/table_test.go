@@ -19,26 +19,27 @@ const (
 	readmeEnd   = "<!-- client-matrix:end -->\n"
 )
 
-// marks are the table's symbols for each status.
-var marks = map[string]string{
-	statusSame:          "✓",
-	statusSameError:     "✓ error on both",
-	statusLimit:         "✓ error",
-	statusSameStats:     "✓ +DATABASE",
-	statusRefused:       "✓ refused",
-	statusRefusedUnseen: "✓ refused, unseen",
-	statusDiffers:       "✗ differs",
-	statusCleanEICAR:    "✗ CLEAN FOR EICAR",
+// marks are the table's symbol and note for each status.
+var marks = map[string][2]string{
+	statusSame:          {"✓", ""},
+	statusSameError:     {"✓", "error with both"},
+	statusLimit:         {"✓", "error"},
+	statusRefused:       {"✓", "refused"},
+	statusRefusedUnseen: {"✓", "refused, unseen"},
+	statusDiffers:       {"✗", "differs"},
+	statusCleanEICAR:    {"✗", "CLEAN FOR EICAR"},
 }
 
-const legend = `✓: the call returns through clamgate what it returns from clamd (same database, same files).
-✓ error on both: the client fails the same way with clamd (a command clamd 1.4 no longer knows, a bug of the client).
-✓ error (over-limit stream): an error with both; its text varies even with clamd alone, which closes while the client still writes.
-✓ +DATABASE: the same, and clamgate's STATS carries its extra DATABASE line.
-✓ refused: clamd executes it; clamgate refuses it (admin only) and the client reports the error.
-✓ refused, unseen: clamgate refuses it, but the client does not read the reply, so it returns what it returns from clamd.
-✗: clamgate and clamd differ, or a call on EICAR returned clean; the test fails.
-A blank cell: the client offers no such call.
+const legend = `- ✓: the call returns through clamgate what it returns from clamd (same database, same files).
+- error with both: the client fails the same way with clamd alone (a command clamd 1.4 no longer
+  knows, or a bug of the client).
+- error (over-limit stream): an error with both; its text varies even with clamd alone, which closes
+  while the client is still writing.
+- refused: clamd executes it; clamgate refuses it (admin only) and the client reports the error.
+- refused, unseen: clamgate refuses it, but the client does not read the reply and returns what it
+  returns from clamd; clamd's PING afterwards shows the refusal.
+- ✗: clamgate and clamd differ, or a call on EICAR returned clean; the test fails.
+- a blank cell: the client offers no such call.
 `
 
 // renderTable derives the table (operations × clients) from the cells.
@@ -59,7 +60,12 @@ func renderTable(clients []client, cols []column) string {
 				continue
 			}
 			offered = true
-			row += fmt.Sprintf(" %s `%s` |", marks[c.status], c.call)
+			mark := marks[c.status]
+			row += fmt.Sprintf(" %s `%s`", mark[0], c.call)
+			if mark[1] != "" {
+				row += ": " + mark[1]
+			}
+			row += " |"
 		}
 		if offered {
 			b.WriteString(row + "\n")
