@@ -108,8 +108,10 @@ func replaceSection(readme []byte, table string) ([]byte, error) {
 		return nil, fmt.Errorf("%s has no %q ... %q section", readmePath, strings.TrimSpace(readmeBegin), strings.TrimSpace(readmeEnd))
 	}
 	var out bytes.Buffer
+	// Blank lines around the table keep Markdown from joining it to the
+	// comments.
 	out.Write(readme[:begin+len(readmeBegin)])
-	out.WriteString(table)
+	out.WriteString("\n" + table + "\n")
 	out.Write(readme[end:])
 	return out.Bytes(), nil
 }
