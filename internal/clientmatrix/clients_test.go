@@ -170,19 +170,25 @@ func installNodeModules() (modules, skip string, err error) {
 	// npm ci installs exactly the locked versions, and no install scripts run.
 	out, err := exec.CommandContext(ctx, "npm", "ci", "--ignore-scripts", "--no-audit", "--no-fund", "--prefix", dir).CombinedOutput()
 	if err != nil {
-		for _, s := range npmRegistryDown {
-			if strings.Contains(string(out), s) {
-				return "", "npm registry unreachable, npm clients not tested: " + lastLine(out), nil
-			}
+		if line := registryDownLine(out); line != "" {
+			return "", "npm registry unreachable, npm clients not tested: " + line, nil
 		}
 		return "", "", errors.New("npm ci: " + err.Error() + "\n" + string(out))
 	}
 	return modules, "", nil
 }
 
-func lastLine(b []byte) string {
-	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-	return lines[len(lines)-1]
+// registryDownLine is the line of npm's output that says the registry
+// could not be reached, or "".
+func registryDownLine(out []byte) string {
+	for line := range strings.Lines(string(out)) {
+		for _, s := range npmRegistryDown {
+			if strings.Contains(line, s) {
+				return strings.TrimSpace(line)
+			}
+		}
+	}
+	return ""
 }
 
 func needNode(t *testing.T) {
