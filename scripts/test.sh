@@ -13,6 +13,9 @@ go test -count=1 -timeout 15m ./...
 go test -race -count=1 -timeout 10m ./internal/scan/ ./internal/clamdproto/ ./internal/icap/ \
   ./internal/milter/ ./internal/sigdb/ ./internal/policy/ ./internal/listen/ ./internal/clamd/
 
+# The Debian package: built, lintian-clean, installed, verified, purged.
+bash scripts/test-package.sh
+
 # Every fuzz target of every package (each parser of client bytes has one).
 fuzztime=${FUZZTIME:-10s}
 grep -rl --include='*_test.go' '^func Fuzz' internal | while read -r file; do

@@ -38,8 +38,11 @@ type Client struct {
 	// PassStreams sends streams as descriptors (FILDES of a memfd or of a
 	// spooled file): for a local clamd backend, not for a gateway.
 	PassStreams bool
-	SpoolDir    string    // for spooled streams; "" = $TMPDIR
-	bufs        sync.Pool // *[]byte stream buffers
+	SpoolDir    string // for spooled streams; "" = $TMPDIR
+	// Dial connects; nil is a net.Dialer. doctor sets its own, so that its
+	// checks can run against a fake host.
+	Dial func(ctx context.Context, network, address string) (net.Conn, error)
+	bufs sync.Pool // *[]byte stream buffers
 }
 
 // ParseAddr splits "unix:/path" or "tcp:host:port" into network and address.
@@ -77,8 +80,11 @@ func (c *Client) dial(ctx context.Context) (net.Conn, func(), error) {
 	if _, ok := ctx.Deadline(); !ok && c.Timeout > 0 {
 		ctx, cancel = context.WithTimeout(ctx, c.Timeout)
 	}
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, c.Network, c.Address)
+	dial := c.Dial
+	if dial == nil {
+		dial = (&net.Dialer{}).DialContext
+	}
+	conn, err := dial(ctx, c.Network, c.Address)
 	if err != nil {
 		cancel()
 		return nil, nil, &UnavailableError{err}

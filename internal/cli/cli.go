@@ -12,13 +12,11 @@ import (
 	"runtime/debug"
 	"strings"
 
+	"clamgate/internal/buildinfo"
 	"clamgate/internal/config"
 	"clamgate/internal/gateway"
 	"clamgate/internal/milter"
 )
-
-// Version is set at build time with -ldflags "-X clamgate/internal/cli.Version=...".
-var Version = "dev"
 
 const usage = `clamgate: one hardened clamd gateway for every local ClamAV client
 
@@ -34,6 +32,7 @@ usage:
   clamgate db [--dir /var/lib/clamav] [--clamd ADDR] [--max-age 24h] [--json]
   clamgate doctor [--json] [--config FILE] [--root DIR]
   clamgate deploy plan|apply|rollback [--root DIR] [--config FILE] [--image REF] [--allow-moving-tag]
+  clamgate config check|show [--config FILE]
   clamgate version
 `
 
@@ -54,8 +53,12 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return doctorCmd(ctx, args[1:], stdout, stderr)
 	case "deploy":
 		return deployCmd(ctx, args[1:], stdout, stderr)
+	case "config":
+		return configCmd(ctx, args[1:], stdout, stderr)
+	case "manual":
+		return manualCmd(ctx, args[1:], stdout, stderr)
 	case "version", "--version":
-		fmt.Fprintln(stdout, "clamgate", Version)
+		fmt.Fprint(stdout, buildinfo.Read())
 		return 0
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
@@ -104,7 +107,7 @@ func serveCmd(ctx context.Context, args []string, stderr io.Writer) int {
 	// Process-wide, so set here, once, and not by the gateway (which tests
 	// start many times).
 	milter.RouteLibraryLog(log)
-	log.Info("clamgate starting", "version", Version, "listeners", len(cfg.Listeners), "policies", cfg.PolicyNames())
+	log.Info("clamgate starting", "version", buildinfo.Read().Version(), "listeners", len(cfg.Listeners), "policies", cfg.PolicyNames())
 	if err := gateway.Run(ctx, cfg, log); err != nil {
 		log.Error("clamgate stopped", "err", err)
 		return 1

@@ -93,6 +93,7 @@ func FromFlags(fl Flags) (*Config, error) {
 	}
 	v := validator{file: "flags", lines: map[string]int{}}
 	cfg := v.build(f)
+	cfg.file, cfg.lines = v.file, v.lines
 	if err := v.result(); err != nil {
 		return nil, err
 	}

@@ -34,6 +34,59 @@ func commandCases() []diffCase {
 	return cases
 }
 
+// bareCases are unprefixed commands sent the way npm clamscan sends them:
+// one packet, no newline, the connection left open for the reply. clamd
+// takes one packet as the whole command.
+func bareCases() []diffCase {
+	later := func(s string) step { return step{Data: []byte(s), Delay: 100 * time.Millisecond} }
+	cases := []diffCase{
+		{name: "bare packet PING", steps: func(tree) []step { return []step{raw("PING")} }},
+		{name: "bare packet VERSION", steps: func(tree) []step { return []step{raw("VERSION")} }},
+		{name: "bare packet PING then more later", steps: func(tree) []step { return []step{raw("PING"), later("PING\n")} }},
+		{name: "bare packet split", steps: func(tree) []step { return []step{raw("PI"), later("NG")} }},
+		{name: "bare packet split with newline", steps: func(tree) []step { return []step{raw("VERS"), later("ION\n")} }},
+		{name: "bare packet two lines", steps: func(tree) []step { return []step{raw("PING\nVERSION\n")} }},
+		{name: "bare packet CRLF", steps: func(tree) []step { return []step{raw("VERSION\r\n")} }},
+		{name: "bare packet NUL inside", steps: func(tree) []step { return []step{raw("PING\x00x")} }},
+		{name: "bare packet newline first", steps: func(tree) []step { return []step{raw("\nPING")} }},
+		{name: "bare packet SCAN split", steps: func(tr tree) []step {
+			p := tr.path("eicar.com")
+			return []step{raw("SCAN " + p[:len(p)-4]), later(p[len(p)-4:])}
+		}},
+	}
+	// Bytes after a command in the same packet: clamd answers a scan with
+	// an error first. (Not tested where clamd races itself and may lose
+	// the error: STATS, a path that does not exist.)
+	for _, tc := range []struct{ name, req, target string }{
+		{"zSCAN", "zSCAN %s\x00x", "eicar.com"}, {"nCONTSCAN", "nCONTSCAN %s\nx", "dir"},
+		{"bare SCAN", "SCAN %s\n\n", "eicar.com"}, {"bare SCAN then PING", "SCAN %s\nPING", "eicar.com"},
+		{"zMULTISCAN", "zMULTISCAN %s\x00zPING\x00", "clean.txt"}, {"bare SCAN CRLF", "SCAN %s\r\n", "eicar.com"},
+	} {
+		cases = append(cases, diffCase{
+			name:      "garbage after " + tc.name,
+			steps:     func(tr tree) []step { return []step{raw(fmt.Sprintf(tc.req, tr.path(tc.target)))} },
+			sortLines: tc.name == "zMULTISCAN",
+		})
+	}
+	for _, req := range []string{"zPING\x00x", "PING\n\n", "zVERSION\x00x", "zINSTREAM\x00\x00\x00\x00\x00x"} {
+		cases = append(cases, diffCase{name: fmt.Sprintf("garbage after %q", req), steps: func(tree) []step { return []step{raw(req)} }})
+	}
+	for _, verb := range []string{"SCAN", "CONTSCAN", "MULTISCAN"} {
+		for _, target := range []string{"eicar.com", "clean.txt", "dir", "nope.txt"} {
+			cases = append(cases, diffCase{
+				name:      fmt.Sprintf("bare packet %s %s", verb, target),
+				steps:     func(tr tree) []step { return []step{raw(verb + " " + tr.path(target))} },
+				sortLines: verb == "MULTISCAN",
+			}, diffCase{
+				name:      fmt.Sprintf("bare packet %s %s then more later", verb, target),
+				steps:     func(tr tree) []step { return []step{raw(verb + " " + tr.path(target)), later("PING\n")} },
+				sortLines: verb == "MULTISCAN",
+			})
+		}
+	}
+	return cases
+}
+
 func pathCases() []diffCase {
 	var cases []diffCase
 	targets := []string{"clean.txt", "eicar.com", "dir", "dir/", "cleandir", "emptydir", "nope.txt",
@@ -138,7 +191,7 @@ func TestDifferential(t *testing.T) {
 	tr := makeTree(t)
 	gwUnix, gwTCP := gatewayFor(t, clamd, fmt.Sprintf(`roots = [%q]`, tr.Root))
 	var cases []diffCase
-	for _, group := range [][]diffCase{commandCases(), pathCases(), streamCases(), fildesCases(), sessionCases()} {
+	for _, group := range [][]diffCase{commandCases(), bareCases(), pathCases(), streamCases(), fildesCases(), sessionCases()} {
 		cases = append(cases, group...)
 	}
 	for _, tc := range cases {

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strconv"
 	"sync"
 	"time"
 
@@ -150,7 +151,8 @@ type front interface {
 }
 
 func newFronts(cfg *config.Config, log *slog.Logger, d *scan.Dispatcher, life *lifecycle) map[string]front {
-	cp := &clamdproto.Server{Dispatcher: d, Log: log, ReadTimeout: cfg.ReadTimeout}
+	cp := &clamdproto.Server{Dispatcher: d, Log: log, ReadTimeout: cfg.ReadTimeout,
+		CommandTimeout: cfg.CommandTimeout, StreamTimeout: cfg.StreamTimeout}
 	ic := &icap.Server{Dispatcher: d, Log: log, ReadTimeout: cfg.ReadTimeout, Settings: cfg.ICAP}
 	if life != nil {
 		cp.StatsExtra, ic.Tag = life.Stats, life.Tag
@@ -192,36 +194,10 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, listeners 
 	defer cancelConns()
 	var conns, accepts sync.WaitGroup
 	for _, l := range listeners {
-		pol := cfg.PolicyFor(l.cfg)
-		front := fronts[l.cfg.Protocol]
-		log.Info("listening", "address", l.cfg.Address, "protocol", l.cfg.Protocol, "policy", pol.Name, "mode", fmt.Sprintf("%04o", l.cfg.Mode))
-		slots := make(chan struct{}, l.cfg.MaxConnections)
-		accepts.Go(func() {
-			for {
-				c, err := l.Accept()
-				if err != nil {
-					if !errors.Is(err, net.ErrClosed) {
-						log.Error("accept", "address", l.cfg.Address, "err", err)
-						time.Sleep(10 * time.Millisecond) // EMFILE and the like: don't spin
-						continue
-					}
-					return
-				}
-				select {
-				case slots <- struct{}{}:
-				default:
-					// Every connection holds a goroutine and buffers: past the
-					// limit the gateway refuses rather than grows.
-					log.Warn("connection refused: listener at max_connections", "address", l.cfg.Address, "max_connections", l.cfg.MaxConnections)
-					c.Close()
-					continue
-				}
-				conns.Go(func() {
-					defer func() { c.Close(); <-slots }()
-					front.ServeConn(connCtx, ctx, c, pol, listen.PeerOf(c, l.cfg.Address))
-				})
-			}
-		})
+		a := &acceptor{l: l, pol: cfg.PolicyFor(l.cfg), front: fronts[l.cfg.Protocol], log: log,
+			slots: make(chan struct{}, l.cfg.MaxConnections), uids: newUIDSlots(l.cfg.MaxPerUID)}
+		log.Info("listening", "address", l.cfg.Address, "protocol", l.cfg.Protocol, "policy", a.pol.Name, "mode", fmt.Sprintf("%04o", l.cfg.Mode))
+		accepts.Go(func() { a.run(connCtx, ctx, &conns) })
 	}
 	<-ctx.Done()
 	log.Info("shutting down: no new connections", "grace", cfg.ShutdownGrace)
@@ -236,5 +212,78 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, listeners 
 		log.Warn("grace period over: aborting running requests")
 		cancelConns()
 		<-drained
+	}
+}
+
+// acceptor accepts one listener's connections and decides, from the
+// peer's identity alone and before reading any byte, what each may hold.
+type acceptor struct {
+	l     boundListener
+	pol   *policy.Policy
+	front front
+	log   *slog.Logger
+	slots chan struct{} // the listener's max_connections
+	uids  *uidSlots
+}
+
+func (a *acceptor) run(connCtx, drain context.Context, conns *sync.WaitGroup) {
+	for {
+		c, err := a.l.Accept()
+		if err != nil {
+			if !errors.Is(err, net.ErrClosed) {
+				a.log.Error("accept", "address", a.l.cfg.Address, "err", err)
+				time.Sleep(10 * time.Millisecond) // EMFILE and the like: don't spin
+				continue
+			}
+			return
+		}
+		peer := listen.PeerOf(c, a.l.cfg.Address)
+		if !a.uids.take(peer) {
+			a.log.Warn("connection refused: peer uid at max_connections_per_uid", "address", a.l.cfg.Address,
+				"peer", peer.String(), "max_connections_per_uid", a.l.cfg.MaxPerUID)
+			a.turnAway(c, "too many connections from uid "+strconv.FormatUint(uint64(peer.UID), 10))
+			continue
+		}
+		// A peer the policy refuses gets its refusal from the front, but
+		// takes none of the listener's connections: outsiders cannot fill
+		// it. Its uid's bound still applies.
+		allowed := a.pol.AllowPeer(peer) == nil
+		if allowed && !a.takeSlot() {
+			a.uids.release(peer)
+			a.log.Warn("connection refused: listener at max_connections", "address", a.l.cfg.Address, "max_connections", a.l.cfg.MaxConnections)
+			a.turnAway(c, "too many connections")
+			continue
+		}
+		conns.Go(func() {
+			defer func() {
+				c.Close()
+				a.uids.release(peer)
+				if allowed {
+					<-a.slots
+				}
+			}()
+			a.front.ServeConn(connCtx, drain, c, a.pol, peer)
+		})
+	}
+}
+
+// turnAway closes a connection the listener will not serve, telling the
+// client why when its front can say it without reading.
+func (a *acceptor) turnAway(c net.Conn, why string) {
+	if t, ok := a.front.(interface{ TurnAway(net.Conn, string) }); ok {
+		t.TurnAway(c, why)
+	}
+	c.Close()
+}
+
+// takeSlot reserves one of the listener's connections. Every connection
+// holds a goroutine and buffers: past the limit the gateway refuses rather
+// than grows.
+func (a *acceptor) takeSlot() bool {
+	select {
+	case a.slots <- struct{}{}:
+		return true
+	default:
+		return false
 	}
 }

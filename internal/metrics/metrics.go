@@ -23,6 +23,7 @@ import (
 	"net/http"
 	"time"
 
+	"clamgate/internal/buildinfo"
 	"clamgate/internal/scan"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -85,11 +86,23 @@ func New() *Metrics {
 		state: &stateCollector{now: time.Now},
 	}
 	m.reg.MustRegister(
+		buildInfo(buildinfo.Read()),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.scans, m.duration, m.wait, m.depth, m.bytes, m.state,
 	)
 	return m
+}
+
+// buildInfo is the usual constant-1 series whose labels say which build
+// runs, so that dashboards can join it and alerts can name the version.
+func buildInfo(i buildinfo.Info) prometheus.Collector {
+	g := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: namespace, Name: "build_info",
+		Help: "Always 1; the labels name the running build (module version, VCS revision, Debian package version, Go).",
+	}, []string{"version", "revision", "package", "goversion"})
+	g.WithLabelValues(i.Module, i.Revision, i.Package, i.GoVersion).Set(1)
+	return g
 }
 
 // Registry is for callers that add their own collectors or gather directly.
