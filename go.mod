@@ -12,6 +12,8 @@ require (
 	golang.org/x/sys v0.50.0
 )
 
+require github.com/dutchcoders/go-clamd v0.0.0-20170520113014-b970184f4d9e
+
 require (
 	github.com/aymanbagabas/go-udiff v0.4.1
 	github.com/beorn7/perks v1.0.1 // indirect

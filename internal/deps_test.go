@@ -55,6 +55,7 @@ internal/clamd      | -                                                         
 internal/sigdb      | -                                                                     | github.com/fsnotify/fsnotify                                                         | testenv
 internal/doctor     | clamd config deploy rss sigdb                                         | golang.org/x/sys                                                                     | testenv
 internal/deploy     | config                                                                | github.com/aymanbagabas/go-udiff github.com/coreos/go-systemd/v22 github.com/google/renameio/v2 github.com/pelletier/go-toml/v2 | clamd testenv
+internal/clientmatrix | -                                                                   | -                                                                                    | config testenv github.com/dutchcoders/go-clamd
 bench/benchenv      | clamd rss                                                             | -                                                                                    | -
 bench/up            | bench/benchenv clamd                                                  | -                                                                                    | -
 bench/gensigs       | -                                                                     | -                                                                                    | -

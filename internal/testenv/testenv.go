@@ -236,6 +236,14 @@ func StartGateway(t testing.TB, cfg *config.Config) *Gateway {
 			if time.Now().After(deadline) {
 				t.Fatalf("gateway listener %s not up: %v", l.Address, err)
 			}
+			select {
+			case err := <-g.done:
+				// Say why at once rather than after the deadline.
+				g.stop()
+				g.stop = nil
+				t.Fatalf("gateway exited at start: %v", err)
+			default:
+			}
 			time.Sleep(10 * time.Millisecond)
 		}
 	}
