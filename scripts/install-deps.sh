@@ -10,6 +10,9 @@ testing=(clamav-testfiles python3-pyclamd libclamav-client-perl amavisd-new acl 
 
 want=("${runtime[@]}")
 [[ "${1:-}" == "--test" ]] && want+=("${testing[@]}")
+# The client matrix drives npm's clamd clients: Debian's Node.js where the
+# machine has none of its own.
+if [[ "${1:-}" == "--test" ]] && ! command -v npm >/dev/null; then want+=(nodejs npm); fi
 
 missing=()
 for p in "${want[@]}"; do
