@@ -22,9 +22,10 @@ func (s *scheduler) reconfigure(o Options) []grant {
 	for _, c := range s.clients {
 		c.lim = s.limits(c.name)
 	}
-	if len(s.clients) > 0 {
-		s.credit = min(s.credit, s.clients[s.turn].lim.Weight)
+	if len(s.clients) == 0 {
+		return nil
 	}
+	s.credit = min(s.credit, s.clients[s.turn].lim.Weight)
 	// A larger capacity or concurrency may let waiting jobs start now.
 	return s.dispatch()
 }

@@ -14,6 +14,7 @@ func TestReconfigure(t *testing.T) {
 	b := newGateBackend()
 	q := &queueWatch{deepest: map[string]int{}}
 	d := NewDispatcher(b, slog.New(slog.DiscardHandler), Options{Capacity: 1, Observers: []Observer{q}})
+	d.Reconfigure(Options{Capacity: 1}) // before any client: nothing to dispatch
 	var wg sync.WaitGroup
 	submit(d, &wg, "first", nil)
 	waitRunning(t, b, 1)
