@@ -9,8 +9,10 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/signal"
 	"runtime/debug"
 	"strings"
+	"syscall"
 
 	"clamgate/internal/buildinfo"
 	"clamgate/internal/config"
@@ -108,7 +110,7 @@ func serveCmd(ctx context.Context, args []string, stderr io.Writer) int {
 	// start many times).
 	milter.RouteLibraryLog(log)
 	log.Info("clamgate starting", "version", buildinfo.Read().Version(), "listeners", len(cfg.Listeners), "policies", cfg.PolicyNames())
-	if err := gateway.Run(ctx, cfg, log); err != nil {
+	if err := gateway.Run(ctx, cfg, log, gateway.ReloadOn(hangups(ctx), reloadFrom(*cfgPath, fl, fs))); err != nil {
 		log.Error("clamgate stopped", "err", err)
 		return 1
 	}
@@ -141,6 +143,25 @@ func loadConfig(path string, fl config.Flags, fs *flag.FlagSet) (*config.Config,
 		}
 	})
 	return cfg, nil
+}
+
+// hangups delivers SIGHUP, the reload request (systemctl reload), while
+// ctx lasts; serve alone catches it, so that the other commands still end
+// on a hangup.
+func hangups(ctx context.Context) <-chan os.Signal {
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, syscall.SIGHUP)
+	context.AfterFunc(ctx, func() { signal.Stop(ch) })
+	return ch
+}
+
+// reloadFrom re-reads the configuration as serve first read it (log flags
+// included); nil in flags-only mode, where there is nothing to re-read.
+func reloadFrom(path string, fl config.Flags, fs *flag.FlagSet) func() (*config.Config, error) {
+	if path == "" {
+		return nil
+	}
+	return func() (*config.Config, error) { return loadConfig(path, fl, fs) }
 }
 
 func newLogger(w io.Writer, cfg *config.Config) *slog.Logger {
