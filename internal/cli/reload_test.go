@@ -1,14 +1,12 @@
 package cli
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -38,7 +36,7 @@ func TestServeReloadsOnSIGHUP(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, stop := context.WithCancel(context.Background())
-			var log syncBuffer
+			var log testenv.LogBuffer
 			done := make(chan int)
 			go func() { done <- Main(ctx, append([]string{"serve"}, tc.args...), &log, &log) }()
 			defer func() { stop(); <-done }()
@@ -68,22 +66,4 @@ func waitDial(t *testing.T, path string) {
 			t.Fatalf("%s does not answer: %v", path, err)
 		}
 	}
-}
-
-// syncBuffer is a log the gateway writes while the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -109,7 +109,7 @@ func (r *reloader) apply(next *config.Config) error {
 	r.running, r.fronts = next, c.fronts
 	r.tel.metrics.ConfigLoaded(time.Now(), weights(next), true)
 	r.log.Info("configuration reloaded", "listeners_added", c.added(), "listeners_removed", c.removed,
-		"listeners_rerouted", c.rerouted(), "needs_restart", restart)
+		"listeners_rerouted", c.rerouted(), "listeners_repermissioned", c.repermed, "needs_restart", restart)
 	return nil
 }
 
@@ -121,6 +121,9 @@ type change struct {
 	bound   []boundListener
 	reroute []config.Listener
 	removed []string
+	// repermed are kept listeners whose socket got a new mode, owner or
+	// group: their connections go on.
+	repermed []string
 }
 
 func (r *reloader) prepare(next *config.Config) (*change, error) {
@@ -152,6 +155,9 @@ func (r *reloader) prepare(next *config.Config) (*change, error) {
 			return undo(&config.Error{File: "listener", Key: l.Address, Msg: err.Error()})
 		}
 		repermed = append(repermed, l)
+		if l.Spec != old.Spec {
+			c.repermed = append(c.repermed, l.Address)
+		}
 		if r.rerouted(old, l, next, c.fronts) {
 			c.reroute = append(c.reroute, l)
 		}
@@ -163,8 +169,10 @@ func (r *reloader) prepare(next *config.Config) (*change, error) {
 }
 
 // rerouted reports whether a kept listener serves differently under next:
-// then its connections are retired.
+// then its connections are retired. New socket rights alone are not a
+// reason: like a file's, they are checked when a client opens it.
 func (r *reloader) rerouted(old, l config.Listener, next *config.Config, fronts map[string]front) bool {
+	old.Mode, old.UID, old.GID = l.Mode, l.UID, l.GID
 	return old != l || r.fronts[old.Protocol] != fronts[l.Protocol] ||
 		!sameRules(r.running.PolicyFor(old), next.PolicyFor(l))
 }
