@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -20,6 +21,9 @@ type configMetrics struct {
 	lastSuccess prometheus.Gauge
 	lastOK      prometheus.Gauge
 	weight      *prometheus.GaugeVec
+
+	mu      sync.Mutex
+	clients map[string]int // the weights set last
 }
 
 func newConfigMetrics() *configMetrics {
@@ -51,21 +55,30 @@ func (c *configMetrics) collectors() []prometheus.Collector {
 }
 
 // ConfigLoaded records the configuration in force: at start (reload
-// false), or after a reload applied.
+// false), or after a reload applied. The reload is counted last, so that a
+// scrape that sees it also sees the new weights.
 func (m *Metrics) ConfigLoaded(at time.Time, weights map[string]int, reload bool) {
-	if reload {
-		m.config.reloads.WithLabelValues(ReloadOK).Inc()
-	}
-	m.config.lastSuccess.Set(float64(at.UnixNano()) / 1e9)
-	m.config.lastOK.Set(1)
-	m.config.weight.Reset()
+	c := m.config
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	for name, w := range weights {
-		m.config.weight.WithLabelValues(name).Set(float64(max(w, 1))) // 0 means 1
+		c.weight.WithLabelValues(name).Set(float64(max(w, 1))) // 0 means 1
+	}
+	for name := range c.clients {
+		if _, ok := weights[name]; !ok {
+			c.weight.DeleteLabelValues(name)
+		}
+	}
+	c.clients = weights
+	c.lastSuccess.Set(float64(at.UnixNano()) / 1e9)
+	c.lastOK.Set(1)
+	if reload {
+		c.reloads.WithLabelValues(ReloadOK).Inc()
 	}
 }
 
 // ConfigRefused records a reload refused: the running configuration stays.
 func (m *Metrics) ConfigRefused() {
-	m.config.reloads.WithLabelValues(ReloadRefused).Inc()
 	m.config.lastOK.Set(0)
+	m.config.reloads.WithLabelValues(ReloadRefused).Inc() // last, as in ConfigLoaded
 }
