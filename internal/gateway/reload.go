@@ -107,9 +107,9 @@ func (r *reloader) apply(next *config.Config) error {
 	r.srv.setGrace(next.ShutdownGrace)
 	c.commit(r.srv, next)
 	r.running, r.fronts = next, c.fronts
-	r.tel.metrics.ConfigLoaded(time.Now(), weights(next), true)
 	r.log.Info("configuration reloaded", "listeners_added", c.added(), "listeners_removed", c.removed,
 		"listeners_rerouted", c.rerouted(), "listeners_repermissioned", c.repermed, "needs_restart", restart)
+	r.tel.metrics.ConfigLoaded(time.Now(), weights(next), true)
 	return nil
 }
 
