@@ -95,6 +95,7 @@ func errorList(err error) []error {
 }
 
 func (r *reloader) apply(next *config.Config) error {
+	start := time.Now()
 	restart := config.KeepRestartOnly(r.running, next)
 	c, err := r.prepare(next)
 	if err != nil {
@@ -108,7 +109,8 @@ func (r *reloader) apply(next *config.Config) error {
 	c.commit(r.srv, next)
 	r.running, r.fronts = next, c.fronts
 	r.log.Info("configuration reloaded", "listeners_added", c.added(), "listeners_removed", c.removed,
-		"listeners_rerouted", c.rerouted(), "listeners_repermissioned", c.repermed, "needs_restart", restart)
+		"listeners_rerouted", c.rerouted(), "listeners_repermissioned", c.repermed, "needs_restart", restart,
+		"took", time.Since(start).Round(time.Microsecond))
 	r.tel.metrics.ConfigLoaded(time.Now(), weights(next), true)
 	return nil
 }
