@@ -110,7 +110,9 @@ func serveCmd(ctx context.Context, args []string, stderr io.Writer) int {
 	// start many times).
 	milter.RouteLibraryLog(log)
 	log.Info("clamgate starting", "version", buildinfo.Read().Version(), "listeners", len(cfg.Listeners), "policies", cfg.PolicyNames())
-	if err := gateway.Run(ctx, cfg, log, gateway.ReloadOn(hangups(ctx), reloadFrom(*cfgPath, fl, fs))); err != nil {
+	hup := hangups()
+	defer signal.Stop(hup)
+	if err := gateway.Run(ctx, cfg, log, gateway.ReloadOn(hup, reloadFrom(*cfgPath, fl, fs))); err != nil {
 		log.Error("clamgate stopped", "err", err)
 		return 1
 	}
@@ -145,13 +147,13 @@ func loadConfig(path string, fl config.Flags, fs *flag.FlagSet) (*config.Config,
 	return cfg, nil
 }
 
-// hangups delivers SIGHUP, the reload request (systemctl reload), while
-// ctx lasts; serve alone catches it, so that the other commands still end
-// on a hangup.
-func hangups(ctx context.Context) <-chan os.Signal {
+// hangups delivers SIGHUP, the reload request (systemctl reload), until
+// signal.Stop; serve alone catches it, so that the other commands still
+// end on a hangup, and catches it until it returns, so that a reload
+// during the shutdown drain does not kill it.
+func hangups() chan os.Signal {
 	ch := make(chan os.Signal, 1)
 	signal.Notify(ch, syscall.SIGHUP)
-	context.AfterFunc(ctx, func() { signal.Stop(ch) })
 	return ch
 }
 
