@@ -9,8 +9,10 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/signal"
 	"runtime/debug"
 	"strings"
+	"syscall"
 
 	"clamgate/internal/buildinfo"
 	"clamgate/internal/config"
@@ -109,7 +111,9 @@ func serveCmd(ctx context.Context, args []string, stderr io.Writer) int {
 	// start many times).
 	milter.RouteLibraryLog(log)
 	log.Info("clamgate starting", "version", buildinfo.Read().Version(), "listeners", len(cfg.Listeners), "policies", cfg.PolicyNames())
-	if err := gateway.Run(ctx, cfg, log); err != nil {
+	hup := hangups()
+	defer signal.Stop(hup)
+	if err := gateway.Run(ctx, cfg, log, gateway.ReloadOn(hup, reloadFrom(*cfgPath, fl, fs))); err != nil {
 		log.Error("clamgate stopped", "err", err)
 		return 1
 	}
@@ -142,6 +146,25 @@ func loadConfig(path string, fl config.Flags, fs *flag.FlagSet) (*config.Config,
 		}
 	})
 	return cfg, nil
+}
+
+// hangups delivers SIGHUP, the reload request (systemctl reload), until
+// signal.Stop; serve alone catches it, so that the other commands still
+// end on a hangup, and catches it until it returns, so that a reload
+// during the shutdown drain does not kill it.
+func hangups() chan os.Signal {
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, syscall.SIGHUP)
+	return ch
+}
+
+// reloadFrom re-reads the configuration as serve first read it (log flags
+// included); nil in flags-only mode, where there is nothing to re-read.
+func reloadFrom(path string, fl config.Flags, fs *flag.FlagSet) func() (*config.Config, error) {
+	if path == "" {
+		return nil
+	}
+	return func() (*config.Config, error) { return loadConfig(path, fl, fs) }
 }
 
 func newLogger(w io.Writer, cfg *config.Config) *slog.Logger {

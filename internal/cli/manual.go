@@ -67,7 +67,7 @@ func commandPage(ctx context.Context) manual.Page {
 			{Heading: "Commands", Items: cmds},
 			{Heading: "Signals", Items: []manual.Item{
 				{Tag: "SIGTERM, SIGINT", Text: "serve stops accepting, closes idle connections at once and gives running requests shutdown_grace to finish."},
-				{Tag: "SIGHUP", Text: "serve re-reads its configuration file; a file with errors is refused, logged, and the running configuration kept."},
+				{Tag: "SIGHUP", Text: "serve re-reads its --config file (systemctl reload clamgate): policies, limits, weights, listeners, [icap], [milter], read_timeout and shutdown_grace apply to new requests, scans in progress finish under the old rules; backend, engine, database, log and audit settings and the http address are logged as needing a restart and keep their value. A file with errors is refused, each error logged, and the running configuration kept. Started with flags only, serve has nothing to re-read."},
 			}},
 			{Heading: "Files", Items: []manual.Item{
 				{Tag: deploy.GatewayConf, Text: "The configuration, see clamgate.toml(5)."},

@@ -60,10 +60,7 @@ func (v *validator) database(s databaseSection, eng *Engine) Database {
 func (v *validator) jobs(cfg *Config, b backendSection) {
 	cfg.MaxJobs = b.MaxJobs
 	if cfg.MaxJobs == 0 {
-		cfg.MaxJobs = 10 // clamd's default MaxThreads
-		if cfg.Engine != nil {
-			cfg.MaxJobs = cfg.Engine.MaxThreads
-		}
+		cfg.MaxJobs = defaultMaxJobs(cfg.Engine)
 	}
 	cfg.Reserve = 1
 	if b.Reserve != nil {
@@ -79,4 +76,12 @@ func (v *validator) jobs(cfg *Config, b backendSection) {
 	if cfg.MaxJobs < 1 || cfg.Reserve < 0 || cfg.Reserve >= cfg.MaxJobs {
 		v.fail("backend.max_jobs", "max_jobs must be at least 1 and reserve between 0 and max_jobs-1 (max_jobs %d, reserve %d)", cfg.MaxJobs, cfg.Reserve)
 	}
+}
+
+// defaultMaxJobs is the managed clamd's MaxThreads, else clamd's default.
+func defaultMaxJobs(eng *Engine) int {
+	if eng != nil {
+		return eng.MaxThreads
+	}
+	return 10
 }

@@ -51,6 +51,7 @@ type Metrics struct {
 	depth    *prometheus.GaugeVec
 	bytes    *prometheus.CounterVec
 	state    *stateCollector
+	config   *configMetrics
 }
 
 var _ scan.Observer = (*Metrics)(nil)
@@ -83,7 +84,8 @@ func New() *Metrics {
 			Namespace: namespace, Name: "scanned_bytes_total",
 			Help: "Bytes streamed to the engine, by client and protocol.",
 		}, []string{"client", "protocol"}),
-		state: &stateCollector{now: time.Now},
+		state:  &stateCollector{now: time.Now},
+		config: newConfigMetrics(),
 	}
 	m.reg.MustRegister(
 		buildInfo(buildinfo.Read()),
@@ -91,6 +93,7 @@ func New() *Metrics {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.scans, m.duration, m.wait, m.depth, m.bytes, m.state,
 	)
+	m.reg.MustRegister(m.config.collectors()...)
 	return m
 }
 

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -126,6 +127,17 @@ func (p *Policy) AllowCommand(name string) error {
 		return fmt.Errorf("Command %s is not allowed for client %s", name, p.Name)
 	}
 	return nil
+}
+
+// SameRules reports whether q enforces what p does at a front: the limits
+// the dispatcher applies by client name (concurrency, queue, wait, weight)
+// and the open root descriptors do not count.
+func (p *Policy) SameRules(q *Policy) bool {
+	x, y := *p, *q
+	for _, z := range []*Policy{&x, &y} {
+		z.MaxConcurrent, z.MaxQueue, z.MaxWait, z.Weight, z.open = 0, 0, 0, 0, nil
+	}
+	return reflect.DeepEqual(x, y)
 }
 
 // OpenRoots opens the policy's roots, once, for the gateway's life.

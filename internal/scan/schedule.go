@@ -99,11 +99,11 @@ func (s *scheduler) acquire(ctx context.Context, name string, since time.Time) e
 	}
 	w := &waiter{ch: make(chan struct{})}
 	c.waiting = append(c.waiting, w)
-	depth := len(c.waiting)
+	depth, maxWait := len(c.waiting), c.lim.MaxWait // lim changes on reconfigure
 	s.mu.Unlock()
 	s.notify(name, depth)
 
-	t := time.NewTimer(c.lim.MaxWait - time.Since(since))
+	t := time.NewTimer(maxWait - time.Since(since))
 	defer t.Stop()
 	select {
 	case <-w.ch:
@@ -112,7 +112,7 @@ func (s *scheduler) acquire(ctx context.Context, name string, since time.Time) e
 		if s.abandon(c, w) {
 			return nil
 		}
-		return &BusyError{Reason: fmt.Sprintf("no free engine slot within %s (max_wait)", c.lim.MaxWait)}
+		return &BusyError{Reason: fmt.Sprintf("no free engine slot within %s (max_wait)", maxWait)}
 	case <-ctx.Done():
 		if s.abandon(c, w) {
 			return nil

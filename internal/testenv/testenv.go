@@ -5,6 +5,7 @@
 package testenv
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -204,18 +205,19 @@ func FreePort(t testing.TB) string { return freePort(t) }
 // Gateway is the gateway running in-process for a test.
 type Gateway struct {
 	Cfg  *config.Config
+	Log  LogBuffer // what it logged so far
 	stop context.CancelFunc
 	done chan error
 }
 
 // StartGateway runs the gateway with cfg until the test ends, and waits
 // until every listener accepts connections.
-func StartGateway(t testing.TB, cfg *config.Config) *Gateway {
+func StartGateway(t testing.TB, cfg *config.Config, opts ...gateway.Option) *Gateway {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	g := &Gateway{Cfg: cfg, stop: cancel, done: make(chan error, 1)}
-	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	go func() { g.done <- gateway.Run(ctx, cfg, log) }()
+	log := slog.New(slog.NewTextHandler(io.MultiWriter(testWriter{t}, &g.Log), &slog.HandlerOptions{Level: slog.LevelDebug}))
+	go func() { g.done <- gateway.Run(ctx, cfg, log, opts...) }()
 	t.Cleanup(g.Stop)
 	for _, l := range cfg.Listeners {
 		network, addr, _ := strings.Cut(l.Address, ":")
@@ -258,6 +260,24 @@ func (g *Gateway) Stop() {
 	g.stop()
 	g.stop = nil
 	<-g.done
+}
+
+// LogBuffer keeps a log that one goroutine writes while another reads it.
+type LogBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *LogBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *LogBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 type testWriter struct{ t testing.TB }
