@@ -38,7 +38,7 @@ type Attack struct {
 var attacks = []Attack{
 	{Name: "icap-preview", What: "3 ICAP connections announce Preview: 2000000000 and send 1 MiB chunks without end",
 		Run: icapPreview, MaxRSS: 64 << 20, MaxFDs: 32},
-	{Name: "metrics-conns", What: "1000 keep-alive connections to /metrics (-metrics-conns)",
+	{Name: "metrics-conns", What: "keep-alive connections to /metrics, as many as -metrics-conns (5000; the test: 1000)",
 		Run: metricsConns, MaxRSS: 64 << 20, MaxFDs: 64},
 	{Name: "milter-announce", What: "200 milter connections negotiate, announce a 2 MiB packet, send 512 KiB of it and wait",
 		Run: milterAnnounce, MaxRSS: 64 << 20, MaxFDs: 256},
