@@ -234,3 +234,15 @@ func FuzzReadPreview(f *testing.F) {
 		}
 	})
 }
+
+// TestReadExactlyGrowsAsDataArrives: encapsulated headers announced as
+// 256 KiB but never sent cost what was sent, not what was announced.
+func TestReadExactlyGrowsAsDataArrives(t *testing.T) {
+	b, err := readExactly(strings.NewReader("HTTP/1.1 200 OK\r\n"), maxHTTPHeader)
+	if !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Fatalf("cut short: %v", err)
+	}
+	if cap(b) > 4<<10 {
+		t.Errorf("%d bytes held for 17 received", cap(b))
+	}
+}
