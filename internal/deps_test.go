@@ -42,7 +42,7 @@ internal/clamdproto | listen policy scan                                        
 internal/icap       | config listen policy scan                                             | -                                                                                    | connfuzz testenv
 internal/milter     | config policy scan                                                    | github.com/d--j/go-milter                                                            | connfuzz testenv
 internal/connfuzz   | policy                                                                | -                                                                                    | -
-internal/status     | listen                                                                | github.com/coreos/go-systemd/v22 golang.org/x/sys                                    | metrics scan
+internal/status     | listen                                                                | github.com/coreos/go-systemd/v22 golang.org/x/net golang.org/x/sys                   | metrics scan
 internal/metrics    | buildinfo rss scan                                                    | github.com/prometheus/client_golang                                                  | github.com/prometheus/common
 internal/config     | listen policy scan sigdb                                              | github.com/pelletier/go-toml/v2                                                      | -
 internal/listen     | policy                                                                | github.com/coreos/go-systemd/v22 golang.org/x/sys                                    | -
@@ -63,6 +63,7 @@ bench/instream      | bench/benchenv                                            
 bench/icap/load     | bench/benchenv                                                        | -                                                                                    | -
 bench/memory        | bench/benchenv clamd config                                           | -                                                                                    | -
 bench/milter        | bench/benchenv config                                                 | github.com/d--j/go-milter                                                            | -
+bench/attack        | bench/benchenv clamd rss                                              | -                                                                                    | -
 bench/neighbour     | bench/benchenv clamd config gateway                                   | -                                                                                    | -
 bench/reload        | bench/benchenv clamd config gateway rss                               | -                                                                                    | -
 `

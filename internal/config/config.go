@@ -56,6 +56,7 @@ type Config struct {
 	// HTTP serves /metrics, /healthz and /readyz: "tcp:127.0.0.1:9310"; "" = off.
 	HTTP                 string
 	HTTPAllowNonLoopback bool
+	HTTPMaxConnections   int // status connections served at once; more wait in the kernel's backlog
 	Listeners            []Listener
 	Policies             map[string]*policy.Policy
 	Database             Database
@@ -142,6 +143,7 @@ type serverSection struct {
 	Audit                *bool    `toml:"audit"`
 	HTTP                 string   `toml:"http"`
 	HTTPAllowNonLoopback bool     `toml:"http_allow_non_loopback"`
+	HTTPMaxConnections   int      `toml:"http_max_connections"`
 }
 
 type listenerSection struct {
@@ -298,6 +300,7 @@ func (v *validator) build(f *file) *Config {
 		Audit:                f.Server.Audit == nil || *f.Server.Audit,
 		HTTP:                 f.Server.HTTP,
 		HTTPAllowNonLoopback: f.Server.HTTPAllowNonLoopback,
+		HTTPMaxConnections:   f.Server.HTTPMaxConnections,
 		Policies:             map[string]*policy.Policy{},
 	}
 	v.checkServer(cfg)
@@ -336,6 +339,9 @@ func (v *validator) checkServer(cfg *Config) {
 		} else if err := listen.CheckTCP(address, cfg.HTTPAllowNonLoopback); err != nil {
 			v.fail("server.http", "%v", err)
 		}
+	}
+	if cfg.HTTPMaxConnections < 0 {
+		v.fail("server.http_max_connections", "must not be negative")
 	}
 	if !slices.Contains([]string{"debug", "info", "warn", "error"}, cfg.LogLevel) {
 		v.fail("server.log_level", "%q is not one of debug, info, warn, error", cfg.LogLevel)

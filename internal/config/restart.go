@@ -24,6 +24,7 @@ var restartOnly = []struct {
 	{"server.audit", func(c *Config) any { return &c.Audit }},
 	{"server.http", func(c *Config) any { return &c.HTTP }},
 	{"server.http_allow_non_loopback", func(c *Config) any { return &c.HTTPAllowNonLoopback }},
+	{"server.http_max_connections", func(c *Config) any { return &c.HTTPMaxConnections }},
 }
 
 // KeepRestartOnly gives next the running values of the settings that only
