@@ -37,7 +37,10 @@
 // database load, PING, VERSION, STATS, INSTREAM (EICAR, a 900 KB random
 // stream, every file of clamav-testfiles), FILDES (every file of
 // clamav-testfiles, archives included), SCAN and CONTSCAN of paths,
-// IDSESSION, RELOAD, SIGHUP, SIGUSR2, SIGTERM and SHUTDOWN; see
-// [Syscalls]. Anything else kills clamd (SIGSYS), which the engine logs
-// by name, rather than failing a scan in a way that could pass for clean.
+// IDSESSION, RELOAD, SIGHUP, SIGUSR2, SIGTERM and SHUTDOWN, both as the
+// clamav user and as root of a user namespace; see [Syscalls]. socket is
+// allowed for AF_UNIX only; connect and ioctl, which clamd tries but needs
+// not, fail with an errno ([Refused]). Anything else kills clamd (SIGSYS),
+// which the engine logs, rather than failing a scan in a way that could
+// pass for clean.
 package sandbox

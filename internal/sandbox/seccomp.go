@@ -20,6 +20,17 @@ var Traced = []string{
 	"sendto", "set_robust_list", "set_tid_address", "shutdown", "umask", "unlink", "write",
 }
 
+// TracedAsRoot are the calls clamd adds when it runs as root of a user
+// namespace (clamgate unprivileged): it hands its pid file to its User
+// (root by default).
+var TracedAsRoot = []string{"lchown"}
+
+// Refused are calls clamd makes but needs not, answered with an error
+// instead of a kill: glibc asks nscd for user names over a unix socket
+// before reading /etc/passwd (connect would reach any socket the user may
+// write to), and clamd asks whether stdout is a terminal.
+var Refused = map[string]unix.Errno{"connect": unix.EACCES, "ioctl": unix.ENOTTY}
+
 // Untraced are calls the trace did not hit but whose paths are ordinary
 // and harmless: glibc's sleeps, abort() and identity queries, the
 // variants glibc picks on other versions or architectures for the calls
@@ -42,7 +53,7 @@ func Syscalls() []string {
 		return nil
 	}
 	var names []string
-	for _, n := range slices.Concat(Traced, Untraced) {
+	for _, n := range slices.Concat(Traced, TracedAsRoot, Untraced) {
 		if _, ok := info.SyscallNames[n]; ok {
 			names = append(names, n)
 		}
@@ -51,17 +62,18 @@ func Syscalls() []string {
 }
 
 func policy() seccomp.Policy {
-	return seccomp.Policy{
-		DefaultAction: seccomp.ActionKillProcess,
-		Syscalls: []seccomp.SyscallGroup{{
-			Action: seccomp.ActionAllow,
-			Names:  Syscalls(),
-			NamesWithCondtions: []seccomp.NameWithConditions{{
-				Name:       "socket",
-				Conditions: seccomp.ArgumentConditions{{Argument: 0, Operation: seccomp.Equal, Value: unix.AF_UNIX}},
-			}},
+	groups := []seccomp.SyscallGroup{{
+		Action: seccomp.ActionAllow,
+		Names:  Syscalls(),
+		NamesWithCondtions: []seccomp.NameWithConditions{{
+			Name:       "socket",
+			Conditions: seccomp.ArgumentConditions{{Argument: 0, Operation: seccomp.Equal, Value: unix.AF_UNIX}},
 		}},
+	}}
+	for name, errno := range Refused {
+		groups = append(groups, seccomp.SyscallGroup{Action: seccomp.ActionErrno | seccomp.Action(errno), Names: []string{name}})
 	}
+	return seccomp.Policy{DefaultAction: seccomp.ActionKillProcess, Syscalls: groups}
 }
 
 // loadSeccomp filters this thread only: the others vanish at execve.
