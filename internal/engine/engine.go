@@ -24,8 +24,8 @@ import (
 
 	"clamgate/internal/clamd"
 	"clamgate/internal/config"
-	"clamgate/internal/deploy"
 	"clamgate/internal/sandbox"
+	"clamgate/internal/sigdb"
 )
 
 //go:embed testdb/*
@@ -108,16 +108,7 @@ func (e *Engine) Cgroup() string {
 
 // memoryMax caps clamd as deploy's unit and container are: twice the
 // loaded size estimated from the database on disk.
-func memoryMax(dir string) int64 {
-	var size int64
-	entries, _ := os.ReadDir(dir)
-	for _, ent := range entries {
-		if info, err := ent.Info(); err == nil && info.Mode().IsRegular() {
-			size += info.Size()
-		}
-	}
-	return deploy.SizeMemory(size).MaxMiB << 20
-}
+func memoryMax(dir string) int64 { return sigdb.SizeMemory(sigdb.DiskBytes(dir)).MaxMiB << 20 }
 
 // clamdEnv is the gateway's environment without systemd's notify socket
 // and watchdog, which are the gateway's: clamd must not answer on them.
