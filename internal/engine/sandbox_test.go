@@ -271,7 +271,7 @@ func readFirst(paths ...string) string {
 
 // shortTempDir keeps unix socket paths under 108 bytes and lets clamd's
 // user traverse to its state directory.
-func shortTempDir(t *testing.T) string {
+func shortTempDir(t testing.TB) string {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "cgsb")
 	if err != nil {
