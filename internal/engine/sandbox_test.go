@@ -21,16 +21,11 @@ import (
 
 	"clamgate/internal/clamd"
 	"clamgate/internal/config"
-	"clamgate/internal/sandbox"
 )
 
-// The test binary is also the sandbox helper (the engine re-executes its
-// own executable), and, for the unprivileged test, an engine run as
-// another user.
+// The test binary is also, for the unprivileged test, an engine run as
+// another user (and, through package sandbox's init, the helper).
 func TestMain(m *testing.M) {
-	if len(os.Args) > 1 && os.Args[1] == sandbox.HelperCommand {
-		os.Exit(sandbox.HelperMain(os.Stderr))
-	}
 	if dir := os.Getenv(unprivilegedEnv); dir != "" {
 		os.Exit(runEngineFor(dir))
 	}

@@ -10,7 +10,7 @@
 // bounding sets, Landlock, seccomp or rlimits for the child alone, and
 // applying them in the gateway itself would confine the gateway. So the
 // engine starts clamgate again (the hidden `clamgate engine-exec` command,
-// [HelperCommand]) in the new namespaces; that small helper locks itself to
+// [HelperCommand], caught in this package's init) in the new namespaces; that small helper locks itself to
 // one OS thread, applies the layers to that thread in an order where each
 // step still has the rights it needs (cgroup and rlimits while privileged,
 // the Landlock ruleset opened before dropping the user, the capability
