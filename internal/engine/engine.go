@@ -215,6 +215,13 @@ func (e *Engine) chownState() error {
 			return err
 		}
 	}
+	// A log and pid file left by a clamd that ran as root (before the
+	// sandbox, or under another user) would keep clamd from starting.
+	for _, name := range []string{"clamd.log", "clamd.pid"} {
+		if err := os.Chown(filepath.Join(e.cfg.StateDir, name), uid, gid); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+	}
 	return os.Chown(e.confPath(), 0, gid)
 }
 

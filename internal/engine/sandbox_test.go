@@ -49,6 +49,14 @@ func startSandboxed(t *testing.T) *sandboxed {
 	if err := writeTestDB(db); err != nil {
 		t.Fatal(err)
 	}
+	// The log of a clamd that ran as root, before the sandbox: clamd,
+	// now clamav, must still be able to append to it.
+	if err := os.MkdirAll(filepath.Join(dir, "state"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "state", "clamd.log"), []byte("from a root clamd\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	e := New(config.Engine{Clamd: "/usr/sbin/clamd", StateDir: filepath.Join(dir, "state"), Database: db,
 		MaxThreads: 2, StreamMaxLength: 1 << 20, Frugal: true}, slog.New(slog.NewTextHandler(testWriter{t}, nil)))
 	if err := e.Prepare(); err != nil {
