@@ -218,7 +218,10 @@ KeyringMode=private
 `
 )
 
-// GatewayUnitFile is clamgate.service. No RuntimeDirectory=: systemd
+// GatewayUnitFile is clamgate.service. postfix's socket directory is
+// optional in ReadWritePaths= ("-"): on a host without postfix it does not
+// exist, and systemd would not start the gateway (226/NAMESPACE, seen in
+// a booted Debian 12 with the unit engine). No RuntimeDirectory=: systemd
 // would chown /run/clamgate recursively to clamgate at every start, taking
 // the engine's and the clients' socket directories away from their owners;
 // tmpfiles.d creates them instead. No PrivateUsers=: in a user namespace
@@ -255,7 +258,7 @@ UMask=0077
 MemoryHigh=96M
 MemoryMax=128M
 TasksMax=512
-ReadWritePaths=/run/clamgate ` + PostfixSockDir + `
+ReadWritePaths=/run/clamgate -` + PostfixSockDir + `
 ` + confinement + net + `SystemCallFilter=@system-service
 SystemCallFilter=~@privileged @resources
 ` + lockdown + `
