@@ -75,6 +75,8 @@ func (p *Plan) engineChanges() []Change {
 // the same sandbox as clamgate.service (no capability, no network, a
 // read-only system, a system call allow list) around the host's clamd,
 // with the database read-only and the socket directory its only write.
+// An empty /var with only the database bound in hides the mail spools
+// and amavis's files, which clamd, given descriptors, never opens itself.
 func (e Engine) Unit() string {
 	var b strings.Builder
 	b.WriteString(header)
@@ -93,7 +95,8 @@ UMask=0007
 LimitCORE=0
 LimitNOFILE=16384
 TasksMax=128
-ReadOnlyPaths=%s
+TemporaryFileSystem=/var:ro
+BindReadOnlyPaths=%s
 ReadWritePaths=%s
 `, TmpfilesConf, ClamdBinary, ClamdConf, e.User, e.User, e.DBDir, EngineDir)
 	// @resources stays: clamd reads its limits (prlimit64) at start.
