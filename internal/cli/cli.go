@@ -15,7 +15,6 @@ import (
 	"clamgate/internal/config"
 	"clamgate/internal/gateway"
 	"clamgate/internal/milter"
-	"clamgate/internal/sandbox"
 )
 
 // Version is set at build time with -ldflags "-X clamgate/internal/cli.Version=...".
@@ -55,8 +54,6 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return doctorCmd(ctx, args[1:], stdout, stderr)
 	case "deploy":
 		return deployCmd(ctx, args[1:], stdout, stderr)
-	case sandbox.HelperCommand: // hidden: the managed engine's sandbox helper
-		return sandbox.HelperMain(stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "clamgate", Version)
 		return 0
