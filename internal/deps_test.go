@@ -36,7 +36,7 @@ package             | imports (internal)                                        
 cmd/clamgate        | cli                                                                   | -                                                                                    | -
 internal/cli        | buildinfo clamd config deploy doctor gateway manual milter scan sigdb | golang.org/x/sys                                                                     | testenv
 internal/gateway    | clamd clamdproto config engine icap listen metrics milter policy scan sigdb status | -                                                       | testenv golang.org/x/sys
-internal/engine     | clamd config scan                                                     | -                                                                                    | -
+internal/engine     | clamd config sandbox scan sigdb                                       | -                                                                                    | golang.org/x/sys
 internal/testenv    | clamd config engine gateway                                           | -                                                                                    | -
 internal/clamdproto | listen policy scan                                                    | golang.org/x/sys                                                                     | connfuzz
 internal/icap       | config listen policy scan                                             | -                                                                                    | connfuzz testenv
@@ -48,13 +48,14 @@ internal/config     | listen policy scan sigdb                                  
 internal/listen     | policy                                                                | github.com/coreos/go-systemd/v22 golang.org/x/sys                                    | -
 internal/scan       | -                                                                     | -                                                                                    | -
 internal/rss        | -                                                                     | -                                                                                    | -
+internal/sandbox    | -                                                                     | github.com/elastic/go-seccomp-bpf github.com/landlock-lsm/go-landlock golang.org/x/sys | -
 internal/buildinfo  | -                                                                     | -                                                                                    | -
 internal/manual     | -                                                                     | -                                                                                    | -
 internal/policy     | -                                                                     | golang.org/x/sys                                                                     | -
 internal/clamd      | -                                                                     | golang.org/x/sys                                                                     | -
 internal/sigdb      | -                                                                     | github.com/fsnotify/fsnotify                                                         | testenv
 internal/doctor     | clamd config deploy rss sigdb                                         | golang.org/x/sys                                                                     | testenv
-internal/deploy     | config                                                                | github.com/aymanbagabas/go-udiff github.com/coreos/go-systemd/v22 github.com/google/renameio/v2 github.com/pelletier/go-toml/v2 | clamd testenv
+internal/deploy     | config sigdb                                                          | github.com/aymanbagabas/go-udiff github.com/coreos/go-systemd/v22 github.com/google/renameio/v2 github.com/pelletier/go-toml/v2 | clamd testenv
 internal/clientmatrix | -                                                                   | -                                                                                    | config testenv github.com/dutchcoders/go-clamd
 bench/benchenv      | clamd rss                                                             | -                                                                                    | -
 bench/up            | bench/benchenv clamd                                                  | -                                                                                    | -

@@ -4,7 +4,7 @@
 set -euo pipefail
 
 runtime=(clamav-daemon clamav-freshclam clamdscan)
-testing=(clamav-testfiles python3-pyclamd libclamav-client-perl amavisd-new acl util-linux procps
+testing=(clamav-testfiles python3-pyclamd libclamav-client-perl amavisd-new acl util-linux procps iproute2
          c-icap libc-icap-mod-virus-scan squid
          miltertest postfix swaks clamav-milter podman runc uidmap lintian)
 

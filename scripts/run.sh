@@ -14,6 +14,7 @@ cat <<MSG
 
 clamgate is starting: clamd protocol on unix:$sock and tcp:127.0.0.1:3310,
 ICAP (service avscan) on tcp:127.0.0.1:1344, metrics and health on http://127.0.0.1:9310.
+Its clamd runs sandboxed by clamgate: user clamav, no capabilities, no network, Landlock, seccomp.
 In another terminal, scan the EICAR test string (exit code 1 = infected):
 
   printf '%s' 'X5O!P%@AP[4\PZX54(P^)7CC)7}\$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!\$H+H*' > /tmp/eicar.com

@@ -13,8 +13,8 @@ import (
 )
 
 const deployUsage = `usage:
-  clamgate deploy plan     [--root DIR] [--config FILE] [--image REF] [--allow-moving-tag]
-  clamgate deploy apply    [--root DIR] [--config FILE] [--image REF] [--allow-moving-tag]
+  clamgate deploy plan     [--root DIR] [--config FILE] [--engine container|unit] [--image REF] [--allow-moving-tag]
+  clamgate deploy apply    [--root DIR] [--config FILE] [--engine container|unit] [--image REF] [--allow-moving-tag]
   clamgate deploy rollback [--root DIR]
 `
 
@@ -31,6 +31,7 @@ func deployCmd(_ context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&opts.Root, "root", "/", "the host's root directory (a tree standing for it in tests and image builds)")
 	if sub != "rollback" {
 		fs.StringVar(&opts.Config, "config", "", "install this clamgate.toml instead of the generated one")
+		fs.StringVar(&opts.Engine, "engine", "", "how clamd runs: container (podman) or unit (a hardened systemd unit, no container runtime); default: container where podman is installed, else unit")
 		fs.StringVar(&opts.Image, "image", "", "engine image, pinned: NAME@sha256:... (default: "+deploy.UpstreamImage+")")
 		fs.BoolVar(&opts.AllowMovingTag, "allow-moving-tag", false, "accept an image reference that is a tag, not a digest")
 	}

@@ -8,11 +8,18 @@ import (
 )
 
 // TestDoctorAfterDeploy runs doctor offline on a host tree that deploy has
-// just written: the checks deploy is meant to satisfy must pass.
+// just written, with either engine: the checks deploy is meant to satisfy
+// must pass.
 func TestDoctorAfterDeploy(t *testing.T) {
+	for _, engine := range []string{"container", "unit"} {
+		t.Run(engine, func(t *testing.T) { doctorAfterDeploy(t, engine) })
+	}
+}
+
+func doctorAfterDeploy(t *testing.T, engine string) {
 	root := debianTree(t)
 	var out, errOut bytes.Buffer
-	if code := Main(context.Background(), []string{"deploy", "apply", "--root", root}, &out, &errOut); code != 0 {
+	if code := Main(context.Background(), []string{"deploy", "apply", "--root", root, "--engine", engine}, &out, &errOut); code != 0 {
 		t.Fatalf("deploy apply: %d\n%s%s", code, out.String(), errOut.String())
 	}
 	out.Reset()

@@ -93,7 +93,7 @@ type Engine struct {
 	Database        string // "" = /var/lib/clamav if it holds signatures, else the built-in test database
 	MaxThreads      int
 	StreamMaxLength int64
-	User            string // user clamd drops to; "" = the gateway's own
+	User            string // user clamd runs as; "" = clamav when the gateway is root, else the gateway's own
 	// Frugal runs clamd with ConcurrentDatabaseReload no: reloads keep one
 	// database in memory, and the gateway holds requests meanwhile.
 	Frugal bool

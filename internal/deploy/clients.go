@@ -37,7 +37,11 @@ func (c Clients) Names() []string {
 func GatewayTOML(h *Host, e Engine) string {
 	var b strings.Builder
 	b.WriteString(header)
-	fmt.Fprintf(&b, "[backend]\naddress = \"unix:%s\"   # the container's clamd, reachable by clamgate only\nstream_max_length = %q\nmax_jobs = %d\n", e.Socket(), streamMax, maxThreads)
+	which := "the container's"
+	if e.Kind == KindUnit {
+		which = "the unit's"
+	}
+	fmt.Fprintf(&b, "[backend]\naddress = \"unix:%s\"   # %s clamd, reachable by clamgate only\nstream_max_length = %q\nmax_jobs = %d\n", e.Socket(), which, streamMax, maxThreads)
 	// podman runs with --cgroups=split: the container is inside its unit's cgroup.
 	b.WriteString("cgroup = \"/sys/fs/cgroup/system.slice/clamgate-clamd.service\"   # engine memory metrics\n\n")
 	fmt.Fprintf(&b, "[database]\ndir = %q\nwatch = true\nreload = \"frugal\"   # clamd.conf has ConcurrentDatabaseReload no, SelfCheck 0, IdleTimeout 2\n\n", h.DBDir)

@@ -365,9 +365,7 @@ func systemUnits(t *testing.T, root string) {
 }
 
 func TestSystemdVerifyAndSecurity(t *testing.T) {
-	if _, err := exec.LookPath("systemd-analyze"); err != nil {
-		t.Skip("systemd-analyze is not installed")
-	}
+	requireSystemdAnalyze(t)
 	for _, host := range []string{"debian", "rocky"} {
 		root := fixture(t, host)
 		_, err := Apply(plan(t, root), time.Now(), quiet)
@@ -375,7 +373,7 @@ func TestSystemdVerifyAndSecurity(t *testing.T) {
 		stubs(t, root, GatewayUnit, EngineUnit)
 		systemUnits(t, root)
 		for _, u := range []string{"clamgate.service", "clamgate.socket", "clamgate-clamd.service"} {
-			out, err := exec.Command("systemd-analyze", "verify", "--man=no", "--root="+root, u).CombinedOutput()
+			out, err := execVerify(root, u)
 			if err != nil || len(bytes.TrimSpace(out)) > 0 {
 				t.Errorf("%s: systemd-analyze verify %s: %v\n%s", host, u, err, out)
 			}

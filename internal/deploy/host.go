@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"clamgate/internal/sigdb"
 )
 
 // unitDirs are searched in systemd's order of precedence; on a merged-/usr
@@ -51,7 +53,10 @@ type Host struct {
 	PostfixChroot      bool
 	SquidConf          string // squid.conf, "" without squid
 	ClamdUID, ClamdGID int    // the host's clamav user: the local image's clamd runs as it
+	ClamdUser          string // its name
 	HasBinary          bool   // /usr/local/bin/clamgate exists
+	HasPodman          bool   // /usr/bin/podman exists: the container engine is the default
+	AppArmorClamd      string // clamd's AppArmor profile, "" without one
 }
 
 // Inspect reads the host tree under root; it never writes.
@@ -70,11 +75,15 @@ func Inspect(root string) (*Host, error) {
 	h.PostfixCF = h.existing("/etc/postfix/main.cf")
 	h.PostfixChroot = smtpdChrooted(h.read("/etc/postfix/master.cf"))
 	h.SquidConf = h.existing("/etc/squid/squid.conf")
-	h.ClamdUID, h.ClamdGID = passwdIDs(h.read("/etc/passwd"), "clamav")
-	if h.ClamdUID < 0 { // RHEL's clamd runs as clamscan
-		h.ClamdUID, h.ClamdGID = passwdIDs(h.read("/etc/passwd"), "clamscan")
+	for _, name := range []string{"clamav", "clamscan"} { // RHEL's clamd runs as clamscan
+		if h.ClamdUID, h.ClamdGID = passwdIDs(h.read("/etc/passwd"), name); h.ClamdUID >= 0 {
+			h.ClamdUser = name
+			break
+		}
 	}
 	h.HasBinary = h.existing("/usr/local/bin/clamgate") != ""
+	h.HasPodman = h.existing("/usr/bin/podman") != ""
+	h.AppArmorClamd = h.existing(AppArmorProfile)
 	return h, nil
 }
 
@@ -263,19 +272,7 @@ func (h *Host) freshclam() *Unit {
 }
 
 // dbSize sums the signature files; freshclam's tmp.* downloads are not the database.
-func (h *Host) dbSize() int64 {
-	var n int64
-	entries, _ := os.ReadDir(h.P(h.DBDir))
-	for _, e := range entries {
-		if fi, err := e.Info(); err == nil && fi.Mode().IsRegular() && !strings.HasPrefix(e.Name(), "tmp.") {
-			switch path.Ext(e.Name()) {
-			case ".cvd", ".cld", ".cud", ".cdb", ".hdb", ".hsb", ".ndb", ".ldb", ".mdb", ".msb", ".ign2", ".fp", ".sfp", ".pdb", ".wdb", ".ftm", ".idb", ".cbc", ".yar", ".yara", ".gdb", ".crb", ".cat", ".info", ".ign":
-				n += fi.Size()
-			}
-		}
-	}
-	return n
-}
+func (h *Host) dbSize() int64 { return sigdb.DiskBytes(h.P(h.DBDir)) }
 
 var (
 	myHomeRE   = regexp.MustCompile(`(?m)^\s*\$MYHOME\s*=\s*['"]([^'"]+)['"]`)

@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path"
 	"slices"
 	"strings"
 
@@ -22,6 +23,10 @@ type Options struct {
 	Config         string // a clamgate.toml to install instead of the generated one
 	Image          string // "" = UpstreamImage
 	AllowMovingTag bool
+	// Engine is how clamd runs: KindContainer (podman) or KindUnit
+	// (a hardened systemd unit, no container runtime); "" = the container
+	// where the host has podman, else the unit.
+	Engine string
 }
 
 // Change is one path as it must be: a file's content or a symlink's target.
@@ -53,7 +58,14 @@ func Build(opts Options) (*Plan, error) {
 	if err != nil {
 		return nil, err
 	}
+	kind, err := engineKind(opts.Engine, h)
+	if err != nil {
+		return nil, err
+	}
 	p := &Plan{Host: h, Engine: NewEngine(img, h)}
+	if kind == KindUnit {
+		p.Engine = NewUnitEngine(h)
+	}
 	want, err := p.desired(opts)
 	if err != nil {
 		return nil, err
@@ -91,13 +103,12 @@ func (p *Plan) desired(opts Options) ([]Change, error) {
 	}
 	c := []Change{
 		file(GatewayUnit, GatewayUnitFile(len(tcp) > 0), "the gateway, hardened"),
-		file(EngineUnit, e.PlainUnit(), "the engine container, podman run"),
-		file(QuadletFile, e.Quadlet(), "the engine container, Quadlet"),
 		file(ClamdConf, e.ClamdConfFile(), "the engine's clamd.conf"),
 		file(GatewayConf, string(toml), "the gateway's configuration"),
 		file(TmpfilesConf, Tmpfiles(h, e), "socket directories and the amavis ACL"),
 		file(SysusersConf, Sysusers(), "the gateway's user"),
 	}
+	c = append(c, p.engineChanges()...)
 	if len(tcp) > 0 {
 		c = append(c, file(GatewaySocketUnit, GatewaySocketFile(tcp), "the gateway's TCP listeners, bound by systemd"))
 	}
@@ -155,6 +166,30 @@ func (p *Plan) notes(opts Options) {
 	h, e := p.Host, p.Engine
 	add := func(format string, a ...any) { p.Notes = append(p.Notes, fmt.Sprintf(format, a...)) }
 	add("host: %s family; clients detected: %s", h.Family, strings.Join(orNone(ClientsOf(h).Names()), ", "))
+	p.engineNotes(opts, add)
+	add("database: %s, %d bytes on disk -> MemoryHigh=%dM MemoryMax=%dM", h.DBDir, h.DBBytes, e.Mem.HighMiB, e.Mem.MaxMiB)
+	p.unitNotes(add)
+	for _, conf := range h.ClamdConf {
+		add("left in place: %s (the masked daemons' configuration; rollback needs it)", conf)
+	}
+	if !h.HasBinary {
+		add("note: %s does not exist yet: install clamgate there before starting clamgate.service", Binary)
+	}
+}
+
+func (p *Plan) engineNotes(opts Options, add func(string, ...any)) {
+	h, e := p.Host, p.Engine
+	if e.Kind == KindUnit {
+		why := "--engine unit"
+		if opts.Engine == "" {
+			why = "default: no podman on this host"
+		}
+		add("engine: unit %s (%s): %s runs as %d:%d under systemd's sandbox, no container runtime", path.Base(EngineUnit), why, ClamdBinary, e.UID, e.GID)
+		if h.existing(ClamdBinary) == "" {
+			add("note: %s does not exist: install clamav-daemon (its own units are masked)", ClamdBinary)
+		}
+		return
+	}
 	how := "upstream image: its entrypoint starts as root, so chown dac_override fowner setgid setuid are added back; clamd itself runs as uid 100"
 	if !e.Image.Upstream {
 		how = fmt.Sprintf("local image: clamd runs as %d:%d with no capability and a read-only root", e.UID, e.GID)
@@ -166,14 +201,6 @@ func (p *Plan) notes(opts Options) {
 	add("image: %s (%s); %s", e.Image.Ref, chosen, how)
 	if !e.Image.Pinned {
 		add("WARNING: image %s is a moving tag (--allow-moving-tag)", e.Image.Ref)
-	}
-	add("database: %s, %d bytes on disk -> MemoryHigh=%dM MemoryMax=%dM", h.DBDir, h.DBBytes, e.Mem.HighMiB, e.Mem.MaxMiB)
-	p.unitNotes(add)
-	for _, conf := range h.ClamdConf {
-		add("left in place: %s (the masked daemons' configuration; rollback needs it)", conf)
-	}
-	if !h.HasBinary {
-		add("note: %s does not exist yet: install clamgate there before starting clamgate.service", Binary)
 	}
 }
 
@@ -217,6 +244,9 @@ func nextSteps(p *Plan) []string {
 			names = append(names, u.Name)
 		}
 		s = append(s, "systemctl stop "+strings.Join(names, " "))
+	}
+	if p.Engine.Kind == KindUnit && p.Host.AppArmorClamd != "" {
+		s = append(s, "apparmor_parser -r "+AppArmorProfile+" (if AppArmor is enabled)")
 	}
 	s = append(s, "systemctl enable --now clamgate-clamd.service clamgate.service")
 	c := ClientsOf(p.Host)

@@ -31,8 +31,11 @@ const (
 
 const header = "# Written by `clamgate deploy apply`; `clamgate deploy rollback` removes it.\n"
 
-// Engine is how the container runs: derived from the image and the host.
+// Engine is how clamd runs, in a container or under its own unit: derived
+// from the image (container) and the host.
 type Engine struct {
+	Kind          string // KindContainer or KindUnit
+	User          string // the unit engine's clamd user
 	Image         Image
 	UID, GID      int    // the clamd process's (local image) or its socket directory owner (upstream: 100)
 	SocketInside  string // socket directory as the container sees it
@@ -43,7 +46,7 @@ type Engine struct {
 
 // NewEngine picks the container layout for an image on a host.
 func NewEngine(img Image, h *Host) Engine {
-	e := Engine{Image: img, UID: h.ClamdUID, GID: h.ClamdGID, SocketInside: "/run/clamd", DBDir: h.DBDir, Mem: SizeMemory(h.DBBytes)}
+	e := Engine{Kind: KindContainer, Image: img, UID: h.ClamdUID, GID: h.ClamdGID, SocketInside: "/run/clamd", DBDir: h.DBDir, Mem: SizeMemory(h.DBBytes)}
 	if img.Upstream {
 		// The upstream entrypoint waits for /tmp/clamd.sock and its clamd drops to uid 100.
 		e.UID, e.GID, e.SocketInside = 100, 101, "/tmp"
@@ -106,7 +109,7 @@ func (e Engine) ClamdConfFile() string {
 Foreground yes
 `)
 	fmt.Fprintf(&b, "LocalSocket %s/clamd.sock\nLocalSocketMode 660\nFixStaleSocket yes\n", e.SocketInside)
-	fmt.Fprintf(&b, "DatabaseDirectory %s\n", dbMount)
+	fmt.Fprintf(&b, "DatabaseDirectory %s\n", e.dbInside())
 	tmp := "/tmp"
 	if e.Image.Upstream {
 		b.WriteString("User clamav\n")
@@ -122,14 +125,7 @@ Foreground yes
 func (e Engine) PlainUnit() string {
 	var b strings.Builder
 	b.WriteString(header)
-	b.WriteString(`[Unit]
-Description=clamgate engine: one sandboxed clamd in a container (podman run)
-Documentation=man:clamd(8) man:podman-run(1)
-Before=clamgate.service
-`)
-	if e.FreshclamUnit != "" {
-		fmt.Fprintf(&b, "# freshclam stays on the host; the container only reads %s.\nWants=%s\n", e.DBDir, e.FreshclamUnit)
-	}
+	b.WriteString(e.unitHead("in a container (podman run)", "man:podman-run(1)", "freshclam stays on the host; the container only reads"))
 	fmt.Fprintf(&b, `
 [Service]
 Type=notify
@@ -145,8 +141,17 @@ TimeoutStartSec=600
 %s
 [Install]
 WantedBy=multi-user.target
-`, TmpfilesConf, strings.Join(e.PodmanArgs("%t/%n.ctr-id"), " \\\n\t"), e.Mem.directives())
+`, TmpfilesConf, strings.Join(e.PodmanArgs("%t/%n.ctr-id"), " \\\n\t"), memDirectives(e.Mem))
 	return b.String()
+}
+
+// unitHead is the [Unit] section of the engine's service.
+func (e Engine) unitHead(how, doc, freshclam string) string {
+	s := "[Unit]\nDescription=clamgate engine: one sandboxed clamd " + how + "\nDocumentation=man:clamd(8) " + doc + "\nBefore=clamgate.service\n"
+	if e.FreshclamUnit != "" {
+		s += fmt.Sprintf("# %s %s.\nWants=%s\n", freshclam, e.DBDir, e.FreshclamUnit)
+	}
+	return s
 }
 
 // Quadlet is the same container for podman 4.4 and later.
@@ -176,11 +181,47 @@ ContainerName=` + containerName + "\nImage=" + e.Image.Ref + "\n")
 	for _, v := range e.volumes() {
 		b.WriteString("Volume=" + v + "\n")
 	}
-	fmt.Fprintf(&b, "\n[Service]\nExecStartPre=/usr/bin/systemd-tmpfiles --create %s\nRestart=on-failure\nTimeoutStartSec=600\n%s", TmpfilesConf, e.Mem.directives())
+	fmt.Fprintf(&b, "\n[Service]\nExecStartPre=/usr/bin/systemd-tmpfiles --create %s\nRestart=on-failure\nTimeoutStartSec=600\n%s", TmpfilesConf, memDirectives(e.Mem))
 	return b.String()
 }
 
-// GatewayUnitFile is clamgate.service. No RuntimeDirectory=: systemd
+// confinement and lockdown are the sandbox both clamgate.service and the
+// unit engine get; each adds its network and system call lines between.
+const (
+	confinement = `ProtectSystem=strict
+ProtectHome=yes
+PrivateTmp=yes
+PrivateDevices=yes
+PrivateMounts=yes
+NoNewPrivileges=yes
+CapabilityBoundingSet=
+AmbientCapabilities=
+`
+	lockdown = `SystemCallArchitectures=native
+SystemCallErrorNumber=EPERM
+MemoryDenyWriteExecute=yes
+LockPersonality=yes
+RestrictNamespaces=yes
+RestrictRealtime=yes
+RestrictSUIDSGID=yes
+RemoveIPC=yes
+ProtectKernelTunables=yes
+ProtectKernelModules=yes
+ProtectKernelLogs=yes
+ProtectControlGroups=yes
+ProtectClock=yes
+ProtectHostname=yes
+ProtectProc=invisible
+ProcSubset=pid
+DevicePolicy=closed
+KeyringMode=private
+`
+)
+
+// GatewayUnitFile is clamgate.service. postfix's socket directory is
+// optional in ReadWritePaths= ("-"): on a host without postfix it does not
+// exist, and systemd would not start the gateway (226/NAMESPACE, seen in
+// a booted Debian 12 with the unit engine). No RuntimeDirectory=: systemd
 // would chown /run/clamgate recursively to clamgate at every start, taking
 // the engine's and the clients' socket directories away from their owners;
 // tmpfiles.d creates them instead. No PrivateUsers=: in a user namespace
@@ -217,36 +258,10 @@ UMask=0077
 MemoryHigh=96M
 MemoryMax=128M
 TasksMax=512
-ReadWritePaths=/run/clamgate ` + PostfixSockDir + `
-ProtectSystem=strict
-ProtectHome=yes
-PrivateTmp=yes
-PrivateDevices=yes
-PrivateMounts=yes
-NoNewPrivileges=yes
-CapabilityBoundingSet=
-AmbientCapabilities=
-` + net + `SystemCallFilter=@system-service
+ReadWritePaths=/run/clamgate -` + PostfixSockDir + `
+` + confinement + net + `SystemCallFilter=@system-service
 SystemCallFilter=~@privileged @resources
-SystemCallArchitectures=native
-SystemCallErrorNumber=EPERM
-MemoryDenyWriteExecute=yes
-LockPersonality=yes
-RestrictNamespaces=yes
-RestrictRealtime=yes
-RestrictSUIDSGID=yes
-RemoveIPC=yes
-ProtectKernelTunables=yes
-ProtectKernelModules=yes
-ProtectKernelLogs=yes
-ProtectControlGroups=yes
-ProtectClock=yes
-ProtectHostname=yes
-ProtectProc=invisible
-ProcSubset=pid
-DevicePolicy=closed
-KeyringMode=private
-
+` + lockdown + `
 [Install]
 WantedBy=multi-user.target
 `
@@ -274,7 +289,7 @@ func Tmpfiles(h *Host, e Engine) string {
 	b.WriteString(header)
 	b.WriteString("d /run/clamgate 0755 clamgate clamgate -\n")
 	fmt.Fprintf(&b, "d %s 2750 %d clamgate -\n", EngineDir, e.UID)
-	if !e.Image.Upstream {
+	if e.Kind == KindContainer && !e.Image.Upstream {
 		fmt.Fprintf(&b, "d %s 0700 %d %d 1d\n", EngineTmp, e.UID, e.GID)
 	}
 	if h.Amavis != nil {

@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"context"
 	"os"
+	"path"
 	"regexp"
+	"strconv"
 	"strings"
 )
 
@@ -33,6 +35,9 @@ func checkImageDigest(_ context.Context, h *host) verdict {
 		}
 	}
 	if len(images) == 0 {
+		if engine, ok := imagelessEngine(h); ok {
+			return pass("no image: " + engine)
+		}
 		return verdict{status: Warn, measured: "no clamd container definition (" + ClamdQuadlet + ", " + ClamdPlainUnit + ")", fix: "clamgate deploy apply writes both, with the image pinned"}
 	}
 	return fold(images, "name the image by digest (clamgate deploy image prints it): Image=REPO@sha256:...", func(fi [2]string) (Status, string) {
@@ -42,6 +47,32 @@ func checkImageDigest(_ context.Context, h *host) verdict {
 		}
 		return Pass, part
 	})
+}
+
+// imagelessEngine recognises the engines that run the host's own clamd
+// package, which has no image to pin: the unit `deploy --engine unit`
+// writes, and clamgate's managed clamd (a clamd whose parent is clamgate).
+func imagelessEngine(h *host) (string, bool) {
+	if plain := h.units().find(ClamdPlainUnit); plain != "" {
+		for _, exec := range unitValues(plain, "[Service]", "ExecStart") {
+			if words := strings.Fields(strings.TrimLeft(exec, "-@:+!")); len(words) > 0 && path.Base(words[0]) == "clamd" {
+				return h.env.display(plain) + " runs the host's clamd (deploy --engine unit)", true
+			}
+		}
+	}
+	if h.env.Offline {
+		return "", false
+	}
+	var managed []string
+	for _, p := range h.named(isClamd) {
+		if parent := h.process(p.PPID); parent != nil && parent.is("clamgate") {
+			managed = append(managed, strconv.Itoa(p.PID))
+		}
+	}
+	if len(managed) == 0 {
+		return "", false
+	}
+	return "clamd (pid " + strings.Join(managed, ", ") + ") is clamgate's managed engine, sandboxed by clamgate", true
 }
 
 // unitValues reads every value of key in section, joining the lines a

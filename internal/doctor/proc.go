@@ -15,6 +15,7 @@ import (
 // process is what doctor reads of one process in /proc.
 type process struct {
 	PID        int
+	PPID       int
 	Comm       string
 	Args       []string
 	Exe        string // target of /proc/PID/exe; "" when unreadable
@@ -51,6 +52,16 @@ func (h *host) units() *unitTree {
 		h.tree = readUnits(h.env)
 	}
 	return h.tree
+}
+
+// process is the running process pid, nil if none.
+func (h *host) process(pid int) *process {
+	for _, p := range h.processes() {
+		if p.PID == pid {
+			return p
+		}
+	}
+	return nil
 }
 
 // named returns the processes that match, in pid order.
@@ -109,6 +120,8 @@ func parseStatus(p *process, b []byte) {
 		switch key {
 		case "Name":
 			p.Comm = val
+		case "PPid":
+			p.PPID, _ = strconv.Atoi(val)
 		case "Uid":
 			p.UID = ids4(val)
 		case "Gid":

@@ -1,6 +1,7 @@
 // Package engine runs and supervises a clamd for the gateway when no
 // external one is configured: it writes clamd.conf, picks the signature
-// database, restarts clamd if it dies and waits until it answers PING.
+// database, starts clamd confined by internal/sandbox, restarts it if it
+// dies and waits until it answers PING.
 package engine
 
 import (
@@ -13,7 +14,6 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -24,6 +24,8 @@ import (
 
 	"clamgate/internal/clamd"
 	"clamgate/internal/config"
+	"clamgate/internal/sandbox"
+	"clamgate/internal/sigdb"
 )
 
 //go:embed testdb/*
@@ -38,14 +40,22 @@ type Engine struct {
 	log     *slog.Logger
 	dbDir   string
 	builtin bool
+	sb      *sandbox.Sandbox
 	pid     atomic.Int64 // the running clamd's, 0 between runs
 }
 
 // PID is the running clamd's process id, 0 when none runs.
 func (e *Engine) PID() int { return int(e.pid.Load()) }
 
+// DefaultUser is the user clamd runs as when clamgate runs as root and
+// the configuration names none: the one Debian's clamav packages create.
+const DefaultUser = "clamav"
+
 // New prepares a managed clamd from its configuration.
 func New(cfg config.Engine, log *slog.Logger) *Engine {
+	if cfg.User == "" && os.Geteuid() == 0 {
+		cfg.User = DefaultUser
+	}
 	return &Engine{cfg: cfg, log: log.With("component", "engine")}
 }
 
@@ -59,14 +69,23 @@ func (e *Engine) Address() string { return "unix:" + e.Socket() }
 // test database.
 func (e *Engine) Database() (string, bool) { return e.dbDir, e.builtin }
 
-// Prepare chooses the database and writes clamd.conf.
+// Prepare chooses the database, sets up the sandbox (which logs the
+// layers it cannot have) and writes clamd.conf.
 func (e *Engine) Prepare() error {
-	if err := os.MkdirAll(e.cfg.StateDir, 0o750); err != nil {
+	if err := os.MkdirAll(e.tmpDir(), 0o750); err != nil {
 		return err
 	}
 	if err := e.chooseDatabase(); err != nil {
 		return err
 	}
+	sb, err := sandbox.New(sandbox.Config{
+		Program: e.cfg.Clamd, Args: []string{e.cfg.Clamd, "--config-file=" + e.confPath()}, Env: clamdEnv(),
+		User: e.cfg.User, Database: e.dbDir, StateDir: e.cfg.StateDir, MemoryMax: memoryMax(e.dbDir), Log: e.log,
+	})
+	if err != nil {
+		return err
+	}
+	e.sb = sb
 	if err := os.WriteFile(e.confPath(), []byte(e.clamdConf()), 0o640); err != nil {
 		return err
 	}
@@ -74,6 +93,30 @@ func (e *Engine) Prepare() error {
 }
 
 func (e *Engine) confPath() string { return filepath.Join(e.cfg.StateDir, "clamd.conf") }
+
+// tmpDir holds clamd's temporary files inside the state directory, the
+// only place the sandbox lets it write.
+func (e *Engine) tmpDir() string { return filepath.Join(e.cfg.StateDir, "tmp") }
+
+// Cgroup is the memory cgroup the managed clamd runs in, "" for none.
+func (e *Engine) Cgroup() string {
+	if e.sb == nil {
+		return ""
+	}
+	return e.sb.Cgroup()
+}
+
+// memoryMax caps clamd as deploy's unit and container are: twice the
+// loaded size estimated from the database on disk.
+func memoryMax(dir string) int64 { return sigdb.SizeMemory(sigdb.DiskBytes(dir)).MaxMiB << 20 }
+
+// clamdEnv is the gateway's environment without systemd's notify socket
+// and watchdog, which are the gateway's: clamd must not answer on them.
+func clamdEnv() []string {
+	return slices.DeleteFunc(os.Environ(), func(v string) bool {
+		return strings.HasPrefix(v, "NOTIFY_SOCKET=") || strings.HasPrefix(v, "WATCHDOG_")
+	})
+}
 
 // chooseDatabase uses the configured directory, else the system one when
 // freshclam has filled it, else the built-in test database (EICAR and
@@ -139,7 +182,7 @@ func (e *Engine) clamdConf() string {
 		"FixStaleSocket yes",
 		"DatabaseDirectory " + e.dbDir,
 		"PidFile " + filepath.Join(e.cfg.StateDir, "clamd.pid"),
-		"TemporaryDirectory " + os.TempDir(),
+		"TemporaryDirectory " + e.tmpDir(),
 		"LogFile " + filepath.Join(e.cfg.StateDir, "clamd.log"),
 		"LogTime yes",
 		"MaxThreads " + strconv.Itoa(e.cfg.MaxThreads),
@@ -156,29 +199,39 @@ func (e *Engine) clamdConf() string {
 	} else {
 		lines = append(lines, "SelfCheck 600")
 	}
-	if e.cfg.User != "" {
-		lines = append(lines, "User "+e.cfg.User)
-	}
 	return strings.Join(lines, "\n") + "\n"
 }
 
-// chownState hands the state directory to clamd's user, which must create
-// its socket, pid file and log there after dropping root.
+// chownState hands the state directory and its tmp to clamd's user, which
+// creates its socket, pid file, log and temporary files there; clamd.conf
+// stays root's, readable by clamd's group only.
 func (e *Engine) chownState() error {
-	if e.cfg.User == "" {
+	if os.Geteuid() != 0 {
 		return nil
 	}
-	u, err := user.Lookup(e.cfg.User)
-	if err != nil {
-		return err
+	uid, gid := e.sb.UID()
+	for _, dir := range []string{e.cfg.StateDir, e.tmpDir()} {
+		if err := os.Chown(dir, uid, gid); err != nil {
+			return err
+		}
 	}
-	uid, _ := strconv.Atoi(u.Uid)
-	gid, _ := strconv.Atoi(u.Gid)
-	return os.Chown(e.cfg.StateDir, uid, gid)
+	// A log and pid file left by a clamd that ran as root (before the
+	// sandbox, or under another user) would keep clamd from starting.
+	for _, name := range []string{"clamd.log", "clamd.pid"} {
+		if err := os.Chown(filepath.Join(e.cfg.StateDir, name), uid, gid); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+	}
+	return os.Chown(e.confPath(), 0, gid)
 }
 
 // Run starts clamd and restarts it whenever it exits, until ctx ends.
 func (e *Engine) Run(ctx context.Context) error {
+	defer func() {
+		if err := e.sb.Close(); err != nil {
+			e.log.Warn("engine: removing clamd's cgroup", "err", err)
+		}
+	}()
 	backoff := time.Second
 	for {
 		start := time.Now()
@@ -200,18 +253,10 @@ func (e *Engine) Run(ctx context.Context) error {
 }
 
 func (e *Engine) runOnce(ctx context.Context) error {
-	cmd := exec.Command(e.cfg.Clamd, "--config-file="+e.confPath())
 	out := logWriter(e.log)
-	cmd.Stdout, cmd.Stderr = out, out
-	// Its own process group keeps a terminal's Ctrl-C (or a group-wide
-	// SIGTERM) from stopping clamd before the gateway has drained; the
-	// gateway stops it last. Pdeathsig covers the gateway being killed.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
-	// systemd's notify socket is the gateway's: clamd must not answer on it.
-	cmd.Env = slices.DeleteFunc(os.Environ(), func(v string) bool {
-		return strings.HasPrefix(v, "NOTIFY_SOCKET=") || strings.HasPrefix(v, "WATCHDOG_")
-	})
-	if err := cmd.Start(); err != nil {
+	cmd, err := e.sb.Start(out, out)
+	if err != nil {
+		out.Close()
 		return err
 	}
 	e.pid.Store(int64(cmd.Process.Pid))
@@ -222,7 +267,7 @@ func (e *Engine) runOnce(ctx context.Context) error {
 	select {
 	case err := <-done:
 		out.Close()
-		return err
+		return explainExit(err)
 	case <-ctx.Done():
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		select {
@@ -234,6 +279,18 @@ func (e *Engine) runOnce(ctx context.Context) error {
 		out.Close()
 		return ctx.Err()
 	}
+}
+
+// explainExit names the seccomp filter when it is what killed clamd, so
+// that a system call missing from the allow list is found from the log.
+func explainExit(err error) error {
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() && ws.Signal() == syscall.SIGSYS {
+			return fmt.Errorf("%w: the sandbox's seccomp filter killed clamd for a system call outside its allow list (see internal/sandbox)", err)
+		}
+	}
+	return err
 }
 
 // WaitReady polls clamd with PING until it answers PONG or ctx ends.

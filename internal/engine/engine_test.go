@@ -24,7 +24,7 @@ func TestManagedClamd(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer os.RemoveAll(dir)
-	e := New(config.Engine{Clamd: "/usr/sbin/clamd", StateDir: dir, Database: "", MaxThreads: 2, StreamMaxLength: 1 << 20}, slog.New(slog.DiscardHandler))
+	e := New(config.Engine{Clamd: "/usr/sbin/clamd", StateDir: dir, Database: "", MaxThreads: 2, StreamMaxLength: 1 << 20}, slog.New(slog.NewTextHandler(testWriter{t}, nil)))
 	// Force the built-in database even on a host where freshclam has run.
 	e.cfg.Database = ""
 	if HasSignatures(SystemDatabase) {
