@@ -280,8 +280,12 @@ func Tmpfiles(h *Host, e Engine) string {
 	if h.Amavis != nil {
 		fmt.Fprintf(&b, "d %s 2750 clamgate amavis -\n", AmavisSockDir)
 		b.WriteString("# clamgate opens amavis's parts itself (clamd gets the descriptor); A+ re-applies\n# the ACL, recursively and as a default, whenever amavis's directory is re-created.\n")
+		// Not setfacl's X (x on directories only): systemd-tmpfiles before 253
+		// (Debian 12 has 252) rejects the whole ACL. With x, a part amavis
+		// creates still gets only r: the mask follows amavis's mode, 0640.
+		b.WriteString("# rx, not X: systemd-tmpfiles before 253 rejects X; amavis's files (0640) mask the x off.\n")
 		fmt.Fprintf(&b, "a+ %s - - - - u:clamgate:x\n", path.Dir(h.Amavis.TmpDir))
-		fmt.Fprintf(&b, "A+ %s - - - - u:clamgate:rX,d:u:clamgate:rX\n", h.Amavis.TmpDir)
+		fmt.Fprintf(&b, "A+ %s - - - - u:clamgate:rx,d:u:clamgate:rx\n", h.Amavis.TmpDir)
 	}
 	if h.PostfixCF != "" {
 		fmt.Fprintf(&b, "d %s 2750 clamgate postfix -\n", PostfixSockDir)
