@@ -210,24 +210,9 @@ func orNone(s []string) []string {
 }
 
 func nextSteps(p *Plan) []string {
-	s := []string{"systemd-sysusers " + SysusersConf, "systemd-tmpfiles --create " + TmpfilesConf, "systemctl daemon-reload"}
-	if len(p.Host.Units) > 0 {
-		var names []string
-		for _, u := range p.Host.Units {
-			names = append(names, u.Name)
-		}
-		s = append(s, "systemctl stop "+strings.Join(names, " "))
-	}
-	s = append(s, "systemctl enable --now clamgate-clamd.service clamgate.service")
-	c := ClientsOf(p.Host)
-	if c.Amavis {
-		s = append(s, "systemctl restart amavis.service (amavisd.service on RHEL)")
-	}
-	if c.Postfix {
-		s = append(s, "postfix reload")
-	}
-	if c.Squid {
-		s = append(s, "squid -k reconfigure")
+	var s []string
+	for _, c := range Activation(p) {
+		s = append(s, strings.Join(c, " "))
 	}
 	return s
 }
