@@ -89,3 +89,14 @@ func TestUnmasked(t *testing.T) {
 		t.Errorf("Reactivation starts %q", got)
 	}
 }
+
+// TestGatewayUnitKeepsOpenat2: under RestrictSUIDSGID=yes systemd 252
+// answers openat2 with ENOSYS, and every amavis path scan failed on the
+// rehearsal host ("File path check failure: Function not implemented").
+func TestGatewayUnitKeepsOpenat2(t *testing.T) {
+	for _, tcp := range []bool{false, true} {
+		if u := GatewayUnitFile(tcp); strings.Contains(u, "RestrictSUIDSGID=yes") {
+			t.Errorf("clamgate.service (tcp %v) has RestrictSUIDSGID=yes: openat2 fails with ENOSYS", tcp)
+		}
+	}
+}
