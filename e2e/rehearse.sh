@@ -67,7 +67,7 @@ echo "  $(podman image inspect --format '{{.Id}}' "$image" | cut -c1-12), from $
 step "clamgate from this tree, and the synthetic signature database"
 CGO_ENABLED=0 go build -o "$work/clamgate" ./cmd/clamgate
 mkdir -p "$work/e2e/db"
-go run ./bench/gensigs -dir "$work/e2e/db" -body 5000 -hashes 5000
+go run ./bench/gensigs -dir "$work/e2e/db" -body 50000 -hashes 50000
 cp e2e/inside.sh deploy/image/build.sh "$work/e2e/"
 cp -r e2e/host/before "$work/e2e/before"
 echo "  $(ls "$work/e2e/db" | paste -sd' ' -): $(cat "$work"/e2e/db/* | wc -l) signatures, plus EICAR"
@@ -75,11 +75,11 @@ echo "  $(ls "$work/e2e/db" | paste -sd' ' -): $(cat "$work"/e2e/db/* | wc -l) s
 step "boot the host"
 # A RAM cap for the whole host: inside it, systemd gets no memory controller of
 # its own on this cgroup v1 machine, and the cap bounds every process in it.
-podman run -d --name "$name" --hostname mail.rehearsal.test --runtime runc --systemd=always --privileged \
+podman run -d --name "$name" --hostname mail.rehearsal.test --runtime runc --systemd=always --privileged --stop-signal SIGRTMIN+3 \
   --memory 6g --ulimit nofile=1024:1024 --ulimit nproc=4096:4096 "$image" /sbin/init >/dev/null
 podman cp "$work/e2e" "$name:/root/e2e"
 podman cp "$work/clamgate" "$name:/usr/local/bin/clamgate"
-inside wait
+inside wait first
 
 step "before: the article's starting point"
 inside setup

@@ -13,6 +13,10 @@ go test -count=1 -timeout 15m ./...
 go test -race -count=1 -timeout 10m ./internal/scan/ ./internal/clamdproto/ ./internal/icap/ \
   ./internal/milter/ ./internal/sigdb/ ./internal/policy/ ./internal/listen/ ./internal/clamd/
 
+# The article rehearsed end to end on a booted Debian 12 host (README: "Rehearse
+# it first"); its root filesystem is cached in /var/cache/clamgate-e2e.
+bash e2e/rehearse.sh
+
 # Every fuzz target of every package (each parser of client bytes has one).
 fuzztime=${FUZZTIME:-10s}
 grep -rl --include='*_test.go' '^func Fuzz' internal | while read -r file; do
