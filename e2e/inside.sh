@@ -148,8 +148,8 @@ scans() {
   page=$(mktemp)
   code=$(curl -s --max-time 60 -o "$page" -w '%{http_code}' -x http://127.0.0.1:3128 "http://127.0.0.1:8080/eicar.txt?$t")
   [[ $code == 403 ]] || fail "squid delivered the EICAR download (HTTP $code)"
-  grep -aqi eicar "$page" || fail "squid's 403 page does not name the threat"
-  ok "squid: EICAR download blocked (HTTP 403, page names $(grep -ao -m1 -i 'Eicar[-A-Za-z.]*' "$page"))"
+  grep -aq Eicar-Test-Signature "$page" || fail "squid's 403 page does not name the threat"
+  ok "squid: EICAR download blocked (HTTP 403, the page names $(grep -ao -m1 'Eicar-Test-Signature[A-Za-z.]*' "$page"))"
   code=$(curl -s --max-time 60 -o "$page" -w '%{http_code}' -x http://127.0.0.1:3128 "http://127.0.0.1:8080/clean.txt?$t")
   [[ $code == 200 ]] && cmp -s "$page" /srv/www/clean.txt || fail "squid did not deliver the clean download intact (HTTP $code)"
   ok "squid: clean download delivered intact ($(stat -c %s "$page") bytes)"

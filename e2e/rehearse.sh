@@ -99,7 +99,8 @@ step "apply: RAM of every scanning process"
 inside ram after
 
 step "reboot: restart the host"
-podman restart -t 30 "$name" >/dev/null
+# squid alone waits up to 30 s for its clients when it stops: give systemd time for a clean shutdown.
+podman restart -t 90 "$name" >/dev/null
 inside reboot-check
 inside doctor
 inside scans reboot
