@@ -197,7 +197,7 @@ apply() {
   clamgate deploy plan --image "$ref" > "$E2E/plan.txt"
   grep '^#' "$E2E/plan.txt" | sed 's/^/  plan /'
   grep -q 'clients detected: amavis, postfix, squid' "$E2E/plan.txt" || fail "plan did not detect amavis, postfix and squid"
-  grep -q 'unit clamd@amavis.service: found; wanted by' "$E2E/plan.txt" || fail "plan missed clamd@amavis and its Wants="
+  grep -q 'unit clamd@amavis.service: found; wanted by amavis.service' "$E2E/plan.txt" || fail "plan missed clamd@amavis and its Wants="
   echo "  plan: $(grep -c '^+++ ' "$E2E/plan.txt") files, $(grep -c '^symlink ' "$E2E/plan.txt") masks"
   clamgate deploy apply --image "$ref" --activate > "$E2E/apply.txt" 2> "$E2E/apply.err" ||
     { tail -n 20 "$E2E/apply.txt" "$E2E/apply.err"; fail "deploy apply --activate"; }

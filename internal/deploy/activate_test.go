@@ -1,6 +1,8 @@
 package deploy
 
 import (
+	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -99,4 +101,23 @@ func TestGatewayUnitKeepsOpenat2(t *testing.T) {
 			t.Errorf("clamgate.service (tcp %v) has RestrictSUIDSGID=yes: openat2 fails with ENOSYS", tcp)
 		}
 	}
+}
+
+// TestWantedByDropIn: the rehearsal host's amavis.service.d/clamd.conf
+// wants clamd@amavis; the plan must say amavis.service wants it, not
+// "clamd.conf".
+func TestWantedByDropIn(t *testing.T) {
+	root := fixture(t, "debian")
+	dir := filepath.Join(root, "etc/systemd/system/amavis.service.d")
+	must(t, os.MkdirAll(dir, 0o755))
+	must(t, os.WriteFile(filepath.Join(dir, "clamd.conf"), []byte("[Unit]\nWants=clamd@amavis.service\n"), 0o644))
+	for _, u := range plan(t, root).Host.Units {
+		if u.Name == "clamd@amavis.service" {
+			if !slices.Equal(u.WantedBy, []string{"amavis.service"}) {
+				t.Errorf("clamd@amavis.service wanted by %v, want [amavis.service]", u.WantedBy)
+			}
+			return
+		}
+	}
+	t.Error("clamd@amavis.service, wanted by a drop-in, was not found")
 }

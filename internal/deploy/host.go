@@ -190,7 +190,7 @@ func (h *Host) scanUnitFiles(add func(name, from string) *Unit) error {
 			}
 			for _, ref := range dependencies(h.readTree(p)) {
 				u := add(ref, "")
-				u.WantedBy = append(u.WantedBy, d.Name())
+				u.WantedBy = append(u.WantedBy, unitOf(p))
 			}
 			return nil
 		})
@@ -199,6 +199,15 @@ func (h *Host) scanUnitFiles(add func(name, from string) *Unit) error {
 		}
 	}
 	return nil
+}
+
+// unitOf names the unit a file configures: a drop-in (amavis.service.d/x.conf)
+// configures amavis.service, not "x.conf".
+func unitOf(p string) string {
+	if dir := filepath.Base(filepath.Dir(p)); strings.HasSuffix(dir, ".d") {
+		return strings.TrimSuffix(dir, ".d")
+	}
+	return filepath.Base(p)
 }
 
 func (h *Host) readTree(p string) []byte {
