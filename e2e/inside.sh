@@ -35,7 +35,7 @@ wait_boot() {
   local failed
   failed=$(systemctl --failed --no-legend --plain | awk '{print $1}' | paste -sd' ' -)
   # First boot only: podman's own units fail until setup gives podman vfs storage.
-  if [[ ${1:-} == first && $failed =~ ^(podman(-auto-update)?\.service ?)+$ ]]; then
+  if [[ ${1:-} == first && $failed =~ ^(podman[-a-z]*\.service ?)+$ ]]; then
     echo "  failed before setup (podman has no usable storage driver yet): $failed"
     return
   fi
