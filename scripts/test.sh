@@ -19,6 +19,10 @@ go test -race -count=1 -timeout 5m -run '^TestConfigReload' ./internal/gateway/
 # The Debian package: built, lintian-clean, installed, verified, purged.
 bash scripts/test-package.sh
 
+# The article rehearsed end to end on a booted Debian 12 host (README: "Rehearse
+# it first"); its root filesystem is cached in /var/cache/clamgate-e2e.
+bash e2e/rehearse.sh
+
 # Every fuzz target of every package (each parser of client bytes has one).
 fuzztime=${FUZZTIME:-10s}
 grep -rl --include='*_test.go' '^func Fuzz' internal | while read -r file; do

@@ -8,6 +8,7 @@ set -euo pipefail
 tag=${1:-localhost/clamgate/clamd:local}
 clamd=$(command -v clamd || echo /usr/sbin/clamd)
 rootfs=$(mktemp -d)
+chmod 0755 "$rootfs" # mktemp makes it 0700, and tar gives that mode to the image's /: only root could enter it
 trap 'rm -rf "$rootfs"' EXIT
 
 copy() { mkdir -p "$rootfs$(dirname "$1")"; cp -L "$1" "$rootfs$1"; }

@@ -2,10 +2,13 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
+	"os/exec"
+	"slices"
 	"strings"
 	"time"
 
@@ -14,12 +17,12 @@ import (
 
 const deployUsage = `usage:
   clamgate deploy plan     [--root DIR] [--config FILE] [--engine container|unit] [--image REF] [--allow-moving-tag]
-  clamgate deploy apply    [--root DIR] [--config FILE] [--engine container|unit] [--image REF] [--allow-moving-tag]
-  clamgate deploy rollback [--root DIR]
+  clamgate deploy apply    [--root DIR] [--config FILE] [--engine container|unit] [--image REF] [--allow-moving-tag] [--activate]
+  clamgate deploy rollback [--root DIR] [--activate]
 `
 
 // deployCmd runs plan, apply or rollback on the host tree under --root.
-func deployCmd(_ context.Context, args []string, stdout, stderr io.Writer) int {
+func deployCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, deployUsage)
 		return exitError
@@ -35,17 +38,26 @@ func deployCmd(_ context.Context, args []string, stdout, stderr io.Writer) int {
 		fs.StringVar(&opts.Image, "image", "", "engine image, pinned: NAME@sha256:... (default: "+deploy.UpstreamImage+")")
 		fs.BoolVar(&opts.AllowMovingTag, "allow-moving-tag", false, "accept an image reference that is a tag, not a digest")
 	}
+	var act activation
+	if sub != "plan" {
+		fs.BoolVar(&act.on, "activate", false, "then run the systemctl, postfix and squid commands that put the change into service")
+	}
 	if err := fs.Parse(args[1:]); err != nil {
 		return exitError
 	}
+	if act.on && opts.Root != "/" {
+		fmt.Fprintln(stderr, "clamgate deploy: --activate acts on the running system; it cannot be combined with --root")
+		return exitError
+	}
+	act.ctx, act.stdout, act.stderr = ctx, stdout, stderr
 	log := slog.New(slog.NewTextHandler(stderr, nil))
 	switch sub {
 	case "plan":
 		return deployPlan(opts, stdout, stderr)
 	case "apply":
-		return deployApply(opts, stdout, stderr, log)
+		return deployApply(opts, act, stdout, stderr, log)
 	case "rollback":
-		return deployRollback(opts.Root, stdout, stderr, log)
+		return deployRollback(opts.Root, act, stdout, stderr, log)
 	}
 	fmt.Fprintf(stderr, "clamgate deploy: unknown command %q\n%s", sub, deployUsage)
 	return exitError
@@ -64,7 +76,7 @@ func deployPlan(opts deploy.Options, stdout, stderr io.Writer) int {
 	return 0
 }
 
-func deployApply(opts deploy.Options, stdout, stderr io.Writer, log *slog.Logger) int {
+func deployApply(opts deploy.Options, act activation, stdout, stderr io.Writer, log *slog.Logger) int {
 	p, err := deploy.Build(opts)
 	if err == nil {
 		err = p.Write(stdout)
@@ -81,12 +93,28 @@ func deployApply(opts deploy.Options, stdout, stderr io.Writer, log *slog.Logger
 		fmt.Fprintln(stderr, "clamgate deploy apply:", err)
 		return 1
 	}
-	fmt.Fprintf(stdout, "applied %d changes; backup and manifest in %s\nnext, on the host:\n  %s\n",
+	if act.on {
+		fmt.Fprintf(stdout, "applied %d changes; backup and manifest in %s\nactivating:\n", len(p.Changes), dir)
+		return act.run("apply", deploy.Activation(p))
+	}
+	fmt.Fprintf(stdout, "applied %d changes; backup and manifest in %s\nnext, on the host (or apply --activate):\n  %s\n",
 		len(p.Changes), dir, strings.Join(p.Next, "\n  "))
 	return 0
 }
 
-func deployRollback(root string, stdout, stderr io.Writer, log *slog.Logger) int {
+func deployRollback(root string, act activation, stdout, stderr io.Writer, log *slog.Logger) int {
+	if act.on {
+		pending, err := deploy.Pending(root)
+		if err != nil {
+			fmt.Fprintln(stderr, "clamgate deploy rollback:", err)
+			return 1
+		}
+		if pending {
+			if code := act.run("rollback", deploy.Deactivation()); code != 0 {
+				return code
+			}
+		}
+	}
 	dirs, err := deploy.Rollback(root, log)
 	if err != nil {
 		fmt.Fprintln(stderr, "clamgate deploy rollback:", err)
@@ -96,6 +124,49 @@ func deployRollback(root string, stdout, stderr io.Writer, log *slog.Logger) int
 		fmt.Fprintln(stdout, "nothing to roll back")
 		return 0
 	}
-	fmt.Fprintf(stdout, "rolled back %s\nnext, on the host: systemctl daemon-reload, stop clamgate.service and clamgate-clamd.service,\n  enable --now the unmasked units, reload amavis, postfix and squid\n", strings.Join(dirs, ", "))
+	fmt.Fprintf(stdout, "rolled back %s\n", strings.Join(dirs, ", "))
+	if !act.on {
+		fmt.Fprintln(stdout, "next, on the host (or rollback --activate): systemctl disable --now clamgate.service clamgate.socket clamgate-clamd.service,\n  systemctl daemon-reload, start the unmasked units, restart amavis, postfix reload, squid -k reconfigure")
+		return 0
+	}
+	return act.reactivate(root, dirs)
+}
+
+// activation runs the commands that put a deploy change into service,
+// echoing each one and its output, and stops at the first that fails.
+type activation struct {
+	on             bool
+	ctx            context.Context
+	stdout, stderr io.Writer
+}
+
+func (a activation) run(what string, cmds [][]string) int {
+	for _, c := range cmds {
+		fmt.Fprintln(a.stdout, "+ "+strings.Join(c, " "))
+		cmd := exec.CommandContext(a.ctx, c[0], c[1:]...)
+		cmd.Stdout, cmd.Stderr = a.stdout, a.stderr
+		if err := cmd.Run(); err != nil {
+			fmt.Fprintf(a.stderr, "clamgate deploy %s --activate: %s: %v\n", what, strings.Join(c, " "), err)
+			return 1
+		}
+	}
 	return 0
+}
+
+// reactivate starts the units rollback unmasked that are enabled (a unit
+// that was installed but never used stays stopped), then reloads the clients.
+func (a activation) reactivate(root string, dirs []string) int {
+	units, err := deploy.Unmasked(dirs)
+	if err == nil {
+		units = slices.DeleteFunc(units, func(u string) bool {
+			state, _ := exec.CommandContext(a.ctx, "systemctl", "is-enabled", u).Output()
+			return strings.TrimSpace(string(state)) != "enabled"
+		})
+	}
+	h, err2 := deploy.Inspect(root)
+	if err = errors.Join(err, err2); err != nil {
+		fmt.Fprintln(a.stderr, "clamgate deploy rollback --activate:", err)
+		return 1
+	}
+	return a.run("rollback", deploy.Reactivation(h, units))
 }

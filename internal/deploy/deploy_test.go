@@ -385,7 +385,7 @@ func TestSystemdVerifyAndSecurity(t *testing.T) {
 		want float64
 	}{{false, 1.0}, {true, 1.0}} {
 		unit := filepath.Join(dir, "clamgate.service")
-		must(t, os.WriteFile(unit, []byte(GatewayUnitFile(c.tcp)), 0o644))
+		must(t, os.WriteFile(unit, []byte(GatewayUnitFile(c.tcp, Binary)), 0o644))
 		score := exposure(t, unit)
 		t.Logf("clamgate.service exposure, TCP listeners %v: %.1f", c.tcp, score)
 		if score > c.want {
@@ -423,4 +423,30 @@ func TestSizeMemory(t *testing.T) {
 			t.Errorf("disk %d: High %d Max %d, want %d %d", c.disk, m.HighMiB, m.MaxMiB, c.high, c.max)
 		}
 	}
+}
+
+// TestPackagedBinary: where the Debian package put clamgate in /usr/bin,
+// the gateway unit runs that binary, with ExecReload for live reloads.
+func TestPackagedBinary(t *testing.T) {
+	root := fixture(t, "debian")
+	bin := filepath.Join(root, PackagedBinary)
+	must(t, os.MkdirAll(filepath.Dir(bin), 0o755))
+	must(t, os.WriteFile(bin, []byte("#!/bin/sh\n"), 0o755))
+	p := plan(t, root)
+	for _, c := range p.Changes {
+		if c.Path != GatewayUnit {
+			continue
+		}
+		unit := string(c.Content)
+		if !strings.Contains(unit, "ExecStart="+PackagedBinary+" serve") || !strings.Contains(unit, "ExecReload=/bin/kill -HUP $MAINPID") {
+			t.Errorf("gateway unit does not run the packaged binary:\n%s", unit)
+		}
+		for _, n := range p.Notes {
+			if strings.Contains(n, "does not exist yet") {
+				t.Errorf("plan asks for a binary the package installed: %s", n)
+			}
+		}
+		return
+	}
+	t.Fatal("plan writes no gateway unit")
 }

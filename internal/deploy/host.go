@@ -54,9 +54,13 @@ type Host struct {
 	SquidConf          string // squid.conf, "" without squid
 	ClamdUID, ClamdGID int    // the host's clamav user: the local image's clamd runs as it
 	ClamdUser          string // its name
-	HasBinary          bool   // /usr/local/bin/clamgate exists
-	HasPodman          bool   // /usr/bin/podman exists: the container engine is the default
-	AppArmorClamd      string // clamd's AppArmor profile, "" without one
+	// Binary is the clamgate the units run: the packaged one when the
+	// Debian package is installed, else Binary; HasBinary tells whether it
+	// exists yet.
+	Binary        string
+	HasBinary     bool
+	HasPodman     bool   // /usr/bin/podman exists: the container engine is the default
+	AppArmorClamd string // clamd's AppArmor profile, "" without one
 }
 
 // Inspect reads the host tree under root; it never writes.
@@ -81,7 +85,11 @@ func Inspect(root string) (*Host, error) {
 			break
 		}
 	}
-	h.HasBinary = h.existing("/usr/local/bin/clamgate") != ""
+	h.Binary = Binary
+	if h.existing(PackagedBinary) != "" {
+		h.Binary = PackagedBinary
+	}
+	h.HasBinary = h.existing(h.Binary) != ""
 	h.HasPodman = h.existing("/usr/bin/podman") != ""
 	h.AppArmorClamd = h.existing(AppArmorProfile)
 	return h, nil
@@ -197,7 +205,7 @@ func (h *Host) scanUnitFiles(add func(name, from string) *Unit) error {
 			}
 			for _, ref := range dependencies(h.readTree(p)) {
 				u := add(ref, "")
-				u.WantedBy = append(u.WantedBy, d.Name())
+				u.WantedBy = append(u.WantedBy, unitOf(p))
 			}
 			return nil
 		})
@@ -206,6 +214,15 @@ func (h *Host) scanUnitFiles(add func(name, from string) *Unit) error {
 		}
 	}
 	return nil
+}
+
+// unitOf names the unit a file configures: a drop-in (amavis.service.d/x.conf)
+// configures amavis.service, not "x.conf".
+func unitOf(p string) string {
+	if dir := filepath.Base(filepath.Dir(p)); strings.HasSuffix(dir, ".d") {
+		return strings.TrimSuffix(dir, ".d")
+	}
+	return filepath.Base(p)
 }
 
 func (h *Host) readTree(p string) []byte {

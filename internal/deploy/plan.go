@@ -102,7 +102,7 @@ func (p *Plan) desired(opts Options) ([]Change, error) {
 		return nil, err
 	}
 	c := []Change{
-		file(GatewayUnit, GatewayUnitFile(len(tcp) > 0), "the gateway, hardened"),
+		file(GatewayUnit, GatewayUnitFile(len(tcp) > 0, h.Binary), "the gateway, hardened"),
 		file(ClamdConf, e.ClamdConfFile(), "the engine's clamd.conf"),
 		file(GatewayConf, string(toml), "the gateway's configuration"),
 		file(TmpfilesConf, Tmpfiles(h, e), "socket directories and the amavis ACL"),
@@ -173,7 +173,7 @@ func (p *Plan) notes(opts Options) {
 		add("left in place: %s (the masked daemons' configuration; rollback needs it)", conf)
 	}
 	if !h.HasBinary {
-		add("note: %s does not exist yet: install clamgate there before starting clamgate.service", Binary)
+		add("note: %s does not exist yet: install clamgate there (or its Debian package, which puts it in %s) before starting clamgate.service", Binary, PackagedBinary)
 	}
 }
 
@@ -237,27 +237,9 @@ func orNone(s []string) []string {
 }
 
 func nextSteps(p *Plan) []string {
-	s := []string{"systemd-sysusers " + SysusersConf, "systemd-tmpfiles --create " + TmpfilesConf, "systemctl daemon-reload"}
-	if len(p.Host.Units) > 0 {
-		var names []string
-		for _, u := range p.Host.Units {
-			names = append(names, u.Name)
-		}
-		s = append(s, "systemctl stop "+strings.Join(names, " "))
-	}
-	if p.Engine.Kind == KindUnit && p.Host.AppArmorClamd != "" {
-		s = append(s, "apparmor_parser -r "+AppArmorProfile+" (if AppArmor is enabled)")
-	}
-	s = append(s, "systemctl enable --now clamgate-clamd.service clamgate.service")
-	c := ClientsOf(p.Host)
-	if c.Amavis {
-		s = append(s, "systemctl restart amavis.service (amavisd.service on RHEL)")
-	}
-	if c.Postfix {
-		s = append(s, "postfix reload")
-	}
-	if c.Squid {
-		s = append(s, "squid -k reconfigure")
+	var s []string
+	for _, c := range Activation(p) {
+		s = append(s, strings.Join(c, " "))
 	}
 	return s
 }

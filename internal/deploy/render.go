@@ -16,7 +16,8 @@ const (
 	ClamdConf         = "/etc/clamgate/clamd.conf"
 	TmpfilesConf      = "/etc/tmpfiles.d/clamgate.conf"
 	SysusersConf      = "/etc/sysusers.d/clamgate.conf"
-	Binary            = "/usr/local/bin/clamgate"
+	Binary            = "/usr/local/bin/clamgate" // where an administrator installs a built binary
+	PackagedBinary    = "/usr/bin/clamgate"       // where the Debian package (scripts/package.sh) puts it
 
 	EngineDir      = "/run/clamgate/engine" // clamd's socket, shared with the container
 	EngineTmp      = "/var/tmp/clamgate-clamd"
@@ -187,6 +188,9 @@ ContainerName=` + containerName + "\nImage=" + e.Image.Ref + "\n")
 
 // confinement and lockdown are the sandbox both clamgate.service and the
 // unit engine get; each adds its network and system call lines between.
+// RestrictSUIDSGID= is the unit engine's only: under it systemd 252
+// answers openat2 with ENOSYS, and the gateway opens every path scan with
+// openat2 (found by the rehearsal; TestGatewayUnitKeepsOpenat2).
 const (
 	confinement = `ProtectSystem=strict
 ProtectHome=yes
@@ -203,7 +207,6 @@ MemoryDenyWriteExecute=yes
 LockPersonality=yes
 RestrictNamespaces=yes
 RestrictRealtime=yes
-RestrictSUIDSGID=yes
 RemoveIPC=yes
 ProtectKernelTunables=yes
 ProtectKernelModules=yes
@@ -230,8 +233,13 @@ KeyringMode=private
 // TCP listeners (ICAP for squid, the metrics endpoint) come from
 // clamgate.socket, so the gateway itself keeps AF_UNIX only and a private
 // network namespace: exposure 0.4 either way on systemd 252, where binding
-// them itself cost AF_INET and the host's network (1.1).
-func GatewayUnitFile(tcp bool) string {
+// them itself cost AF_INET and the host's network (1.1). No
+// RestrictSUIDSGID=: systemd cannot look into openat2's flags, so it makes
+// openat2 fail with ENOSYS, and the gateway opens amavis's files with
+// openat2 (RESOLVE_BENEATH); every path scan failed ("File path check
+// failure: Function not implemented", found by the rehearsal). The gateway
+// has no CAP_FSETID and writes only its sockets' directories.
+func GatewayUnitFile(tcp bool, binary string) string {
 	net := "RestrictAddressFamilies=AF_UNIX\nPrivateNetwork=yes\nIPAddressDeny=any\n"
 	sockets := ""
 	if tcp {
@@ -248,7 +256,8 @@ After=clamgate-clamd.service network.target
 Type=notify
 NotifyAccess=main
 WatchdogSec=30
-ExecStart=` + Binary + ` serve --config ` + GatewayConf + `
+ExecStart=` + binary + ` serve --config ` + GatewayConf + `
+ExecReload=/bin/kill -HUP $MAINPID
 Restart=on-failure
 User=clamgate
 Group=clamgate
@@ -295,8 +304,12 @@ func Tmpfiles(h *Host, e Engine) string {
 	if h.Amavis != nil {
 		fmt.Fprintf(&b, "d %s 2750 clamgate amavis -\n", AmavisSockDir)
 		b.WriteString("# clamgate opens amavis's parts itself (clamd gets the descriptor); A+ re-applies\n# the ACL, recursively and as a default, whenever amavis's directory is re-created.\n")
+		// Not setfacl's X (x on directories only): systemd-tmpfiles before 253
+		// (Debian 12 has 252) rejects the whole ACL. With x, a part amavis
+		// creates still gets only r: the mask follows amavis's mode, 0640.
+		b.WriteString("# rx, not X: systemd-tmpfiles before 253 rejects X; amavis's files (0640) mask the x off.\n")
 		fmt.Fprintf(&b, "a+ %s - - - - u:clamgate:x\n", path.Dir(h.Amavis.TmpDir))
-		fmt.Fprintf(&b, "A+ %s - - - - u:clamgate:rX,d:u:clamgate:rX\n", h.Amavis.TmpDir)
+		fmt.Fprintf(&b, "A+ %s - - - - u:clamgate:rx,d:u:clamgate:rx\n", h.Amavis.TmpDir)
 	}
 	if h.PostfixCF != "" {
 		fmt.Fprintf(&b, "d %s 2750 clamgate postfix -\n", PostfixSockDir)

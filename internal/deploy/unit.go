@@ -101,7 +101,7 @@ ReadWritePaths=%s
 `, TmpfilesConf, ClamdBinary, ClamdConf, e.User, e.User, e.DBDir, EngineDir)
 	// @resources stays: clamd reads its limits (prlimit64) at start.
 	b.WriteString(confinement + "RestrictAddressFamilies=AF_UNIX\nPrivateNetwork=yes\nIPAddressDeny=any\n" +
-		"SystemCallFilter=@system-service\nSystemCallFilter=~@privileged\n" + lockdown)
+		"SystemCallFilter=@system-service\nSystemCallFilter=~@privileged\nRestrictSUIDSGID=yes\n" + lockdown)
 	b.WriteString(memDirectives(e.Mem))
 	b.WriteString("\n[Install]\nWantedBy=multi-user.target\n")
 	return b.String()

@@ -3,11 +3,13 @@ package doctor_test
 import (
 	"fmt"
 	"os"
+	"os/user"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 
+	"clamgate/internal/config"
 	"clamgate/internal/doctor"
 	"clamgate/internal/testenv"
 )
@@ -58,6 +60,27 @@ func TestAmavisScanner(t *testing.T) {
 		dead := filepath.Join(dir, "dead.sock")
 		deadSocket(t, dead)
 		expect(t, runOne(t, live(amavisTree(t, dead)), "amavis-scanner"), doctor.Fail, "connection refused")
+	})
+	t.Run("clamgate's listener admits amavis, not root", func(t *testing.T) {
+		// After deploy the entry names clamgate's amavis socket, whose policy
+		// refuses root (doctor): doctor asks as amavis, as the rehearsal showed.
+		if _, err := user.Lookup("amavis"); err != nil || os.Geteuid() != 0 {
+			t.Skip("needs root and an amavis user (amavisd-new)")
+		}
+		sock := filepath.Join(testenv.TempDir(t), "amavis.sock")
+		cfg, err := config.Parse("gw.toml", []byte(fmt.Sprintf(`
+[backend]
+address = "unix:%s"
+[[listener]]
+address = "unix:%s"
+policy = "amavis"
+mode = "0666"
+[policy.amavis]
+users = ["amavis"]
+`, engine.socket, sock)))
+		must(t, err)
+		testenv.StartGateway(t, cfg)
+		expect(t, runOne(t, live(amavisTree(t, sock)), "amavis-scanner"), doctor.Pass, "(as amavis, uid", "root is refused by the listener's policy): PONG")
 	})
 	t.Run("Rocky layout", func(t *testing.T) {
 		root := t.TempDir()

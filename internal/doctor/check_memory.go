@@ -95,9 +95,36 @@ func cgroupMemoryLimit(env *Env, pid int) int64 {
 		limit = tightest(limit, ancestorsLimit(root, v2, "memory.max"))
 	}
 	if v1 != "" {
-		limit = tightest(limit, ancestorsLimit(filepath.Join(base, "memory"), v1, "memory.limit_in_bytes"))
+		mnt := filepath.Join(base, "memory")
+		limit = tightest(limit, ancestorsLimit(mnt, beneath(v1, mountRoot(env, mnt)), "memory.limit_in_bytes"))
 	}
 	return limit
+}
+
+// mountRoot is the cgroup a hierarchy's mount shows at its top (mountinfo's
+// fourth field): "/" on a host, but the container's own cgroup when doctor
+// runs in a container without a cgroup namespace (a rehearsal host under
+// podman on cgroup v1), where /proc/PID/cgroup still names full paths.
+func mountRoot(env *Env, mountPoint string) string {
+	b, _ := os.ReadFile(env.proc("self", "mountinfo"))
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 4 && f[4] == mountPoint {
+			return f[3]
+		}
+	}
+	return "/"
+}
+
+// beneath makes a full cgroup path relative to the mount's root.
+func beneath(cg, root string) string {
+	if root == "/" {
+		return cg
+	}
+	if rest, ok := strings.CutPrefix(cg, root); ok && (rest == "" || rest[0] == '/') {
+		return "/" + strings.TrimPrefix(rest, "/")
+	}
+	return cg
 }
 
 func cgroupPaths(file string) (v1, v2 string, ok bool) {

@@ -182,7 +182,8 @@ func isAmavisd(p *process) bool {
 	if p.is("amavisd", "amavisd-new") || strings.HasPrefix(p.Comm, "amavisd (") {
 		return true
 	}
-	if len(p.Args) > 0 && strings.HasPrefix(p.Args[0], "amavisd (") {
+	// Debian 12's amavisd names itself "/usr/sbin/amavisd (master)": the path stays.
+	if len(p.Args) > 0 && strings.HasPrefix(filepath.Base(p.Args[0]), "amavisd (") {
 		return true
 	}
 	return len(p.Args) > 1 && strings.HasPrefix(filepath.Base(p.Args[0]), "perl") && filepath.Base(p.Args[1]) == "amavisd"
