@@ -16,6 +16,7 @@ import (
 	"clamgate/internal/clamdproto"
 	"clamgate/internal/config"
 	"clamgate/internal/engine"
+	"clamgate/internal/hangup"
 	"clamgate/internal/icap"
 	"clamgate/internal/listen"
 	"clamgate/internal/milter"
@@ -31,7 +32,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	pool, err := clamd.NewPool(addrs, cfg.Fallback, cfg.BackendTimeout, cfg.HealthInterval, cfg.SpoolDir, log)
+	pool, err := clamd.NewPool(addrs, cfg.Fallback, cfg.BackendTimeout, cfg.HealthInterval, log)
 	if err != nil {
 		return err
 	}
@@ -218,7 +219,10 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, listeners 
 				}
 				conns.Go(func() {
 					defer func() { c.Close(); <-slots }()
-					front.ServeConn(connCtx, ctx, c, pol, listen.PeerOf(c, l.cfg.Address))
+					// A client of clamd's protocol may half-close and still
+					// read its verdict; an ICAP or milter client does not.
+					jobCtx := hangup.With(connCtx, c, l.cfg.Protocol != config.ProtoClamd)
+					front.ServeConn(jobCtx, ctx, c, pol, listen.PeerOf(c, l.cfg.Address))
 				})
 			}
 		})
