@@ -6,7 +6,8 @@ set -euo pipefail
 runtime=(clamav-daemon clamav-freshclam clamdscan)
 testing=(clamav-testfiles python3-pyclamd libclamav-client-perl amavisd-new acl util-linux procps
          c-icap libc-icap-mod-virus-scan squid
-         miltertest postfix swaks clamav-milter podman runc uidmap)
+         miltertest postfix swaks clamav-milter podman runc uidmap
+         prometheus)  # promtool: the alert rules and dashboard queries in monitoring/
 
 want=("${runtime[@]}")
 [[ "${1:-}" == "--test" ]] && want+=("${testing[@]}")

@@ -51,6 +51,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		opts.Observers = append(opts.Observers, scan.AuditLog{Log: log})
 	}
 	dispatcher := scan.NewDispatcher(pool, log, opts)
+	tel.metrics.SetHeld(dispatcher.HeldFor)
 	life := newLifecycle(cfg, eng, dispatcher, log)
 	if life != nil {
 		tel.follow(life)

@@ -49,6 +49,7 @@ func feed(m *Metrics) {
 	})
 	m.SetDatabase(func() (int, int, time.Time, bool) { return 27500, 8_700_000, time.Now().Add(-time.Hour), true })
 	m.SetEngineMemory(func() (int64, int64, bool) { return 1 << 30, 2 << 30, true })
+	m.SetHeld(func() time.Duration { return 0 })
 }
 
 func TestDoneCountsByLabels(t *testing.T) {

@@ -89,9 +89,20 @@ type Dispatcher struct {
 	observers []Observer
 	spoolDir  string
 
-	mu     sync.Mutex
-	held   chan struct{} // non-nil while held; closed on release
-	active int           // jobs admitted and not finished
+	mu        sync.Mutex
+	held      chan struct{} // non-nil while held; closed on release
+	heldSince time.Time
+	active    int // jobs admitted and not finished
+}
+
+// HeldFor is how long new jobs have been held so far; 0 when they are not.
+func (d *Dispatcher) HeldFor() time.Duration {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.held == nil {
+		return 0
+	}
+	return time.Since(d.heldSince)
 }
 
 // NewDispatcher serves jobs on b.
@@ -274,7 +285,7 @@ func (d *Dispatcher) leave() {
 func (d *Dispatcher) Hold() (release func()) {
 	d.mu.Lock()
 	if d.held == nil {
-		d.held = make(chan struct{})
+		d.held, d.heldSince = make(chan struct{}), time.Now()
 	}
 	held := d.held
 	d.mu.Unlock()
