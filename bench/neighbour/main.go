@@ -233,10 +233,12 @@ func floodWorker(args []string) {
 	c, _ := clamd.New(args[0], 10*time.Minute)
 	var done int64
 	errs := 0
-	for ctx.Err() == nil {
+	for ctx.Err() == nil && time.Now().Before(until) {
 		reply, err := c.Instream(ctx, bytes.NewReader(payload))
 		switch {
-		case ctx.Err() != nil:
+		case ctx.Err() != nil, !time.Now().Before(until):
+			// The deadline's i/o timeout can come back a moment before
+			// ctx reports it: the end of the run, not a failure.
 		case err != nil || reply != "stream: OK":
 			errs++
 			fmt.Fprintf(os.Stderr, "flood scan failed: %q %v\n", reply, err)
