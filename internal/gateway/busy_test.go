@@ -41,10 +41,10 @@ max_queue = 1
 	gw, _ := clamd.New("unix:"+sock, time.Minute)
 	first := make(chan string, 1)
 	go func() {
-		reply, err := gw.Instream(context.Background(), bytes.NewReader(randomData(16<<20, 4)))
+		reply, err := gw.Instream(context.Background(), bytes.NewReader(randomData(32<<20, 4)))
 		first <- fmt.Sprint(reply, err)
 	}()
-	time.Sleep(time.Second) // spooled, and scanning
+	waitScanning(t, c)
 	queued := make(chan string, 1)
 	go func() {
 		reply, err := gw.Instream(context.Background(), strings.NewReader(testenv.EICAR))

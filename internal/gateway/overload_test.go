@@ -17,6 +17,8 @@ import (
 
 	"clamgate/internal/clamd"
 	"clamgate/internal/testenv"
+
+	gomilter "github.com/d--j/go-milter"
 )
 
 // slowSignatures make clamd scan random data at about 8 MB/s per core on
@@ -125,6 +127,23 @@ mode = "0666"
 	}
 }
 
+// waitScanning waits until clamd is scanning something (STATS lists a
+// FILDES job: the gateway hands spooled streams over as descriptors).
+func waitScanning(t *testing.T, c *testenv.Clamd) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		stats, _ := c.Client("unix").Command(context.Background(), "STATS")
+		if strings.Contains(stats, "FILDES") {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("clamd never started the slow scan:\n%s", stats)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 // metricValue reads one series from /metrics (0 when absent).
 func metricValue(t *testing.T, base, series string) float64 {
 	t.Helper()
@@ -150,10 +169,11 @@ func waitMetric(t *testing.T, base, series string, want float64) {
 
 // overloadGateway starts a slow clamd and a gateway with one scan slot,
 // with a clamd-protocol listener and an ICAP one for policy "p".
-func overloadGateway(t *testing.T) (sock, icapAddr, base string) {
+func overloadGateway(t *testing.T) (c *testenv.Clamd, sock, icapAddr, base string) {
 	t.Helper()
-	c := testenv.StartClamd(t, testenv.ClamdOptions{MaxThreads: 2, SlowSignatures: slowSignatures, StreamMaxLength: "40M"})
-	sock = filepath.Join(testenv.TempDir(t), "gw.sock")
+	c = testenv.StartClamd(t, testenv.ClamdOptions{MaxThreads: 2, SlowSignatures: slowSignatures, StreamMaxLength: "40M"})
+	dir := testenv.TempDir(t)
+	sock = filepath.Join(dir, "gw.sock")
 	icapAddr, httpAddr := testenv.FreePort(t), testenv.FreePort(t)
 	testenv.StartGateway(t, mustParse(t, fmt.Sprintf(`
 [backend]
@@ -171,11 +191,16 @@ mode = "0666"
 address = "tcp:%s"
 protocol = "icap"
 policy = "p"
+[[listener]]
+address = "unix:%s"
+protocol = "milter"
+policy = "p"
+mode = "0666"
 [policy.p]
-`, c.Socket, httpAddr, sock, icapAddr)))
+`, c.Socket, httpAddr, sock, icapAddr, filepath.Join(dir, "milter.sock"))))
 	base = "http://" + httpAddr
 	waitStatus(t, base+"/readyz", 200)
-	return sock, icapAddr, base
+	return c, sock, icapAddr, base
 }
 
 // sendInstream sends a whole INSTREAM request on a new connection and
@@ -195,10 +220,9 @@ func sendInstream(t *testing.T, sock string, data []byte) net.Conn {
 // while its job runs has it cancelled. Both are counted, and the slot goes
 // to the next client.
 func TestClientGoneClamd(t *testing.T) {
-	sock, _, base := overloadGateway(t)
+	c, sock, _, base := overloadGateway(t)
 	running := sendInstream(t, sock, randomData(24<<20, 2))
-	waitMetric(t, base, `clamgate_queue_depth{client="p"}`, 0)
-	time.Sleep(500 * time.Millisecond) // spooled and running
+	waitScanning(t, c)
 	queued := sendInstream(t, sock, []byte("queued then gone"))
 	waitMetric(t, base, `clamgate_queue_depth{client="p"}`, 1)
 	queued.Close()
@@ -215,9 +239,9 @@ func TestClientGoneClamd(t *testing.T) {
 // TestClientGoneICAP: the same for an ICAP client (squid closes the
 // connection when the download it was scanning is aborted).
 func TestClientGoneICAP(t *testing.T) {
-	sock, icapAddr, base := overloadGateway(t)
+	c, sock, icapAddr, base := overloadGateway(t)
 	running := sendInstream(t, sock, randomData(24<<20, 3))
-	time.Sleep(500 * time.Millisecond)
+	waitScanning(t, c)
 	body := "queued then gone"
 	req := fmt.Sprintf("RESPMOD icap://%s/avscan ICAP/1.0\r\nHost: %s\r\nAllow: 204\r\nEncapsulated: res-hdr=0, res-body=38\r\n\r\n"+
 		"HTTP/1.1 200 OK\r\nContent-Type: x/y\r\n\r\n%x\r\n%s\r\n0\r\n\r\n", icapAddr, icapAddr, len(body), body)
@@ -227,6 +251,39 @@ func TestClientGoneICAP(t *testing.T) {
 	must(t, err)
 	waitMetric(t, base, `clamgate_queue_depth{client="p"}`, 1)
 	conn.Close()
+	waitMetric(t, base, `clamgate_jobs_abandoned_total{client="p",state="queued"}`, 1)
+	running.Close()
+	waitMetric(t, base, `clamgate_jobs_abandoned_total{client="p",state="running"}`, 1)
+}
+
+// TestClientGoneMilter: the same for an MTA that gives up on a message
+// (closes the milter connection) while its scan waits for the slot.
+func TestClientGoneMilter(t *testing.T) {
+	c, sock, _, base := overloadGateway(t)
+	running := sendInstream(t, sock, randomData(24<<20, 5))
+	waitScanning(t, c)
+	s, err := gomilter.NewClient("unix", filepath.Join(filepath.Dir(sock), "milter.sock"),
+		gomilter.WithReadTimeout(time.Minute)).Session(gomilter.NewMacroBag())
+	must(t, err)
+	steps := []func() (*gomilter.Action, error){
+		func() (*gomilter.Action, error) {
+			return s.Conn("c.example.org", gomilter.FamilyInet, 2525, "192.0.2.7")
+		},
+		func() (*gomilter.Action, error) { return s.Helo("c.example.org") },
+		func() (*gomilter.Action, error) { return s.Mail("<a@example.org>", "") },
+		func() (*gomilter.Action, error) { return s.Rcpt("<b@example.net>", "") },
+		s.DataStart,
+		s.HeaderEnd,
+		func() (*gomilter.Action, error) { return s.BodyChunk([]byte("queued then gone")) },
+	}
+	for _, step := range steps {
+		if _, err := step(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	go s.End() // the verdict never comes: the MTA goes away first
+	waitMetric(t, base, `clamgate_queue_depth{client="p"}`, 1)
+	s.Close()
 	waitMetric(t, base, `clamgate_jobs_abandoned_total{client="p",state="queued"}`, 1)
 	running.Close()
 	waitMetric(t, base, `clamgate_jobs_abandoned_total{client="p",state="running"}`, 1)
