@@ -49,6 +49,7 @@ func main() {
 	warmup := flag.Duration("warmup", 5*time.Second, "how long the flood runs before a scenario's clock starts")
 	proxyConcurrent := flag.Int("proxy-concurrent", 0, "the proxy policy's max_concurrent through the gateway (0 = no limit)")
 	direct := flag.Bool("direct", false, "also measure straight to clamd, without the gateway")
+	bulkCap := flag.Int("bulk-cap", 0, "[backend] bulk_cap (0 = the default, cores - 1)")
 	flag.Parse()
 	fsz, _ := config.ParseSize(*floodSize)
 	msz, _ := config.ParseSize(*mailSize)
@@ -60,7 +61,7 @@ func main() {
 	}
 	defer cl.Stop()
 	clamdSock := cl.Socket
-	mailGW, proxyGW, ready := startGateway(dir, clamdSock, *proxyConcurrent)
+	mailGW, proxyGW, ready := startGateway(dir, clamdSock, *proxyConcurrent, *bulkCap)
 	sc := setup{mails: *mailClients, floods: *flood, msz: msz, fsz: fsz, d: *duration, warmup: *warmup, dir: dir}
 	fmt.Printf("mail %s scans (%d clients); flood: %d processes x %s random streams; %s per scenario after %s warm-up\n",
 		*mailSize, *mailClients, *flood, *floodSize, *duration, *warmup)
@@ -286,7 +287,7 @@ func (r *readiness) String() string {
 	return fmt.Sprintf("%d of %d /readyz polls not 200 (target 0)", r.flaps, r.polls)
 }
 
-func startGateway(dir, clamdSock string, proxyConcurrent int) (mail, proxy, ready string) {
+func startGateway(dir, clamdSock string, proxyConcurrent, bulkCap int) (mail, proxy, ready string) {
 	mail, proxy = "unix:"+filepath.Join(dir, "mail.sock"), "unix:"+filepath.Join(dir, "proxy.sock")
 	httpAddr := freePort()
 	cfg, err := config.Parse("bench.toml", []byte(fmt.Sprintf(`
@@ -295,6 +296,7 @@ address = "unix:%s"
 stream_max_length = "100M"
 timeout = "10m"
 max_jobs = 10
+bulk_cap = %d
 health_interval = "1s"
 [server]
 audit = false
@@ -311,7 +313,7 @@ max_wait = "10m"
 max_wait = "10m"
 max_concurrent = %d
 max_queue = 1000
-`, clamdSock, httpAddr, mail, proxy, proxyConcurrent)))
+`, clamdSock, bulkCap, httpAddr, mail, proxy, proxyConcurrent)))
 	if err != nil {
 		fail(err)
 	}
