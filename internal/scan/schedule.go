@@ -222,9 +222,17 @@ func (s *scheduler) release(t *ticket) {
 	s.tell(granted)
 }
 
-func (s *scheduler) tell(granted []*ticket) {
-	for _, g := range granted {
-		s.notify(g.c.name, len(g.c.waiting), g.c.queued)
+// note is a client's queue after a change, taken under the lock and told
+// to the observers outside it.
+type note struct {
+	client string
+	jobs   int
+	bytes  int64
+}
+
+func (s *scheduler) tell(notes []note) {
+	for _, n := range notes {
+		s.notify(n.client, n.jobs, n.bytes)
 	}
 }
 
@@ -237,8 +245,8 @@ func (s *scheduler) tell(granted []*ticket) {
 // (ties: ring order after the turn). Only eligible clients earn credit: one
 // held back by its own limits or the bulk cap does not bank a burst for
 // later.
-func (s *scheduler) dispatch(now time.Time) []*ticket {
-	var out []*ticket
+func (s *scheduler) dispatch(now time.Time) []note {
+	var out []note
 	for s.capacity == 0 || len(s.running) < s.capacity {
 		c := s.pick(now)
 		if c == nil {
@@ -255,7 +263,7 @@ func (s *scheduler) dispatch(now time.Time) []*ticket {
 		t.granted = true
 		s.start(t, now)
 		close(t.ch)
-		out = append(out, t)
+		out = append(out, note{c.name, len(c.waiting), c.queued})
 	}
 	return out
 }
