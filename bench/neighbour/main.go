@@ -24,8 +24,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -62,7 +64,7 @@ func main() {
 	defer cl.Stop()
 	clamdSock := cl.Socket
 	mailGW, proxyGW, ready := startGateway(dir, clamdSock, *proxyConcurrent, *bulkCap)
-	sc := setup{mails: *mailClients, floods: *flood, msz: msz, fsz: fsz, d: *duration, warmup: *warmup, dir: dir}
+	sc := setup{mails: *mailClients, floods: *flood, msz: msz, fsz: fsz, d: *duration, warmup: *warmup, dir: dir, clamdPID: cl.PID()}
 	fmt.Printf("mail %s scans (%d clients); flood: %d processes x %s random streams; %s per scenario after %s warm-up\n",
 		*mailSize, *mailClients, *flood, *floodSize, *duration, *warmup)
 	watch := &readiness{url: ready}
@@ -71,9 +73,9 @@ func main() {
 	flooded := sc.run(mailGW, proxyGW)
 	floodAlone := sc.run("", proxyGW)
 	stopWatch()
-	fmt.Printf("%-30s %s\n", "gateway, mail alone", alone)
-	fmt.Printf("%-30s %s\n", "gateway, mail under flood", flooded)
-	fmt.Printf("%-30s %s\n", "gateway, flood alone", floodAlone)
+	fmt.Printf("%-30s %s\n%30s %s\n", "gateway, mail alone", alone, "", alone.cpu)
+	fmt.Printf("%-30s %s\n%30s %s\n", "gateway, mail under flood", flooded, "", flooded.cpu)
+	fmt.Printf("%-30s %s\n%30s %s\n", "gateway, flood alone", floodAlone, "", floodAlone.cpu)
 	fmt.Println()
 	fmt.Printf("mail p99 under flood / alone: %.2fx (target <= 2x)\n", ratio(flooded.p(0.99), alone.p(0.99)))
 	fmt.Printf("flood beside mail / alone:    %.0f%% (target >= 80%%)\n", 100*flooded.floodMiB/floodAlone.floodMiB)
@@ -98,6 +100,37 @@ type result struct {
 	failed     int
 	floodMiB   float64
 	floodErr   int
+	cpu        cpuSplit
+}
+
+// cpuSplit is where the machine's CPU went during a scenario: the profile
+// that says whether a target is reachable on this many cores.
+type cpuSplit struct {
+	clamd, self, flood, wall time.Duration
+}
+
+func (c cpuSplit) String() string {
+	return fmt.Sprintf("CPU over %.0fs wall (x%d cores available): clamd %.1fs, gateway+mail clients %.1fs, flood clients %.1fs",
+		c.wall.Seconds(), runtime.NumCPU(), c.clamd.Seconds(), c.self.Seconds(), c.flood.Seconds())
+}
+
+// procCPU is a process's user+system CPU time from /proc (clock ticks of
+// 10 ms on Linux).
+func procCPU(pid string) time.Duration {
+	data, err := os.ReadFile("/proc/" + pid + "/stat")
+	if err != nil {
+		return 0
+	}
+	// Fields after the command name, which may hold spaces: utime is the
+	// 14th field of the line, stime the 15th.
+	rest := string(data[bytes.LastIndexByte(data, ')')+2:])
+	f := strings.Fields(rest)
+	if len(f) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * 10 * time.Millisecond
 }
 
 func (r result) p(q float64) time.Duration {
@@ -124,6 +157,7 @@ type setup struct {
 	msz, fsz      int64
 	d, warmup     time.Duration
 	dir           string
+	clamdPID      int
 }
 
 // run measures one scenario. The flood runs in separate processes (each
@@ -149,6 +183,7 @@ func (s setup) run(mailAddr, proxyAddr string) result {
 	defer cancel()
 	end, _ := ctx.Deadline()
 	start := time.Now()
+	clamd0, self0 := procCPU(strconv.Itoa(s.clamdPID)), procCPU("self")
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	payload := randomBytes(s.msz)
@@ -181,11 +216,15 @@ func (s setup) run(mailAddr, proxyAddr string) result {
 	}
 	wg.Wait()
 	<-ctx.Done()
+	r.cpu = cpuSplit{clamd: procCPU(strconv.Itoa(s.clamdPID)) - clamd0, self: procCPU("self") - self0, wall: time.Since(start)}
 	var floodBytes int64
 	for _, w := range workers {
 		n, errs := w.wait()
 		floodBytes += n
 		r.floodErr += errs
+		if st := w.cmd.ProcessState; st != nil {
+			r.cpu.flood += st.UserTime() + st.SystemTime() // includes the warm-up
+		}
 	}
 	r.floodMiB = float64(floodBytes) / (1 << 20) / time.Since(start).Seconds()
 	return r
