@@ -288,3 +288,49 @@ func TestClientGoneMilter(t *testing.T) {
 	running.Close()
 	waitMetric(t, base, `clamgate_jobs_abandoned_total{client="p",state="running"}`, 1)
 }
+
+// TestTrickleHoldsNoSlot (issue 14, item 6): an authorised client that
+// sends its INSTREAM one byte at a time holds no scan slot: with a single
+// slot (max_jobs = 1), other clients' scans go on meanwhile.
+func TestTrickleHoldsNoSlot(t *testing.T) {
+	c := testenv.StartClamd(t, testenv.ClamdOptions{})
+	sock := filepath.Join(testenv.TempDir(t), "gw.sock")
+	testenv.StartGateway(t, mustParse(t, fmt.Sprintf(`
+[backend]
+address = "unix:%s"
+max_jobs = 1
+reserve = 0
+[[listener]]
+address = "unix:%s"
+policy = "p"
+mode = "0666"
+[policy.p]
+`, c.Socket, sock)))
+	conn, err := net.Dial("unix", sock)
+	must(t, err)
+	defer conn.Close()
+	must(t, writeAll(conn, append([]byte("zINSTREAM\x00"), chunk([]byte("trickle"))[:6]...)))
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() { // one more byte a second, never the end
+		for _, b := range chunk([]byte("trickle"))[6:] {
+			select {
+			case <-stop:
+				return
+			case <-time.After(time.Second):
+				conn.Write([]byte{b})
+			}
+		}
+	}()
+	gw, _ := clamd.New("unix:"+sock, 30*time.Second)
+	for range 3 {
+		if reply, err := gw.Instream(context.Background(), strings.NewReader(testenv.EICAR)); !strings.Contains(reply, "FOUND") {
+			t.Fatalf("scan beside a trickling client: %q %v", reply, err)
+		}
+	}
+}
+
+func writeAll(c net.Conn, p []byte) error {
+	_, err := c.Write(p)
+	return err
+}
