@@ -9,8 +9,11 @@ require (
 	github.com/pelletier/go-toml/v2 v2.4.3
 	github.com/prometheus/client_golang v1.25.0
 	github.com/prometheus/common v0.72.0
+	golang.org/x/net v0.59.0
 	golang.org/x/sys v0.50.0
 )
+
+require github.com/dutchcoders/go-clamd v0.0.0-20170520113014-b970184f4d9e
 
 require (
 	github.com/aymanbagabas/go-udiff v0.4.1

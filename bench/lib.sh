@@ -1,5 +1,6 @@
 # Shared by the benchmark scripts (sourced): the gateway under test and a
-# real clamd with the test database, set up the same way for every run, and
+# real clamd with the test database, started the same way for every run
+# (bench/up, that is bench/benchenv, which the Go benchmarks use too), and
 # torn down the same way.
 
 # BENCH_EICAR is the EICAR test string, as internal/testenv.EICAR.
@@ -16,35 +17,28 @@ bench_build_gateway() {
 	else
 		go build -o "$dir/bin/clamgate" ./cmd/clamgate
 	fi
+	go build -o "$dir/bin/up" ./bench/up
 }
 
-# bench_clamd_conf DIR: the test database (as internal/testenv.WriteTestDB
-# writes it) or BENCH_DB, and DIR/clamd.conf using it; sets dbdir.
-bench_clamd_conf() {
-	local dir=$1 marker
-	mkdir -p "$dir/db" "$dir/tmp"
-	marker='CLAMGATE-SECOND-MARK'
-	printf 'Eicar-Test-Signature:0:*:%s\nClamgate-Test-Marker:0:*:%s\n' "$(bench_hex "$BENCH_EICAR")" "$(bench_hex "$marker")" >"$dir/db/test.ndb"
-	printf 'aa15bcf478d165efd2065190eb473bcb:544:ClamAV-Test-File\n' >"$dir/db/test.hdb"
-	dbdir=$dir/db
-	if [[ -n ${BENCH_DB:-} ]]; then
-		[[ -d $BENCH_DB ]] || { echo "run.sh: BENCH_DB=$BENCH_DB is not a directory" >&2; exit 2; }
-		dbdir=$BENCH_DB
-	fi
-	cat >"$dir/clamd.conf" <<CONF
-Foreground yes
-LocalSocket $dir/clamd.sock
-LocalSocketMode 666
-DatabaseDirectory $dbdir
-TemporaryDirectory $dir/tmp
-LogFile $dir/clamd.log
-PidFile $dir/clamd.pid
-StreamMaxLength 100M
-MaxThreads 10
-CONF
+# bench_up DIR READY [SERVE ARGUMENTS...]: clamd in DIR (DIR/clamd.sock,
+# the test database or BENCH_DB) and the gateway (DIR/bin/clamgate serve
+# with the arguments, GATEWAY_ENV in its environment), each waited for: clamd
+# until it answers PING, the gateway until every address of READY (a
+# space-separated list of unix:/path or tcp:host:port) accepts connections.
+# Sets clamd_pid, gw_pid, dbdir and clamd_version.
+bench_up() {
+	local dir=$1 ready=$2 a out
+	shift 2
+	local opts=(-dir "$dir" -gateway "$dir/bin/clamgate")
+	[[ -n ${BENCH_DB:-} ]] && opts+=(-db "$BENCH_DB")
+	for a in ${GATEWAY_ENV:-}; do opts+=(-env "$a"); done
+	for a in $ready; do opts+=(-ready "$a"); done
+	out=$("$dir/bin/up" "${opts[@]}" -- "$@") || return 1
+	eval "$out"
+	echo "run.sh: $clamd_version up (pid $clamd_pid, database $dbdir)" >&2
+	echo "run.sh: gateway up (pid $gw_pid${GATEWAY_ENV:+, env $GATEWAY_ENV})" >&2
 }
 
-bench_hex() { printf '%s' "$1" | od -An -v -tx1 | tr -d ' \n'; }
 
 # bench_stop PID...: each live process in turn gets TERM, KILL 5 s later if
 # it is still there, and is reaped.

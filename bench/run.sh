@@ -26,7 +26,7 @@ cd "$repo"
 # shellcheck source=bench/lib.sh
 source bench/lib.sh
 
-CLAMD=${CLAMD:-$(command -v clamd || echo /usr/sbin/clamd)}
+export CLAMD=${CLAMD:-$(command -v clamd || echo /usr/sbin/clamd)}
 [[ -x $CLAMD ]] || { echo "run.sh: clamd not found (set CLAMD=...)" >&2; exit 2; }
 
 # Short directory: unix socket paths must stay under 108 bytes.
@@ -49,8 +49,6 @@ trap 'exit 143' TERM
 bench_build_gateway "$dir"
 go build -o "$dir/bin/instream" ./bench/instream
 
-bench_clamd_conf "$dir"
-
 # wait_ready NAME PID ADDR SECONDS: until ADDR answers PING, failing early
 # if the process died.
 wait_ready() {
@@ -66,17 +64,9 @@ wait_ready() {
 	return 1
 }
 
-"$CLAMD" --config-file="$dir/clamd.conf" >"$dir/clamd.out" 2>&1 &
-clamd_pid=$!
-wait_ready clamd "$clamd_pid" "unix:$dir/clamd.sock" 180
-echo "run.sh: $("$CLAMD" --version) up (pid $clamd_pid, database $dbdir)" >&2
-
-# shellcheck disable=SC2086 # GATEWAY_ENV and GATEWAY_ARGS are word lists on purpose
-env ${GATEWAY_ENV:-} "$dir/bin/clamgate" serve --backend "unix:$dir/clamd.sock" --listen "unix:$dir/gw.sock" \
-	--log-level warn ${GATEWAY_ARGS:-} >"$dir/gateway.log" 2>&1 &
-gw_pid=$!
-wait_ready gateway "$gw_pid" "unix:$dir/gw.sock" 30
-echo "run.sh: gateway up (pid $gw_pid${GATEWAY_ENV:+, env $GATEWAY_ENV})" >&2
+# shellcheck disable=SC2086 # GATEWAY_ARGS are words
+bench_up "$dir" "unix:$dir/gw.sock" --backend "unix:$dir/clamd.sock" --listen "unix:$dir/gw.sock" \
+	--log-level warn ${GATEWAY_ARGS:-}
 
 floor=()
 if [[ ${BENCH_FLOOR:-1} != 0 ]]; then

@@ -6,11 +6,14 @@ set -euo pipefail
 runtime=(clamav-daemon clamav-freshclam clamdscan)
 testing=(clamav-testfiles python3-pyclamd libclamav-client-perl amavisd-new acl util-linux procps
          c-icap libc-icap-mod-virus-scan squid
-         miltertest postfix swaks clamav-milter podman runc uidmap
+         miltertest postfix swaks clamav-milter podman runc uidmap lintian
          prometheus)  # promtool: the alert rules and dashboard queries in monitoring/
 
 want=("${runtime[@]}")
 [[ "${1:-}" == "--test" ]] && want+=("${testing[@]}")
+# The client matrix drives npm's clamd clients: Debian's Node.js where the
+# machine has none of its own.
+if [[ "${1:-}" == "--test" ]] && ! command -v npm >/dev/null; then want+=(nodejs npm); fi
 
 missing=()
 for p in "${want[@]}"; do

@@ -12,6 +12,12 @@ go test -count=1 -timeout 15m ./...
 # packages are left out to keep CI short).
 go test -race -count=1 -timeout 10m ./internal/scan/ ./internal/clamdproto/ ./internal/icap/ \
   ./internal/milter/ ./internal/sigdb/ ./internal/policy/ ./internal/listen/ ./internal/clamd/
+# Live reload swaps listeners, routes and limits under running scans: its
+# two end-to-end tests (a few seconds) under the race detector too.
+go test -race -count=1 -timeout 5m -run '^TestConfigReload' ./internal/gateway/
+
+# The Debian package: built, lintian-clean, installed, verified, purged.
+bash scripts/test-package.sh
 
 # Every fuzz target of every package (each parser of client bytes has one).
 fuzztime=${FUZZTIME:-10s}

@@ -25,7 +25,7 @@ cd "$repo"
 source bench/lib.sh
 export PATH="$PATH:/usr/local/go/bin"
 
-CLAMD=${CLAMD:-$(command -v clamd || echo /usr/sbin/clamd)}
+export CLAMD=${CLAMD:-$(command -v clamd || echo /usr/sbin/clamd)}
 CICAP=${CICAP:-$(command -v c-icap || echo /usr/bin/c-icap)}
 CICAP_CLIENT=${CICAP_CLIENT:-$(command -v c-icap-client || echo /usr/bin/c-icap-client)}
 CICAP_LIB=${CICAP_LIB:-/usr/lib/x86_64-linux-gnu/c_icap}
@@ -61,26 +61,16 @@ bench_build_gateway "$dir"
 go build -o "$dir/bin/load" ./bench/icap/load
 load=$dir/bin/load
 
-bench_clamd_conf "$dir"
 mkdir -p "$dir/ci"
 
 # alive NAME PID: fail if the process has gone.
 alive() { kill -0 "$2" 2>/dev/null || { echo "run.sh: $1 (pid $2) is not running" >&2; return 1; }; }
 
-"$CLAMD" --config-file="$dir/clamd.conf" >"$dir/clamd.out" 2>&1 &
-clamd_pid=$!
-"$load" -wait "unix:$dir/clamd.sock" -timeout 180s
-alive clamd "$clamd_pid"
-echo "run.sh: $("$CLAMD" --version) up (pid $clamd_pid, database $dbdir)" >&2
-
 gw_port=$("$load" -freeport)
-# shellcheck disable=SC2086 # GATEWAY_ENV and GATEWAY_ARGS are word lists on purpose
-env ${GATEWAY_ENV:-} "$dir/bin/clamgate" serve --backend "unix:$dir/clamd.sock" --icap "tcp:127.0.0.1:$gw_port" \
-	--log-level warn ${GATEWAY_ARGS:-} >"$dir/gateway.log" 2>&1 &
-gw_pid=$!
-"$load" -wait "127.0.0.1:$gw_port" -timeout 30s
-alive gateway "$gw_pid"
-echo "run.sh: gateway up on 127.0.0.1:$gw_port (pid $gw_pid${GATEWAY_ENV:+, env $GATEWAY_ENV})" >&2
+# shellcheck disable=SC2086 # GATEWAY_ARGS are words
+bench_up "$dir" "tcp:127.0.0.1:$gw_port" --backend "unix:$dir/clamd.sock" --icap "tcp:127.0.0.1:$gw_port" \
+	--log-level warn ${GATEWAY_ARGS:-}
+echo "run.sh: the gateway listens on 127.0.0.1:$gw_port" >&2
 
 ci_port=$("$load" -freeport)
 while [[ $ci_port == "$gw_port" ]]; do ci_port=$("$load" -freeport); done

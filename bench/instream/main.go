@@ -33,7 +33,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"math"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -44,6 +43,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"clamgate/bench/benchenv"
 )
 
 // okReply is clamd's reply to a clean INSTREAM.
@@ -167,7 +168,7 @@ type side struct {
 	Mean    float64       `json:"mean_ms"`
 	Rounds  []float64     `json:"round_rps"`
 	FirstEr string        `json:"first_error,omitempty"`
-	lat     []time.Duration
+	fig     benchenv.Side
 }
 
 type sizeResult struct {
@@ -212,55 +213,35 @@ func benchSize(o options, size int) sizeResult {
 		for _, s := range order {
 			rr := runRound(o, s.Addr, size, o.duration)
 			s.add(rr)
-			fmt.Printf("   round %d %-7s %8.1f scans/s  p50 %7.3f ms  p99 %7.3f ms  errors %d\n",
-				i+1, s.Name, rr.rps(), ms(pct(rr.lat, 50)), ms(pct(rr.lat, 99)), rr.errors)
+			slices.Sort(rr.lat)
+			fmt.Printf("   round %d %-7s %8.1f scans/s  p50 %7.3f ms  p99 %7.3f ms  errors %d\n", i+1, s.Name, rr.rps(),
+				benchenv.Ms(benchenv.Percentile(rr.lat, 50)), benchenv.Ms(benchenv.Percentile(rr.lat, 99)), rr.errors)
 		}
 	}
 	for _, s := range sides {
 		s.finish()
 	}
+	ratio := benchenv.Compare(&g.fig, &d.fig)
 	res := sizeResult{Size: size, Concurrency: o.concurrency, Direct: d, Gateway: g, Floor: f,
-		Ratio: g.RPS / d.RPS, P50Added: g.P50 - d.P50, P99Added: g.P99 - d.P99, MeanAdded: g.Mean - d.Mean,
-		RatioMin: math.Inf(1), RatioMax: math.Inf(-1)}
-	for i := range d.Rounds {
-		r := g.Rounds[i] / d.Rounds[i]
-		res.RatioMin, res.RatioMax = min(res.RatioMin, r), max(res.RatioMax, r)
-	}
+		Ratio: ratio.Value, P50Added: g.P50 - d.P50, P99Added: g.P99 - d.P99, MeanAdded: g.Mean - d.Mean,
+		RatioMin: ratio.Min, RatioMax: ratio.Max}
 	if f != nil {
-		res.FloorRatio, res.GatewayFloorRatio = f.RPS/d.RPS, g.RPS/f.RPS
-	}
-	// A side that failed every scan gives 0/0: keep the JSON encodable.
-	for _, x := range []*float64{&res.Ratio, &res.RatioMin, &res.RatioMax, &res.FloorRatio, &res.GatewayFloorRatio} {
-		if math.IsNaN(*x) || math.IsInf(*x, 0) {
-			*x = 0
-		}
+		res.FloorRatio, res.GatewayFloorRatio = benchenv.Compare(&f.fig, &d.fig).Value, benchenv.Compare(&g.fig, &f.fig).Value
 	}
 	return res
 }
 
 func (s *side) add(r roundResult) {
-	s.Scans += len(r.lat)
-	s.Errors += r.errors
-	s.Elapsed += r.elapsed
-	s.Rounds = append(s.Rounds, r.rps())
-	s.lat = append(s.lat, r.lat...)
-	if s.FirstEr == "" && r.firstErr != nil {
-		s.FirstEr = r.firstErr.Error()
-	}
+	s.fig.Name = s.Name
+	s.fig.AddRound(r.lat, r.errors, r.elapsed, r.firstErr)
 }
 
+// finish copies the figures into the JSON fields.
 func (s *side) finish() {
-	slices.Sort(s.lat)
-	s.RPS = float64(s.Scans) / s.Elapsed.Seconds()
-	s.P50, s.P90, s.P99 = ms(pctSorted(s.lat, 50)), ms(pctSorted(s.lat, 90)), ms(pctSorted(s.lat, 99))
-	if len(s.lat) > 0 {
-		s.Max = ms(s.lat[len(s.lat)-1])
-		var sum time.Duration
-		for _, l := range s.lat {
-			sum += l
-		}
-		s.Mean = ms(sum / time.Duration(len(s.lat)))
-	}
+	f := &s.fig
+	s.Scans, s.Errors, s.Elapsed, s.Rounds, s.FirstEr = f.Count, f.Errors, f.Elapsed, f.Rounds, f.FirstErr
+	s.RPS, s.Mean = f.Rate(), benchenv.Ms(f.Mean())
+	s.P50, s.P90, s.P99, s.Max = benchenv.Ms(f.Pct(50)), benchenv.Ms(f.Pct(90)), benchenv.Ms(f.Pct(99)), benchenv.Ms(f.Pct(100))
 }
 
 type roundResult struct {
@@ -509,24 +490,15 @@ func serveProxy(listen, backend string) error {
 
 func printResult(r sizeResult) {
 	fmt.Printf("\n   size %d bytes, concurrency %d\n", r.Size, r.Concurrency)
-	fmt.Printf("   %-8s %9s %9s %9s %9s %9s %9s %9s %7s\n", "side", "scans", "scans/s", "mean ms", "p50 ms", "p90 ms", "p99 ms", "max ms", "errors")
-	for _, s := range []*side{r.Direct, r.Gateway, r.Floor} {
-		if s == nil {
-			continue
-		}
-		fmt.Printf("   %-8s %9d %9.1f %9.3f %9.3f %9.3f %9.3f %9.3f %7d\n",
-			s.Name, s.Scans, s.RPS, s.Mean, s.P50, s.P90, s.P99, s.Max, s.Errors)
-		if s.FirstEr != "" {
-			fmt.Printf("   %-8s first error: %s\n", "", s.FirstEr)
-		}
+	figs := []*benchenv.Side{&r.Direct.fig, &r.Gateway.fig}
+	if r.Floor != nil {
+		figs = append(figs, &r.Floor.fig)
 	}
-	fmt.Printf("   throughput ratio gateway/direct %.3f (per-round pairs %.3f..%.3f)   target >= 0.97: %s\n",
-		r.Ratio, r.RatioMin, r.RatioMax, verdict(r.Ratio >= 0.97))
-	fmt.Printf("   added latency: p50 %+.3f ms, mean %+.3f ms, p99 %+.3f ms   p99 target < 0.5 ms: %s\n",
-		r.P50Added, r.MeanAdded, r.P99Added, verdict(r.P99Added < 0.5))
+	benchenv.Print(os.Stdout, "scans", figs)
+	fmt.Printf("   targets: gateway/direct >= 0.97: %s; p99 added < 0.5 ms: %s\n", verdict(r.Ratio >= 0.97), verdict(r.P99Added < 0.5))
 	if f := r.Floor; f != nil {
-		fmt.Printf("   bare proxy (floor): throughput floor/direct %.3f, gateway/floor %.3f; added vs direct: p50 %+.3f ms, p99 %+.3f ms; gateway vs floor: p50 %+.3f ms, p99 %+.3f ms\n",
-			r.FloorRatio, r.GatewayFloorRatio, f.P50-r.Direct.P50, f.P99-r.Direct.P99, r.Gateway.P50-f.P50, r.Gateway.P99-f.P99)
+		fmt.Printf("   gateway/floor (its own cost, without the hop's): throughput %.3f; added p50 %+.3f ms, p99 %+.3f ms\n",
+			r.GatewayFloorRatio, r.Gateway.P50-f.P50, r.Gateway.P99-f.P99)
 	}
 	line := fmt.Sprintf("RESULT size=%d concurrency=%d ratio=%.3f direct_rps=%.1f gateway_rps=%.1f direct_p50_ms=%.3f gateway_p50_ms=%.3f direct_p99_ms=%.3f gateway_p99_ms=%.3f p50_added_ms=%.3f p99_added_ms=%.3f mean_added_ms=%.3f direct_errors=%d gateway_errors=%d",
 		r.Size, r.Concurrency, r.Ratio, r.Direct.RPS, r.Gateway.RPS, r.Direct.P50, r.Gateway.P50,
@@ -544,23 +516,6 @@ func verdict(ok bool) string {
 	}
 	return "MISSED"
 }
-
-func pct(lat []time.Duration, p float64) time.Duration {
-	s := slices.Clone(lat)
-	slices.Sort(s)
-	return pctSorted(s, p)
-}
-
-// pctSorted is the nearest-rank percentile of sorted latencies.
-func pctSorted(s []time.Duration, p float64) time.Duration {
-	if len(s) == 0 {
-		return 0
-	}
-	i := int(math.Ceil(p/100*float64(len(s)))) - 1
-	return s[max(0, min(i, len(s)-1))]
-}
-
-func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
 func parseSize(s string) (int, error) {
 	mult := 1

@@ -14,7 +14,6 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"sync"
@@ -54,21 +53,17 @@ func Measure(bin string, clients int, size int64) (peak int64, ok, n int, err er
 	defer cl.Stop()
 	clamdSock := cl.Socket
 	gwSock := filepath.Join(dir, "gw.sock")
-	gw := exec.Command(bin, "serve", "--backend", "unix:"+clamdSock, "--listen", "unix:"+gwSock,
-		"--max-stream", strconv.FormatInt(size, 10), "--log-level", "warn")
-	gw.Stderr = os.Stderr
-	if err := gw.Start(); err != nil {
+	gw, err := benchenv.StartGateway(dir, bin, nil, []string{"unix:" + gwSock}, "--backend", "unix:"+clamdSock,
+		"--listen", "unix:"+gwSock, "--max-stream", strconv.FormatInt(size, 10), "--log-level", "warn")
+	if err != nil {
 		return 0, 0, 0, err
 	}
-	defer func() { gw.Process.Kill(); gw.Wait() }()
+	defer gw.Stop()
 	c, _ := clamd.New("unix:"+gwSock, 30*time.Minute)
-	if err := benchenv.WaitPing(c, time.Minute); err != nil {
-		return 0, 0, 0, err
-	}
 	var peakRSS atomic.Int64
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
-	go benchenv.SamplePeak(ctx, gw.Process.Pid, &peakRSS)
+	go benchenv.SamplePeak(ctx, gw.PID(), &peakRSS)
 	payload := make([]byte, size)
 	rand.Read(payload)
 	var wg sync.WaitGroup

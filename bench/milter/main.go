@@ -22,29 +22,24 @@ import (
 	"fmt"
 	"math"
 	"os"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"clamgate/bench/benchenv"
 	"clamgate/internal/config"
 
 	gomilter "github.com/d--j/go-milter"
 )
 
 type side struct {
-	name   string
+	benchenv.Side
 	client *gomilter.Client
-	pid    int             // the milter's process, for its CPU time; 0 = unknown
-	cpu    time.Duration   // the milter's CPU over the measured rounds
-	clamd  time.Duration   // clamd's CPU over this side's measured rounds
-	count  int             // messages in the measured rounds
-	lat    []time.Duration // every round's latencies
-	rates  []float64       // messages per second, per round
-	errors int
-	first  error
+	pid    int           // the milter's process, for its CPU time; 0 = unknown
+	cpu    time.Duration // the milter's CPU over the measured rounds
+	clamd  time.Duration // clamd's CPU over this side's measured rounds
 }
 
 type options struct {
@@ -93,7 +88,7 @@ func main() {
 
 func newSide(name, addr string, pid int) *side {
 	network, address, _ := strings.Cut(addr, ":")
-	return &side{name: name, pid: pid, client: gomilter.NewClient(network, address, gomilter.WithReadTimeout(5*time.Minute))}
+	return &side{Side: benchenv.Side{Name: name}, pid: pid, client: gomilter.NewClient(network, address, gomilter.WithReadTimeout(5*time.Minute))}
 }
 
 // cpuTime is a process's user+system time: unlike wall time on a shared
@@ -138,6 +133,7 @@ func run(o options, size int, sides []*side) bool {
 func round(o options, s *side, gen *generator, d time.Duration, record bool) {
 	var mu sync.Mutex
 	var lat []time.Duration
+	var first error
 	var errs atomic.Int64
 	var wg sync.WaitGroup
 	cpu0, clamd0 := cpuTime(s.pid), cpuTime(o.clamdPID)
@@ -151,8 +147,8 @@ func round(o options, s *side, gen *generator, d time.Duration, record bool) {
 				if err := send(s.client, gen.next()); err != nil {
 					errs.Add(1)
 					mu.Lock()
-					if s.first == nil {
-						s.first = err
+					if first == nil {
+						first = err
 					}
 					mu.Unlock()
 					continue
@@ -168,12 +164,9 @@ func round(o options, s *side, gen *generator, d time.Duration, record bool) {
 	if !record {
 		return
 	}
-	s.rates = append(s.rates, float64(len(lat))/time.Since(start).Seconds())
+	s.AddRound(lat, int(errs.Load()), time.Since(start), first)
 	s.cpu += cpuTime(s.pid) - cpu0
 	s.clamd += cpuTime(o.clamdPID) - clamd0
-	s.count += len(lat)
-	s.lat = append(s.lat, lat...)
-	s.errors += int(errs.Load())
 }
 
 // send passes one message through the milter as postfix would.
@@ -290,34 +283,19 @@ func (g *generator) next() message {
 func report(o options, size int, kind string, sides []*side) bool {
 	a, b := sides[0], sides[1]
 	fmt.Printf("\n%s mail, %d bytes of %s, concurrency %d, %d rounds x %s\n", label(size), size, kind, o.concurrency, o.rounds, o.duration)
-	fmt.Printf("%-15s %10s %10s %10s %8s %14s %14s\n", "milter", "msg/s", "p50 ms", "p99 ms", "errors", "milter CPU ms", "clamd CPU ms")
-	ok := true
-	for _, s := range sides {
-		fmt.Printf("%-15s %10.1f %10.2f %10.2f %8d %14.2f %14.2f\n", s.name, mean(s.rates), ms(pct(s.lat, 50)), ms(pct(s.lat, 99)), s.errors,
-			perMsg(s.cpu, s.count), perMsg(s.clamd, s.count))
-		if s.first != nil {
-			fmt.Printf("  first error on %s: %v\n", s.name, s.first)
-			ok = false
-		}
-	}
-	var ratios []float64
-	for i := range a.rates {
-		if b.rates[i] > 0 {
-			ratios = append(ratios, a.rates[i]/b.rates[i])
-		}
-	}
-	slices.Sort(ratios)
-	if len(ratios) == 0 {
+	// b (clamav-milter) is the baseline a is measured against.
+	benchenv.Print(os.Stdout, "msg", []*benchenv.Side{&b.Side, &a.Side},
+		benchenv.Column{Name: "milter CPU ms/msg", Values: []float64{perMsg(b.cpu, b.Count), perMsg(a.cpu, a.Count)}},
+		benchenv.Column{Name: "clamd CPU ms/msg", Values: []float64{perMsg(b.clamd, b.Count), perMsg(a.clamd, a.Count)}})
+	if a.Count == 0 || b.Count == 0 {
 		return false
 	}
-	fmt.Printf("throughput %s/%s: %.2f (rounds %.2f..%.2f); p50 %s/%s: %.2f; p99: %.2f\n",
-		a.name, b.name, mean(a.rates)/mean(b.rates), ratios[0], ratios[len(ratios)-1],
-		a.name, b.name, ratio(pct(a.lat, 50), pct(b.lat, 50)), ratio(pct(a.lat, 99), pct(b.lat, 99)))
+	r := benchenv.Compare(&a.Side, &b.Side)
 	fmt.Printf("RESULT size=%d kind=%s concurrency=%d ratio=%.3f ratio_min=%.3f ratio_max=%.3f a_rps=%.1f b_rps=%.1f a_p50_ms=%.2f b_p50_ms=%.2f a_p99_ms=%.2f b_p99_ms=%.2f a_errors=%d b_errors=%d a_cpu_ms=%.2f b_cpu_ms=%.2f a_clamd_cpu_ms=%.2f b_clamd_cpu_ms=%.2f\n",
-		size, kind, o.concurrency, mean(a.rates)/mean(b.rates), ratios[0], ratios[len(ratios)-1], mean(a.rates), mean(b.rates),
-		ms(pct(a.lat, 50)), ms(pct(b.lat, 50)), ms(pct(a.lat, 99)), ms(pct(b.lat, 99)), a.errors, b.errors,
-		perMsg(a.cpu, a.count), perMsg(b.cpu, b.count), perMsg(a.clamd, a.count), perMsg(b.clamd, b.count))
-	return ok
+		size, kind, o.concurrency, r.Value, r.Min, r.Max, a.Rate(), b.Rate(),
+		benchenv.Ms(a.Pct(50)), benchenv.Ms(b.Pct(50)), benchenv.Ms(a.Pct(99)), benchenv.Ms(b.Pct(99)), a.Errors, b.Errors,
+		perMsg(a.cpu, a.Count), perMsg(b.cpu, b.Count), perMsg(a.clamd, a.Count), perMsg(b.clamd, b.Count))
+	return a.FirstErr == "" && b.FirstErr == ""
 }
 
 func label(size int) string {
@@ -327,41 +305,10 @@ func label(size int) string {
 	return fmt.Sprintf("%d KiB", size>>10)
 }
 
-func mean(v []float64) float64 {
-	if len(v) == 0 {
-		return math.NaN()
-	}
-	var s float64
-	for _, x := range v {
-		s += x
-	}
-	return s / float64(len(v))
-}
-
-// pct is the nearest-rank percentile.
-func pct(d []time.Duration, p int) time.Duration {
-	if len(d) == 0 {
-		return 0
-	}
-	s := slices.Clone(d)
-	slices.Sort(s)
-	i := int(math.Ceil(float64(p)/100*float64(len(s)))) - 1
-	return s[max(i, 0)]
-}
-
 // perMsg is CPU milliseconds per message; NaN without a process id.
 func perMsg(d time.Duration, n int) float64 {
 	if d == 0 || n == 0 {
 		return math.NaN()
 	}
-	return ms(d) / float64(n)
-}
-
-func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
-
-func ratio(a, b time.Duration) float64 {
-	if b == 0 {
-		return math.NaN()
-	}
-	return float64(a) / float64(b)
+	return benchenv.Ms(d) / float64(n)
 }

@@ -20,7 +20,7 @@ cd "$repo"
 source bench/lib.sh
 export PATH="$PATH:/usr/local/go/bin"
 
-CLAMD=${CLAMD:-$(command -v clamd || echo /usr/sbin/clamd)}
+export CLAMD=${CLAMD:-$(command -v clamd || echo /usr/sbin/clamd)}
 CLAMAV_MILTER=${CLAMAV_MILTER:-$(command -v clamav-milter || echo /usr/sbin/clamav-milter)}
 for b in "$CLAMD" "$CLAMAV_MILTER"; do
 	[[ -x $b ]] || { echo "run.sh: $b not found: run scripts/install-deps.sh --test" >&2; exit 2; }
@@ -34,12 +34,7 @@ pids=()
 cleanup() {
 	local rc=$?
 	trap - EXIT INT TERM
-	for pid in "${pids[@]}"; do
-		kill -TERM "$pid" 2>/dev/null || true
-	done
-	for pid in "${pids[@]}"; do
-		wait "$pid" 2>/dev/null || true
-	done
+	bench_stop "${pids[@]}"
 	bench_leave "$dir" "$rc" gateway.log clamd.log clamav-milter.log
 	exit "$rc"
 }
@@ -49,8 +44,6 @@ trap 'exit 143' TERM
 
 bench_build_gateway "$dir"
 go build -o "$dir/bin/milterbench" ./bench/milter
-
-bench_clamd_conf "$dir"
 
 # The same actions on both sides, no headers, clamd reached by unix socket.
 cat >"$dir/clamgate.toml" <<CONF
@@ -101,14 +94,8 @@ wait_socket() { # NAME PID PATH SECONDS
 	return 1
 }
 
-"$CLAMD" --config-file="$dir/clamd.conf" >"$dir/clamd.out" 2>&1 &
-pids+=($!)
-wait_socket clamd "${pids[-1]}" "$dir/clamd.sock" 180
-echo "run.sh: $("$CLAMD" --version) up, database $dbdir" >&2
-
-"$dir/bin/clamgate" serve --config "$dir/clamgate.toml" >"$dir/gateway.log" 2>&1 &
-pids+=($!)
-wait_socket gateway "${pids[-1]}" "$dir/gw.sock" 30
+bench_up "$dir" "unix:$dir/gw.sock" --config "$dir/clamgate.toml"
+pids+=("$clamd_pid" "$gw_pid")
 
 "$CLAMAV_MILTER" --config-file="$dir/clamav-milter.conf" >"$dir/clamav-milter.out" 2>&1 &
 pids+=($!)

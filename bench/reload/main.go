@@ -25,6 +25,7 @@ import (
 	"clamgate/internal/clamd"
 	"clamgate/internal/config"
 	"clamgate/internal/gateway"
+	"clamgate/internal/rss"
 )
 
 func main() {
@@ -127,8 +128,9 @@ func measure(pid int, gw *clamd.Client, dbDir string, workers int) (*result, err
 		})
 	}
 	time.Sleep(3 * time.Second)
-	r.steady = int(benchenv.RSS(pid) >> 20)
-	peak.Store(benchenv.RSS(pid))
+	steady, _ := rss.Read(pid)
+	r.steady = int(steady >> 20)
+	peak.Store(steady)
 	marker := fmt.Sprintf("CLAMGATE-RELOAD-BENCH-%d", time.Now().UnixNano())
 	updated := time.Now()
 	if err := os.WriteFile(filepath.Join(dbDir, "bench-new.ndb"), []byte(fmt.Sprintf("Clamgate.ReloadBench:0:*:%x\n", marker)), 0o644); err != nil {

@@ -38,7 +38,10 @@ type Client struct {
 	// PassStreams sends streams that are files (the dispatcher's spool) as
 	// descriptors (FILDES): for a local clamd backend, not for a gateway.
 	PassStreams bool
-	bufs        sync.Pool // *[]byte stream buffers
+	// Dial connects; nil is a net.Dialer. doctor sets its own, so that its
+	// checks can run against a fake host.
+	Dial func(ctx context.Context, network, address string) (net.Conn, error)
+	bufs sync.Pool // *[]byte stream buffers
 }
 
 // ParseAddr splits "unix:/path" or "tcp:host:port" into network and address.
@@ -83,8 +86,11 @@ func (c *Client) dial(ctx context.Context) (net.Conn, func(), error) {
 	if _, ok := ctx.Deadline(); !ok && c.Timeout > 0 {
 		ctx, cancel = context.WithTimeout(ctx, c.Timeout)
 	}
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, c.Network, c.Address)
+	dial := c.Dial
+	if dial == nil {
+		dial = (&net.Dialer{}).DialContext
+	}
+	conn, err := dial(ctx, c.Network, c.Address)
 	if err != nil {
 		cancel()
 		if ctx.Err() == nil {

@@ -20,7 +20,7 @@ import (
 type Framing byte
 
 const (
-	Bare    Framing = 0   // legacy "PING\n": newline-terminated, no prefix
+	Bare    Framing = 0   // legacy "PING": one packet, up to a newline if any, no prefix
 	Newline Framing = 'n' // "nPING\n"
 	Null    Framing = 'z' // "zPING\x00"
 )
@@ -93,19 +93,56 @@ func ReadCommand(r *bufio.Reader) (Command, error) {
 		return Command{}, err
 	}
 	framing := Bare
+	var line string
 	switch first {
 	case 'z', 'n':
 		framing = Framing(first)
+		line, err = readDelimited(r, framing.Terminator())
 	default:
 		if err := r.UnreadByte(); err != nil {
 			return Command{}, err
 		}
+		line, err = readPacket(r)
 	}
-	line, err := readDelimited(r, framing.Terminator())
 	if err != nil {
 		return Command{Framing: framing}, err
 	}
-	return ParseCommand(framing, line), nil
+	return ParseCommand(framing, clean(framing, line)), nil
+}
+
+// readPacket reads an unprefixed command the way clamd 1.4 does: what one
+// read returned is the whole command, up to its first newline if it has
+// one. Clients such as npm clamscan send "SCAN /path" with no newline and
+// wait for the reply; waiting for a delimiter would stall them. What
+// follows the newline stays buffered, as bytes after any command do.
+func readPacket(r *bufio.Reader) (string, error) {
+	pkt, err := r.Peek(r.Buffered())
+	if err != nil {
+		return "", err
+	}
+	end, next := len(pkt), len(pkt)
+	if i := bytes.IndexByte(pkt, '\n'); i >= 0 {
+		end, next = i, i+1
+	}
+	if end > MaxCommandLen {
+		return "", ErrCommandTooLong
+	}
+	line := string(pkt[:end])
+	_, err = r.Discard(next)
+	return line, err
+}
+
+// clean applies what clamd does to a command line before parsing it: the
+// line is a C string (it ends at a NUL), and newline-framed lines lose
+// their trailing carriage returns.
+func clean(framing Framing, line string) string {
+	if framing == Null {
+		return line
+	}
+	if i := strings.IndexByte(line, 0); i >= 0 {
+		line = line[:i]
+	}
+	return strings.TrimRight(line, "\r")
 }
 
 // readDelimited reads up to delim without letting the line grow past

@@ -32,6 +32,20 @@ func TestReadCommand(t *testing.T) {
 		{"\n", Bare, "", ""},
 		{"PIN", Bare, "", ""}, // half-closed without terminator
 		{"zSCAN /with\nnewline\x00", Null, CmdScan, "/with\nnewline"},
+		// What clamd 1.4 does with unprefixed commands, seen black-box.
+		{"PING", Bare, CmdPing, ""},
+		{"SCAN /a b", Bare, CmdScan, "/a b"},
+		{"PING\r\n", Bare, CmdPing, ""},
+		{"PING\r\r", Bare, CmdPing, ""},
+		{"PING\nVERSION\n", Bare, CmdPing, ""},
+		{"PING\x00x", Bare, CmdPing, ""},
+		{"SCAN /e\x00junk\nx", Bare, CmdScan, "/e"},
+		{"SCAN /e\rjunk", Bare, CmdScan, "/e\rjunk"},
+		{"PING x", Bare, "", ""},
+		{"\nPING", Bare, "", ""},
+		{"nPING\x00x\n", Newline, CmdPing, ""},
+		{"nPING\r\n", Newline, CmdPing, ""},
+		{"zPING\r\x00", Null, "", ""},
 	}
 	for _, tc := range tests {
 		cmd, err := ReadCommand(bufio.NewReader(strings.NewReader(tc.in)))
@@ -45,11 +59,32 @@ func TestReadCommand(t *testing.T) {
 	}
 }
 
+// An unprefixed command is what one read returned: the rest of a command
+// split over two writes is not waited for, as clamd does not wait either.
+func TestReadCommandBarePacket(t *testing.T) {
+	pr, pw := io.Pipe()
+	go func() {
+		_, _ = pw.Write([]byte("PI"))
+		_, _ = pw.Write([]byte("NG"))
+		pw.Close()
+	}()
+	br := bufio.NewReader(pr)
+	cmd, err := ReadCommand(br)
+	if err != nil || cmd.Raw != "PI" || cmd.Known() {
+		t.Fatalf("first packet: %+v, %v", cmd, err)
+	}
+	if cmd, err = ReadCommand(br); err != nil || cmd.Raw != "NG" {
+		t.Fatalf("second packet: %+v, %v", cmd, err)
+	}
+}
+
 func TestReadCommandTooLong(t *testing.T) {
 	in := "zSCAN /" + strings.Repeat("a", MaxCommandLen) + "\x00"
-	_, err := ReadCommand(bufio.NewReaderSize(strings.NewReader(in), 16))
-	if !errors.Is(err, ErrCommandTooLong) {
-		t.Fatalf("got %v, want ErrCommandTooLong", err)
+	for _, in := range []string{in, in[1:]} {
+		_, err := ReadCommand(bufio.NewReaderSize(strings.NewReader(in), 2*MaxCommandLen))
+		if !errors.Is(err, ErrCommandTooLong) {
+			t.Errorf("%.10q: got %v, want ErrCommandTooLong", in, err)
+		}
 	}
 }
 
@@ -104,7 +139,8 @@ func TestChunkReaderStopsAtTerminator(t *testing.T) {
 }
 
 func FuzzReadCommand(f *testing.F) {
-	for _, s := range []string{"zPING\x00", "nSCAN /x\n", "PING\n", "zIDSESSION\x00zPING\x00", "z\x00", "n", "SCAN "} {
+	for _, s := range []string{"zPING\x00", "nSCAN /x\n", "PING\n", "zIDSESSION\x00zPING\x00", "z\x00", "n", "SCAN ",
+		"PING", "SCAN /x\x00y\nz", "PING\r\r\nVERSION", "nPING\x00x\n"} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, in []byte) {

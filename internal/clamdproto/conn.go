@@ -14,7 +14,14 @@ import (
 // connReader reads a client connection with recvmsg, so that descriptors a
 // client passes for FILDES are kept however the bytes around them were
 // buffered; a plain read(2) would silently drop them. Every read refreshes
-// the deadline, so a slow or silent client cannot hold a slot forever.
+// the deadline, so a silent client cannot hold a slot forever, and a
+// request in progress also has a total deadline (until) that progress does
+// not move, so a client sending a byte a second cannot either.
+//
+// It keeps at most one descriptor: the one a FILDES command is about to
+// take. Any other is closed as soon as it arrives, so a client cannot make
+// the gateway hold descriptors (they ride with any byte, and arrive before
+// the command they belong to is parsed).
 type connReader struct {
 	ctx   context.Context
 	drain context.Context
@@ -24,8 +31,10 @@ type connReader struct {
 	conn      net.Conn
 	uc        *net.UnixConn // nil for TCP
 	timeout   time.Duration
+	budget    time.Duration // total time of the request being read, from its next read; 0: none
+	until     time.Time     // when the budget runs out; zero until the request's first read
 	oob       []byte
-	fds       []*os.File
+	fd        *os.File // the descriptor for a FILDES, or nil
 }
 
 // errDraining ends an idle connection when the gateway shuts down.
@@ -52,8 +61,8 @@ func (c *connReader) Read(p []byte) (int, error) {
 	if c.idle.Load() && c.drain.Err() != nil {
 		return 0, errDraining
 	}
-	if c.timeout > 0 {
-		_ = c.conn.SetReadDeadline(time.Now().Add(c.timeout))
+	if d := c.deadline(); !d.IsZero() {
+		_ = c.conn.SetReadDeadline(d)
 	}
 	if c.uc == nil {
 		n, err := c.conn.Read(p)
@@ -68,6 +77,31 @@ func (c *connReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// deadline is when the current read must end: the per-read timeout, or
+// the request's total deadline if that comes first. The total runs from
+// the request's first read, so that time a stream spends waiting for the
+// engine before the gateway reads it is not charged to the client.
+func (c *connReader) deadline() time.Time {
+	if c.budget > 0 && c.until.IsZero() {
+		c.until = time.Now().Add(c.budget)
+	}
+	var d time.Time
+	if c.timeout > 0 {
+		d = time.Now().Add(c.timeout)
+	}
+	if !c.until.IsZero() && (d.IsZero() || c.until.Before(d)) {
+		d = c.until
+	}
+	return d
+}
+
+// limit gives the request about to be read a total time of d (0: none).
+func (c *connReader) limit(d time.Duration) {
+	c.budget, c.until = d, time.Time{}
+}
+
+// keepRights keeps the first descriptor of the message if none is held,
+// and closes every other at once.
 func (c *connReader) keepRights(oob []byte) {
 	msgs, err := unix.ParseSocketControlMessage(oob)
 	if err != nil {
@@ -79,29 +113,35 @@ func (c *connReader) keepRights(oob []byte) {
 			continue
 		}
 		for _, fd := range fds {
+			if c.fd != nil {
+				unix.Close(fd)
+				continue
+			}
 			unix.CloseOnExec(fd)
-			c.fds = append(c.fds, os.NewFile(uintptr(fd), "fildes"))
+			c.fd = os.NewFile(uintptr(fd), "fildes")
 		}
 	}
 }
 
-// takeFD returns the oldest descriptor the client passed, or nil.
+// takeFD returns the descriptor the client passed, or nil.
 func (c *connReader) takeFD() *os.File {
-	if len(c.fds) == 0 {
-		return nil
-	}
-	f := c.fds[0]
-	c.fds = c.fds[1:]
+	f := c.fd
+	c.fd = nil
 	return f
 }
 
-// close releases descriptors the client sent but never used.
+// dropFD closes a descriptor no FILDES asked for.
+func (c *connReader) dropFD() {
+	if c.fd != nil {
+		c.fd.Close()
+		c.fd = nil
+	}
+}
+
+// close releases a descriptor the client sent but never used.
 func (c *connReader) close() {
 	c.stopDrain()
-	for _, f := range c.fds {
-		f.Close()
-	}
-	c.fds = nil
+	c.dropFD()
 }
 
 // drainErr tells a read cut short by shutdown from a client's timeout.

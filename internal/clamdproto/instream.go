@@ -35,6 +35,9 @@ func NewChunkReader(r io.Reader, limit int64) *ChunkReader {
 // Total is the number of payload bytes announced so far.
 func (c *ChunkReader) Total() int64 { return c.total }
 
+// Done reports whether the stream's terminating zero-length chunk was read.
+func (c *ChunkReader) Done() bool { return c.done }
+
 // Err is the error reading from the client, if one happened: it tells a
 // client that hung up or stalled from a backend that failed.
 func (c *ChunkReader) Err() error { return c.err }

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
-	"sort"
 	"strings"
 	"syscall"
 
@@ -21,13 +19,17 @@ import (
 type walk struct {
 	c       *conn
 	ctx     context.Context
-	opener  *policy.Opener
+	root    *policy.Root
 	stopHit bool // SCAN stops at the first infected file
 	found   bool
 	failed  bool // a file could not be checked: no "OK" for the tree
 	aborted bool // the engine failed: stop the walk
-	depth   int
-	files   int // files scanned
+	depth   int  // directories open: one descriptor each
+	held    int  // directory entries held, across the open directories
+	files   int  // files scanned
+	// maxDepth and maxEntries bound what one walk holds (descriptors and
+	// listings), whatever tree the client built.
+	maxDepth, maxEntries int
 	// okIfEmpty: clamd's MULTISCAN prints nothing at all for a tree
 	// without files; the other commands print "OK".
 	okIfEmpty bool
@@ -40,22 +42,17 @@ func (c *conn) scanPath(ctx context.Context, cmd Command) {
 		c.refuse(cmd, fmt.Sprintf("%s: Access denied (not under an allowed root of client %s)", display, c.pol.Name))
 		return
 	}
-	opener, err := policy.OpenRoot(root)
-	if err != nil {
-		c.reply(fmt.Sprintf("%s: File path check failure: %s. ERROR", display, strerror(err)))
-		return
-	}
-	defer opener.Close()
 	// ALLMATCHSCAN walks a tree like SCAN: clamd stops at the first
 	// infected file (all matches apply within a file).
-	w := &walk{c: c, ctx: ctx, opener: opener, stopHit: cmd.Name == CmdScan || cmd.Name == CmdAllMatchScan,
+	w := &walk{c: c, ctx: ctx, root: root, stopHit: cmd.Name == CmdScan || cmd.Name == CmdAllMatchScan,
 		okIfEmpty: cmd.Name != CmdMultiScan}
+	w.maxDepth, w.maxEntries = c.pol.WalkLimits()
 	w.top(cmd, display, rel)
 }
 
 // top scans the path the client named.
 func (w *walk) top(cmd Command, display, rel string) {
-	f, err := w.opener.Open(rel)
+	f, err := w.root.Open(rel)
 	if err != nil {
 		w.openFailed(cmd, display, err)
 		return
@@ -114,28 +111,51 @@ func (w *walk) file(f *os.File, display string) {
 	}
 }
 
-// dir walks a directory in clamd's order: files before subdirectories,
-// each group by inode number (clamd sorts this way for disk locality).
+// dir walks a directory in clamd's order (see Listing.SortLikeClamd). The
+// whole listing is needed for that order, so its size is bounded instead:
+// past maxEntries held, or maxDepth levels, the walk fails closed for
+// that directory, with an ERROR and no OK for the tree.
 func (w *walk) dir(d *os.File, display, rel string) {
-	entries, err := d.ReadDir(-1)
+	if w.depth >= w.maxDepth {
+		w.failed = true
+		w.c.reply(fmt.Sprintf("%s: Directory deeper than %d levels (max_walk_depth of client %s). ERROR", display, w.maxDepth, w.c.pol.Name))
+		return
+	}
+	if !w.c.srv.walkFDs.acquire() {
+		w.failed = true
+		w.c.srv.Log.Warn("walk refused: gateway-wide bound on directory descriptors reached", "client", w.c.pol.Name, "path", display)
+		w.c.reply(fmt.Sprintf("%s: Can't open directory: the gateway holds too many directories open. ERROR", display))
+		return
+	}
+	defer w.c.srv.walkFDs.release()
+	entries, err := policy.ReadDir(d, w.maxEntries-w.held)
+	if errors.Is(err, policy.ErrTooManyEntries) {
+		w.failed = true
+		w.c.reply(fmt.Sprintf("%s: Directory tree holds more than %d entries at once (max_dir_entries of client %s). ERROR", display, w.maxEntries, w.c.pol.Name))
+		return
+	}
 	if err != nil {
 		w.failed = true
 		w.c.reply(fmt.Sprintf("%s: Can't open directory: %s. ERROR", display, strerror(err)))
 		return
 	}
-	sortLikeClamd(entries)
+	entries.SortLikeClamd()
 	w.depth++
-	defer func() { w.depth-- }()
-	for _, e := range entries {
+	w.held += entries.Len()
+	defer func() { w.depth--; w.held -= entries.Len() }()
+	for i := range entries.Len() {
 		if w.aborted || (w.stopHit && w.found) || w.ctx.Err() != nil {
 			return
 		}
-		w.entry(e, display+"/"+e.Name(), filepath.Join(rel, e.Name()))
+		name := entries.Name(i)
+		// rel is joined, never cleaned: the kernel resolves it (for a
+		// symlink entry) as it resolved the directory.
+		w.entry(d, name, display+"/"+name, rel+"/"+name)
 	}
 }
 
-func (w *walk) entry(e os.DirEntry, display, rel string) {
-	f, err := w.opener.Open(rel)
+func (w *walk) entry(d *os.File, name, display, rel string) {
+	f, viaLink, err := w.root.OpenEntry(d, name, rel)
 	if errors.Is(err, policy.ErrOutsideRoots) {
 		w.failed = true
 		w.c.srv.Log.Warn("symlink outside roots skipped", "client", w.c.pol.Name, "path", display)
@@ -164,33 +184,11 @@ func (w *walk) entry(e os.DirEntry, display, rel string) {
 	switch {
 	case fi.Mode().IsRegular():
 		w.file(f, display)
-	case fi.IsDir() && e.Type()&os.ModeSymlink == 0:
+	case fi.IsDir() && !viaLink:
 		// Directory symlinks are not followed, as in clamd
 		// (FollowDirectorySymlinks no): the walk cannot loop.
 		w.dir(f, display, rel)
 	}
-}
-
-func sortLikeClamd(entries []os.DirEntry) {
-	ino := func(e os.DirEntry) uint64 {
-		if fi, err := e.Info(); err == nil {
-			if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-				return st.Ino
-			}
-		}
-		return 0
-	}
-	keys := make(map[string]uint64, len(entries))
-	for _, e := range entries {
-		keys[e.Name()] = ino(e)
-	}
-	sort.SliceStable(entries, func(i, j int) bool {
-		di, dj := entries[i].IsDir(), entries[j].IsDir()
-		if di != dj {
-			return !di
-		}
-		return keys[entries[i].Name()] < keys[entries[j].Name()]
-	})
 }
 
 // renameReply replaces clamd's "fd[N]" with the client's path.

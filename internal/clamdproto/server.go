@@ -31,10 +31,15 @@ type Server struct {
 	Log        *slog.Logger
 	// ReadTimeout bounds each wait for client bytes (a command, a chunk).
 	ReadTimeout time.Duration
+	// CommandTimeout bounds the whole of a command line from its first
+	// byte, StreamTimeout the whole of an INSTREAM: bytes that trickle in
+	// do not extend them (0: no bound beyond ReadTimeout).
+	CommandTimeout, StreamTimeout time.Duration
 	// StatsExtra, when set, adds lines to clamd's STATS reply (before its
 	// END): the database's version and age, which clamd does not report.
 	StatsExtra func() string
 	readers    sync.Pool // *bufio.Reader
+	walkFDs    walkSlots // directory descriptors all walks hold, bounded
 }
 
 // oldStyle are the commands clamd still accepts without a z/n prefix.
@@ -62,9 +67,12 @@ type conn struct {
 	peer   policy.Peer
 	prefix string // "<id>: " inside IDSESSION
 	term   byte
-	// refused: the client was told no while it may still be sending
-	// (a stream, a descriptor); see linger.
-	refused bool
+	// cutShort: the client was answered (told no, or over a limit) while
+	// it may still be sending a stream or a descriptor; see linger.
+	cutShort bool
+	// garbage: bytes followed the command in what the client sent, which
+	// clamd answers with an error before the command's own reply.
+	garbage bool
 }
 
 // ServeConn serves one client connection until it ends. drain ends when
@@ -72,6 +80,13 @@ type conn struct {
 // closes then. ctx ends when the shutdown grace period is over: running
 // requests are aborted.
 func (s *Server) ServeConn(ctx, drain context.Context, c net.Conn, pol *policy.Policy, peer policy.Peer) {
+	// Shutdown past its grace period unblocks a client that is mid-read.
+	stop := context.AfterFunc(ctx, func() { _ = c.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+	if err := pol.AllowPeer(peer); err != nil {
+		s.refusePeer(c, pol, peer, err)
+		return
+	}
 	in := newConnReader(ctx, drain, c, s.ReadTimeout)
 	// Readers are pooled: a fresh 64 KiB buffer per connection was a
 	// fifth of the gateway's CPU on small scans (bench/README.md).
@@ -83,9 +98,6 @@ func (s *Server) ServeConn(ctx, drain context.Context, c net.Conn, pol *policy.P
 	defer func() { br.Reset(nil); s.readers.Put(br) }()
 	cn := &conn{srv: s, c: c, in: in, r: br, pol: pol, peer: peer}
 	defer in.close()
-	// Shutdown past its grace period unblocks a client that is mid-read.
-	stop := context.AfterFunc(ctx, func() { _ = c.SetDeadline(time.Unix(1, 0)) })
-	defer stop()
 	defer cn.linger()
 	cmd, err := cn.nextCommand()
 	if err != nil {
@@ -93,19 +105,6 @@ func (s *Server) ServeConn(ctx, drain context.Context, c net.Conn, pol *policy.P
 		return
 	}
 	cn.term = cmd.Framing.Terminator()
-	// The peer is checked once its framing is known, so that even a
-	// refusal reads as a clamd reply to the client.
-	if err := pol.AllowPeer(peer); err != nil {
-		if cmd.Name == CmdIDSession && cmd.Framing != Bare {
-			// A session client matches replies to the ids of commands it
-			// has sent: answer its first command, as id 1.
-			if next, err := ReadCommand(cn.r); err == nil && next.Framing != Bare {
-				cn.prefix, cn.term = "1: ", next.Framing.Terminator()
-			}
-		}
-		cn.refuse(cmd, "Access denied ("+err.Error()+")")
-		return
-	}
 	if !recognised(cmd) {
 		cn.reply(unknownCommand)
 		return
@@ -115,6 +114,44 @@ func (s *Server) ServeConn(ctx, drain context.Context, c net.Conn, pol *policy.P
 		return
 	}
 	cn.handle(ctx, cmd)
+}
+
+// Bounds of a refused peer's stay: time to send its first command, whose
+// framing the refusal takes so that it reads as a clamd reply.
+const (
+	refusalWait   = 2 * time.Second
+	refusalBuffer = 1024
+)
+
+// refusePeer answers a peer whose identity the policy does not admit. The
+// decision was made before any byte was read; the gateway then reads at
+// most the first command, with plain reads that discard any descriptor
+// passed along, only to frame the refusal as the client expects it.
+func (s *Server) refusePeer(c net.Conn, pol *policy.Policy, peer policy.Peer, why error) {
+	_ = c.SetReadDeadline(time.Now().Add(min(refusalWait, s.writeTimeout())))
+	cn := &conn{srv: s, c: c, r: bufio.NewReaderSize(c, refusalBuffer), pol: pol, peer: peer, term: '\n'}
+	cmd, err := ReadCommand(cn.r)
+	if err == nil {
+		cn.term = cmd.Framing.Terminator()
+		if cmd.Name == CmdIDSession && cmd.Framing != Bare {
+			// A session client matches replies to the ids of commands it
+			// has sent: answer its first command, as id 1.
+			if next, err := ReadCommand(cn.r); err == nil && next.Framing != Bare {
+				cn.prefix, cn.term = "1: ", next.Framing.Terminator()
+			}
+		}
+	}
+	cn.refuse(cmd, "Access denied ("+why.Error()+")")
+	listen.Linger(c, refusalWait, lingerBytes)
+}
+
+// TurnAway tells a client the gateway will not serve its connection
+// (too many connections), before it is closed unread. Its framing is not
+// known yet: the line ends in a newline, as clamd's own COMMAND READ TIMED
+// OUT does whatever the framing.
+func (s *Server) TurnAway(c net.Conn, why string) {
+	_ = c.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+	_, _ = c.Write([]byte("gateway busy: " + why + ". ERROR\n"))
 }
 
 // recognised applies clamd's parsing rules outside a session: names are
@@ -146,14 +183,32 @@ func (c *conn) readFailed(err error) {
 func (c *conn) nextCommand() (Command, error) {
 	c.in.idle.Store(true)
 	defer c.in.idle.Store(false)
-	return ReadCommand(c.r)
+	// Waiting for the first byte is governed by ReadTimeout; from then on
+	// the whole line has CommandTimeout.
+	if _, err := c.r.Peek(1); err != nil {
+		return Command{}, err
+	}
+	c.in.limit(c.srv.CommandTimeout)
+	defer c.in.limit(0)
+	cmd, err := ReadCommand(c.r)
+	if err == nil && cmd.Name != CmdFildes && c.r.Buffered() == 0 {
+		// The descriptor came with this command's bytes, which no FILDES
+		// takes. (With bytes still buffered it may belong to a pipelined
+		// FILDES: a read ends right after the bytes a descriptor rides with.)
+		c.in.dropFD()
+	}
+	return cmd, err
 }
 
 // reply writes one reply line with the session prefix and the client's
 // terminator. A write error means the client is gone; the caller's next
 // read will end the connection.
 func (c *conn) reply(text string) bool {
-	buf := make([]byte, 0, len(c.prefix)+len(text)+1)
+	buf := make([]byte, 0, len(garbageReply)+len(c.prefix)+len(text)+2)
+	if c.garbage {
+		c.garbage = false
+		buf = append(append(buf, garbageReply...), c.term)
+	}
 	buf = append(append(append(buf, c.prefix...), text...), c.term)
 	_ = c.c.SetWriteDeadline(time.Now().Add(c.srv.writeTimeout()))
 	_, err := c.c.Write(buf)
@@ -172,7 +227,7 @@ func (s *Server) writeTimeout() time.Duration {
 func (c *conn) refuse(cmd Command, why string) {
 	c.srv.Log.Warn("request refused", "client", c.pol.Name, "peer", c.peer.String(),
 		"command", cmd.Name, "arg", cmd.Arg, "reason", why)
-	c.refused = true
+	c.cutShort = true
 	c.reply(why + ". ERROR")
 }
 
@@ -183,12 +238,14 @@ const (
 	lingerBytes = 8 << 20
 )
 
-// linger lets a refused client read its refusal. Closing at once would
-// make its pending writes fail (EPIPE) and clients such as clamdscan then
-// report the broken pipe instead of the reason; so the gateway shuts its
-// side, and drains what the client still sends, briefly.
+// linger lets a client read the last reply when it has sent more than
+// the gateway read. Closing with unread input makes the kernel reset the
+// connection, which can destroy the reply before the client reads it, and
+// clients such as clamdscan then report the broken pipe instead of the
+// reason; so the gateway shuts its side, and drains what the client still
+// sends, briefly.
 func (c *conn) linger() {
-	if c.refused {
+	if c.cutShort || c.r.Buffered() > 0 || listen.Unread(c.c) {
 		listen.Linger(c.c, lingerTime, lingerBytes)
 	}
 }
@@ -224,12 +281,23 @@ func (c *conn) session(ctx context.Context) {
 	}
 }
 
+// garbageReply is what clamd 1.4 sends first when bytes follow a command
+// outside a session that it hands to a worker thread (a scan, STATS).
+// (clamd races itself here: a scan failing at once can lose the error.)
+const garbageReply = "Error processing command. ERROR"
+
+// dispatched are the commands clamd hands to a worker thread.
+var dispatched = map[string]bool{
+	CmdScan: true, CmdContScan: true, CmdMultiScan: true, CmdAllMatchScan: true, CmdStats: true,
+}
+
 // handle serves one command; false means the connection must end.
 func (c *conn) handle(ctx context.Context, cmd Command) bool {
 	if err := c.pol.AllowCommand(cmd.Name); err != nil {
 		c.refuse(cmd, err.Error())
 		return true
 	}
+	c.garbage = c.prefix == "" && dispatched[cmd.Name] && c.r.Buffered() > 0
 	switch cmd.Name {
 	case CmdInstream:
 		return c.instream(ctx)
@@ -282,10 +350,15 @@ func failure(object string, err error) string {
 
 // instream relays a client's INSTREAM to clamd chunk by chunk.
 func (c *conn) instream(ctx context.Context) bool {
+	c.in.limit(c.srv.StreamTimeout)
+	defer c.in.limit(0)
 	cr := NewChunkReader(c.r, c.pol.MaxStream)
 	res, err := c.srv.Dispatcher.Do(ctx, scan.Job{
 		Client: c.pol.Name, Protocol: "clamd", Kind: scan.Stream, Data: cr, Object: "stream",
 	})
+	if !cr.Done() {
+		c.cutShort = true // the client may still be sending the stream
+	}
 	switch {
 	case errors.Is(err, ErrSizeLimit):
 		c.reply(SizeLimitReply)
@@ -299,8 +372,19 @@ func (c *conn) instream(ctx context.Context) bool {
 	case res.Reply == SizeLimitReply:
 		c.reply(res.Reply)
 		return false
+	case !isVerdict("stream", res.Reply):
+		return c.badReply("stream", res.Reply, errNotVerdict)
+	case !cr.Done() && !strings.HasSuffix(res.Reply, " ERROR"):
+		return c.badReply("stream", res.Reply, errEarlyVerdict)
 	}
 	return c.reply(res.Reply)
+}
+
+// badReply answers ERROR in place of a backend reply that is no verdict
+// for the client's whole request.
+func (c *conn) badReply(object, reply string, why error) bool {
+	c.srv.Log.Error("backend reply refused", "client", c.pol.Name, "object", object, "reply", reply, "reason", why.Error())
+	return c.reply(failure(object, why))
 }
 
 // fildes scans a descriptor the client passed. The client opened it, so it
@@ -319,11 +403,18 @@ func (c *conn) fildes(ctx context.Context) bool {
 		return false
 	}
 	defer f.Close()
+	if refusal := checkFildes(f); refusal != "" {
+		c.srv.Log.Warn("descriptor refused", "client", c.pol.Name, "peer", c.peer.String(), "reason", refusal)
+		return c.reply(refusal)
+	}
 	res, err := c.srv.Dispatcher.Do(ctx, scan.Job{
 		Client: c.pol.Name, Protocol: "clamd", Kind: scan.File, File: f, Object: "fildes",
 	})
 	if err != nil {
 		return c.reply(failure("fildes", err))
+	}
+	if !isVerdict(fdObject(res.Reply), res.Reply) {
+		return c.badReply("fildes", res.Reply, errNotVerdict)
 	}
 	return c.reply(res.Reply)
 }

@@ -9,16 +9,16 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/signal"
 	"runtime/debug"
 	"strings"
+	"syscall"
 
+	"clamgate/internal/buildinfo"
 	"clamgate/internal/config"
 	"clamgate/internal/gateway"
 	"clamgate/internal/milter"
 )
-
-// Version is set at build time with -ldflags "-X clamgate/internal/cli.Version=...".
-var Version = "dev"
 
 const usage = `clamgate: one hardened clamd gateway for every local ClamAV client
 
@@ -26,7 +26,7 @@ usage:
   clamgate serve --config FILE
   clamgate serve [--backend unix:/run/clamav/clamd.sock] --listen unix:/run/clamgate/clamd.sock
                  [--listen tcp:127.0.0.1:3310] [--icap tcp:127.0.0.1:1344] [--milter unix:PATH]
-                 [--allow-root DIR]... [--socket-mode 0660]
+                 [--allow-root DIR]... [--allow-writable-root-ancestors] [--socket-mode 0660]
                  [--socket-group GROUP] [--max-stream 100M] [--watch-db /var/lib/clamav]
                  [--http tcp:127.0.0.1:9310]
                  (without --backend, clamgate runs and supervises its own clamd)
@@ -34,6 +34,7 @@ usage:
   clamgate db [--dir /var/lib/clamav] [--clamd ADDR] [--max-age 24h] [--json]
   clamgate doctor [--json] [--config FILE] [--root DIR]
   clamgate deploy plan|apply|rollback [--root DIR] [--config FILE] [--image REF] [--allow-moving-tag]
+  clamgate config check|show [--config FILE]
   clamgate version
 `
 
@@ -54,8 +55,12 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return doctorCmd(ctx, args[1:], stdout, stderr)
 	case "deploy":
 		return deployCmd(ctx, args[1:], stdout, stderr)
+	case "config":
+		return configCmd(ctx, args[1:], stdout, stderr)
+	case "manual":
+		return manualCmd(ctx, args[1:], stdout, stderr)
 	case "version", "--version":
-		fmt.Fprintln(stdout, "clamgate", Version)
+		fmt.Fprint(stdout, buildinfo.Read())
 		return 0
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
@@ -81,6 +86,7 @@ func serveCmd(ctx context.Context, args []string, stderr io.Writer) int {
 	fs.Var(&icaps, "icap", "ICAP service avscan for squid: tcp:127.0.0.1:1344 (repeatable)")
 	fs.Var(&milters, "milter", "milter for postfix/sendmail: unix:/path or tcp:127.0.0.1:port (repeatable)")
 	fs.Var(&roots, "allow-root", "directory under which path scans are allowed (repeatable)")
+	fs.BoolVar(&fl.AllowWritableRootAncestors, "allow-writable-root-ancestors", false, "start even if a directory above an --allow-root is writable by a non-root user (amavis owns /var/lib/amavis)")
 	fs.StringVar(&fl.SocketMode, "socket-mode", "0660", "mode of the unix sockets")
 	fs.StringVar(&fl.SocketGroup, "socket-group", "", "group of the unix sockets (default: the gateway's)")
 	fs.StringVar(&fl.MaxStream, "max-stream", "", "largest INSTREAM accepted, e.g. 100M (default: clamd's limit)")
@@ -104,8 +110,10 @@ func serveCmd(ctx context.Context, args []string, stderr io.Writer) int {
 	// Process-wide, so set here, once, and not by the gateway (which tests
 	// start many times).
 	milter.RouteLibraryLog(log)
-	log.Info("clamgate starting", "version", Version, "listeners", len(cfg.Listeners), "policies", cfg.PolicyNames())
-	if err := gateway.Run(ctx, cfg, log); err != nil {
+	log.Info("clamgate starting", "version", buildinfo.Read().Version(), "listeners", len(cfg.Listeners), "policies", cfg.PolicyNames())
+	hup := hangups()
+	defer signal.Stop(hup)
+	if err := gateway.Run(ctx, cfg, log, gateway.ReloadOn(hup, reloadFrom(*cfgPath, fl, fs))); err != nil {
 		log.Error("clamgate stopped", "err", err)
 		return 1
 	}
@@ -138,6 +146,25 @@ func loadConfig(path string, fl config.Flags, fs *flag.FlagSet) (*config.Config,
 		}
 	})
 	return cfg, nil
+}
+
+// hangups delivers SIGHUP, the reload request (systemctl reload), until
+// signal.Stop; serve alone catches it, so that the other commands still
+// end on a hangup, and catches it until it returns, so that a reload
+// during the shutdown drain does not kill it.
+func hangups() chan os.Signal {
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, syscall.SIGHUP)
+	return ch
+}
+
+// reloadFrom re-reads the configuration as serve first read it (log flags
+// included); nil in flags-only mode, where there is nothing to re-read.
+func reloadFrom(path string, fl config.Flags, fs *flag.FlagSet) func() (*config.Config, error) {
+	if path == "" {
+		return nil
+	}
+	return func() (*config.Config, error) { return loadConfig(path, fl, fs) }
 }
 
 func newLogger(w io.Writer, cfg *config.Config) *slog.Logger {

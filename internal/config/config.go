@@ -53,14 +53,30 @@ type Config struct {
 	LogLevel      string
 	LogFormat     string // "text" or "json"
 	Audit         bool   // one log line per scan
+	// CommandTimeout and StreamTimeout bound a whole command line and a
+	// whole INSTREAM: a client trickling bytes cannot hold a connection
+	// longer.
+	CommandTimeout, StreamTimeout time.Duration
 	// HTTP serves /metrics, /healthz and /readyz: "tcp:127.0.0.1:9310"; "" = off.
 	HTTP                 string
 	HTTPAllowNonLoopback bool
+	HTTPMaxConnections   int // status connections served at once; more wait in the kernel's backlog
 	Listeners            []Listener
 	Policies             map[string]*policy.Policy
 	Database             Database
 	ICAP                 ICAP   // settings of every protocol = "icap" listener
 	Milter               Milter // settings of every protocol = "milter" listener
+
+	// file and lines remember where each key was written, so that checks
+	// made later against the host (`clamgate config check`) point at the
+	// line to fix as the parser's own errors do.
+	file  string
+	lines map[string]int
+}
+
+// ErrorAt is a configuration error found after loading, at key.
+func (c *Config) ErrorAt(key, format string, args ...any) *Error {
+	return &Error{File: c.file, Line: lineOf(c.lines, key), Key: key, Msg: fmt.Sprintf(format, args...)}
 }
 
 // Listener is one socket and the client policy it serves.
@@ -69,6 +85,9 @@ type Listener struct {
 	MaxConnections int // connections served at once; more are closed at once
 	Policy         string
 	Protocol       string // ProtoClamd, ProtoICAP or ProtoMilter
+	// MaxPerUID bounds the connections one unix peer uid holds at once,
+	// refused peers included, so that no user can fill the listener.
+	MaxPerUID int
 }
 
 // Engine asks the gateway to run clamd itself.
@@ -121,12 +140,15 @@ type engineSection struct {
 
 type serverSection struct {
 	ReadTimeout          Duration `toml:"read_timeout"`
+	CommandTimeout       Duration `toml:"command_timeout"`
+	StreamTimeout        Duration `toml:"stream_timeout"`
 	ShutdownGrace        Duration `toml:"shutdown_grace"`
 	LogLevel             string   `toml:"log_level"`
 	LogFormat            string   `toml:"log_format"`
 	Audit                *bool    `toml:"audit"`
 	HTTP                 string   `toml:"http"`
 	HTTPAllowNonLoopback bool     `toml:"http_allow_non_loopback"`
+	HTTPMaxConnections   int      `toml:"http_max_connections"`
 }
 
 type listenerSection struct {
@@ -138,6 +160,7 @@ type listenerSection struct {
 	Group            string `toml:"group"`
 	AllowNonLoopback bool   `toml:"allow_non_loopback"`
 	MaxConnections   int    `toml:"max_connections"`
+	MaxPerUID        int    `toml:"max_connections_per_uid"`
 }
 
 type policySection struct {
@@ -152,6 +175,10 @@ type policySection struct {
 	Weight        int      `toml:"weight"`
 	Users         []string `toml:"users"`
 	Groups        []string `toml:"groups"`
+
+	AllowWritableRootAncestors bool `toml:"allow_writable_root_ancestors"`
+	MaxWalkDepth               int  `toml:"max_walk_depth"`
+	MaxDirEntries              int  `toml:"max_dir_entries"`
 }
 
 // Error is a configuration error at a key (and line, when from a file).
@@ -184,6 +211,15 @@ const (
 	DefaultStreamMax      = 100 << 20 // clamd's default StreamMaxLength
 )
 
+const (
+	// DefaultCommandTimeout is clamd's CommandReadTimeout: any client
+	// sends its command at once.
+	DefaultCommandTimeout = 30 * time.Second
+	// minStreamRate is the slowest stream a local client is expected to
+	// send (bytes per second), for the default stream_timeout.
+	minStreamRate = 256 << 10
+)
+
 // Load reads and validates a TOML configuration file.
 func Load(path string) (*Config, error) {
 	src, err := os.ReadFile(path)
@@ -204,6 +240,7 @@ func Parse(name string, src []byte) (*Config, error) {
 	}
 	v := validator{file: name, lines: lines}
 	cfg := v.build(&f)
+	cfg.file, cfg.lines = name, lines
 	return cfg, v.result()
 }
 
@@ -269,6 +306,7 @@ func (v *validator) build(f *file) *Config {
 		Audit:                f.Server.Audit == nil || *f.Server.Audit,
 		HTTP:                 f.Server.HTTP,
 		HTTPAllowNonLoopback: f.Server.HTTPAllowNonLoopback,
+		HTTPMaxConnections:   f.Server.HTTPMaxConnections,
 		Policies:             map[string]*policy.Policy{},
 	}
 	v.checkServer(cfg)
@@ -283,6 +321,7 @@ func (v *validator) build(f *file) *Config {
 	if cfg.StreamMaxLength == 0 {
 		cfg.StreamMaxLength = DefaultStreamMax
 	}
+	v.requestTimeouts(cfg, f.Server)
 	for name, ps := range f.Policy {
 		cfg.Policies[name] = v.policy(name, ps, cfg.StreamMaxLength)
 	}
@@ -307,12 +346,23 @@ func (v *validator) checkServer(cfg *Config) {
 			v.fail("server.http", "%v", err)
 		}
 	}
+	if cfg.HTTPMaxConnections < 0 {
+		v.fail("server.http_max_connections", "must not be negative")
+	}
 	if !slices.Contains([]string{"debug", "info", "warn", "error"}, cfg.LogLevel) {
 		v.fail("server.log_level", "%q is not one of debug, info, warn, error", cfg.LogLevel)
 	}
 	if cfg.LogFormat != "text" && cfg.LogFormat != "json" {
 		v.fail("server.log_format", "%q is not text or json", cfg.LogFormat)
 	}
+}
+
+// requestTimeouts derives the total time a command line and a stream may
+// take: a command, what clamd allows (no more than read_timeout); a
+// stream, read_timeout plus the largest stream at minStreamRate.
+func (v *validator) requestTimeouts(cfg *Config, s serverSection) {
+	cfg.CommandTimeout = s.CommandTimeout.Or(min(cfg.ReadTimeout, DefaultCommandTimeout))
+	cfg.StreamTimeout = s.StreamTimeout.Or(cfg.ReadTimeout + time.Duration(cfg.StreamMaxLength/minStreamRate)*time.Second)
 }
 
 func (v *validator) backends(cfg *Config, addr any) {
@@ -381,6 +431,17 @@ func (v *validator) engine(es *engineSection) *Engine {
 	return e
 }
 
+func (v *validator) walkLimits(key string, ps policySection, p *policy.Policy) {
+	p.AllowWritableRootAncestors = ps.AllowWritableRootAncestors
+	p.MaxWalkDepth, p.MaxDirEntries = ps.MaxWalkDepth, ps.MaxDirEntries
+	if p.MaxWalkDepth < 0 {
+		v.fail(key+".max_walk_depth", "must not be negative")
+	}
+	if p.MaxDirEntries < 0 {
+		v.fail(key+".max_dir_entries", "must not be negative")
+	}
+}
+
 func (v *validator) policy(name string, ps policySection, backendMax int64) *policy.Policy {
 	key := "policy." + name
 	p := &policy.Policy{
@@ -406,6 +467,7 @@ func (v *validator) policy(name string, ps policySection, backendMax int64) *pol
 		}
 		p.Roots = append(p.Roots, filepath.Clean(r))
 	}
+	v.walkLimits(key, ps, p)
 	switch {
 	case p.MaxStream == 0:
 		p.MaxStream = backendMax
@@ -452,6 +514,13 @@ func (v *validator) listener(i int, ls listenerSection, policies map[string]*pol
 	}
 	if l.MaxConnections < 0 {
 		v.fail(key+".max_connections", "must not be negative")
+	}
+	l.MaxPerUID = ls.MaxPerUID
+	if l.MaxPerUID == 0 {
+		l.MaxPerUID = max(1, l.MaxConnections/2)
+	}
+	if l.MaxPerUID < 0 {
+		v.fail(key+".max_connections_per_uid", "must not be negative")
 	}
 	if _, ok := policies[ls.Policy]; !ok {
 		v.fail(key+".policy", "no [policy.%s] section", ls.Policy)

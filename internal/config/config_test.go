@@ -55,6 +55,15 @@ func TestGood(t *testing.T) {
 	if l := cfg.Listeners[0]; l.Mode != 0o660 || l.GID != 0 || l.UID != -1 {
 		t.Errorf("listener 0: %+v", l)
 	}
+	// Derived bounds: a command as long as clamd allows (within
+	// read_timeout), a stream its size at 256 KiB/s after read_timeout,
+	// half the listener's connections per uid.
+	if cfg.CommandTimeout != 30*time.Second || cfg.StreamTimeout != 30*time.Second+400*time.Second {
+		t.Errorf("command_timeout %v, stream_timeout %v", cfg.CommandTimeout, cfg.StreamTimeout)
+	}
+	if l := cfg.Listeners[0]; l.MaxPerUID != l.MaxConnections/2 {
+		t.Errorf("listener 0: max_connections_per_uid %d of %d", l.MaxPerUID, l.MaxConnections)
+	}
 }
 
 func TestNonLoopbackNeedsOptIn(t *testing.T) {
@@ -165,5 +174,38 @@ policy = "proxy"
 		if cfg.ICAP.Preview != want {
 			t.Errorf("%q: preview %d, want %d", src, cfg.ICAP.Preview, want)
 		}
+	}
+}
+
+// TestShowRoundTrip: what `config show` prints is a valid file that loads
+// to a configuration shown the same way, and it names every default.
+func TestShowRoundTrip(t *testing.T) {
+	for _, name := range []string{"good.toml", "nonloopback_allowed.toml"} {
+		t.Run(name, func(t *testing.T) {
+			cfg, err := Load(filepath.Join("testdata", name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			shown, err := cfg.Show()
+			if err != nil {
+				t.Fatal(err)
+			}
+			again, err := Parse("shown.toml", shown)
+			if err != nil {
+				t.Fatalf("shown configuration does not load: %v\n%s", err, shown)
+			}
+			reshown, err := again.Show()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(reshown) != string(shown) {
+				t.Errorf("show is not a fixed point:\nfirst:\n%s\nsecond:\n%s", shown, reshown)
+			}
+			for _, key := range []string{"read_timeout", "health_interval", "max_queue", "weight", "settle", "options_ttl", "on_infected"} {
+				if !strings.Contains(string(shown), key+" = ") {
+					t.Errorf("shown configuration lacks the default of %s:\n%s", key, shown)
+				}
+			}
+		})
 	}
 }

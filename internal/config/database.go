@@ -69,10 +69,7 @@ func (c *Config) ScanSlots() int {
 func (v *validator) jobs(cfg *Config, b backendSection) {
 	cfg.MaxJobs = b.MaxJobs
 	if cfg.MaxJobs == 0 {
-		cfg.MaxJobs = 10 // clamd's default MaxThreads
-		if cfg.Engine != nil {
-			cfg.MaxJobs = cfg.Engine.MaxThreads
-		}
+		cfg.MaxJobs = defaultMaxJobs(cfg.Engine)
 	}
 	cfg.Reserve = min(1, cfg.ScanSlots()-1)
 	if b.Reserve != nil {
@@ -91,4 +88,12 @@ func (v *validator) jobs(cfg *Config, b backendSection) {
 	} else if cfg.Reserve < 0 || cfg.Reserve >= cfg.ScanSlots() {
 		v.fail("backend.reserve", "%d: must be between 0 and %d (the scan slots, max_jobs - 1, minus one)", cfg.Reserve, cfg.ScanSlots()-1)
 	}
+}
+
+// defaultMaxJobs is the managed clamd's MaxThreads, else clamd's default.
+func defaultMaxJobs(eng *Engine) int {
+	if eng != nil {
+		return eng.MaxThreads
+	}
+	return 10
 }

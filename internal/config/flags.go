@@ -30,6 +30,9 @@ type Flags struct {
 	HTTP        string // metrics and health: tcp:127.0.0.1:9310
 	LogLevel    string
 	LogFormat   string
+
+	// AllowWritableRootAncestors: see policy.OpenRoot.
+	AllowWritableRootAncestors bool
 }
 
 // FlagsPolicy is the policy name of flags-only mode.
@@ -44,7 +47,7 @@ func FromFlags(fl Flags) (*Config, error) {
 	f := &file{
 		Backend: backendSection{Address: fl.Backend},
 		Server:  serverSection{LogLevel: fl.LogLevel, LogFormat: fl.LogFormat, HTTP: fl.HTTP},
-		Policy:  map[string]policySection{FlagsPolicy: {Roots: fl.AllowRoots}},
+		Policy:  map[string]policySection{FlagsPolicy: {Roots: fl.AllowRoots, AllowWritableRootAncestors: fl.AllowWritableRootAncestors}},
 	}
 	if fl.WatchDB != "" {
 		f.Database.Dir = fl.WatchDB
@@ -93,6 +96,7 @@ func FromFlags(fl Flags) (*Config, error) {
 	}
 	v := validator{file: "flags", lines: map[string]int{}}
 	cfg := v.build(f)
+	cfg.file, cfg.lines = v.file, v.lines
 	if err := v.result(); err != nil {
 		return nil, err
 	}

@@ -24,6 +24,7 @@ type ICAP struct {
 	OnFailure        string        // "error" (ICAP 500), "block" (403 page) or "pass"
 	OptionsTTL       time.Duration // how long clients may cache OPTIONS
 	MaxConnections   int           // per listener; more get ICAP 503
+	RequestTimeout   time.Duration // total wait for one request's bytes, headers to last chunk
 	TransferPreview  string        // OPTIONS Transfer-Preview list
 	TransferIgnore   string        // OPTIONS Transfer-Ignore list ("" = scan every type)
 	TransferComplete string        // OPTIONS Transfer-Complete list
@@ -48,6 +49,7 @@ type icapSection struct {
 	OnFailure        string   `toml:"on_failure"`
 	OptionsTTL       Duration `toml:"options_ttl"`
 	MaxConnections   int      `toml:"max_connections"`
+	RequestTimeout   Duration `toml:"request_timeout"`
 	TransferPreview  *string  `toml:"transfer_preview"`
 	TransferIgnore   string   `toml:"transfer_ignore"`
 	TransferComplete string   `toml:"transfer_complete"`
@@ -73,7 +75,11 @@ const (
 	DefaultICAPPreview     = 0
 	DefaultOptionsTTL      = time.Hour
 	DefaultICAPConnections = 100
-	DefaultRejectMessage   = "Message rejected: virus found: %v"
+	// A browser gives up waiting for a response's first byte after 300 s
+	// (Firefox), and squid sends none before the ICAP verdict: a body that
+	// takes longer to arrive is not worth holding a connection for.
+	DefaultICAPRequestTimeout = 5 * time.Minute
+	DefaultRejectMessage      = "Message rejected: virus found: %v"
 )
 
 func (v *validator) icap(s icapSection) ICAP {
@@ -85,6 +91,7 @@ func (v *validator) icap(s icapSection) ICAP {
 		OnFailure:        or(s.OnFailure, "error"),
 		OptionsTTL:       s.OptionsTTL.Or(DefaultOptionsTTL),
 		MaxConnections:   s.MaxConnections,
+		RequestTimeout:   s.RequestTimeout.Or(DefaultICAPRequestTimeout),
 		TransferPreview:  "*",
 		TransferIgnore:   s.TransferIgnore,
 		TransferComplete: s.TransferComplete,

@@ -56,6 +56,9 @@ mode = "0660"
 
 [policy.amavis]
 roots = [%q]
+# amavis owns its home, the root's parent: clamgate holds the root open from start, so a rename
+# changes nothing, and refuses a symlink there at start.
+allow_writable_root_ancestors = true
 users = ["amavis"]
 max_concurrent = 8
 `, AmavisSockDir, h.Amavis.TmpDir)

@@ -1,8 +1,6 @@
 package deploy
 
 import (
-	"bufio"
-	"bytes"
 	"errors"
 	"io/fs"
 	"os"
@@ -208,14 +206,10 @@ func (h *Host) readTree(p string) []byte {
 
 // dependencies returns the clamd@ instances a unit file pulls in.
 func dependencies(unit []byte) []string {
+	deps, _ := UnitDependencies(unit)
 	var out []string
-	sc := bufio.NewScanner(bytes.NewReader(unit))
-	for sc.Scan() {
-		k, v, ok := strings.Cut(sc.Text(), "=")
-		k = strings.TrimSpace(k)
-		if ok && (k == "Wants" || k == "Requires" || k == "BindsTo" || k == "Requisite") {
-			out = append(out, unitRef.FindAllString(v, -1)...)
-		}
+	for _, d := range deps {
+		out = append(out, unitRef.FindAllString(d.Unit, -1)...)
 	}
 	return out
 }

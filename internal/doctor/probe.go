@@ -13,6 +13,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"clamgate/internal/clamd"
 )
 
 // ProbeArg is the hidden first argument of `clamgate doctor` that turns
@@ -88,61 +90,56 @@ func ProbeMain(args []string, stdout io.Writer) int {
 	return 0
 }
 
+// probe asks PING with the clamd client when the socket speaks clamd's
+// protocol; otherwise it only connects and waits a moment, since a server
+// that checks credentials on accept hangs up at once.
 func probe(network, address string, ping bool, timeout time.Duration) ProbeResult {
+	if ping {
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		reply, err := (&clamd.Client{Network: network, Address: address}).Command(ctx, "PING")
+		return pingResult(reply, err)
+	}
 	conn, err := net.DialTimeout(network, address, timeout)
 	if err != nil {
-		return ProbeResult{Refused: errors.Is(err, syscall.EACCES) || errors.Is(err, syscall.EPERM), Err: err.Error()}
+		return refused(err)
 	}
 	defer conn.Close()
-	r := ProbeResult{Connected: true}
-	_ = conn.SetDeadline(time.Now().Add(timeout))
-	if !ping {
-		// Give a server that checks credentials on accept a moment to hang up.
-		_ = conn.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
-	} else if _, err := conn.Write([]byte("zPING\x00")); err != nil {
-		r.Closed = true
-		return r
-	}
-	reply, err := readReply(conn)
-	r.Reply = reply
-	r.Closed = reply == "" && errors.Is(err, io.EOF)
+	_ = conn.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+	b := make([]byte, 512)
+	n, err := conn.Read(b)
+	r := ProbeResult{Connected: true, Reply: strings.TrimRight(string(b[:n]), "\x00\r\n")}
+	r.Closed = n == 0 && errors.Is(err, io.EOF)
 	if err != nil && !r.Closed && !errors.Is(err, os.ErrDeadlineExceeded) {
 		r.Err = err.Error()
 	}
 	return r
 }
 
-// readReply reads one NUL- or newline-terminated clamd reply.
-func readReply(conn net.Conn) (string, error) {
-	var buf []byte
-	b := make([]byte, 256)
-	for len(buf) < 4096 {
-		n, err := conn.Read(b)
-		buf = append(buf, b[:n]...)
-		if i := bytes.IndexAny(buf, "\x00\n"); i >= 0 {
-			return string(buf[:i]), nil
-		}
-		if err != nil {
-			return string(buf), err
-		}
-	}
-	return string(buf), nil
+func refused(err error) ProbeResult {
+	return ProbeResult{Refused: errors.Is(err, syscall.EACCES) || errors.Is(err, syscall.EPERM), Err: err.Error()}
 }
 
-// ping asks whatever listens at address for PONG, as the doctor itself.
+// pingResult sorts the clamd client's answer: a failed dial is a refusal
+// (or no server), a hang-up before or instead of the reply is the
+// gateway's refusal. The client reports a close without reply as "".
+func pingResult(reply string, err error) ProbeResult {
+	var op *net.OpError
+	switch {
+	case errors.As(err, &op) && op.Op == "dial":
+		return refused(err)
+	case err == nil && reply == "", errors.As(err, &op) && op.Op == "write":
+		return ProbeResult{Connected: true, Closed: true}
+	case err != nil:
+		return ProbeResult{Connected: true, Err: err.Error()}
+	}
+	return ProbeResult{Connected: true, Reply: reply}
+}
+
+// ping asks whatever listens at address for PONG, as the doctor itself,
+// through env.Dial.
 func ping(ctx context.Context, env *Env, network, address string) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, env.timeout())
 	defer cancel()
-	conn, err := env.Dial(ctx, network, address)
-	if err != nil {
-		return "", err
-	}
-	defer conn.Close()
-	if dl, ok := ctx.Deadline(); ok {
-		_ = conn.SetDeadline(dl)
-	}
-	if _, err := conn.Write([]byte("zPING\x00")); err != nil {
-		return "", err
-	}
-	return readReply(conn)
+	return (&clamd.Client{Network: network, Address: address, Dial: env.Dial}).Command(ctx, "PING")
 }

@@ -8,6 +8,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"clamgate/internal/rss"
 )
 
 // process is what doctor reads of one process in /proc.
@@ -121,11 +123,9 @@ func parseStatus(p *process, b []byte) {
 			p.NoNewPrivs, _ = strconv.Atoi(val)
 		case "Seccomp":
 			p.Seccomp, _ = strconv.Atoi(val)
-		case "VmRSS":
-			kb, _ := strconv.ParseInt(strings.TrimSuffix(val, " kB"), 10, 64)
-			p.RSS = kb << 10
 		}
 	}
+	p.RSS, _ = rss.Parse(b)
 }
 
 func ints(s string) []int {

@@ -1,12 +1,13 @@
 package doctor
 
 import (
-	"bufio"
 	"maps"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"clamgate/internal/deploy"
 )
 
 // unitDirs in systemd's order of precedence: a unit in /etc hides the
@@ -93,33 +94,17 @@ func (t *unitTree) readDropIns(env *Env, dir, unit string) {
 	}
 }
 
-// depKeys pull a unit in (or refuse to start without it).
-var depKeys = []string{"Wants", "Requires", "Requisite", "BindsTo", "Upholds"}
-
 func (t *unitTree) parseDeps(unit, file string, env *Env) {
 	if file == "" {
 		return
 	}
-	f, err := os.Open(file)
+	b, err := os.ReadFile(file)
 	if err != nil {
 		return
 	}
-	defer f.Close()
-	section := ""
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
-		if strings.HasPrefix(line, "[") {
-			section = line
-			continue
-		}
-		key, val, ok := strings.Cut(line, "=")
-		if !ok || section != "[Unit]" || !slices.Contains(depKeys, strings.TrimSpace(key)) {
-			continue
-		}
-		for _, to := range strings.Fields(val) {
-			t.deps = append(t.deps, dep{from: unit, kind: strings.TrimSpace(key), to: to, where: env.display(file)})
-		}
+	deps, _ := deploy.UnitDependencies(b)
+	for _, d := range deps {
+		t.deps = append(t.deps, dep{from: unit, kind: d.Kind, to: d.Unit, where: env.display(file)})
 	}
 }
 

@@ -50,7 +50,7 @@ max_queue = 1
 		reply, err := gw.Instream(context.Background(), strings.NewReader(testenv.EICAR))
 		queued <- fmt.Sprint(reply, err)
 	}()
-	waitMetric(t, base, `clamgate_queue_depth{client="test"}`, 1)
+	waitSeries(t, base, `clamgate_queue_depth{client="test"}`, 1)
 	reply, err := gw.Instream(context.Background(), strings.NewReader("one too many"))
 	if err != nil || !strings.HasPrefix(reply, "stream: gateway busy: ") || !strings.Contains(reply, "policy.test.max_queue = 1") || !strings.HasSuffix(reply, " ERROR") {
 		t.Fatalf("overflow: %q %v", reply, err)

@@ -1212,6 +1212,7 @@ mode = "0660"
 
 [policy.amavis]
 roots = [%q]
+allow_writable_root_ancestors = true   # amavis owns its home, as on Debian; deploy writes the same
 commands = ["PING", "VERSION", "CONTSCAN", "SCAN", "MULTISCAN"]
 %s
 `, c.Socket, sock, root, peers)

@@ -34,6 +34,59 @@ func commandCases() []diffCase {
 	return cases
 }
 
+// bareCases are unprefixed commands sent the way npm clamscan sends them:
+// one packet, no newline, the connection left open for the reply. clamd
+// takes one packet as the whole command.
+func bareCases() []diffCase {
+	later := func(s string) step { return step{Data: []byte(s), Delay: 100 * time.Millisecond} }
+	cases := []diffCase{
+		{name: "bare packet PING", steps: func(tree) []step { return []step{raw("PING")} }},
+		{name: "bare packet VERSION", steps: func(tree) []step { return []step{raw("VERSION")} }},
+		{name: "bare packet PING then more later", steps: func(tree) []step { return []step{raw("PING"), later("PING\n")} }},
+		{name: "bare packet split", steps: func(tree) []step { return []step{raw("PI"), later("NG")} }},
+		{name: "bare packet split with newline", steps: func(tree) []step { return []step{raw("VERS"), later("ION\n")} }},
+		{name: "bare packet two lines", steps: func(tree) []step { return []step{raw("PING\nVERSION\n")} }},
+		{name: "bare packet CRLF", steps: func(tree) []step { return []step{raw("VERSION\r\n")} }},
+		{name: "bare packet NUL inside", steps: func(tree) []step { return []step{raw("PING\x00x")} }},
+		{name: "bare packet newline first", steps: func(tree) []step { return []step{raw("\nPING")} }},
+		{name: "bare packet SCAN split", steps: func(tr tree) []step {
+			p := tr.path("eicar.com")
+			return []step{raw("SCAN " + p[:len(p)-4]), later(p[len(p)-4:])}
+		}},
+	}
+	// Bytes after a command in the same packet: clamd answers a scan with
+	// an error first. (Not tested where clamd races itself and may lose
+	// the error: STATS, a path that does not exist.)
+	for _, tc := range []struct{ name, req, target string }{
+		{"zSCAN", "zSCAN %s\x00x", "eicar.com"}, {"nCONTSCAN", "nCONTSCAN %s\nx", "dir"},
+		{"bare SCAN", "SCAN %s\n\n", "eicar.com"}, {"bare SCAN then PING", "SCAN %s\nPING", "eicar.com"},
+		{"zMULTISCAN", "zMULTISCAN %s\x00zPING\x00", "clean.txt"}, {"bare SCAN CRLF", "SCAN %s\r\n", "eicar.com"},
+	} {
+		cases = append(cases, diffCase{
+			name:      "garbage after " + tc.name,
+			steps:     func(tr tree) []step { return []step{raw(fmt.Sprintf(tc.req, tr.path(tc.target)))} },
+			sortLines: tc.name == "zMULTISCAN",
+		})
+	}
+	for _, req := range []string{"zPING\x00x", "PING\n\n", "zVERSION\x00x", "zINSTREAM\x00\x00\x00\x00\x00x"} {
+		cases = append(cases, diffCase{name: fmt.Sprintf("garbage after %q", req), steps: func(tree) []step { return []step{raw(req)} }})
+	}
+	for _, verb := range []string{"SCAN", "CONTSCAN", "MULTISCAN"} {
+		for _, target := range []string{"eicar.com", "clean.txt", "dir", "nope.txt"} {
+			cases = append(cases, diffCase{
+				name:      fmt.Sprintf("bare packet %s %s", verb, target),
+				steps:     func(tr tree) []step { return []step{raw(verb + " " + tr.path(target))} },
+				sortLines: verb == "MULTISCAN",
+			}, diffCase{
+				name:      fmt.Sprintf("bare packet %s %s then more later", verb, target),
+				steps:     func(tr tree) []step { return []step{raw(verb + " " + tr.path(target)), later("PING\n")} },
+				sortLines: verb == "MULTISCAN",
+			})
+		}
+	}
+	return cases
+}
+
 func pathCases() []diffCase {
 	var cases []diffCase
 	targets := []string{"clean.txt", "eicar.com", "dir", "dir/", "cleandir", "emptydir", "nope.txt",
@@ -138,7 +191,7 @@ func TestDifferential(t *testing.T) {
 	tr := makeTree(t)
 	gwUnix, gwTCP := gatewayFor(t, clamd, fmt.Sprintf(`roots = [%q]`, tr.Root))
 	var cases []diffCase
-	for _, group := range [][]diffCase{commandCases(), pathCases(), streamCases(), fildesCases(), sessionCases()} {
+	for _, group := range [][]diffCase{commandCases(), bareCases(), pathCases(), streamCases(), fildesCases(), sessionCases()} {
 		cases = append(cases, group...)
 	}
 	for _, tc := range cases {
@@ -167,7 +220,9 @@ func TestDeliberateDifferences(t *testing.T) {
 	tr := makeTree(t)
 	outside := testenv.TempDir(t)
 	must(t, os.WriteFile(outside+"/secret.com", []byte(testenv.EICAR), 0o644))
-	must(t, os.Symlink(tr.path("eicar.com"), tr.path("link_in")))
+	must(t, os.Symlink("eicar.com", tr.path("link_in")))
+	must(t, os.Symlink("/eicar.com", tr.path("link_chroot")))
+	must(t, os.Symlink(tr.path("eicar.com"), tr.path("link_host")))
 	must(t, os.Symlink(outside+"/secret.com", tr.path("link_out")))
 	gwUnix, _ := gatewayFor(t, clamd, fmt.Sprintf(`roots = [%q]`, tr.Root))
 	ask := func(addr, line string) string { return string(exchange(t, "unix", addr, raw("z"+line+"\x00"))) }
@@ -180,9 +235,17 @@ func TestDeliberateDifferences(t *testing.T) {
 	if got, want := ask(gwUnix, "SCAN "+tr.path("link_in")), tr.path("link_in")+": "+testenv.EicarThreat+" FOUND\x00"; got != want {
 		t.Errorf("gateway on symlink inside root: %q, want %q", got, want)
 	}
-	// A symlink leading out of the roots is refused, not followed.
-	if got := ask(gwUnix, "SCAN "+tr.path("link_out")); !strings.Contains(got, "Access denied") || !strings.HasSuffix(got, "ERROR\x00") {
-		t.Errorf("gateway on symlink out of root: %q", got)
+	// An absolute symlink is resolved as if the root were "/": it names a
+	// file inside the root, never the host's file of that name.
+	if got, want := ask(gwUnix, "SCAN "+tr.path("link_chroot")), tr.path("link_chroot")+": "+testenv.EicarThreat+" FOUND\x00"; got != want {
+		t.Errorf("gateway on absolute symlink: %q, want %q", got, want)
+	}
+	// A symlink leading out of the roots is refused, not followed; so is
+	// one naming the root by its host path (inside the root, no such file).
+	for _, link := range []string{"link_out", "link_host"} {
+		if got := ask(gwUnix, "SCAN "+tr.path(link)); !strings.Contains(got, "Access denied") || !strings.HasSuffix(got, "ERROR\x00") {
+			t.Errorf("gateway on %s: %q", link, got)
+		}
 	}
 	// FILDES has no all-match mode, so ALLMATCHSCAN reports each file's first match.
 	clamdAll := ask(clamd.Socket, "ALLMATCHSCAN "+tr.path("marked.com"))

@@ -9,7 +9,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"clamgate/internal/clamd"
@@ -27,7 +29,16 @@ import (
 
 // Run serves until ctx is cancelled, then stops accepting, lets running
 // requests finish for the configured grace period, and returns.
-func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
+func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, with ...Option) error {
+	var o options
+	for _, opt := range with {
+		opt(&o)
+	}
+	roots := &rootKeeper{}
+	if err := roots.open(cfg, log); err != nil {
+		return err
+	}
+	defer roots.closeAll()
 	eng, addrs, err := prepareEngine(cfg, log)
 	if err != nil {
 		return err
@@ -76,7 +87,17 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	if life != nil {
 		bg.Go(func() { life.run(ctx) })
 	}
-	serve(ctx, cfg, log, listeners, fronts)
+	srv := newServer(ctx, log, cfg.ShutdownGrace)
+	for _, l := range listeners {
+		srv.add(l.Listener, srv.newRoute(l.cfg, cfg.PolicyFor(l.cfg), fronts[l.cfg.Protocol]))
+	}
+	tel.metrics.ConfigLoaded(time.Now(), weights(cfg), false)
+	if o.hangups != nil {
+		r := &reloader{load: o.load, running: cfg, fronts: fronts, srv: srv, dispatcher: dispatcher, tel: tel, roots: roots, log: log,
+			newFronts: func(c *config.Config) map[string]front { return newFronts(c, log, dispatcher, life) }}
+		bg.Go(func() { r.run(ctx, o.hangups) })
+	}
+	srv.serve()
 	return nil
 }
 
@@ -152,7 +173,8 @@ type front interface {
 }
 
 func newFronts(cfg *config.Config, log *slog.Logger, d *scan.Dispatcher, life *lifecycle) map[string]front {
-	cp := &clamdproto.Server{Dispatcher: d, Log: log, ReadTimeout: cfg.ReadTimeout}
+	cp := &clamdproto.Server{Dispatcher: d, Log: log, ReadTimeout: cfg.ReadTimeout,
+		CommandTimeout: cfg.CommandTimeout, StreamTimeout: cfg.StreamTimeout}
 	ic := &icap.Server{Dispatcher: d, Log: log, ReadTimeout: cfg.ReadTimeout, Settings: cfg.ICAP}
 	if life != nil {
 		cp.StatsExtra, ic.Tag = life.Stats, life.Tag
@@ -188,58 +210,161 @@ func openListeners(cfg *config.Config, inherited map[string]net.Listener, log *s
 	return out, nil
 }
 
-// serve accepts on every listener until ctx ends, then drains.
-func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, listeners []boundListener, fronts map[string]front) {
-	connCtx, cancelConns := context.WithCancel(context.WithoutCancel(ctx))
-	defer cancelConns()
-	var conns, accepts sync.WaitGroup
-	for _, l := range listeners {
-		pol := cfg.PolicyFor(l.cfg)
-		front := fronts[l.cfg.Protocol]
-		log.Info("listening", "address", l.cfg.Address, "protocol", l.cfg.Protocol, "policy", pol.Name, "mode", fmt.Sprintf("%04o", l.cfg.Mode))
-		slots := make(chan struct{}, l.cfg.MaxConnections)
-		accepts.Go(func() {
-			for {
-				c, err := l.Accept()
-				if err != nil {
-					if !errors.Is(err, net.ErrClosed) {
-						log.Error("accept", "address", l.cfg.Address, "err", err)
-						time.Sleep(10 * time.Millisecond) // EMFILE and the like: don't spin
-						continue
-					}
-					return
-				}
-				select {
-				case slots <- struct{}{}:
-				default:
-					// Every connection holds a goroutine and buffers: past the
-					// limit the gateway refuses rather than grows.
-					log.Warn("connection refused: listener at max_connections", "address", l.cfg.Address, "max_connections", l.cfg.MaxConnections)
-					c.Close()
-					continue
-				}
-				conns.Go(func() {
-					defer func() { c.Close(); <-slots }()
-					// A client of clamd's protocol may half-close and still
-					// read its verdict; an ICAP or milter client does not.
-					jobCtx := hangup.With(connCtx, c, l.cfg.Protocol != config.ProtoClamd)
-					front.ServeConn(jobCtx, ctx, c, pol, listen.PeerOf(c, l.cfg.Address))
-				})
-			}
-		})
+// server accepts on the listeners until its context ends, then drains.
+// Each connection is served by the route its listener had when it was
+// accepted; a reload adds, removes and reroutes listeners while it runs.
+type server struct {
+	log         *slog.Logger
+	stop        context.Context // ends: accept no more, idle connections close
+	connCtx     context.Context // ends: running requests are aborted
+	cancelConns context.CancelFunc
+	conns       sync.WaitGroup
+	accepts     sync.WaitGroup
+
+	mu        sync.Mutex
+	listeners map[string]*served // by address
+	closed    bool               // shutting down: add nothing more
+	grace     time.Duration
+}
+
+// served is one listening socket.
+type served struct {
+	net.Listener
+	route atomic.Pointer[route]
+}
+
+// route is how a listener serves what it accepts: the listener's settings,
+// its policy, its protocol's front, its connection slots. drain ends when
+// the gateway stops or a reload replaces the route.
+type route struct {
+	cfg    config.Listener
+	pol    *policy.Policy
+	front  front
+	slots  chan struct{} // the listener's max_connections
+	uids   *uidSlots     // its max_connections_per_uid
+	drain  context.Context
+	retire context.CancelFunc
+}
+
+func newServer(ctx context.Context, log *slog.Logger, grace time.Duration) *server {
+	connCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	return &server{log: log, stop: ctx, connCtx: connCtx, cancelConns: cancel, listeners: map[string]*served{}, grace: grace}
+}
+
+func (s *server) newRoute(l config.Listener, pol *policy.Policy, f front) *route {
+	drain, retire := context.WithCancel(s.stop)
+	return &route{cfg: l, pol: pol, front: f, slots: make(chan struct{}, l.MaxConnections), uids: newUIDSlots(l.MaxPerUID),
+		drain: drain, retire: retire}
+}
+
+// add starts accepting on ln.
+func (s *server) add(ln net.Listener, r *route) {
+	l := &served{Listener: ln}
+	l.route.Store(r)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		ln.Close()
+		return
 	}
-	<-ctx.Done()
-	log.Info("shutting down: no new connections", "grace", cfg.ShutdownGrace)
+	s.listeners[r.cfg.Address] = l
+	s.log.Info("listening", "address", r.cfg.Address, "protocol", r.cfg.Protocol, "policy", r.pol.Name, "mode", fmt.Sprintf("%04o", r.cfg.Mode))
+	s.accepts.Go(func() { s.accept(l) })
+}
+
+func (s *server) accept(l *served) {
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			if !errors.Is(err, net.ErrClosed) {
+				s.log.Error("accept", "address", l.route.Load().cfg.Address, "err", err)
+				time.Sleep(10 * time.Millisecond) // EMFILE and the like: don't spin
+				continue
+			}
+			return
+		}
+		s.admit(c, l.route.Load())
+	}
+}
+
+// admit decides, from the peer's identity alone and before reading any
+// byte, what a connection may hold, and serves it by its listener's route.
+func (s *server) admit(c net.Conn, r *route) {
+	peer := listen.PeerOf(c, r.cfg.Address)
+	if !r.uids.take(peer) {
+		s.log.Warn("connection refused: peer uid at max_connections_per_uid", "address", r.cfg.Address,
+			"peer", peer.String(), "max_connections_per_uid", r.cfg.MaxPerUID)
+		r.turnAway(c, "too many connections from uid "+strconv.FormatUint(uint64(peer.UID), 10))
+		return
+	}
+	// A peer the policy refuses gets its refusal from the front, but takes
+	// none of the listener's connections: outsiders cannot fill it. Its
+	// uid's bound still applies.
+	allowed := r.pol.AllowPeer(peer) == nil
+	if allowed && !r.takeSlot() {
+		r.uids.release(peer)
+		s.log.Warn("connection refused: listener at max_connections", "address", r.cfg.Address, "max_connections", r.cfg.MaxConnections)
+		r.turnAway(c, "too many connections")
+		return
+	}
+	s.conns.Go(func() {
+		defer func() {
+			c.Close()
+			r.uids.release(peer)
+			if allowed {
+				<-r.slots
+			}
+		}()
+		// A client of clamd's protocol may half-close and still read its
+		// verdict; an ICAP or milter client does not.
+		jobCtx := hangup.With(s.connCtx, c, r.cfg.Protocol != config.ProtoClamd)
+		r.front.ServeConn(jobCtx, r.drain, c, r.pol, peer)
+	})
+}
+
+// serve waits until the gateway stops, then closes the listeners and
+// drains the connections.
+func (s *server) serve() {
+	<-s.stop.Done()
+	s.mu.Lock()
+	s.closed = true
+	grace := s.grace
+	for _, l := range s.listeners {
+		l.Close()
+	}
+	s.mu.Unlock()
+	s.log.Info("shutting down: no new connections", "grace", grace)
 	status.NotifyStopping()
-	closeAll(listeners)
-	accepts.Wait()
+	s.accepts.Wait()
 	drained := make(chan struct{})
-	go func() { conns.Wait(); close(drained) }()
+	go func() { s.conns.Wait(); close(drained) }()
 	select {
 	case <-drained:
-	case <-time.After(cfg.ShutdownGrace):
-		log.Warn("grace period over: aborting running requests")
-		cancelConns()
+	case <-time.After(grace):
+		s.log.Warn("grace period over: aborting running requests")
+		s.cancelConns()
 		<-drained
+	}
+	s.cancelConns()
+}
+
+// turnAway closes a connection the listener will not serve, telling the
+// client why when its front can say it without reading.
+func (r *route) turnAway(c net.Conn, why string) {
+	if t, ok := r.front.(interface{ TurnAway(net.Conn, string) }); ok {
+		t.TurnAway(c, why)
+	}
+	c.Close()
+}
+
+// takeSlot reserves one of the listener's connections. Every connection
+// holds a goroutine and buffers: past the limit the gateway refuses rather
+// than grows.
+func (r *route) takeSlot() bool {
+	select {
+	case r.slots <- struct{}{}:
+		return true
+	default:
+		return false
 	}
 }

@@ -169,10 +169,19 @@ func must(t *testing.T, err error) {
 // listener, both serving the policy written in policyTOML.
 func gatewayFor(t *testing.T, c *testenv.Clamd, policyTOML string) (unixAddr, tcpAddr string) {
 	t.Helper()
-	dir := testenv.TempDir(t)
-	unixAddr = filepath.Join(dir, "gw.sock")
+	unixAddr = filepath.Join(testenv.TempDir(t), "gw.sock")
 	tcpAddr = testenv.FreePort(t)
-	src := fmt.Sprintf(`
+	listeners := fmt.Sprintf("[[listener]]\naddress = \"unix:%s\"\npolicy = \"test\"\nmode = \"0666\"\n\n"+
+		"[[listener]]\naddress = \"tcp:%s\"\npolicy = \"test\"\n", unixAddr, tcpAddr)
+	testenv.StartGateway(t, mustParse(t, gatewaySource(c, "", listeners, policyTOML)))
+	return unixAddr, tcpAddr
+}
+
+// gatewaySource is the configuration of a test gateway in front of c:
+// serverTOML adds to [server], listeners are whole [[listener]] blocks,
+// and each serves [policy.test], written in policyTOML.
+func gatewaySource(c *testenv.Clamd, serverTOML, listeners, policyTOML string) string {
+	return fmt.Sprintf(`
 [backend]
 address = "unix:%s"
 timeout = "20s"
@@ -180,21 +189,13 @@ stream_max_length = "10M"
 
 [server]
 read_timeout = "5s"
+%s
 
-[[listener]]
-address = "unix:%s"
-policy = "test"
-mode = "0666"
-
-[[listener]]
-address = "tcp:%s"
-policy = "test"
+%s
 
 [policy.test]
 %s
-`, c.Socket, unixAddr, tcpAddr, policyTOML)
-	testenv.StartGateway(t, mustParse(t, src))
-	return unixAddr, tcpAddr
+`, c.Socket, serverTOML, listeners, policyTOML)
 }
 
 func mustParse(t *testing.T, src string) *config.Config {

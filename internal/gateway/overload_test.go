@@ -35,24 +35,6 @@ func randomData(n int, seed uint64) []byte {
 	return b
 }
 
-// syncBuffer collects the gateway's log across goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // TestHealthDuringOverload keeps every scan slot busy with slow scans, some
 // of which exceed the job timeout, and checks all along that PING through
 // the gateway answers, that /readyz stays 200, and that the backend is
@@ -64,8 +46,7 @@ func TestHealthDuringOverload(t *testing.T) {
 	dir := testenv.TempDir(t)
 	proxy, mail := filepath.Join(dir, "proxy.sock"), filepath.Join(dir, "mail.sock")
 	httpAddr := testenv.FreePort(t)
-	var logs syncBuffer
-	testenv.StartGatewayLogging(t, mustParse(t, fmt.Sprintf(`
+	gwy := testenv.StartGateway(t, mustParse(t, fmt.Sprintf(`
 [backend]
 address = "unix:%s"
 health_interval = "200ms"
@@ -84,7 +65,7 @@ policy = "mail"
 mode = "0666"
 [policy.proxy]
 [policy.mail]
-`, c.Socket, httpAddr, proxy, mail)), &logs)
+`, c.Socket, httpAddr, proxy, mail)))
 	waitStatus(t, "http://"+httpAddr+"/readyz", 200)
 	data := randomData(24<<20, 1)
 	ctx, stop := context.WithTimeout(context.Background(), 20*time.Second)
@@ -122,7 +103,7 @@ mode = "0666"
 	if notReady > 0 || pingFailed > 0 {
 		t.Errorf("under overload: /readyz not 200 %d times, PING failed %d times, of %d", notReady, pingFailed, checks)
 	}
-	if strings.Contains(logs.String(), "taken out") {
+	if strings.Contains(gwy.Log.String(), "taken out") {
 		t.Error("the backend was taken out while it was only busy")
 	}
 }
@@ -156,7 +137,7 @@ func metricValue(t *testing.T, base, series string) float64 {
 	return v
 }
 
-func waitMetric(t *testing.T, base, series string, want float64) {
+func waitSeries(t *testing.T, base, series string, want float64) {
 	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for metricValue(t, base, series) != want {
@@ -224,12 +205,12 @@ func TestClientGoneClamd(t *testing.T) {
 	running := sendInstream(t, sock, randomData(24<<20, 2))
 	waitScanning(t, c)
 	queued := sendInstream(t, sock, []byte("queued then gone"))
-	waitMetric(t, base, `clamgate_queue_depth{client="p"}`, 1)
+	waitSeries(t, base, `clamgate_queue_depth{client="p"}`, 1)
 	queued.Close()
-	waitMetric(t, base, `clamgate_jobs_abandoned_total{client="p",state="queued"}`, 1)
-	waitMetric(t, base, `clamgate_queue_depth{client="p"}`, 0)
+	waitSeries(t, base, `clamgate_jobs_abandoned_total{client="p",state="queued"}`, 1)
+	waitSeries(t, base, `clamgate_queue_depth{client="p"}`, 0)
 	running.Close()
-	waitMetric(t, base, `clamgate_jobs_abandoned_total{client="p",state="running"}`, 1)
+	waitSeries(t, base, `clamgate_jobs_abandoned_total{client="p",state="running"}`, 1)
 	gw, _ := clamd.New("unix:"+sock, 30*time.Second)
 	if reply, err := gw.Instream(context.Background(), strings.NewReader(testenv.EICAR)); !strings.Contains(reply, "FOUND") {
 		t.Fatalf("next scan after the abandoned ones: %q %v", reply, err)
@@ -249,11 +230,11 @@ func TestClientGoneICAP(t *testing.T) {
 	must(t, err)
 	_, err = conn.Write([]byte(req))
 	must(t, err)
-	waitMetric(t, base, `clamgate_queue_depth{client="p"}`, 1)
+	waitSeries(t, base, `clamgate_queue_depth{client="p"}`, 1)
 	conn.Close()
-	waitMetric(t, base, `clamgate_jobs_abandoned_total{client="p",state="queued"}`, 1)
+	waitSeries(t, base, `clamgate_jobs_abandoned_total{client="p",state="queued"}`, 1)
 	running.Close()
-	waitMetric(t, base, `clamgate_jobs_abandoned_total{client="p",state="running"}`, 1)
+	waitSeries(t, base, `clamgate_jobs_abandoned_total{client="p",state="running"}`, 1)
 }
 
 // TestClientGoneMilter: the same for an MTA that gives up on a message
@@ -282,11 +263,11 @@ func TestClientGoneMilter(t *testing.T) {
 		}
 	}
 	go s.End() // the verdict never comes: the MTA goes away first
-	waitMetric(t, base, `clamgate_queue_depth{client="p"}`, 1)
+	waitSeries(t, base, `clamgate_queue_depth{client="p"}`, 1)
 	s.Close()
-	waitMetric(t, base, `clamgate_jobs_abandoned_total{client="p",state="queued"}`, 1)
+	waitSeries(t, base, `clamgate_jobs_abandoned_total{client="p",state="queued"}`, 1)
 	running.Close()
-	waitMetric(t, base, `clamgate_jobs_abandoned_total{client="p",state="running"}`, 1)
+	waitSeries(t, base, `clamgate_jobs_abandoned_total{client="p",state="running"}`, 1)
 }
 
 // TestTrickleHoldsNoSlot (issue 14, item 6): an authorised client that

@@ -36,7 +36,7 @@ func newTelemetry(cfg *config.Config, pool *clamd.Pool, eng *engine.Engine, log 
 	}
 	if cfg.HTTP != "" {
 		t.http = &status.Server{Addr: cfg.HTTP, AllowNonLoopback: cfg.HTTPAllowNonLoopback,
-			Metrics: t.metrics.Handler(), Ready: t.ready, Log: log}
+			MaxConnections: cfg.HTTPMaxConnections, Metrics: t.metrics.Handler(), Ready: t.ready, Log: log}
 	}
 	return t
 }

@@ -15,7 +15,7 @@ import (
 // each gets a clean ICAP error, and the gateway keeps serving.
 func TestHostileInput(t *testing.T) {
 	c := testenv.StartClamd(t, testenv.ClamdOptions{})
-	host, port := icapGateway(t, c, "[icap]\nmax_connections = 4\n")
+	host, port := icapGateway(t, c, "[icap]\nmax_connections = 4\nrequest_timeout = \"4s\"\n")
 	addr := net.JoinHostPort(host, port)
 	head := "RESPMOD icap://127.0.0.1/avscan ICAP/1.0\r\nHost: x\r\n"
 	http := "HTTP/1.1 200 OK\r\n\r\n"
@@ -28,6 +28,9 @@ func TestHostileInput(t *testing.T) {
 		{"huge header", head + "X-Junk: " + strings.Repeat("x", 100<<10) + "\r\n" + enc, "ICAP/1.0 400 "},
 		{"huge encapsulated header", head + "Encapsulated: res-hdr=0, res-body=99999999\r\n\r\n", "ICAP/1.0 400 "},
 		{"preview longer than announced", head + "Preview: 2\r\n" + enc + http + "4\r\nabcd\r\n0\r\n\r\n", "ICAP/1.0 400 "},
+		// Refused on the header alone: the preview would be held in memory.
+		{"preview of 2 GB announced", head + "Preview: 2000000000\r\n" + enc + http + "4\r\nabcd\r\n0\r\n\r\n", "ICAP/1.0 400 "},
+		{"preview over the unasked allowance", head + "Preview: 4097\r\n" + enc + http + "4\r\nabcd\r\n0\r\n\r\n", "ICAP/1.0 400 "},
 		{"unknown method", "FOO icap://127.0.0.1/avscan ICAP/1.0\r\n\r\n", "ICAP/1.0 501 "},
 		{"unknown service", "OPTIONS icap://127.0.0.1/nope ICAP/1.0\r\n\r\n", "ICAP/1.0 404 "},
 		{"HTTP not ICAP", "GET / HTTP/1.1\r\nHost: x\r\n\r\n", "ICAP/1.0 505 "},
@@ -53,11 +56,44 @@ func TestHostileInput(t *testing.T) {
 			t.Errorf("slow client got %q", buf[:n])
 		}
 	})
+	t.Run("trickling client", func(t *testing.T) {
+		// One byte of body every half second refreshes the 2 s read_timeout
+		// forever; the request's 4 s total ends it. The 60 s is a liveness
+		// bound, not a measurement.
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		conn.Write([]byte(head + enc + http))
+		got := make(chan string, 1)
+		go func() {
+			buf := make([]byte, 200)
+			conn.SetReadDeadline(time.Now().Add(60 * time.Second))
+			n, _ := conn.Read(buf)
+			got <- string(buf[:n])
+		}()
+		tick := time.NewTicker(500 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case reply := <-got:
+				if !strings.HasPrefix(reply, "ICAP/1.0 408 ") {
+					t.Errorf("trickling client got %q, want 408", reply)
+				}
+				return
+			case <-tick.C:
+				conn.Write([]byte("1\r\nx\r\n"))
+			}
+		}
+	})
 	t.Run("connection limit", func(t *testing.T) {
 		// Each held connection is answered once, so it is surely counted,
 		// and then kept open (well within read_timeout).
+		// The earlier subtests' connections may still be on their way
+		// out (lingering after their error): a 503 is tried again.
 		var held []net.Conn
-		for range 4 {
+		for tries := 0; len(held) < 4; tries++ {
 			conn, err := net.Dial("tcp", addr)
 			if err != nil {
 				t.Fatal(err)
@@ -65,10 +101,16 @@ func TestHostileInput(t *testing.T) {
 			conn.Write([]byte("OPTIONS icap://127.0.0.1/avscan ICAP/1.0\r\n\r\n"))
 			buf := make([]byte, 4096)
 			conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-			if n, _ := conn.Read(buf); !strings.HasPrefix(string(buf[:n]), "ICAP/1.0 200 ") {
-				t.Fatalf("held connection not served: %q", buf[:n])
+			n, _ := conn.Read(buf)
+			switch got := string(buf[:n]); {
+			case strings.HasPrefix(got, "ICAP/1.0 200 "):
+				held = append(held, conn)
+			case strings.HasPrefix(got, "ICAP/1.0 503 ") && tries < 50:
+				conn.Close()
+				time.Sleep(100 * time.Millisecond)
+			default:
+				t.Fatalf("held connection not served: %q", got)
 			}
-			held = append(held, conn)
 		}
 		if got := rawICAP(t, addr, []byte("OPTIONS icap://127.0.0.1/avscan ICAP/1.0\r\n\r\n")); !strings.HasPrefix(got, "ICAP/1.0 503 ") {
 			t.Errorf("fifth connection: %q", truncate(got))

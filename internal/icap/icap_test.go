@@ -192,6 +192,11 @@ func FuzzServeConn(f *testing.F) {
 		respHead + "Preview: 2\r\nEncapsulated: res-hdr=0, res-body=19\r\n\r\n" + body + "2\r\nab\r\n0\r\n\r\n3\r\ncde\r\n0\r\n\r\n",
 		respHead + "Preview: 4\r\nAllow: 204\r\nEncapsulated: res-hdr=0, res-body=19\r\n\r\n" + body + "2\r\nab\r\n0; ieof\r\n\r\n",
 		"REQMOD icap://h/avscan ICAP/1.0\r\nEncapsulated: req-hdr=0, null-body=18\r\n\r\nGET / HTTP/1.1\r\n\r\n",
+		// the bounds: an announced preview far over the allowance, chunk
+		// extensions and trailers
+		respHead + "Preview: 2000000000\r\nEncapsulated: res-hdr=0, res-body=19\r\n\r\n" + body + "100000\r\nab",
+		respHead + "Preview: 4096\r\nEncapsulated: res-hdr=0, res-body=19\r\n\r\n" + body + "2;a=b;c=d\r\nab\r\n0; ieof\r\nX-T: 1\r\n\r\n",
+		respHead + "Encapsulated: res-hdr=0, res-body=262144\r\n\r\n" + body,
 	} {
 		f.Add([]byte(s))
 	}
@@ -214,4 +219,30 @@ func FuzzReadRequest(f *testing.F) {
 			_, _ = io.Copy(io.Discard, newChunkReader(r))
 		}
 	})
+}
+
+// FuzzReadPreview: whatever the client sends, a preview is never more than
+// its bound, and its buffer never much larger than what arrived.
+func FuzzReadPreview(f *testing.F) {
+	f.Add(uint16(4), []byte("2\r\nab\r\n0; ieof\r\n\r\n"))
+	f.Add(uint16(2), []byte("100000\r\n"+strings.Repeat("x", 5000)))
+	f.Add(uint16(4096), []byte("1;ext="+strings.Repeat("e", 9000)+"\r\na\r\n0\r\n\r\n"))
+	f.Fuzz(func(t *testing.T, limit uint16, in []byte) {
+		data, _, err := readPreview(bufio.NewReader(strings.NewReader(string(in))), int(limit))
+		if err == nil && (len(data) > int(limit) || cap(data) > max(2*len(in), 64<<10)) {
+			t.Fatalf("preview of %d bytes (cap %d) for a bound of %d and %d bytes sent", len(data), cap(data), limit, len(in))
+		}
+	})
+}
+
+// TestReadExactlyGrowsAsDataArrives: encapsulated headers announced as
+// 256 KiB but never sent cost what was sent, not what was announced.
+func TestReadExactlyGrowsAsDataArrives(t *testing.T) {
+	b, err := readExactly(strings.NewReader("HTTP/1.1 200 OK\r\n"), maxHTTPHeader)
+	if !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Fatalf("cut short: %v", err)
+	}
+	if cap(b) > 4<<10 {
+		t.Errorf("%d bytes held for 17 received", cap(b))
+	}
 }

@@ -35,6 +35,11 @@ func (cn *conn) modify(ctx context.Context, req *Request) bool {
 		return x.pass("no body")
 	}
 	x.body = &body{limit: x.limit}
+	if req.Preview > cn.srv.maxPreview() {
+		// Refused before reading any of it: the preview is held in memory.
+		cn.readFailed(badRequest("preview of %d bytes, more than the %d allowed", req.Preview, cn.srv.maxPreview()))
+		return false
+	}
 	if req.Preview >= 0 {
 		data, ieof, err := readPreview(cn.r, req.Preview)
 		if err != nil {

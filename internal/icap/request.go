@@ -165,8 +165,8 @@ func (req *Request) readEncapsulated(r *bufio.Reader) error {
 	}
 	last := req.sections[len(req.sections)-1]
 	req.HasBody = last.name != "null-body"
-	buf := make([]byte, last.offset)
-	if _, err := io.ReadFull(r, buf); err != nil {
+	buf, err := readExactly(r, last.offset)
+	if err != nil {
 		return fmt.Errorf("reading encapsulated headers: %w", err)
 	}
 	for i, s := range req.sections[:len(req.sections)-1] {
@@ -189,6 +189,18 @@ func (req *Request) readEncapsulated(r *bufio.Reader) error {
 		}
 	}
 	return nil
+}
+
+// readExactly reads n bytes, growing its buffer as they arrive rather than
+// allocating what the client announced before it sent anything: an idle
+// connection costs no more than the bytes it really sent.
+func readExactly(r io.Reader, n int) ([]byte, error) {
+	var buf bytes.Buffer
+	m, err := io.CopyN(&buf, r, int64(n))
+	if m < int64(n) && errors.Is(err, io.EOF) {
+		err = io.ErrUnexpectedEOF
+	}
+	return buf.Bytes(), err
 }
 
 // readLine reads one CRLF (or LF) line, charging it to budget.

@@ -19,6 +19,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -92,8 +93,15 @@ func (s *Server) ServeConn(ctx, drain context.Context, c net.Conn, pol *policy.P
 		if drain.Err() != nil {
 			return
 		}
-		req, err := readRequest(cn.r)
+		// Between requests only the idle timeout applies; from a request's
+		// first byte on, the client has RequestTimeout in all to send it.
+		_, err := cn.r.Peek(1)
 		idle.Store(false)
+		dc.startRequest(s.Settings.RequestTimeout)
+		var req *Request
+		if err == nil {
+			req, err = readRequest(cn.r)
+		}
 		if err != nil {
 			cn.readFailed(err)
 			return
@@ -107,6 +115,14 @@ func (s *Server) ServeConn(ctx, drain context.Context, c net.Conn, pol *policy.P
 		}
 	}
 }
+
+// unaskedPreview is the preview accepted from a client that did not ask
+// OPTIONS for one (clients commonly send 1024 or 4096 bytes).
+const unaskedPreview = 4 << 10
+
+// maxPreview bounds the preview a client may send: it is held in memory
+// whole, so a client announcing gigabytes must not be believed.
+func (s *Server) maxPreview() int { return max(s.Settings.Preview, unaskedPreview) }
 
 // Bounds on reading what a client still sends after its final answer.
 const (
@@ -248,17 +264,39 @@ func (s *Server) refreshTag(ctx context.Context, client string) string {
 }
 
 // deadlineConn gives every read and write its own deadline, so that a slow
-// client cannot hold a connection (or a scan slot) forever.
+// client cannot hold a connection (or a scan slot) forever; during a
+// request, the time spent waiting for the client's bytes is also charged to
+// a total that progress does not refill, so trickling does not help either.
+// Only waits count: time the gateway spends scanning is not the client's.
 type deadlineConn struct {
 	net.Conn
 	timeout time.Duration
+	left    time.Duration // of the request's total; meaningful when counting
+	count   bool
 }
 
+// startRequest starts charging reads to a total of d (0: no total).
+func (d *deadlineConn) startRequest(total time.Duration) { d.left, d.count = total, total > 0 }
+
 func (d *deadlineConn) Read(p []byte) (int, error) {
-	if d.timeout > 0 {
-		d.Conn.SetReadDeadline(time.Now().Add(d.timeout))
+	wait := d.timeout
+	if d.count {
+		if d.left <= 0 {
+			return 0, os.ErrDeadlineExceeded
+		}
+		if wait <= 0 || d.left < wait {
+			wait = d.left
+		}
 	}
-	return d.Conn.Read(p)
+	if wait > 0 {
+		d.Conn.SetReadDeadline(time.Now().Add(wait))
+	}
+	start := time.Now()
+	n, err := d.Conn.Read(p)
+	if d.count {
+		d.left -= time.Since(start)
+	}
+	return n, err
 }
 
 func (d *deadlineConn) Write(p []byte) (int, error) {

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 	"unsafe"
 
@@ -72,9 +73,12 @@ func listenTCP(address string, allowNonLoopback bool) (net.Listener, error) {
 	return net.Listen("tcp", address)
 }
 
-// listenUnix binds under a temporary name, sets mode and ownership, then
-// renames into place: the socket is never reachable with looser rights,
-// and no process-wide umask is touched.
+// listenUnix binds the final path itself, so that the kernel's name for
+// the socket (what getsockname, peers' errors and /proc/net/unix show) is
+// that path. The socket file is created with no permissions at all (its
+// mode comes from the socket's own, less the umask), gets its owner and
+// mode, and only then listens: nobody can connect before, and nobody ever
+// finds it with looser rights. No process-wide umask is touched.
 func listenUnix(path string, spec Spec) (net.Listener, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, err
@@ -82,30 +86,56 @@ func listenUnix(path string, spec Spec) (net.Listener, error) {
 	if err := removeStale(path); err != nil {
 		return nil, err
 	}
-	tmp := fmt.Sprintf("%s.%d.tmp", path, os.Getpid())
-	_ = os.Remove(tmp)
-	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: tmp, Net: "unix"})
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, err
 	}
-	l.SetUnlinkOnClose(false)
-	fail := func(err error) (net.Listener, error) {
-		l.Close()
-		os.Remove(tmp)
+	f := os.NewFile(uintptr(fd), path)
+	defer f.Close()
+	if err := unix.Fchmod(fd, 0); err != nil {
+		return nil, fmt.Errorf("socket mode: %w", err)
+	}
+	if err := unix.Bind(fd, &unix.SockaddrUnix{Name: path}); err != nil {
+		return nil, &os.PathError{Op: "bind", Path: path, Err: err}
+	}
+	if err := ownAndMode(path, spec); err != nil {
+		os.Remove(path)
 		return nil, err
 	}
-	if err := os.Chmod(tmp, spec.Mode.Perm()); err != nil {
-		return fail(err)
+	if err := unix.Listen(fd, unix.SOMAXCONN); err != nil {
+		os.Remove(path)
+		return nil, err
+	}
+	l, err := net.FileListener(f)
+	if err != nil {
+		os.Remove(path)
+		return nil, err
+	}
+	ul := l.(*net.UnixListener)
+	ul.SetUnlinkOnClose(false)
+	return &unixListener{UnixListener: ul, path: path}, nil
+}
+
+// ownAndMode sets the socket file's owner and mode through a descriptor
+// that refuses symlinks, so that a name swapped in the directory meanwhile
+// is not followed. Linux has no fchmod for such a descriptor; /proc's link
+// to it is the usual way.
+func ownAndMode(path string, spec Spec) error {
+	fd, err := unix.Open(path, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return &os.PathError{Op: "open", Path: path, Err: err}
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFSOCK {
+		return fmt.Errorf("%s: not the socket just bound", path)
 	}
 	if spec.UID >= 0 || spec.GID >= 0 {
-		if err := os.Lchown(tmp, spec.UID, spec.GID); err != nil {
-			return fail(err)
+		if err := unix.Fchownat(fd, "", spec.UID, spec.GID, unix.AT_EMPTY_PATH); err != nil {
+			return &os.PathError{Op: "chown", Path: path, Err: err}
 		}
 	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fail(err)
-	}
-	return &unixListener{UnixListener: l, path: path}, nil
+	return os.Chmod(fmt.Sprintf("/proc/self/fd/%d", fd), spec.Mode.Perm())
 }
 
 // removeStale deletes a socket left by a previous run, but refuses to take
@@ -142,16 +172,26 @@ func (l *unixListener) Close() error {
 // peerGroups reads the peer's supplementary groups as they were when it
 // connected (SO_PEERGROUPS). Unlike /proc/PID/status this needs no view of
 // other users' processes (the hardened unit's ProtectProc=invisible) and
-// cannot race with the peer's exit. nil when the kernel cannot say.
+// cannot race with the peer's exit and its pid's reuse, so there is no
+// fallback to it: the buffer grows to the size the kernel asks for, and a
+// kernel that cannot say yields no groups (a policy's groups then admit
+// the peer by its primary group only). Never nil.
 func peerGroups(fd int) []uint32 {
-	buf := make([]uint32, 256)
-	size := uint32(len(buf) * 4)
-	_, _, errno := unix.Syscall6(unix.SYS_GETSOCKOPT, uintptr(fd), unix.SOL_SOCKET, unix.SO_PEERGROUPS,
-		uintptr(unsafe.Pointer(&buf[0])), uintptr(unsafe.Pointer(&size)), 0)
-	if errno != 0 {
-		return nil
+	buf := make([]uint32, 64)
+	for range 4 {
+		size := uint32(len(buf) * 4)
+		_, _, errno := unix.Syscall6(unix.SYS_GETSOCKOPT, uintptr(fd), unix.SOL_SOCKET, unix.SO_PEERGROUPS,
+			uintptr(unsafe.Pointer(&buf[0])), uintptr(unsafe.Pointer(&size)), 0)
+		switch {
+		case errno == 0:
+			return buf[: size/4 : size/4]
+		case errno == unix.ERANGE && int(size/4) > len(buf):
+			buf = make([]uint32, size/4) // the kernel said how many there are
+		default:
+			return []uint32{}
+		}
 	}
-	return buf[: size/4 : size/4]
+	return []uint32{}
 }
 
 // PeerOf identifies the client at the other end of conn. On unix sockets
@@ -197,6 +237,22 @@ func Inherited() map[string]net.Listener {
 		}
 	}
 	return out
+}
+
+// Unread reports whether the client has sent bytes that nobody read yet,
+// which closing would turn into a reset.
+func Unread(c net.Conn) bool {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return false
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	n := 0
+	_ = raw.Control(func(fd uintptr) { n, _ = unix.IoctlGetInt(int(fd), unix.SIOCINQ) })
+	return n > 0
 }
 
 // Linger half-closes c and reads what the client still sends, for at most

@@ -1,13 +1,14 @@
 package metrics
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"clamgate/internal/rss"
 )
 
 const cgroupRoot = "/sys/fs/cgroup"
@@ -22,7 +23,7 @@ const cgroupRoot = "/sys/fs/cgroup"
 // from /proc/PID/cgroup. limit is the smallest memory.max on the way up to
 // the cgroup root, since any ancestor's cap is the one the OOM killer
 // enforces; 0 means uncapped or unknown. ok is false when no RSS could be read.
-func EngineMemory(pid int, cgroupDir string) (rss, limit int64, ok bool) {
+func EngineMemory(pid int, cgroupDir string) (resident, limit int64, ok bool) {
 	if cgroupDir == "" && pid > 0 {
 		cgroupDir, _ = cgroupOf(pid)
 	}
@@ -30,36 +31,14 @@ func EngineMemory(pid int, cgroupDir string) (rss, limit int64, ok bool) {
 		limit = effectiveLimit(cgroupDir)
 	}
 	if pid > 0 {
-		rss, err := vmRSS(pid)
-		return rss, limit, err == nil
+		n, err := rss.Read(pid)
+		return n, limit, err == nil
 	}
 	if cgroupDir == "" {
 		return 0, 0, false
 	}
-	rss, err := readInt(filepath.Join(cgroupDir, "memory.current"))
-	return rss, limit, err == nil
-}
-
-// vmRSS reads VmRSS, which the kernel reports in kB.
-func vmRSS(pid int) (int64, error) {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, err
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		rest, found := strings.CutPrefix(sc.Text(), "VmRSS:")
-		if !found {
-			continue
-		}
-		kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
-		return kb * 1024, err
-	}
-	if err := sc.Err(); err != nil {
-		return 0, err
-	}
-	return 0, fmt.Errorf("pid %d: no VmRSS (kernel thread or zombie)", pid)
+	resident, err := readInt(filepath.Join(cgroupDir, "memory.current"))
+	return resident, limit, err == nil
 }
 
 // cgroupOf finds the process's cgroup v2 directory from its "0::/path"

@@ -23,6 +23,7 @@ import (
 	"net/http"
 	"time"
 
+	"clamgate/internal/buildinfo"
 	"clamgate/internal/scan"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -53,6 +54,7 @@ type Metrics struct {
 	bulk     *prometheus.CounterVec
 	gone     *prometheus.CounterVec
 	state    *stateCollector
+	config   *configMetrics
 }
 
 var _ scan.Observer = (*Metrics)(nil)
@@ -97,14 +99,28 @@ func New() *Metrics {
 			Namespace: namespace, Name: "jobs_abandoned_total",
 			Help: "Jobs dropped because their client disconnected, by client and where they were (queued, running).",
 		}, []string{"client", "state"}),
-		state: &stateCollector{now: time.Now},
+		state:  &stateCollector{now: time.Now},
+		config: newConfigMetrics(),
 	}
 	m.reg.MustRegister(
+		buildInfo(buildinfo.Read()),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.scans, m.duration, m.wait, m.depth, m.queued, m.bytes, m.bulk, m.gone, m.state,
 	)
+	m.reg.MustRegister(m.config.collectors()...)
 	return m
+}
+
+// buildInfo is the usual constant-1 series whose labels say which build
+// runs, so that dashboards can join it and alerts can name the version.
+func buildInfo(i buildinfo.Info) prometheus.Collector {
+	g := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: namespace, Name: "build_info",
+		Help: "Always 1; the labels name the running build (module version, VCS revision, Debian package version, Go).",
+	}, []string{"version", "revision", "package", "goversion"})
+	g.WithLabelValues(i.Module, i.Revision, i.Package, i.GoVersion).Set(1)
+	return g
 }
 
 // Registry is for callers that add their own collectors or gather directly.

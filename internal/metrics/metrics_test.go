@@ -171,6 +171,7 @@ func TestUnknownStateIsAbsent(t *testing.T) {
 func TestSeriesGolden(t *testing.T) {
 	m := New()
 	feed(m)
+	m.ConfigLoaded(time.Now(), map[string]int{"mail": 2}, false)
 	families, err := m.Registry().Gather()
 	if err != nil {
 		t.Fatal(err)

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"io"
 	"log/slog"
+	"net"
 	"testing"
 	"time"
 
@@ -61,6 +62,41 @@ var seeds = [][]byte{
 	join(optneg, pkt('D', ""), pkt('D', "M"), pkt('L', "x"), pkt('U', "")),
 	pkt('O', "\x00\x00\x00\x01"),
 	pkt('E', ""),
+	// the bounds: a first packet over 1 KiB, a packet over the negotiated
+	// size, and one announced large and cut short
+	append(binary.BigEndian.AppendUint32(nil, 2<<20), 'O'),
+	join(optneg, binary.BigEndian.AppendUint32(nil, 1<<20), []byte("Bxx")),
+	join(optneg, pkt('M', "<a@b>\x00"), binary.BigEndian.AppendUint32(nil, 60<<10), []byte("Lx")),
+}
+
+// FuzzGuard: whatever the peer sends, the guard hands on packets within
+// the bound in force, and holds no more than one growth step beyond what
+// arrived.
+func FuzzGuard(f *testing.F) {
+	for _, s := range seeds {
+		f.Add(s, true)
+	}
+	f.Fuzz(func(t *testing.T, in []byte, negotiated bool) {
+		a, b := net.Pipe()
+		defer a.Close()
+		g := newGuard(a, slog.New(slog.DiscardHandler), time.Second)
+		if negotiated {
+			g.negotiated(64<<10 - 1)
+		}
+		go func() {
+			b.Write(in)
+			b.Close()
+		}()
+		buf := make([]byte, 4096)
+		for {
+			if _, err := g.Read(buf); err != nil {
+				break
+			}
+			if len(g.pkt) > 4+g.maxPacket || cap(g.pkt) > 2*(len(in)+growStep) {
+				t.Fatalf("packet of %d bytes (cap %d) over the bound %d, %d bytes sent", len(g.pkt), cap(g.pkt), g.maxPacket, len(in))
+			}
+		}
+	})
 }
 
 func FuzzServeConn(f *testing.F) {

@@ -8,14 +8,26 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"slices"
 	"sync"
+	"time"
 )
 
-// maxPacket bounds one milter packet. The largest data size MTAs negotiate
-// is 1 MiB, and they cap a header far below that (postfix's
-// header_size_limit is 100 KiB), so anything larger is not an MTA.
-const maxPacket = 2 << 20
+// Bounds on one milter packet. libmilter refuses any packet larger than
+// the data size negotiated (64 KiB unless the MTA offers 256 KiB or 1 MiB),
+// so no MTA sends one; the slack is for macros and headers. Before
+// negotiation the only packet is the 13-byte option negotiation.
+const (
+	maxFirstPacket = 1 << 10
+	packetSlack    = 64 << 10
+	// packetTimeout bounds the arrival of a packet's data once its length
+	// has: an MTA writes each packet at once.
+	packetTimeout = time.Minute
+	// growStep is how much the packet buffer grows per read: a packet is
+	// held only as far as its bytes have really arrived.
+	growStep = 64 << 10
+)
 
 // errMalformed ends a connection whose peer sent what no MTA sends.
 var errMalformed = errors.New("malformed milter packet")
@@ -23,8 +35,10 @@ var errMalformed = errors.New("malformed milter packet")
 // guard sits between the MTA's connection and the library. It reads each
 // packet whole and checks it before the library parses it, because the
 // library panics on some malformed packets (a panic in its connection
-// goroutine would end the gateway). It also knows packet boundaries, so it
-// is where a draining gateway closes a connection between messages.
+// goroutine would end the gateway) and allocates the length a packet
+// announces before reading it. It also knows packet boundaries, so it is
+// where a draining gateway closes a connection between messages, and where
+// the time an MTA takes to send a message is charged.
 type guard struct {
 	net.Conn
 	log    *slog.Logger
@@ -33,14 +47,29 @@ type guard struct {
 	closed chan struct{}
 	once   sync.Once
 
+	maxPacket   int           // maxFirstPacket, then set by the negotiation
+	libDeadline time.Time     // the library's own read deadline
+	content     time.Duration // the message's content phase, charged per wait
+	contentLeft time.Duration // of content; < 0 when no content phase runs
+
 	mu       sync.Mutex
 	busy     bool // a message is in progress or its reply not yet sent
 	ending   bool // the message ended; its reply goes out before the next read
 	draining bool
 }
 
-func newGuard(c net.Conn, log *slog.Logger) *guard {
-	return &guard{Conn: c, log: log, closed: make(chan struct{})}
+func newGuard(c net.Conn, log *slog.Logger, content time.Duration) *guard {
+	return &guard{Conn: c, log: log, closed: make(chan struct{}), maxPacket: maxFirstPacket, content: content, contentLeft: -1}
+}
+
+// negotiated raises the packet bound to what the MTA and the library agreed.
+func (g *guard) negotiated(size uint32) { g.maxPacket = int(size) + packetSlack }
+
+// SetReadDeadline records the library's deadline: the guard applies it,
+// or an earlier one of its own, to each read.
+func (g *guard) SetReadDeadline(t time.Time) error {
+	g.libDeadline = t
+	return nil
 }
 
 func (g *guard) Read(p []byte) (int, error) {
@@ -59,23 +88,33 @@ func (g *guard) Read(p []byte) (int, error) {
 
 // next reads and checks one whole packet.
 func (g *guard) next() error {
+	if cap(g.pkt) > growStep {
+		g.pkt = nil // a large packet's buffer is not kept while idle
+	}
 	g.pkt, g.off = g.pkt[:0], 0
 	var hdr [4]byte
-	if _, err := io.ReadFull(g.Conn, hdr[:]); err != nil {
+	if err := g.readFull(hdr[:], time.Time{}); err != nil {
 		return err
 	}
 	n := binary.BigEndian.Uint32(hdr[:])
-	if n == 0 || n > maxPacket {
-		return g.malformed(fmt.Sprintf("packet length %d", n))
+	if n == 0 || int64(n) > int64(g.maxPacket) {
+		return g.malformed(fmt.Sprintf("packet length %d (at most %d here)", n, g.maxPacket))
 	}
-	g.pkt = slices.Grow(g.pkt, 4+int(n))[:4+int(n)]
-	copy(g.pkt, hdr[:])
-	if _, err := io.ReadFull(g.Conn, g.pkt[4:]); err != nil {
-		g.pkt = g.pkt[:0]
-		if errors.Is(err, io.EOF) {
-			err = io.ErrUnexpectedEOF
+	g.pkt = append(g.pkt, hdr[:]...)
+	end := time.Now().Add(packetTimeout)
+	for want := 4 + int(n); len(g.pkt) < want; {
+		if len(g.pkt) == cap(g.pkt) {
+			g.pkt = slices.Grow(g.pkt, min(want-len(g.pkt), max(len(g.pkt), growStep)))
 		}
-		return err
+		m, err := g.read(g.pkt[len(g.pkt):min(want, cap(g.pkt))], end)
+		g.pkt = g.pkt[:len(g.pkt)+m]
+		if err != nil {
+			g.pkt = g.pkt[:0]
+			if errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF
+			}
+			return err
+		}
 	}
 	if why := check(g.pkt[4], g.pkt[5:]); why != "" {
 		g.pkt = g.pkt[:0]
@@ -83,6 +122,45 @@ func (g *guard) next() error {
 	}
 	g.track(g.pkt[4])
 	return nil
+}
+
+func (g *guard) readFull(p []byte, end time.Time) error {
+	for len(p) > 0 {
+		n, err := g.read(p, end)
+		p = p[n:]
+		if err != nil {
+			if errors.Is(err, io.EOF) && n > 0 {
+				err = io.ErrUnexpectedEOF
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+// read waits for the MTA until the earliest of the library's deadline, end
+// and what is left of the message's content time, which every wait uses up.
+func (g *guard) read(p []byte, end time.Time) (int, error) {
+	deadline := g.libDeadline
+	if !end.IsZero() && (deadline.IsZero() || end.Before(deadline)) {
+		deadline = end
+	}
+	if g.contentLeft >= 0 {
+		if g.contentLeft == 0 {
+			g.log.Warn("milter connection closed: the MTA took too long to send the message", "limit", g.content)
+			return 0, os.ErrDeadlineExceeded
+		}
+		if c := time.Now().Add(g.contentLeft); deadline.IsZero() || c.Before(deadline) {
+			deadline = c
+		}
+	}
+	_ = g.Conn.SetReadDeadline(deadline)
+	start := time.Now()
+	n, err := g.Conn.Read(p)
+	if g.contentLeft >= 0 {
+		g.contentLeft = max(0, g.contentLeft-time.Since(start))
+	}
+	return n, err
 }
 
 func (g *guard) malformed(why string) error {
@@ -121,6 +199,16 @@ func (g *guard) track(code byte) {
 		g.busy, g.ending = true, false
 	case 'E', 'A':
 		g.ending = true
+	}
+	// The content (headers and body) comes from the MTA's queue file, at
+	// local speed: from its first packet to the end of the message the
+	// MTA's pauses add up, and progress does not refill them. The wait
+	// before it is the SMTP client's DATA, which the MTA itself times.
+	switch {
+	case (code == 'L' || code == 'N' || code == 'B') && g.contentLeft < 0 && g.content > 0:
+		g.contentLeft = g.content
+	case code == 'E' || code == 'A' || code == 'M':
+		g.contentLeft = -1
 	}
 }
 

@@ -47,6 +47,10 @@ type Server struct {
 	// the connection for a whole SMTP session and is silent while its
 	// client sends recipients and data, so it must be long; 0 means 1 h.
 	IdleTimeout time.Duration
+	// ContentTimeout bounds the time the MTA may take, in all, to send a
+	// message's headers and body; 0 means 5 min, postfix's
+	// milter_content_timeout and sendmail's T:E.
+	ContentTimeout time.Duration
 	// Hostname names this host in X-Virus-Scanned; "" = os.Hostname().
 	Hostname string
 
@@ -55,7 +59,10 @@ type Server struct {
 	host     string
 }
 
-const defaultIdleTimeout = time.Hour
+const (
+	defaultIdleTimeout    = time.Hour
+	defaultContentTimeout = 5 * time.Minute
+)
 
 // ServeConn serves one MTA connection until it ends. drain ends when the
 // gateway stops accepting: the connection closes as soon as no message is
@@ -67,14 +74,14 @@ func (s *Server) ServeConn(ctx, drain context.Context, c net.Conn, pol *policy.P
 		s.Log.Warn("milter connection refused", "client", pol.Name, "peer", peer.String(), "reason", err.Error())
 		return
 	}
-	g := newGuard(c, s.Log.With("client", pol.Name, "peer", peer.String()))
+	g := newGuard(c, s.Log.With("client", pol.Name, "peer", peer.String()), s.contentTimeout())
 	defer g.Close()
 	stopAbort := context.AfterFunc(ctx, g.kill)
 	defer stopAbort()
 	stopDrain := context.AfterFunc(drain, g.drain)
 	defer stopDrain()
 
-	sess := &session{srv: s, ctx: ctx, pol: pol, peer: peer, limit: config.LimitFor(s.Config.MaxSize, pol)}
+	sess := &session{srv: s, ctx: ctx, pol: pol, peer: peer, limit: config.LimitFor(s.Config.MaxSize, pol), guard: g}
 	ms := gomilter.NewServer(
 		gomilter.WithMilter(func() gomilter.Milter { return sess }),
 		gomilter.WithNegotiationCallback(sess.negotiate),
@@ -88,6 +95,13 @@ func (s *Server) idleTimeout() time.Duration {
 		return s.IdleTimeout
 	}
 	return defaultIdleTimeout
+}
+
+func (s *Server) contentTimeout() time.Duration {
+	if s.ContentTimeout > 0 {
+		return s.ContentTimeout
+	}
+	return defaultContentTimeout
 }
 
 func (s *Server) hostname() string {

@@ -46,6 +46,7 @@ type session struct {
 	limit int64
 	msg   *message
 	line  []byte // scratch for a header line
+	guard *guard // told the packet size negotiated
 }
 
 // message is the one in progress on the connection.
@@ -83,6 +84,7 @@ func (s *session) negotiate(mtaVersion, milterVersion uint32, mtaActions, _ gomi
 	}
 	// Only steps the MTA offers to skip are skipped; an older MTA sends
 	// them all and the library answers them.
+	s.guard.negotiated(uint32(offered))
 	return version, need, skipped & mtaProtocol, offered, nil
 }
 

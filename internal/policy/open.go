@@ -2,10 +2,8 @@ package policy
 
 import (
 	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -14,79 +12,82 @@ import (
 // symlink inside a root resolves outside it.
 var ErrOutsideRoots = errors.New("outside the client's allowed roots")
 
-// Opener opens files for path scans without ever leaving the client's
-// roots. The gateway opens them itself and hands clamd the descriptor, so
-// clamd needs no access to any client's files.
-type Opener struct {
-	root string // as configured, for messages
-	real string // the root with its own symlinks resolved, as the kernel names it
-	fd   int
+// Root is one directory a client's path scans are confined to. It is held
+// as a descriptor from start: every path beneath it is resolved by the
+// kernel from that descriptor, so neither a rename of the root nor the text
+// of a path can move a scan out of it. Nothing is ever authorised by what a
+// path says; path text is kept only to name files in replies.
+type Root struct {
+	Path string // as configured: how clients name it
+	// Writable says which directory above the root a non-root user can
+	// write, when AllowWritableRootAncestors accepted that; "" = none.
+	Writable string
+	fd       int // O_PATH directory
 }
 
-// OpenRoot prepares to open paths beneath root.
-func OpenRoot(root string) (*Opener, error) {
-	fd, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, &os.PathError{Op: "open", Path: root, Err: err}
-	}
-	real, err := os.Readlink(fmt.Sprintf("/proc/self/fd/%d", fd))
-	if err != nil {
-		unix.Close(fd)
-		return nil, err
-	}
-	return &Opener{root: root, real: real, fd: fd}, nil
-}
+// Close releases the root's descriptor.
+func (r *Root) Close() error { return unix.Close(r.fd) }
 
-// Close releases the root directory.
-func (o *Opener) Close() error { return unix.Close(o.fd) }
+// How files are opened for scanning: O_NONBLOCK keeps a FIFO from hanging
+// the gateway (the caller checks the file type before scanning).
+const openFlags = unix.O_RDONLY | unix.O_CLOEXEC | unix.O_NOCTTY | unix.O_NONBLOCK
 
-// Open opens rel (relative to the root) read-only. Symlinks are followed
-// only while they stay beneath the root (RESOLVE_BENEATH); /proc magic
-// links never are. O_NONBLOCK keeps a FIFO from hanging the gateway; the
-// caller checks the file type before scanning.
-func (o *Opener) Open(rel string) (*os.File, error) {
-	how := unix.OpenHow{
-		Flags:   unix.O_RDONLY | unix.O_CLOEXEC | unix.O_NOCTTY | unix.O_NONBLOCK,
-		Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_MAGICLINKS,
-	}
-	full := filepath.Join(o.root, rel)
-	for {
-		fd, err := unix.Openat2(o.fd, rel, &how)
-		if err == unix.EINTR || err == unix.EAGAIN {
-			continue
+// Open opens rel, a path relative to the root, read-only. The kernel
+// resolves it as if the root were "/" (RESOLVE_IN_ROOT): an absolute
+// symlink names a path inside the root, ".." stops at the root, and ".."
+// after a symlink goes to the parent of the symlink's target, as everywhere
+// in the kernel. /proc magic links (a process's root, cwd or descriptors)
+// are never followed: they lead to files by what they are, not by any path
+// beneath the root.
+func (r *Root) Open(rel string) (*os.File, error) {
+	full := filepath.Join(r.Path, rel)
+	// Beneath first: it succeeds for every path that stays inside without
+	// needing chroot-like reinterpretation, and its EXDEV tells apart a
+	// path that tried to leave, for the reply.
+	fd, err := openat2(r.fd, rel, unix.RESOLVE_BENEATH|unix.RESOLVE_NO_MAGICLINKS)
+	if err == unix.EXDEV {
+		fd, err = openat2(r.fd, rel, unix.RESOLVE_IN_ROOT|unix.RESOLVE_NO_MAGICLINKS)
+		if err == unix.ENOENT || err == unix.ENOTDIR || err == unix.ELOOP || err == unix.EXDEV {
+			// The link aimed outside, and nothing answers to its
+			// target inside the root.
+			err = ErrOutsideRoots
 		}
-		if err == unix.EXDEV {
-			return o.openAbsoluteLink(full)
-		}
-		if err != nil {
-			return nil, &os.PathError{Op: "open", Path: full, Err: err}
-		}
-		return os.NewFile(uintptr(fd), full), nil
 	}
-}
-
-// openAbsoluteLink handles what RESOLVE_BENEATH refuses outright: a path
-// through an absolute symlink. The path is resolved by the kernel into a
-// pinned O_PATH descriptor, and the descriptor's real name decides: inside
-// the root it is reopened for reading, so no rename in between can swap
-// the file; outside, the scan is refused.
-func (o *Opener) openAbsoluteLink(full string) (*os.File, error) {
-	pfd, err := unix.Open(full, unix.O_PATH|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, &os.PathError{Op: "open", Path: full, Err: err}
-	}
-	defer unix.Close(pfd)
-	proc := fmt.Sprintf("/proc/self/fd/%d", pfd)
-	real, err := os.Readlink(proc)
-	if err != nil {
-		return nil, &os.PathError{Op: "open", Path: full, Err: err}
-	}
-	if real != o.real && !strings.HasPrefix(real, strings.TrimSuffix(o.real, "/")+"/") {
-		return nil, &os.PathError{Op: "open", Path: full, Err: ErrOutsideRoots}
-	}
-	fd, err := unix.Open(proc, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOCTTY|unix.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, &os.PathError{Op: "open", Path: full, Err: err}
 	}
 	return os.NewFile(uintptr(fd), full), nil
 }
+
+// OpenEntry opens the entry name of dir, a directory beneath the root that
+// a walk holds open, read-only. An entry that is not a symlink is opened
+// from dir's descriptor, so that the walk stays in the directory it lists
+// whatever is renamed meanwhile; a symlink is resolved as Open resolves
+// rel, its path from the root. viaLink says the entry was a symlink.
+func (r *Root) OpenEntry(dir *os.File, name, rel string) (f *os.File, viaLink bool, err error) {
+	fd, err := openat2(int(dir.Fd()), name, unix.RESOLVE_BENEATH|unix.RESOLVE_NO_SYMLINKS|unix.RESOLVE_NO_MAGICLINKS)
+	if err == unix.ELOOP {
+		f, err := r.Open(rel)
+		return f, true, err
+	}
+	if err != nil {
+		return nil, false, &os.PathError{Op: "open", Path: filepath.Join(r.Path, rel), Err: err}
+	}
+	return os.NewFile(uintptr(fd), filepath.Join(r.Path, rel)), false, nil
+}
+
+func openat2(dirfd int, path string, resolve uint64) (int, error) {
+	how := unix.OpenHow{Flags: openFlags, Resolve: resolve}
+	for try := 0; ; try++ {
+		fd, err := unix.Openat2(dirfd, path, &how)
+		// EAGAIN: a rename raced the lookup (RESOLVE_IN_ROOT and
+		// RESOLVE_BENEATH refuse to guess). Retries are bounded: a
+		// client renaming in a loop must not hold the walk forever.
+		if (err == unix.EINTR || err == unix.EAGAIN) && try < maxRetries {
+			continue
+		}
+		return fd, err
+	}
+}
+
+const maxRetries = 64

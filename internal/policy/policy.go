@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -39,7 +40,21 @@ type Policy struct {
 	Weight        int           // share of the engine under contention; 0 = 1
 	UIDs          []uint32      // unix peers allowed by uid (empty with GIDs empty: any)
 	GIDs          []uint32      // unix peers allowed by primary or supplementary group
+
+	// AllowWritableRootAncestors accepts roots below a directory a non-root
+	// user can write (see OpenRoot).
+	AllowWritableRootAncestors bool
+	MaxWalkDepth               int     // directory levels a walk enters; 0 = DefaultMaxWalkDepth
+	MaxDirEntries              int     // entries a walk holds at once; 0 = DefaultMaxDirEntries
+	open                       []*Root // Roots, held open by OpenRoots
 }
+
+// Walk bounds when a policy sets none. Each level of a walk holds one
+// directory descriptor; each entry held costs 16 bytes plus its name.
+const (
+	DefaultMaxWalkDepth  = 64
+	DefaultMaxDirEntries = 20000
+)
 
 // Peer is what the gateway knows of a connected client.
 type Peer struct {
@@ -115,21 +130,83 @@ func (p *Policy) AllowCommand(name string) error {
 	return nil
 }
 
-// RootFor returns the allowed root that lexically contains path, and path
-// relative to it. The real confinement happens when opening (openat2
-// RESOLVE_BENEATH); this only picks the root to open beneath.
-func (p *Policy) RootFor(path string) (root, rel string, ok bool) {
-	if !filepath.IsAbs(path) {
-		return "", "", false
+// SameRules reports whether q enforces what p does at a front: the limits
+// the dispatcher applies by client name (concurrency, queue, wait, weight)
+// and the open root descriptors do not count.
+func (p *Policy) SameRules(q *Policy) bool {
+	x, y := *p, *q
+	for _, z := range []*Policy{&x, &y} {
+		z.MaxConcurrent, z.MaxQueue, z.MaxWait, z.Weight, z.open = 0, 0, 0, 0, nil
 	}
-	clean := filepath.Clean(path)
-	for _, r := range p.Roots {
-		if clean == r {
-			return r, ".", true
+	return reflect.DeepEqual(x, y)
+}
+
+// OpenRoots opens the policy's roots, once, for the gateway's life.
+func (p *Policy) OpenRoots() error {
+	for _, dir := range p.Roots {
+		r, err := OpenRoot(dir, p.AllowWritableRootAncestors)
+		if err != nil {
+			p.CloseRoots()
+			return fmt.Errorf("client policy %s: %w", p.Name, err)
 		}
-		if rest, found := strings.CutPrefix(clean, r); found && (strings.HasPrefix(rest, "/") || r == "/") {
-			return r, strings.TrimPrefix(rest, "/"), true
-		}
+		p.open = append(p.open, r)
 	}
-	return "", "", false
+	return nil
+}
+
+// OpenedRoots are the roots OpenRoots opened.
+func (p *Policy) OpenedRoots() []*Root { return p.open }
+
+// CloseRoots releases what OpenRoots opened.
+func (p *Policy) CloseRoots() {
+	for _, r := range p.open {
+		r.Close()
+	}
+	p.open = nil
+}
+
+// WalkLimits are the policy's bounds on one directory walk.
+func (p *Policy) WalkLimits() (depth, entries int) {
+	depth, entries = p.MaxWalkDepth, p.MaxDirEntries
+	if depth <= 0 {
+		depth = DefaultMaxWalkDepth
+	}
+	if entries <= 0 {
+		entries = DefaultMaxDirEntries
+	}
+	return depth, entries
+}
+
+// RootFor returns the open root that path names, and the rest of path
+// relative to it, for the kernel to resolve from the root's descriptor.
+// The text only picks one of the client's roots and may refuse: a path
+// that does not, cleaned, stay under the root is not this client's, as
+// in clamd's own view of it. The rest is not cleaned: ".." after a
+// symlink must mean what the kernel makes of it.
+func (p *Policy) RootFor(name string) (root *Root, rel string, ok bool) {
+	if !filepath.IsAbs(name) {
+		return nil, "", false
+	}
+	clean, parts := filepath.Clean(name), split(name)
+	for _, r := range p.open {
+		if !within(clean, r.Path) {
+			continue
+		}
+		rootParts := split(r.Path)
+		if len(parts) < len(rootParts) || !slices.Equal(parts[:len(rootParts)], rootParts) {
+			continue
+		}
+		rel = strings.Join(parts[len(rootParts):], "/")
+		if rel == "" {
+			rel = "."
+		}
+		return r, rel, true
+	}
+	return nil, "", false
+}
+
+// within says whether the clean path is dir or lies beneath it.
+func within(clean, dir string) bool {
+	rest, found := strings.CutPrefix(clean, dir)
+	return found && (rest == "" || strings.HasPrefix(rest, "/") || dir == "/")
 }

@@ -2,6 +2,7 @@ package policy
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -9,24 +10,43 @@ import (
 )
 
 func TestRootFor(t *testing.T) {
-	p := &Policy{Roots: []string{"/var/spool/amavisd", "/srv"}}
+	base := t.TempDir()
+	amavis, srv := filepath.Join(base, "amavisd"), filepath.Join(base, "srv")
+	for _, d := range []string{amavis, srv} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := &Policy{Roots: []string{amavis, srv}}
+	if err := p.OpenRoots(); err != nil {
+		t.Fatal(err)
+	}
+	defer p.CloseRoots()
 	tests := []struct {
 		path, root, rel string
 		ok              bool
 	}{
-		{"/var/spool/amavisd/tmp/x", "/var/spool/amavisd", "tmp/x", true},
-		{"/var/spool/amavisd", "/var/spool/amavisd", ".", true},
-		{"/var/spool/amavisd/", "/var/spool/amavisd", ".", true},
-		{"/var/spool/amavisdX/x", "", "", false},
-		{"/var/spool/amavisd/../../../etc/shadow", "", "", false},
+		{amavis + "/tmp/x", amavis, "tmp/x", true},
+		{amavis, amavis, ".", true},
+		{amavis + "/", amavis, ".", true},
+		{amavis + "X/x", "", "", false},
+		{amavis + "/../../../etc/shadow", "", "", false},
 		{"/etc/shadow", "", "", false},
 		{"relative/x", "", "", false},
-		{"/srv//a/./b", "/srv", "a/b", true},
+		{srv + "//a/./b", srv, "a/b", true},
+		// Not cleaned: the kernel decides where ".." after a symlink goes.
+		{amavis + "/lnk/../x", amavis, "lnk/../x", true},
+		// Cleaned, it leaves the root: refused whatever lnk is.
+		{amavis + "/lnk/../../x", "", "", false},
 	}
 	for _, tc := range tests {
 		root, rel, ok := p.RootFor(tc.path)
-		if root != tc.root || rel != tc.rel || ok != tc.ok {
-			t.Errorf("%s: got %q %q %v", tc.path, root, rel, ok)
+		got := ""
+		if root != nil {
+			got = root.Path
+		}
+		if got != tc.root || rel != tc.rel || ok != tc.ok {
+			t.Errorf("%s: got %q %q %v", tc.path, got, rel, ok)
 		}
 	}
 }
@@ -69,21 +89,39 @@ func TestOpenerStaysBeneathRoot(t *testing.T) {
 		}
 	}
 	write(filepath.Join(root, "in/file"), "inside")
+	write(filepath.Join(root, "in/deep/file"), "deep")
+	write(filepath.Join(root, "in/x"), "in/x")
+	write(filepath.Join(root, "x"), "x")
 	write(filepath.Join(outside, "secret"), "secret")
+	write(filepath.Join(root, "gone"), "gone")
+	deleted, err := os.Open(filepath.Join(root, "gone"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer deleted.Close()
+	if err := os.Remove(filepath.Join(root, "gone")); err != nil { // its /proc link now ends in " (deleted)"
+		t.Fatal(err)
+	}
 	links := map[string]string{
-		"abs_in":  filepath.Join(root, "in/file"),
-		"rel_in":  "in/file",
-		"abs_out": filepath.Join(outside, "secret"),
-		"rel_out": "../" + filepath.Base(outside) + "/secret",
-		"dir_out": outside,
-		"proc":    "/proc/self/root/etc/passwd",
+		"abs_in":   filepath.Join(root, "in/file"), // the host's path: not inside the root
+		"chroot":   "/in/file",                     // resolved as if the root were /
+		"rel_in":   "in/file",
+		"abs_out":  filepath.Join(outside, "secret"),
+		"rel_out":  "../" + filepath.Base(outside) + "/secret",
+		"dir_out":  outside,
+		"proc":     "/proc/self/root/etc/passwd",
+		"procfd":   fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), deleted.Fd()),
+		"deep":     "in/deep",
+		"dotdot":   "../../../../../../../x",
+		"loop":     "loop",
+		"selfroot": fmt.Sprintf("/proc/%d/root%s/x", os.Getpid(), root),
 	}
 	for name, target := range links {
 		if err := os.Symlink(target, filepath.Join(root, name)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	o, err := OpenRoot(root)
+	o, err := OpenRoot(root, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,8 +130,14 @@ func TestOpenerStaysBeneathRoot(t *testing.T) {
 		rel  string
 		want string // content, or "" for refused
 	}{
-		{"in/file", "inside"}, {"abs_in", "inside"}, {"rel_in", "inside"},
-		{"abs_out", ""}, {"rel_out", ""}, {"dir_out/secret", ""}, {"proc", ""}, {"../" + filepath.Base(outside) + "/secret", ""},
+		{"in/file", "inside"}, {"chroot", "inside"}, {"rel_in", "inside"},
+		{"abs_in", ""}, {"abs_out", ""}, {"rel_out", ""}, {"dir_out/secret", ""}, {"proc", ""},
+		{"procfd", ""}, {"selfroot", ""}, {"../" + filepath.Base(outside) + "/secret", ""},
+		// ".." after a symlink is the parent of its target, as in the
+		// kernel: deep/.. is in, not the root.
+		{"deep/../x", "in/x"},
+		// A relative link climbing out stops at the root, like chroot.
+		{"dotdot", "x"},
 	} {
 		f, err := o.Open(tc.rel)
 		if tc.want == "" {
@@ -112,7 +156,13 @@ func TestOpenerStaysBeneathRoot(t *testing.T) {
 		b, _ := io.ReadAll(f)
 		f.Close()
 		if string(b) != tc.want {
-			t.Errorf("%s: read %q", tc.rel, b)
+			t.Errorf("%s: read %q, want %q", tc.rel, b, tc.want)
+		}
+	}
+	if f, err := o.Open("loop"); err == nil || errors.Is(err, ErrOutsideRoots) {
+		t.Errorf("a symlink loop: %v, want ELOOP", err)
+		if f != nil {
+			f.Close()
 		}
 	}
 }

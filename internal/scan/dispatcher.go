@@ -260,7 +260,7 @@ func (d *Dispatcher) enter(ctx context.Context, client string) error {
 		}
 		d.mu.Unlock()
 		if timeout == nil {
-			t := time.NewTimer(d.sched.limits(client).MaxWait)
+			t := time.NewTimer(d.sched.lockedLimits(client).MaxWait)
 			defer t.Stop()
 			timeout = t.C
 		}

@@ -147,11 +147,11 @@ func (s *scheduler) acquire(ctx context.Context, name string, cost int64, since 
 	}
 	c.waiting = append(c.waiting, t)
 	c.queued += max(cost, 0)
-	jobs, bytes := len(c.waiting), c.queued
+	jobs, bytes, maxWait := len(c.waiting), c.queued, c.lim.MaxWait // lim changes on reconfigure
 	s.mu.Unlock()
 	s.notify(name, jobs, bytes)
 
-	timer := time.NewTimer(c.lim.MaxWait - time.Since(since))
+	timer := time.NewTimer(maxWait - time.Since(since))
 	defer timer.Stop()
 	select {
 	case <-t.ch:
@@ -160,7 +160,7 @@ func (s *scheduler) acquire(ctx context.Context, name string, cost int64, since 
 		if s.abandon(t) {
 			return t, true, nil
 		}
-		return nil, true, &BusyError{Reason: fmt.Sprintf("no free engine slot within %s (policy.%s.max_wait)", c.lim.MaxWait, name)}
+		return nil, true, &BusyError{Reason: fmt.Sprintf("no free engine slot within %s (policy.%s.max_wait)", maxWait, name)}
 	case <-ctx.Done():
 		if s.abandon(t) {
 			s.release(t) // granted meanwhile: give the slot straight back

@@ -21,19 +21,29 @@ import (
 	"time"
 
 	"clamgate/internal/listen"
+
+	"golang.org/x/net/netutil"
 )
 
 // Server is the status HTTP server.
 type Server struct {
 	Addr             string // "tcp:host:port"
 	AllowNonLoopback bool
-	Metrics          http.Handler // served at /metrics; nil serves none
+	// MaxConnections bounds the connections served at once (0: 16); the
+	// next ones wait in the kernel's accept backlog, where they cost the
+	// gateway no descriptor.
+	MaxConnections int
+	Metrics        http.Handler // served at /metrics; nil serves none
 	// Ready reports whether the gateway can scan; nil error is ready, and a
 	// nil func means always ready. It runs on every /readyz request, so it
 	// should read state the gateway already keeps rather than probe clamd.
 	Ready func() error
 	Log   *slog.Logger
 }
+
+// defaultMaxConnections is far more than scrapers and health checks need
+// and far less than the descriptors the scan listeners need.
+const defaultMaxConnections = 16
 
 // shutdownGrace bounds how long a scrape in flight may delay shutdown.
 const shutdownGrace = 5 * time.Second
@@ -65,6 +75,7 @@ func (s *Server) Listen(ctx context.Context) (net.Listener, error) {
 // Serve serves on l until ctx ends; it closes l.
 func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	srv := s.httpServer(ctx)
+	l = netutil.LimitListener(l, s.maxConnections())
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(l) }()
 	s.logger().Info("status endpoints listening", "address", l.Addr().String())
@@ -84,18 +95,28 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 
 // httpServer sets every timeout: a stuck scraper or a slowloris on the
 // status port must not accumulate goroutines in a gateway whose point is
-// bounded resources.
+// bounded resources. Together with the connection limit they bound what the
+// status port can cost: MaxConnections descriptors, goroutines and header
+// buffers, each freed within the timeouts.
 func (s *Server) httpServer(ctx context.Context) *http.Server {
 	return &http.Server{
 		Handler:           s.Handler(),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       60 * time.Second,
-		MaxHeaderBytes:    16 << 10,
-		BaseContext:       func(net.Listener) context.Context { return ctx },
-		ErrorLog:          slog.NewLogLogger(s.logger().Handler(), slog.LevelDebug),
+		// A held idle connection keeps a slot of MaxConnections.
+		IdleTimeout:    15 * time.Second,
+		MaxHeaderBytes: 16 << 10,
+		BaseContext:    func(net.Listener) context.Context { return ctx },
+		ErrorLog:       slog.NewLogLogger(s.logger().Handler(), slog.LevelDebug),
 	}
+}
+
+func (s *Server) maxConnections() int {
+	if s.MaxConnections > 0 {
+		return s.MaxConnections
+	}
+	return defaultMaxConnections
 }
 
 // Handler routes the status endpoints; Serve uses it, and it can be mounted

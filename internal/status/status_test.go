@@ -213,3 +213,44 @@ func nonLoopbackIP(t *testing.T) string {
 	t.Skip("no non-loopback IPv4 address on this host")
 	return ""
 }
+
+// TestConnectionLimit floods the status port with connections that never
+// send a request (the attack that exhausted the gateway's descriptors): the
+// server holds at most MaxConnections of them, and serves again once they
+// are gone.
+func TestConnectionLimit(t *testing.T) {
+	const limit, flood = 4, 300
+	base := start(t, &Server{MaxConnections: limit})
+	addr := strings.TrimPrefix(base, "http://")
+	before := openFDs(t)
+	var conns []net.Conn
+	for range flood {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+	}
+	time.Sleep(200 * time.Millisecond) // let the server accept what it will
+	// Both ends are in this process: the flood's own descriptors, plus the
+	// server's accepted ones, which must not exceed the limit.
+	if grown := openFDs(t) - before; grown > flood+limit+8 {
+		t.Errorf("descriptors grew by %d for %d connections: the server holds %d, want at most %d",
+			grown, flood, grown-flood, limit)
+	}
+	for _, c := range conns {
+		c.Close()
+	}
+	if code, _ := get(t, base+"/healthz"); code != http.StatusOK {
+		t.Errorf("after the flood: %d", code)
+	}
+}
+
+func openFDs(t *testing.T) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ents)
+}

@@ -5,6 +5,7 @@
 package testenv
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"fmt"
@@ -231,25 +232,19 @@ func FreePort(t testing.TB) string { return freePort(t) }
 // Gateway is the gateway running in-process for a test.
 type Gateway struct {
 	Cfg  *config.Config
+	Log  LogBuffer // what it logged so far
 	stop context.CancelFunc
 	done chan error
 }
 
 // StartGateway runs the gateway with cfg until the test ends, and waits
 // until every listener accepts connections.
-func StartGateway(t testing.TB, cfg *config.Config) *Gateway {
-	t.Helper()
-	return StartGatewayLogging(t, cfg, io.Discard)
-}
-
-// StartGatewayLogging is StartGateway with the gateway's log copied to w
-// too, for tests that look at what it logged.
-func StartGatewayLogging(t testing.TB, cfg *config.Config, w io.Writer) *Gateway {
+func StartGateway(t testing.TB, cfg *config.Config, opts ...gateway.Option) *Gateway {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	g := &Gateway{Cfg: cfg, stop: cancel, done: make(chan error, 1)}
-	log := slog.New(slog.NewTextHandler(io.MultiWriter(testWriter{t}, w), &slog.HandlerOptions{Level: slog.LevelDebug}))
-	go func() { g.done <- gateway.Run(ctx, cfg, log) }()
+	log := slog.New(slog.NewTextHandler(io.MultiWriter(testWriter{t}, &g.Log), &slog.HandlerOptions{Level: slog.LevelDebug}))
+	go func() { g.done <- gateway.Run(ctx, cfg, log, opts...) }()
 	t.Cleanup(g.Stop)
 	for _, l := range cfg.Listeners {
 		network, addr, _ := strings.Cut(l.Address, ":")
@@ -260,8 +255,23 @@ func StartGatewayLogging(t testing.TB, cfg *config.Config, w io.Writer) *Gateway
 				c.Close()
 				break
 			}
+			select {
+			case err := <-g.done: // refused to start: say why
+				g.stop = nil
+				cancel()
+				t.Fatalf("gateway did not start: %v", err)
+			default:
+			}
 			if time.Now().After(deadline) {
 				t.Fatalf("gateway listener %s not up: %v", l.Address, err)
+			}
+			select {
+			case err := <-g.done:
+				// Say why at once rather than after the deadline.
+				g.stop()
+				g.stop = nil
+				t.Fatalf("gateway exited at start: %v", err)
+			default:
 			}
 			time.Sleep(10 * time.Millisecond)
 		}
@@ -277,6 +287,24 @@ func (g *Gateway) Stop() {
 	g.stop()
 	g.stop = nil
 	<-g.done
+}
+
+// LogBuffer keeps a log that one goroutine writes while another reads it.
+type LogBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *LogBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *LogBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 type testWriter struct{ t testing.TB }

@@ -24,16 +24,18 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"math"
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"clamgate/bench/benchenv"
 )
 
 const eicar = `X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*`
@@ -637,95 +639,73 @@ func bench(ss []side, ws []watch) {
 			all = append(all, r)
 			sort.Slice(r.lat, func(a, b int) bool { return r.lat[a] < r.lat[b] })
 			fmt.Printf("  round %d %-8s %8.1f resp/s  p50 %8.2f ms  p99 %8.2f ms  n=%d errors=%d%s%s\n", round+1, ss[i].name,
-				r.rps(), ms(pct(r.lat, 50)), ms(pct(r.lat, 99)), r.n, r.errors, cpuNote(ws, r), errNote(r))
+				r.rps(), benchenv.Ms(benchenv.Percentile(r.lat, 50)), benchenv.Ms(benchenv.Percentile(r.lat, 99)), r.n, r.errors, cpuNote(ws, r), errNote(r))
 		}
 	}
-	type summary struct {
-		rps, p50, p99, mean float64
-		other               float64 // mean over the rounds
-		n, errors           int
-		cpu                 []float64 // µs per response, per watch
-		perRound            []float64
+	figs := make([]*benchenv.Side, len(ss))
+	other := make([]float64, len(ss)) // CPUs busy with anything not watched, mean over the rounds
+	cpu := make([][]float64, len(ws)) // µs per response, per watch and side
+	for k := range ws {
+		cpu[k] = make([]float64, len(ss))
 	}
-	sums := make([]summary, len(ss))
-	for i := range ss {
-		var lat []time.Duration
-		var rpss []float64
-		cpu := make([]float64, len(ws))
-		s := &sums[i]
+	for i, s := range ss {
+		figs[i] = &benchenv.Side{Name: s.name}
 		for _, r := range all {
 			if r.side != i {
 				continue
 			}
-			lat = append(lat, r.lat...)
-			rpss = append(rpss, r.rps())
-			s.other += r.other / float64(*rounds)
-			s.n += r.n
-			s.errors += r.errors
+			var first error
+			if r.firstErr != "" {
+				first = errors.New(r.firstErr)
+			}
+			figs[i].AddRound(r.lat, r.errors, r.elapsed, first)
+			other[i] += r.other / float64(*rounds)
 			for k := range ws {
-				cpu[k] += r.cpu[k]
+				cpu[k][i] += r.cpu[k]
 			}
 		}
-		sort.Slice(lat, func(a, b int) bool { return lat[a] < lat[b] })
-		s.perRound = rpss
-		s.rps = median(rpss)
-		s.p50, s.p99 = ms(pct(lat, 50)), ms(pct(lat, 99))
-		var tot time.Duration
-		for _, l := range lat {
-			tot += l
-		}
-		if len(lat) > 0 {
-			s.mean = ms(tot / time.Duration(len(lat)))
-		}
-		s.cpu = make([]float64, len(ws))
 		for k := range ws {
-			if s.n > 0 {
-				s.cpu[k] = cpu[k] / float64(s.n) * 1e6
+			if n := figs[i].Count; n > 0 {
+				cpu[k][i] = cpu[k][i] / float64(n) * 1e6
 			}
 		}
 	}
-	fmt.Printf("  %-8s %10s %10s %10s %10s %8s %7s %11s", "side", "resp/s", "p50 ms", "p99 ms", "mean ms", "n", "errors", "other load")
-	for _, w := range ws {
-		fmt.Printf(" %14s", "cpu "+w.name)
+	// The last side (c-icap) is the baseline the others are measured against.
+	order := slices.Clone(figs)
+	slices.Reverse(order)
+	cols := []benchenv.Column{{Name: "other load CPUs", Values: reversed(other)}}
+	for k, w := range ws {
+		cols = append(cols, benchenv.Column{Name: "cpu " + w.name + " µs/resp", Values: reversed(cpu[k])})
 	}
-	fmt.Println()
-	for i, s := range ss {
-		m := sums[i]
-		fmt.Printf("  %-8s %10.1f %10.2f %10.2f %10.2f %8d %7d %6.2f CPUs", s.name, m.rps, m.p50, m.p99, m.mean, m.n, m.errors, m.other)
-		for k := range ws {
-			fmt.Printf(" %11.0f µs", m.cpu[k])
-		}
-		fmt.Println()
-	}
+	benchenv.Print(os.Stdout, "resp", order, cols...)
 	var kv []string
 	kv = append(kv, "label="+strings.ReplaceAll(lab, " ", "_"), fmt.Sprintf("size=%d", *size), fmt.Sprintf("concurrency=%d", *concurrency), "mode="+mode)
 	for i, s := range ss {
-		k := key(s.name)
-		m := sums[i]
+		k, f := key(s.name), figs[i]
 		kv = append(kv, fmt.Sprintf("%s_rps=%.1f %s_p50_ms=%.3f %s_p99_ms=%.3f %s_mean_ms=%.3f %s_n=%d %s_errors=%d %s_other_cpus=%.2f",
-			k, m.rps, k, m.p50, k, m.p99, k, m.mean, k, m.n, k, m.errors, k, m.other))
+			k, f.Rate(), k, benchenv.Ms(f.Pct(50)), k, benchenv.Ms(f.Pct(99)), k, benchenv.Ms(f.Mean()), k, f.Count, k, f.Errors, k, other[i]))
 		for j, w := range ws {
-			kv = append(kv, fmt.Sprintf("%s_cpu_%s_us=%.0f", k, key(w.name), m.cpu[j]))
+			kv = append(kv, fmt.Sprintf("%s_cpu_%s_us=%.0f", k, key(w.name), cpu[j][i]))
 		}
 	}
 	if len(ss) >= 2 {
-		a, b := sums[0], sums[1]
-		ratio := a.rps / b.rps
-		lo, hi := math.Inf(1), math.Inf(-1)
-		for j := range min(len(a.perRound), len(b.perRound)) {
-			r := a.perRound[j] / b.perRound[j]
-			lo, hi = math.Min(lo, r), math.Max(hi, r)
-		}
-		p99r := a.p99 / b.p99
+		a, b := figs[0], figs[1]
+		r := benchenv.Compare(a, b)
+		p99r := float64(a.Pct(99)) / float64(b.Pct(99))
 		met := "MET"
-		if ratio < 1.5 || a.p99 > b.p99 || a.errors+b.errors > 0 {
+		if r.Value < 1.5 || a.Pct(99) > b.Pct(99) || a.Errors+b.Errors > 0 {
 			met = "MISSED"
 		}
-		fmt.Printf("  %s/%s throughput %.2fx (per-round pairs %.2f..%.2f), p99 %.2f vs %.2f ms (%.2fx), p50 %.2f vs %.2f ms; target >= 1.5x at <= p99: %s\n",
-			ss[0].name, ss[1].name, ratio, lo, hi, a.p99, b.p99, p99r, a.p50, b.p50, met)
-		kv = append(kv, fmt.Sprintf("ratio=%.3f ratio_min=%.3f ratio_max=%.3f p99_ratio=%.3f target=%s", ratio, lo, hi, p99r, met))
+		fmt.Printf("  target: %s/%s throughput >= 1.5x at an equal or lower p99: %s\n", ss[0].name, ss[1].name, met)
+		kv = append(kv, fmt.Sprintf("ratio=%.3f ratio_min=%.3f ratio_max=%.3f p99_ratio=%.3f target=%s", r.Value, r.Min, r.Max, p99r, met))
 	}
 	fmt.Println("RESULT " + strings.Join(kv, " "))
+}
+
+func reversed(v []float64) []float64 {
+	c := slices.Clone(v)
+	slices.Reverse(c)
+	return c
 }
 
 func roundLen() string {
@@ -773,29 +753,6 @@ func human(n int) string {
 	}
 	return fmt.Sprintf("%dB", n)
 }
-
-func median(v []float64) float64 {
-	if len(v) == 0 {
-		return 0
-	}
-	s := append([]float64(nil), v...)
-	sort.Float64s(s)
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
-}
-
-// pct is the nearest-rank percentile of sorted latencies.
-func pct(sorted []time.Duration, p float64) time.Duration {
-	if len(sorted) == 0 {
-		return 0
-	}
-	i := int(math.Ceil(p/100*float64(len(sorted)))) - 1
-	return sorted[max(0, min(i, len(sorted)-1))]
-}
-
-func ms(d time.Duration) float64 { return float64(d) / 1e6 }
 
 // procCPU is the CPU time, in seconds, of pid and its live descendants,
 // plus what its reaped children used (cutime, cstime).

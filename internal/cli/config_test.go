@@ -1,0 +1,70 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"clamgate/internal/testenv"
+)
+
+// TestConfigCheckGolden runs `clamgate config check` on a good file (a real
+// clamd answering), a file with value errors, and one whose problems only
+// the host shows: each error as file:line: key: message, in line order.
+func TestConfigCheckGolden(t *testing.T) {
+	clamd := testenv.StartClamd(t, testenv.ClamdOptions{})
+	dir := testenv.TempDir(t)
+	for _, d := range []string{"run", "spool", "public"} {
+		must(t, os.Mkdir(filepath.Join(dir, d), 0o755))
+	}
+	must(t, os.Chmod(filepath.Join(dir, "public"), 0o777))
+	must(t, os.WriteFile(filepath.Join(dir, "spool", "file.txt"), nil, 0o644))
+	for _, name := range []string{"good", "syntax", "host"} {
+		t.Run(name, func(t *testing.T) {
+			src, err := os.ReadFile(filepath.Join("testdata", "config", name+".toml"))
+			must(t, err)
+			text := strings.NewReplacer("$CLAMD", clamd.Socket, "$DIR", dir).Replace(string(src))
+			path := filepath.Join(dir, name+".toml")
+			must(t, os.WriteFile(path, []byte(text), 0o644))
+			var out bytes.Buffer
+			code := Main(context.Background(), []string{"config", "check", "--config", path}, &out, &out)
+			got := strings.NewReplacer(clamd.Socket, "$CLAMD", dir, "$DIR").Replace(out.String())
+			got = "exit " + string(rune('0'+code)) + "\n" + got
+			golden := filepath.Join("testdata", "config", name+".golden")
+			if *updateGolden {
+				must(t, os.WriteFile(golden, []byte(got), 0o644))
+			}
+			want, err := os.ReadFile(golden)
+			must(t, err)
+			if got != string(want) {
+				t.Errorf("config check output differs from %s (go test -run TestConfigCheckGolden -update-golden):\ngot:\n%s\nwant:\n%s", golden, got, want)
+			}
+		})
+	}
+}
+
+// TestConfigShowLoads: what `config show` prints is accepted by `config
+// check --offline`.
+func TestConfigShowLoads(t *testing.T) {
+	dir := testenv.TempDir(t)
+	src := "[backend]\naddress = \"unix:/run/clamav/clamd.sock\"\n[[listener]]\naddress = \"tcp:127.0.0.1:3310\"\npolicy = \"p\"\n[policy.p]\n"
+	in, shown := filepath.Join(dir, "in.toml"), filepath.Join(dir, "shown.toml")
+	must(t, os.WriteFile(in, []byte(src), 0o644))
+	var out, errb bytes.Buffer
+	if code := Main(context.Background(), []string{"config", "show", "--config", in}, &out, &errb); code != 0 {
+		t.Fatalf("config show: %d %s", code, errb.String())
+	}
+	for _, key := range []string{"max_queue = 64", "read_timeout = '2m0s'", "weight = 1"} {
+		if !strings.Contains(out.String(), key) {
+			t.Errorf("config show lacks %q:\n%s", key, out.String())
+		}
+	}
+	must(t, os.WriteFile(shown, out.Bytes(), 0o644))
+	errb.Reset()
+	if code := Main(context.Background(), []string{"config", "check", "--offline", "--config", shown}, &out, &errb); code != 0 {
+		t.Errorf("config check of the shown file: %d %s", code, errb.String())
+	}
+}

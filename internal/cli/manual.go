@@ -1,0 +1,171 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strings"
+
+	"clamgate/internal/config"
+	"clamgate/internal/deploy"
+	"clamgate/internal/manual"
+)
+
+// manualCommands are the commands clamgate(8) documents, each with the
+// arguments that print its flags with -h. TestManualCoversUsage fails when
+// the usage names a command this list lacks.
+var manualCommands = []struct {
+	args    []string
+	summary string
+}{
+	{[]string{"serve"}, "Runs the gateway: the clamd protocol, ICAP and milter listeners in front of one clamd (an external one, or one it starts and supervises itself). With --config it reads the TOML file described in clamgate.toml(5); the flags alone build a one-policy configuration."},
+	{[]string{"scan"}, "A clamdscan-like client: streams each file (or passes its descriptor with --fdpass), prints path: OK or path: NAME FOUND, and exits 0 when clean, 1 when infected, 2 on any error."},
+	{[]string{"db"}, "Shows what the signature database holds on disk and what clamd has loaded, and how old it is; exits 1 when it is older than --max-age."},
+	{[]string{"doctor"}, "Runs the deployment checklist on this host (or a tree standing for one) and prints a table or JSON; exits 0 when every row is ok, 1 on a warning, 2 on a failure."},
+	{[]string{"deploy", "plan"}, "Shows, as unified diffs, every file the hardened deployment would write or change and every unit it would mask. Changes nothing."},
+	{[]string{"deploy", "apply"}, "Writes the deployment shown by plan, keeping a backup and a manifest of every file it touches."},
+	{[]string{"deploy", "rollback"}, "Restores every file apply changed, byte for byte, and unmasks what it masked."},
+	{[]string{"config", "check"}, "Loads the configuration and checks it against the host (users, groups, roots, directories, the clamd binary and database, the backend's PONG). Prints each error as file:line: key: message and exits 1, or exits 0."},
+	{[]string{"config", "show"}, "Prints the effective configuration, every default filled in, as a file clamgate accepts."},
+	{[]string{"version"}, "Prints the version, VCS revision and package version of this build."},
+}
+
+// manualCmd prints a man page (`clamgate manual 8` or `5`) or the bash
+// completion (`clamgate manual completion`).
+// scripts/package.sh installs what it prints.
+func manualCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 1 && args[0] == "completion" {
+		completion(ctx, stdout)
+		return 0
+	}
+	if len(args) != 1 || (args[0] != "8" && args[0] != "5") {
+		fmt.Fprintln(stderr, "usage: clamgate manual 8|5|completion")
+		return exitError
+	}
+	page := configPage()
+	if args[0] == "8" {
+		page = commandPage(ctx)
+	}
+	fmt.Fprint(stdout, page.Render())
+	return 0
+}
+
+func commandPage(ctx context.Context) manual.Page {
+	var cmds []manual.Item
+	for _, c := range manualCommands {
+		cmds = append(cmds, manual.Item{Tag: "clamgate " + strings.Join(c.args, " "), Text: c.summary, Options: flagsOf(ctx, c.args)})
+	}
+	return manual.Page{
+		Name: "clamgate", Section: "8", Source: "clamgate", Manual: "System Administration",
+		Summary: "one hardened clamd gateway for every local ClamAV client",
+		Sections: []manual.Section{
+			{Heading: "Synopsis", Paras: synopsis()},
+			{Heading: "Description", Paras: []string{description}},
+			{Heading: "Commands", Items: cmds},
+			{Heading: "Signals", Items: []manual.Item{
+				{Tag: "SIGTERM, SIGINT", Text: "serve stops accepting, closes idle connections at once and gives running requests shutdown_grace to finish."},
+				{Tag: "SIGHUP", Text: "serve re-reads its --config file (systemctl reload clamgate): policies, limits, weights, listeners, [icap], [milter], read_timeout and shutdown_grace apply to new requests, scans in progress finish under the old rules; backend, engine, database, log and audit settings and the http address are logged as needing a restart and keep their value. A file with errors is refused, each error logged, and the running configuration kept. Started with flags only, serve has nothing to re-read."},
+			}},
+			{Heading: "Files", Items: []manual.Item{
+				{Tag: deploy.GatewayConf, Text: "The configuration, see clamgate.toml(5)."},
+				{Tag: "/run/clamgate/", Text: "Sockets, and the managed clamd's working directory (engine/)."},
+				{Tag: "/var/lib/clamav/", Text: "The signature database freshclam keeps, read by the engine."},
+			}},
+			{Heading: "Exit status", Paras: []string{"0 on success (clean, all checks ok); 1 for a finding (infected, a warning, a stale database, configuration errors); 2 for a usage error or a failure."}},
+			{Heading: "See also", Paras: []string{"clamgate.toml(5), clamd(8), clamdscan(1), freshclam(1), squid(8), postconf(5)"}},
+		},
+	}
+}
+
+const description = `clamgate lets every local ClamAV client share one clamd. It speaks clamd's own protocol (amavis, clamdscan, every clamd client library), ICAP (squid) and milter (postfix, sendmail), identifies each local client by its socket and peer credentials, and enforces what clamd cannot: per-client permissions (no client may stop or reload the shared engine; path scans only beneath the client's roots, opened by clamgate and passed to clamd as descriptors), per-client limits and fair sharing, and fail-closed verdicts. It reloads clamd when freshclam updates the database, and deploys and checks the hardened engine.`
+
+func configPage() manual.Page {
+	return manual.Page{
+		Name: "clamgate.toml", Section: "5", Source: "clamgate", Manual: "File Formats",
+		Summary: "configuration of the clamgate gateway",
+		Sections: []manual.Section{
+			{Heading: "Description", Paras: []string{
+				"clamgate serve --config FILE reads a TOML file (default " + deploy.GatewayConf + "). Unknown keys are errors; every error names the file, line and key. Sizes are bytes or a number with K, M or G; durations are Go durations such as 30s, 2m or 24h. clamgate config check tests a file, clamgate config show prints the effective configuration.",
+				"Each key below is shown with its default (or an example, where it has none) and what it does.",
+			}, Subs: manual.Reference(config.Reference)},
+			{Heading: "See also", Paras: []string{"clamgate(8)"}},
+		},
+	}
+}
+
+// synopsis is the usage text, one paragraph a form of a command, so that
+// --help and the page cannot differ.
+func synopsis() []string {
+	var paras []string
+	for _, l := range strings.Split(usage[strings.Index(usage, "usage:")+len("usage:"):], "\n") {
+		l = strings.TrimSpace(l)
+		switch {
+		case l == "":
+		case strings.HasPrefix(l, "clamgate ") || len(paras) == 0:
+			paras = append(paras, l)
+		default:
+			paras[len(paras)-1] += " " + l
+		}
+	}
+	return paras
+}
+
+// flagsOf runs a command with -h and reads back the flags it prints (the
+// flag package's "  -name type" line, then "    \tusage"), so the page
+// shows exactly what the command accepts.
+func flagsOf(ctx context.Context, args []string) []manual.Item {
+	var out bytes.Buffer
+	Main(ctx, append(append([]string{}, args...), "-h"), &out, &out)
+	var items []manual.Item
+	for _, l := range strings.Split(out.String(), "\n") {
+		switch {
+		case strings.HasPrefix(l, "  -"):
+			name, usage, _ := strings.Cut(strings.TrimPrefix(l, "  "), "\t")
+			items = append(items, manual.Item{Tag: "-" + strings.TrimSpace(name), Text: usage})
+		case strings.HasPrefix(l, "    \t") && len(items) > 0:
+			it := &items[len(items)-1]
+			it.Text = strings.TrimSpace(it.Text + " " + strings.TrimPrefix(l, "    \t"))
+		}
+	}
+	return items
+}
+
+// completion writes a bash completion script from the same command list
+// and flag sets as clamgate(8).
+func completion(ctx context.Context, w io.Writer) {
+	subs := map[string][]string{}
+	var top []string
+	for _, c := range manualCommands {
+		if !slices.Contains(top, c.args[0]) {
+			top = append(top, c.args[0])
+		}
+		if len(c.args) > 1 {
+			subs[c.args[0]] = append(subs[c.args[0]], c.args[1])
+		}
+	}
+	fmt.Fprintf(w, "# bash completion for clamgate; generated by `clamgate manual completion`\n_clamgate() {\n")
+	fmt.Fprintf(w, "\tlocal cur=${COMP_WORDS[COMP_CWORD]} cmd=${COMP_WORDS[1]} words\n")
+	fmt.Fprintf(w, "\tif [ \"$COMP_CWORD\" -eq 1 ]; then\n\t\twords=%q\n", strings.Join(top, " "))
+	fmt.Fprintf(w, "\telif [ \"$COMP_CWORD\" -eq 2 ] && [[ \"$cur\" != -* ]]; then\n\t\tcase $cmd in\n")
+	for _, name := range slices.Sorted(maps.Keys(subs)) {
+		fmt.Fprintf(w, "\t\t%s) words=%q ;;\n", name, strings.Join(subs[name], " "))
+	}
+	fmt.Fprintf(w, "\t\t*) COMPREPLY=($(compgen -f -- \"$cur\")); return ;;\n\t\tesac\n\telse\n\t\tcase $cmd in\n")
+	flags := map[string][]string{}
+	for _, c := range manualCommands {
+		for _, o := range flagsOf(ctx, c.args) {
+			name, _, _ := strings.Cut(o.Tag, " ")
+			if !slices.Contains(flags[c.args[0]], name) {
+				flags[c.args[0]] = append(flags[c.args[0]], name)
+			}
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(flags)) {
+		fmt.Fprintf(w, "\t\t%s) words=%q ;;\n", name, strings.Join(flags[name], " "))
+	}
+	fmt.Fprintf(w, "\t\tesac\n\t\tif [[ \"$cur\" != -* ]]; then COMPREPLY=($(compgen -f -- \"$cur\")); return; fi\n\tfi\n")
+	fmt.Fprintf(w, "\tCOMPREPLY=($(compgen -W \"$words\" -- \"$cur\"))\n}\ncomplete -F _clamgate clamgate\n")
+}

@@ -1,0 +1,169 @@
+package config
+
+import (
+	"bytes"
+	"cmp"
+	"fmt"
+	"maps"
+	"os/user"
+	"slices"
+	"strconv"
+	"time"
+
+	"clamgate/internal/policy"
+	"clamgate/internal/scan"
+
+	"github.com/pelletier/go-toml/v2"
+)
+
+// Show renders the effective configuration in the file's own shape, with
+// every default filled in, so that `clamgate config show` answers "what will
+// the gateway actually do" and its output is itself a valid file that loads
+// to the same configuration (TestShowRoundTrip holds it to that).
+func (c *Config) Show() ([]byte, error) {
+	var buf bytes.Buffer
+	enc := toml.NewEncoder(&buf)
+	enc.SetIndentTables(true)
+	if err := enc.Encode(c.asFile()); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+func (c *Config) asFile() *file {
+	f := &file{
+		Backend:  c.backendSection(),
+		Engine:   c.engineSection(),
+		Server:   c.serverSection(),
+		Policy:   map[string]policySection{},
+		Database: c.databaseSection(),
+		ICAP:     c.icapSection(),
+		Milter:   c.milterSection(),
+	}
+	for _, l := range c.Listeners {
+		f.Listener = append(f.Listener, listenerSectionOf(l))
+	}
+	for _, name := range slices.Sorted(maps.Keys(c.Policies)) {
+		f.Policy[name] = policySectionOf(c.Policies[name])
+	}
+	return f
+}
+
+func (c *Config) backendSection() backendSection {
+	b := backendSection{
+		Fallback:        c.Fallback,
+		HealthInterval:  Duration(c.HealthInterval),
+		MaxJobs:         c.MaxJobs,
+		BulkCap:         c.BulkCap,
+		Cgroup:          c.EngineCgroup,
+		SpoolDir:        c.SpoolDir,
+		Reserve:         &c.Reserve,
+		Timeout:         Duration(c.BackendTimeout),
+		StreamMaxLength: Size(c.StreamMaxLength),
+	}
+	if c.Engine == nil { // a managed clamd's limit is the engine's key
+		b.Address = c.Backends
+	} else {
+		b.StreamMaxLength = 0
+	}
+	return b
+}
+
+func (c *Config) engineSection() *engineSection {
+	e := c.Engine
+	if e == nil {
+		return nil
+	}
+	return &engineSection{Clamd: e.Clamd, StateDir: e.StateDir, Database: e.Database, MaxThreads: e.MaxThreads,
+		StreamMaxLength: Size(e.StreamMaxLength), User: e.User}
+}
+
+func (c *Config) serverSection() serverSection {
+	return serverSection{ReadTimeout: Duration(c.ReadTimeout), CommandTimeout: Duration(c.CommandTimeout),
+		StreamTimeout: Duration(c.StreamTimeout), ShutdownGrace: Duration(c.ShutdownGrace),
+		LogLevel: c.LogLevel, LogFormat: c.LogFormat, Audit: &c.Audit, HTTP: c.HTTP,
+		HTTPAllowNonLoopback: c.HTTPAllowNonLoopback}
+}
+
+func (c *Config) databaseSection() databaseSection {
+	d := c.Database
+	return databaseSection{Dir: d.Dir, Watch: &d.Watch, Reload: d.Reload, Settle: Duration(d.Settle), MaxAge: Duration(d.MaxAge)}
+}
+
+func (c *Config) icapSection() icapSection {
+	i := c.ICAP
+	return icapSection{Service: i.Service, Preview: &i.Preview, MaxObject: Size(i.MaxObject), OverLimit: i.OverLimit,
+		OnFailure: i.OnFailure, OptionsTTL: Duration(i.OptionsTTL), MaxConnections: i.MaxConnections,
+		TransferPreview: &i.TransferPreview, TransferIgnore: i.TransferIgnore, TransferComplete: i.TransferComplete,
+		SpoolDir: i.SpoolDir}
+}
+
+func (c *Config) milterSection() milterSection {
+	m := c.Milter
+	return milterSection{OnInfected: m.OnInfected, OnFailure: m.OnFailure, RejectMessage: m.RejectMessage,
+		AddHeader: m.AddHeader, MaxSize: Size(m.MaxSize), OverLimit: m.OverLimit}
+}
+
+func listenerSectionOf(l Listener) listenerSection {
+	s := listenerSection{Address: l.Address, Policy: l.Policy, Protocol: l.Protocol, Mode: Mode(l.Mode),
+		AllowNonLoopback: l.AllowNonLoopback, MaxConnections: l.MaxConnections, MaxPerUID: l.MaxPerUID}
+	if l.UID >= 0 {
+		s.Owner = userName(uint32(l.UID))
+	}
+	if l.GID >= 0 {
+		s.Group = groupName(uint32(l.GID))
+	}
+	return s
+}
+
+func policySectionOf(p *policy.Policy) policySection {
+	s := policySection{Admin: p.Admin, Commands: p.Commands, Roots: p.Roots, MaxStream: Size(p.MaxStream),
+		MaxConcurrent: p.MaxConcurrent, MaxWait: Duration(cmp.Or(p.MaxWait, scan.DefaultMaxWait)),
+		MaxQueue: cmp.Or(p.MaxQueue, scan.DefaultMaxQueue), Weight: cmp.Or(p.Weight, 1)}
+	for _, id := range p.UIDs {
+		s.Users = append(s.Users, userName(id))
+	}
+	for _, id := range p.GIDs {
+		s.Groups = append(s.Groups, groupName(id))
+	}
+	return s
+}
+
+// userName and groupName show an id by name when the host knows it (the
+// file was most likely written with names), else as the number, which the
+// parser takes too.
+func userName(id uint32) string {
+	s := strconv.FormatUint(uint64(id), 10)
+	if u, err := user.LookupId(s); err == nil {
+		return u.Username
+	}
+	return s
+}
+
+func groupName(id uint32) string {
+	s := strconv.FormatUint(uint64(id), 10)
+	if g, err := user.LookupGroupId(s); err == nil {
+		return g.Name
+	}
+	return s
+}
+
+// MarshalText writes a duration the way the file takes it ("2m0s").
+func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+
+// MarshalText writes a size in the largest unit that divides it exactly.
+func (s Size) MarshalText() ([]byte, error) {
+	n := int64(s)
+	for _, u := range []struct {
+		suffix string
+		mult   int64
+	}{{"G", 1 << 30}, {"M", 1 << 20}, {"K", 1 << 10}} {
+		if n != 0 && n%u.mult == 0 {
+			return []byte(strconv.FormatInt(n/u.mult, 10) + u.suffix), nil
+		}
+	}
+	return []byte(strconv.FormatInt(n, 10)), nil
+}
+
+// MarshalText writes a mode in octal with its leading zero.
+func (m Mode) MarshalText() ([]byte, error) { return []byte(fmt.Sprintf("%04o", uint32(m))), nil }

@@ -1,0 +1,296 @@
+package gateway
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"reflect"
+	"time"
+
+	"clamgate/internal/config"
+	"clamgate/internal/listen"
+	"clamgate/internal/policy"
+	"clamgate/internal/scan"
+	"clamgate/internal/status"
+)
+
+// Option changes how Run serves.
+type Option func(*options)
+
+type options struct {
+	hangups <-chan os.Signal
+	load    func() (*config.Config, error)
+}
+
+// ReloadOn makes Run re-read its configuration with load on every signal
+// from hangups (SIGHUP), and apply what can change live. A nil load means
+// there is no file to re-read (flags-only): the signal is only logged.
+func ReloadOn(hangups <-chan os.Signal, load func() (*config.Config, error)) Option {
+	return func(o *options) { o.hangups, o.load = hangups, load }
+}
+
+// reloader applies a new configuration to a running gateway, or refuses it
+// whole: a file with any error, or a listener that cannot be bound, leaves
+// the running configuration in force.
+//
+// What changes live: policies (for new connections; a listener whose rules
+// change retires its connections, which finish their request in progress
+// and close, so that no client keeps the old rights), the dispatcher's
+// limits and weights (for jobs admitted from then on), listeners (added,
+// removed, re-permissioned), the fronts' settings ([icap], [milter],
+// read_timeout) and shutdown_grace. What does not is config.KeepRestartOnly's
+// list: logged as needing a restart, kept at its running value.
+type reloader struct {
+	load       func() (*config.Config, error)
+	running    *config.Config
+	fronts     map[string]front
+	newFronts  func(*config.Config) map[string]front
+	srv        *server
+	dispatcher *scan.Dispatcher
+	tel        *telemetry
+	roots      *rootKeeper
+	log        *slog.Logger
+}
+
+func (r *reloader) run(ctx context.Context, hangups <-chan os.Signal) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hangups:
+			r.reload()
+		}
+	}
+}
+
+func (r *reloader) reload() {
+	if r.load == nil {
+		r.log.Warn("SIGHUP: started with flags only, there is no configuration file to re-read; nothing changed")
+		return
+	}
+	// Before the first READY=1, a READY=1 here would tell systemd the
+	// gateway serves while clamd has not answered yet.
+	if r.tel.answered.Load() {
+		status.NotifyReloading()
+		defer status.NotifyReady(r.log)
+	}
+	r.log.Info("SIGHUP: re-reading the configuration")
+	next, err := r.load()
+	if err == nil {
+		err = r.apply(next)
+	}
+	if err != nil {
+		for _, e := range errorList(err) {
+			r.log.Error("configuration error", "err", e.Error())
+		}
+		r.log.Error("reload refused: the running configuration stays in force")
+		r.tel.metrics.ConfigRefused()
+	}
+}
+
+func errorList(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
+}
+
+func (r *reloader) apply(next *config.Config) error {
+	start := time.Now()
+	restart := config.KeepRestartOnly(r.running, next)
+	if err := r.roots.open(next, r.log); err != nil {
+		return err
+	}
+	c, err := r.prepare(next)
+	if err != nil {
+		r.roots.forget(next)
+		return err
+	}
+	for _, key := range restart {
+		r.log.Warn("configuration changed a key that needs a restart: the running value stays until then", "key", key)
+	}
+	r.dispatcher.Reconfigure(next.DispatchOptions())
+	r.srv.setGrace(next.ShutdownGrace)
+	c.commit(r.srv, next)
+	r.running, r.fronts = next, c.fronts
+	// Kept listeners go on with the policies they had; the roots no
+	// listener serves any more close once retired requests have had the
+	// grace to finish.
+	time.AfterFunc(next.ShutdownGrace, func() { r.roots.release(r.srv.policies()) })
+	r.log.Info("configuration reloaded", "listeners_added", c.added(), "listeners_removed", c.removed,
+		"listeners_rerouted", c.rerouted(), "listeners_repermissioned", c.repermed, "needs_restart", restart,
+		"took", time.Since(start).Round(time.Microsecond))
+	r.tel.metrics.ConfigLoaded(time.Now(), weights(next), true)
+	return nil
+}
+
+// change is a reload's effect on the listeners, prepared so that it cannot
+// fail once committed: new sockets are bound and kept ones re-permissioned
+// before anything else changes.
+type change struct {
+	fronts  map[string]front
+	bound   []boundListener
+	reroute []config.Listener
+	removed []string
+	// repermed are kept listeners whose socket got a new mode, owner or
+	// group: their connections go on.
+	repermed []string
+}
+
+func (r *reloader) prepare(next *config.Config) (*change, error) {
+	c := &change{fronts: r.reuseFronts(next)}
+	running, gone := map[string]config.Listener{}, map[string]bool{}
+	for _, l := range r.running.Listeners {
+		running[l.Address], gone[l.Address] = l, true
+	}
+	var repermed []config.Listener
+	undo := func(err error) (*change, error) {
+		closeAll(c.bound)
+		for _, l := range repermed {
+			_ = listen.Repermission(l.Spec, running[l.Address].Spec)
+		}
+		return nil, err
+	}
+	for _, l := range next.Listeners {
+		old, kept := running[l.Address]
+		delete(gone, l.Address)
+		if !kept {
+			ln, err := listen.Listen(l.Spec)
+			if err != nil {
+				return undo(&config.Error{File: "listener", Key: l.Address, Msg: err.Error()})
+			}
+			c.bound = append(c.bound, boundListener{Listener: ln, cfg: l})
+			continue
+		}
+		if err := listen.Repermission(old.Spec, l.Spec); err != nil {
+			return undo(&config.Error{File: "listener", Key: l.Address, Msg: err.Error()})
+		}
+		repermed = append(repermed, l)
+		if l.Spec != old.Spec {
+			c.repermed = append(c.repermed, l.Address)
+		}
+		if r.rerouted(old, l, next, c.fronts) {
+			c.reroute = append(c.reroute, l)
+		}
+	}
+	for addr := range gone {
+		c.removed = append(c.removed, addr)
+	}
+	return c, nil
+}
+
+// rerouted reports whether a kept listener serves differently under next:
+// then its connections are retired. New socket rights alone are not a
+// reason: like a file's, they are checked when a client opens it.
+func (r *reloader) rerouted(old, l config.Listener, next *config.Config, fronts map[string]front) bool {
+	old.Mode, old.UID, old.GID = l.Mode, l.UID, l.GID
+	return old != l || r.fronts[old.Protocol] != fronts[l.Protocol] ||
+		!r.running.PolicyFor(old).SameRules(next.PolicyFor(l))
+}
+
+// reuseFronts keeps the running front of each protocol whose settings are
+// unchanged, so that its connections (and its per-listener counts) go on.
+func (r *reloader) reuseFronts(next *config.Config) map[string]front {
+	fronts := r.newFronts(next)
+	cur := r.running
+	same := map[string]bool{
+		config.ProtoClamd:  cur.ReadTimeout == next.ReadTimeout && cur.CommandTimeout == next.CommandTimeout && cur.StreamTimeout == next.StreamTimeout,
+		config.ProtoICAP:   cur.ReadTimeout == next.ReadTimeout && reflect.DeepEqual(cur.ICAP, next.ICAP),
+		config.ProtoMilter: reflect.DeepEqual(cur.Milter, next.Milter),
+	}
+	for proto := range fronts {
+		if same[proto] {
+			fronts[proto] = r.fronts[proto]
+		}
+	}
+	return fronts
+}
+
+func (c *change) commit(srv *server, next *config.Config) {
+	for _, addr := range c.removed {
+		srv.remove(addr)
+	}
+	for _, l := range c.reroute {
+		srv.reroute(srv.newRoute(l, next.PolicyFor(l), c.fronts[l.Protocol]))
+	}
+	for _, b := range c.bound {
+		srv.add(b.Listener, srv.newRoute(b.cfg, next.PolicyFor(b.cfg), c.fronts[b.cfg.Protocol]))
+	}
+}
+
+func (c *change) added() []string {
+	var out []string
+	for _, b := range c.bound {
+		out = append(out, b.cfg.Address)
+	}
+	return out
+}
+
+func (c *change) rerouted() []string {
+	var out []string
+	for _, l := range c.reroute {
+		out = append(out, l.Address)
+	}
+	return out
+}
+
+// policies are the policies the listeners serve now.
+func (s *server) policies() map[*policy.Policy]bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	in := map[*policy.Policy]bool{}
+	for _, l := range s.listeners {
+		in[l.route.Load().pol] = true
+	}
+	return in
+}
+
+// remove stops accepting on a listener (a unix socket's file goes) and
+// retires its connections: each finishes the request in progress, then
+// closes.
+func (s *server) remove(addr string) {
+	s.mu.Lock()
+	l := s.listeners[addr]
+	delete(s.listeners, addr)
+	s.mu.Unlock()
+	if l == nil {
+		return
+	}
+	l.Close()
+	l.route.Load().retire()
+	s.log.Info("listener removed: its connections close once their request is done", "address", addr)
+}
+
+// reroute serves a kept listener's new connections with r, and retires
+// the connections of its previous route.
+func (s *server) reroute(r *route) {
+	s.mu.Lock()
+	l := s.listeners[r.cfg.Address]
+	s.mu.Unlock()
+	if l == nil {
+		r.retire()
+		return
+	}
+	old := l.route.Load()
+	if old.cfg.MaxConnections == r.cfg.MaxConnections {
+		r.slots = old.slots // its connections still count against the limit
+	}
+	l.route.Store(r)
+	old.retire()
+	s.log.Info("listener rerouted: its connections close once their request is done", "address", r.cfg.Address, "policy", r.pol.Name)
+}
+
+func (s *server) setGrace(d time.Duration) {
+	s.mu.Lock()
+	s.grace = d
+	s.mu.Unlock()
+}
+
+// weights is each policy's weight, for the metrics.
+func weights(cfg *config.Config) map[string]int {
+	out := map[string]int{}
+	for name, l := range cfg.Limits() {
+		out[name] = l.Weight
+	}
+	return out
+}

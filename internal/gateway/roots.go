@@ -1,0 +1,79 @@
+package gateway
+
+import (
+	"log/slog"
+	"sync"
+
+	"clamgate/internal/config"
+	"clamgate/internal/policy"
+)
+
+// rootKeeper holds the policies whose roots are open. A request never opens
+// a root by its path: roots are opened at start, and again for the new
+// policies of a reload (which re-checks their ancestors), so renaming a root
+// away changes nothing for the running gateway.
+type rootKeeper struct {
+	mu   sync.Mutex
+	held map[*policy.Policy]bool
+}
+
+// open opens every policy's roots of cfg; on error, none of them stay open.
+func (k *rootKeeper) open(cfg *config.Config, log *slog.Logger) error {
+	if warning := policy.HardlinkWarning(); warning != "" && pathScans(cfg) {
+		log.Warn(warning)
+	}
+	var opened []*policy.Policy
+	for _, p := range cfg.Policies {
+		if err := p.OpenRoots(); err != nil {
+			for _, q := range opened {
+				q.CloseRoots()
+			}
+			return err
+		}
+		opened = append(opened, p)
+		for _, r := range p.OpenedRoots() {
+			if r.Writable != "" {
+				log.Warn("root below a directory another user can write, accepted by allow_writable_root_ancestors", "policy", p.Name, "root", r.Path, "why", r.Writable)
+			}
+		}
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.held == nil {
+		k.held = map[*policy.Policy]bool{}
+	}
+	for _, p := range opened {
+		k.held[p] = true
+	}
+	return nil
+}
+
+// forget closes the roots of cfg's policies, opened for a reload that was
+// refused.
+func (k *rootKeeper) forget(cfg *config.Config) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for _, p := range cfg.Policies {
+		if k.held[p] {
+			p.CloseRoots()
+			delete(k.held, p)
+		}
+	}
+}
+
+// release closes the roots of every held policy that no listener serves
+// any more. A request of a retired connection still walking such a root
+// then fails closed (an ERROR, never OK); the reloader waits the shutdown
+// grace before calling this, so that such requests have finished.
+func (k *rootKeeper) release(inUse map[*policy.Policy]bool) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for p := range k.held {
+		if !inUse[p] {
+			p.CloseRoots()
+			delete(k.held, p)
+		}
+	}
+}
+
+func (k *rootKeeper) closeAll() { k.release(nil) }

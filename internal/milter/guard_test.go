@@ -1,0 +1,86 @@
+package milter
+
+import (
+	"encoding/binary"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"testing"
+	"time"
+
+	"clamgate/internal/config"
+	"clamgate/internal/policy"
+)
+
+// TestGuardPacketBounds: the guard refuses a packet longer than the
+// negotiation allows before reading any of it, and holds an accepted one
+// only as far as its bytes have arrived.
+func TestGuardPacketBounds(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		negotiated uint32 // 0: not yet
+	}{{"2 MiB before negotiation", 0}, {"2 MiB after a 64 KiB negotiation", 64<<10 - 1}} {
+		t.Run(tc.name, func(t *testing.T) {
+			g, mtaSide := pipeGuard(t)
+			if tc.negotiated > 0 {
+				g.negotiated(tc.negotiated)
+			}
+			go mtaSide.Write(binary.BigEndian.AppendUint32(nil, 2<<20))
+			if _, err := g.Read(make([]byte, 4)); !errors.Is(err, errMalformed) {
+				t.Fatalf("%v, want refused", err)
+			}
+		})
+	}
+	t.Run("allocated as it arrives", func(t *testing.T) {
+		g, mtaSide := pipeGuard(t)
+		g.negotiated(1<<20 - 1)
+		go func() {
+			mtaSide.Write(append(binary.BigEndian.AppendUint32(nil, 1<<20), 'B'))
+			mtaSide.Write(make([]byte, 100))
+			mtaSide.Close() // and the rest never comes
+		}()
+		if _, err := g.Read(make([]byte, 4)); !errors.Is(err, io.ErrUnexpectedEOF) {
+			t.Fatalf("truncated packet: %v", err)
+		}
+		if cap(g.pkt) > 2*growStep { // one step, rounded up to a size class
+			t.Errorf("%d bytes held for 105 received", cap(g.pkt))
+		}
+	})
+}
+
+// TestGuardContentTimeout: an MTA that sends a message's headers one every
+// 200 ms refreshes the idle timeout forever, but not the content time.
+// The 60 s is a liveness bound, not a measurement.
+func TestGuardContentTimeout(t *testing.T) {
+	srv := &Server{Dispatcher: drainDispatcher{}, Log: slog.New(slog.DiscardHandler), IdleTimeout: 10 * time.Second,
+		ContentTimeout: time.Second, Config: config.Milter{OnInfected: "reject", OnFailure: "tempfail",
+			RejectMessage: config.DefaultRejectMessage, OverLimit: "reject"}}
+	mtaSide, gwSide := net.Pipe()
+	defer mtaSide.Close()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		srv.ServeConn(t.Context(), t.Context(), gwSide, &policy.Policy{Name: "t", MaxStream: 1 << 20}, policy.Peer{})
+	}()
+	go io.Copy(io.Discard, mtaSide)
+	mtaSide.Write(join(optneg, pkt('M', "<a@b>\x00")))
+	limit := time.After(60 * time.Second)
+	for {
+		select {
+		case <-done:
+			return
+		case <-limit:
+			t.Fatal("a trickling MTA still holds its connection after 60 s")
+		case <-time.After(200 * time.Millisecond):
+			mtaSide.SetWriteDeadline(time.Now().Add(time.Second))
+			mtaSide.Write(pkt('L', "X-Slow\x00y\x00"))
+		}
+	}
+}
+
+func pipeGuard(t *testing.T) (*guard, net.Conn) {
+	a, b := net.Pipe()
+	t.Cleanup(func() { a.Close(); b.Close() })
+	return newGuard(a, slog.New(slog.DiscardHandler), time.Minute), b
+}

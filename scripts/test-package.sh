@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Builds the Debian package, lints it (no error or warning), installs it on
+# this machine, checks what it installed, then purges it and checks that
+# nothing is left but what Debian policy keeps (the clamgate system user).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/package.sh
+deb=$(ls -t dist/clamgate_*.deb | head -n 1)
+version=$(dpkg-deb -f "$deb" Version)
+if dpkg-query -W -f='${Status}' clamgate 2>/dev/null | grep -q 'ok installed'; then
+  echo "test-package: clamgate is already installed here; not touching it" >&2
+  exit 1
+fi
+cleanup() { dpkg --purge clamgate >/dev/null 2>&1 || true; }
+trap cleanup EXIT
+fail() { echo "test-package: FAIL: $*" >&2; exit 1; }
+
+dpkg -i "$deb" >/dev/null
+/usr/bin/clamgate version | grep -qx "package:  $version" || fail "clamgate version does not name package $version"
+getent passwd clamgate >/dev/null || fail "postinst did not create the clamgate user"
+for f in /lib/systemd/system/clamgate.service /etc/clamgate/clamgate.toml /usr/share/man/man8/clamgate.8.gz \
+         /usr/share/man/man5/clamgate.toml.5.gz /usr/share/bash-completion/completions/clamgate \
+         /usr/lib/sysusers.d/clamgate.conf /usr/lib/tmpfiles.d/clamgate.conf; do
+  [[ -f $f ]] || fail "$f is not installed"
+done
+/usr/bin/clamgate config check --offline --config /etc/clamgate/clamgate.toml >/dev/null \
+  || fail "the packaged configuration does not load"
+# The unit as systemd reads it (systemd is not PID 1 here: --man=no only
+# skips resolving the man: Documentation links against the host's pages).
+systemd-analyze verify --man=no /lib/systemd/system/clamgate.service || fail "systemd-analyze verify clamgate.service"
+echo "test-package: installed $deb, unit verified, configuration loads"
+
+dpkg --purge clamgate >/dev/null
+left=$(find /etc/clamgate /lib/systemd/system/clamgate.service /usr/bin/clamgate /usr/share/doc/clamgate \
+  /usr/lib/sysusers.d/clamgate.conf /usr/lib/tmpfiles.d/clamgate.conf /run/clamgate 2>/dev/null || true)
+[[ -z $left ]] || fail "left after purge: $left"
+echo "test-package: purged; left, as policy says: the clamgate system user"
