@@ -35,7 +35,7 @@ const allowed = `
 package             | imports (internal)                                                    | third-party modules                                                                  | tests also import
 cmd/clamgate        | cli                                                                   | -                                                                                    | -
 internal/cli        | buildinfo clamd config deploy doctor gateway manual milter scan sigdb | golang.org/x/sys                                                                     | testenv
-internal/gateway    | clamd clamdproto config engine icap listen metrics milter policy scan sigdb status | -                                                       | testenv golang.org/x/sys
+internal/gateway    | clamd clamdproto config engine hangup icap listen metrics milter policy scan sigdb status | - | testenv golang.org/x/sys github.com/d--j/go-milter
 internal/engine     | clamd config sandbox scan sigdb                                       | -                                                                                    | golang.org/x/sys
 internal/testenv    | clamd config engine gateway                                           | -                                                                                    | -
 internal/clamdproto | listen policy scan                                                    | golang.org/x/sys                                                                     | connfuzz
@@ -46,8 +46,9 @@ internal/status     | listen                                                    
 internal/metrics    | buildinfo rss scan                                                    | github.com/prometheus/client_golang                                                  | github.com/prometheus/common
 internal/config     | listen policy scan sigdb                                              | github.com/pelletier/go-toml/v2                                                      | -
 internal/listen     | policy                                                                | github.com/coreos/go-systemd/v22 golang.org/x/sys                                    | -
-internal/scan       | -                                                                     | -                                                                                    | -
+internal/scan       | hangup                                                                | golang.org/x/sys                                                                     | hangup golang.org/x/sys
 internal/rss        | -                                                                     | -                                                                                    | -
+internal/hangup     | -                                                                     | golang.org/x/sys                                                                     | -
 internal/sandbox    | -                                                                     | github.com/elastic/go-seccomp-bpf github.com/landlock-lsm/go-landlock golang.org/x/sys | -
 internal/buildinfo  | -                                                                     | -                                                                                    | -
 internal/manual     | -                                                                     | -                                                                                    | -

@@ -7,7 +7,8 @@ runtime=(clamav-daemon clamav-freshclam clamdscan)
 testing=(clamav-testfiles python3-pyclamd libclamav-client-perl amavisd-new acl util-linux procps iproute2
          c-icap libc-icap-mod-virus-scan squid
          miltertest postfix swaks clamav-milter podman runc uidmap lintian
-         mmdebstrap)   # e2e/rehearse.sh builds the rehearsal host with it
+         mmdebstrap    # e2e/rehearse.sh builds the rehearsal host with it
+         prometheus)   # promtool: the alert rules and dashboard queries in monitoring/
 
 want=("${runtime[@]}")
 [[ "${1:-}" == "--test" ]] && want+=("${testing[@]}")

@@ -35,10 +35,9 @@ type Client struct {
 	Address string
 	// Timeout bounds one whole exchange when the context has no deadline.
 	Timeout time.Duration
-	// PassStreams sends streams as descriptors (FILDES of a memfd or of a
-	// spooled file): for a local clamd backend, not for a gateway.
+	// PassStreams sends streams that are files (the dispatcher's spool) as
+	// descriptors (FILDES): for a local clamd backend, not for a gateway.
 	PassStreams bool
-	SpoolDir    string // for spooled streams; "" = $TMPDIR
 	// Dial connects; nil is a net.Dialer. doctor sets its own, so that its
 	// checks can run against a fake host.
 	Dial func(ctx context.Context, network, address string) (net.Conn, error)
@@ -72,6 +71,13 @@ type UnavailableError struct{ Err error }
 func (e *UnavailableError) Error() string { return "clamd unavailable: " + e.Err.Error() }
 func (e *UnavailableError) Unwrap() error { return e.Err }
 
+// DialError is a connection to clamd that could not be made: nothing
+// listens on its socket, as opposed to a clamd that is slow to answer.
+type DialError struct{ Err error }
+
+func (e *DialError) Error() string { return e.Err.Error() }
+func (e *DialError) Unwrap() error { return e.Err }
+
 // dial connects and ties the connection's lifetime to ctx (or to Timeout
 // when ctx has no deadline), so that a cancelled job or a hung clamd never
 // holds a goroutine forever.
@@ -87,6 +93,9 @@ func (c *Client) dial(ctx context.Context) (net.Conn, func(), error) {
 	conn, err := dial(ctx, c.Network, c.Address)
 	if err != nil {
 		cancel()
+		if ctx.Err() == nil {
+			err = &DialError{err}
+		}
 		return nil, nil, &UnavailableError{err}
 	}
 	if dl, ok := ctx.Deadline(); ok {

@@ -14,22 +14,34 @@ import (
 
 // Pool spreads jobs over one or more clamd backends that load the same
 // database, and uses a fallback only while every primary is down. Each
-// backend is health-checked with PING: a backend that fails a job or a
-// check is taken out, and put back when it answers. A job that fails is
-// never retried as a stream (its bytes are gone) and never turned into a
-// verdict: the client gets the error.
+// backend is health-checked with PING: a backend is taken out only by its
+// health checks (at once when it refuses connections, after
+// failuresToDown checks in a row when it does not answer in time), and put
+// back when it answers. A job's failure never takes a backend out: a scan
+// that exceeds its timeout on an overloaded engine fails that scan only
+// (issue 16: slow scans timing out made /readyz flap); a job that cannot
+// connect makes the check run at once. A job that fails is never retried
+// as a stream (its bytes are gone) and never turned into a verdict: the
+// client gets the error.
 type Pool struct {
 	members  []*member // primaries, then the fallback if any
 	log      *slog.Logger
 	interval time.Duration
 	next     atomic.Uint32
+	kick     chan struct{} // a job could not connect: check now
 }
+
+// failuresToDown is how many health checks in a row must time out before a
+// backend that still accepts connections is taken out: one slow answer on
+// a loaded machine is not a dead engine.
+const failuresToDown = 3
 
 type member struct {
 	c        *Client
 	fallback bool
 	up       atomic.Bool
 	answered atomic.Bool // it has answered once: failing before that is starting up
+	failures int         // checks failed in a row; only the checker goroutine touches it
 	mu       sync.Mutex
 	lastErr  string
 }
@@ -44,14 +56,14 @@ type State struct {
 
 // NewPool builds a pool of primaries and an optional fallback ("" = none).
 // Backends start as up: the first job or check corrects that.
-func NewPool(primaries []string, fallback string, timeout, interval time.Duration, spoolDir string, log *slog.Logger) (*Pool, error) {
-	p := &Pool{log: log, interval: interval}
+func NewPool(primaries []string, fallback string, timeout, interval time.Duration, log *slog.Logger) (*Pool, error) {
+	p := &Pool{log: log, interval: interval, kick: make(chan struct{}, 1)}
 	add := func(addr string, fb bool) error {
 		c, err := New(addr, timeout)
 		if err != nil {
 			return err
 		}
-		c.PassStreams, c.SpoolDir = true, spoolDir
+		c.PassStreams = true
 		m := &member{c: c, fallback: fb}
 		m.up.Store(true)
 		p.members = append(p.members, m)
@@ -119,12 +131,13 @@ func (p *Pool) Run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-p.kick:
 		}
 	}
 }
 
 func (p *Pool) check(ctx context.Context, m *member) {
-	ctx, cancel := context.WithTimeout(ctx, max(p.interval, time.Second))
+	ctx, cancel := context.WithTimeout(ctx, max(p.interval, 2*time.Second))
 	defer cancel()
 	reply, err := m.c.Command(ctx, "PING")
 	if err == nil && reply != "PONG" {
@@ -133,7 +146,24 @@ func (p *Pool) check(ctx context.Context, m *member) {
 	if err != nil && errors.Is(ctx.Err(), context.Canceled) {
 		return // shutting down
 	}
-	p.mark(m, err)
+	if err == nil || refused(err) {
+		m.failures = 0
+		p.mark(m, err)
+		return
+	}
+	m.failures++
+	if m.failures >= failuresToDown || !m.answered.Load() {
+		p.mark(m, err)
+		return
+	}
+	p.log.Warn("clamd backend slow to answer PING", "backend", m.c.String(), "failures", m.failures, "err", err)
+}
+
+// refused reports an engine that is not there: nothing listens on its
+// socket. A timeout or a dropped answer may be a busy engine.
+func refused(err error) bool {
+	var dial *DialError
+	return errors.As(err, &dial)
 }
 
 // mark records a backend's health and logs each change.
@@ -183,11 +213,14 @@ func (p *Pool) pick(needUnix bool) (*member, error) {
 	return nil, &UnavailableError{errors.New("FILDES needs a unix socket backend, none is configured")}
 }
 
-// result takes a backend out when the job could not reach it.
-func (p *Pool) result(m *member, reply string, err error) (string, error) {
-	var ue *UnavailableError
-	if errors.As(err, &ue) {
-		p.mark(m, err)
+// result has the backend checked at once when the job could not connect
+// to it; only the check takes it out.
+func (p *Pool) result(_ *member, reply string, err error) (string, error) {
+	if refused(err) {
+		select {
+		case p.kick <- struct{}{}:
+		default:
+		}
 	}
 	return reply, err
 }

@@ -17,6 +17,7 @@ import (
 
 	"clamgate/internal/listen"
 	"clamgate/internal/policy"
+	"clamgate/internal/scan"
 
 	"github.com/pelletier/go-toml/v2"
 )
@@ -38,11 +39,14 @@ type Config struct {
 	// stream is refused before its data is read.
 	StreamMaxLength int64
 	Engine          *Engine // managed clamd, or nil
-	// MaxJobs is how many scans run at clamd at once (its MaxThreads);
-	// Reserve of them a busy client leaves to the others.
+	// MaxJobs is clamd's MaxThreads: the gateway runs one scan fewer at
+	// once (ScanSlots), so that a thread is always free for PING, VERSION
+	// and STATS. Reserve of them a busy client leaves to the others.
 	MaxJobs, Reserve int
-	// BulkCap is how many scans a client whose scans take far longer than
-	// another present client's may run at once.
+	// BulkSize is the size from which a scan counts as bulk.
+	BulkSize int64
+	// BulkCap is how many bulk scans may run at once while short work is
+	// present.
 	BulkCap       int
 	ReadTimeout   time.Duration
 	ShutdownGrace time.Duration
@@ -117,6 +121,7 @@ type backendSection struct {
 	HealthInterval  Duration `toml:"health_interval"`
 	MaxJobs         int      `toml:"max_jobs"`
 	BulkCap         int      `toml:"bulk_cap"`
+	BulkSize        Size     `toml:"bulk_size"`
 	Cgroup          string   `toml:"cgroup"`
 	SpoolDir        string   `toml:"spool_dir"`
 	Reserve         *int     `toml:"reserve"`
@@ -166,6 +171,7 @@ type policySection struct {
 	MaxConcurrent int      `toml:"max_concurrent"`
 	MaxWait       Duration `toml:"max_wait"`
 	MaxQueue      int      `toml:"max_queue"`
+	MaxQueueBytes Size     `toml:"max_queue_bytes"`
 	Weight        int      `toml:"weight"`
 	Users         []string `toml:"users"`
 	Groups        []string `toml:"groups"`
@@ -440,7 +446,7 @@ func (v *validator) policy(name string, ps policySection, backendMax int64) *pol
 	key := "policy." + name
 	p := &policy.Policy{
 		Name: name, Admin: ps.Admin, MaxStream: int64(ps.MaxStream), MaxConcurrent: ps.MaxConcurrent, MaxWait: time.Duration(ps.MaxWait),
-		MaxQueue: ps.MaxQueue, Weight: ps.Weight,
+		MaxQueue: ps.MaxQueue, MaxQueueBytes: int64(ps.MaxQueueBytes), Weight: ps.Weight,
 		Commands: ps.Commands,
 	}
 	if p.Commands == nil {
@@ -471,8 +477,11 @@ func (v *validator) policy(name string, ps policySection, backendMax int64) *pol
 	if p.MaxConcurrent < 0 {
 		v.fail(key+".max_concurrent", "must not be negative")
 	}
-	if p.MaxQueue < 0 || p.Weight < 0 || p.Weight > 100 {
-		v.fail(key+".weight", "weight must be 1..100 and max_queue not negative")
+	if p.MaxQueue < 0 {
+		v.fail(key+".max_queue", "%d: must not be negative (0 or unset: %d jobs)", p.MaxQueue, scan.DefaultMaxQueue)
+	}
+	if p.Weight < 0 || p.Weight > 100 {
+		v.fail(key+".weight", "%d: must be 1..100 (0 or unset: 1)", p.Weight)
 	}
 	for _, u := range ps.Users {
 		if id, err := lookupUser(u); err != nil {

@@ -105,14 +105,16 @@ func FromFlags(fl Flags) (*Config, error) {
 
 // DispatchOptions are the dispatcher's settings.
 func (c *Config) DispatchOptions() scan.Options {
-	return scan.Options{Capacity: c.MaxJobs, Reserve: c.Reserve, BulkCap: c.BulkCap, Limits: c.Limits()}
+	return scan.Options{Capacity: c.ScanSlots(), Reserve: c.Reserve, BulkCap: c.BulkCap, BulkSize: c.BulkSize,
+		SpoolDir: c.SpoolDir, Limits: c.Limits()}
 }
 
 // Limits returns each policy's limits, for the dispatcher.
 func (c *Config) Limits() map[string]scan.ClientLimits {
 	out := map[string]scan.ClientLimits{}
 	for name, p := range c.Policies {
-		out[name] = scan.ClientLimits{Concurrent: p.MaxConcurrent, MaxWait: p.MaxWait, MaxQueue: p.MaxQueue, Weight: p.Weight}
+		out[name] = scan.ClientLimits{Concurrent: p.MaxConcurrent, MaxWait: p.MaxWait, MaxQueue: p.MaxQueue,
+			MaxQueueBytes: p.MaxQueueBytes, Weight: p.Weight}
 	}
 	return out
 }

@@ -1,9 +1,9 @@
 package gateway_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -13,45 +13,48 @@ import (
 	"clamgate/internal/testenv"
 )
 
-// TestQueueOverflow fills the engine's only slot and the client's queue:
-// the next scan gets a clamd-style busy ERROR at once, and the queued one
-// still gets its verdict when the slot frees.
+// TestQueueOverflow fills the engine's only scan slot (with a slow scan:
+// a stream still arriving holds none) and the client's queue: the next
+// scan gets a clamd-style busy ERROR at once, naming the limit and its
+// policy key, and the queued one still gets its verdict when the slot
+// frees.
 func TestQueueOverflow(t *testing.T) {
-	c := testenv.StartClamd(t, testenv.ClamdOptions{})
+	c := testenv.StartClamd(t, testenv.ClamdOptions{MaxThreads: 2, SlowSignatures: slowSignatures, StreamMaxLength: "40M"})
 	sock := filepath.Join(testenv.TempDir(t), "gw.sock")
+	httpAddr := testenv.FreePort(t)
 	testenv.StartGateway(t, mustParse(t, fmt.Sprintf(`
 [backend]
 address = "unix:%s"
-max_jobs = 1
+max_jobs = 2
 reserve = 0
+stream_max_length = "40M"
+[server]
+http = "tcp:%s"
 [[listener]]
 address = "unix:%s"
 policy = "test"
 mode = "0666"
 [policy.test]
 max_queue = 1
-`, c.Socket, sock)))
-	gw, _ := clamd.New("unix:"+sock, 30*time.Second)
-	slow, feed := io.Pipe()
+`, c.Socket, httpAddr, sock)))
+	base := "http://" + httpAddr
+	gw, _ := clamd.New("unix:"+sock, time.Minute)
 	first := make(chan string, 1)
 	go func() {
-		reply, err := gw.Instream(context.Background(), slow)
+		reply, err := gw.Instream(context.Background(), bytes.NewReader(randomData(32<<20, 4)))
 		first <- fmt.Sprint(reply, err)
 	}()
-	feed.Write([]byte("slow stream holds the only slot"))
-	time.Sleep(200 * time.Millisecond)
+	waitScanning(t, c)
 	queued := make(chan string, 1)
 	go func() {
 		reply, err := gw.Instream(context.Background(), strings.NewReader(testenv.EICAR))
 		queued <- fmt.Sprint(reply, err)
 	}()
-	time.Sleep(200 * time.Millisecond)
-	start := time.Now()
+	waitSeries(t, base, `clamgate_queue_depth{client="test"}`, 1)
 	reply, err := gw.Instream(context.Background(), strings.NewReader("one too many"))
-	if err != nil || !strings.HasPrefix(reply, "stream: gateway busy: ") || !strings.HasSuffix(reply, " ERROR") || time.Since(start) > time.Second {
-		t.Fatalf("overflow: %q %v after %v", reply, err, time.Since(start))
+	if err != nil || !strings.HasPrefix(reply, "stream: gateway busy: ") || !strings.Contains(reply, "policy.test.max_queue = 1") || !strings.HasSuffix(reply, " ERROR") {
+		t.Fatalf("overflow: %q %v", reply, err)
 	}
-	feed.Close()
 	if got := <-first; got != "stream: OK<nil>" {
 		t.Errorf("slow stream: %s", got)
 	}

@@ -127,7 +127,7 @@ func TestConfigReloadUnderLoad(t *testing.T) {
 			t.Errorf("after the refused reload /metrics lacks %q", want)
 		}
 	}
-	for _, want := range []string{path + ":23: policy.proxy.weight: weight must be 1..100", path + ":18: listener[2].policy: no [policy.nosuch] section", "reload refused"} {
+	for _, want := range []string{path + ":23: policy.proxy.weight: 500: must be 1..100", path + ":18: listener[2].policy: no [policy.nosuch] section", "reload refused"} {
 		if !strings.Contains(g.Log.String(), want) {
 			t.Errorf("log lacks %q", want)
 		}

@@ -18,6 +18,7 @@ import (
 	"clamgate/internal/clamdproto"
 	"clamgate/internal/config"
 	"clamgate/internal/engine"
+	"clamgate/internal/hangup"
 	"clamgate/internal/icap"
 	"clamgate/internal/listen"
 	"clamgate/internal/milter"
@@ -42,7 +43,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, with ...Opti
 	if err != nil {
 		return err
 	}
-	pool, err := clamd.NewPool(addrs, cfg.Fallback, cfg.BackendTimeout, cfg.HealthInterval, cfg.SpoolDir, log)
+	pool, err := clamd.NewPool(addrs, cfg.Fallback, cfg.BackendTimeout, cfg.HealthInterval, log)
 	if err != nil {
 		return err
 	}
@@ -61,6 +62,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, with ...Opti
 		opts.Observers = append(opts.Observers, scan.AuditLog{Log: log})
 	}
 	dispatcher := scan.NewDispatcher(pool, log, opts)
+	tel.metrics.SetHeld(dispatcher.HeldFor)
 	life := newLifecycle(cfg, eng, dispatcher, log)
 	if life != nil {
 		tel.follow(life)
@@ -313,7 +315,10 @@ func (s *server) admit(c net.Conn, r *route) {
 				<-r.slots
 			}
 		}()
-		r.front.ServeConn(s.connCtx, r.drain, c, r.pol, peer)
+		// A client of clamd's protocol may half-close and still read its
+		// verdict; an ICAP or milter client does not.
+		jobCtx := hangup.With(s.connCtx, c, r.cfg.Protocol != config.ProtoClamd)
+		r.front.ServeConn(jobCtx, r.drain, c, r.pol, peer)
 	})
 }
 

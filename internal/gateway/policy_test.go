@@ -3,10 +3,8 @@ package gateway_test
 import (
 	"bytes"
 	"fmt"
-	"net"
 	"os"
 	"testing"
-	"time"
 
 	"clamgate/internal/testenv"
 )
@@ -97,33 +95,26 @@ func TestAdminPolicy(t *testing.T) {
 }
 
 // TestMaxConcurrent: a client with max_concurrent = 1 gets its second scan
-// started only when the first is done.
+// started only when the first is done: the EICAR scan, instant on its own,
+// is answered after the slow one.
 func TestMaxConcurrent(t *testing.T) {
-	clamd := testenv.StartClamd(t, testenv.ClamdOptions{})
-	gw, _ := gatewayFor(t, clamd, "max_concurrent = 1")
-	first, err := net.Dial("unix", gw)
-	must(t, err)
-	defer first.Close()
-	// The first scan holds the client's only slot while its stream is open.
-	_, err = first.Write(append([]byte("zINSTREAM\x00"), chunk([]byte("part one"))...))
-	must(t, err)
-	time.Sleep(100 * time.Millisecond)
-
-	second := make(chan []byte, 1)
-	go func() { second <- exchange(t, "unix", gw, step{Data: instream("z", []byte(testenv.EICAR))}) }()
-	select {
-	case got := <-second:
-		t.Fatalf("second scan ran beside the first: %q", got)
-	case <-time.After(500 * time.Millisecond):
-	}
-	_, err = first.Write([]byte{0, 0, 0, 0})
-	must(t, err)
-	select {
-	case got := <-second:
+	c := testenv.StartClamd(t, testenv.ClamdOptions{SlowSignatures: slowSignatures, StreamMaxLength: "40M"})
+	gw, _ := gatewayFor(t, c, "max_concurrent = 1\nmax_stream = \"10M\"")
+	order := make(chan string, 2)
+	go func() {
+		exchange(t, "unix", gw, step{Data: instream("z", randomData(10<<20, 6))})
+		order <- "slow"
+	}()
+	waitScanning(t, c)
+	go func() {
+		got := exchange(t, "unix", gw, step{Data: instream("z", []byte(testenv.EICAR))})
 		if string(got) != "stream: "+testenv.EicarThreat+" FOUND\x00" {
 			t.Errorf("second scan: %q", got)
 		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("second scan never ran after the first ended")
+		order <- "eicar"
+	}()
+	if first := <-order; first != "slow" {
+		t.Fatal("the second scan ran beside the first")
 	}
+	<-order
 }

@@ -49,7 +49,10 @@ type Metrics struct {
 	duration *prometheus.HistogramVec
 	wait     *prometheus.HistogramVec
 	depth    *prometheus.GaugeVec
+	queued   *prometheus.GaugeVec
 	bytes    *prometheus.CounterVec
+	bulk     *prometheus.CounterVec
+	gone     *prometheus.CounterVec
 	state    *stateCollector
 	config   *configMetrics
 }
@@ -80,10 +83,22 @@ func New() *Metrics {
 			Namespace: namespace, Name: "queue_depth",
 			Help: "Scan jobs of the client waiting for the engine.",
 		}, []string{"client"}),
+		queued: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: namespace, Name: "queue_bytes",
+			Help: "Bytes of the client's scan jobs waiting for the engine.",
+		}, []string{"client"}),
 		bytes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "scanned_bytes_total",
-			Help: "Bytes streamed to the engine, by client and protocol.",
+			Help: "Bytes of the streams and files scanned, by client and protocol.",
 		}, []string{"client", "protocol"}),
+		bulk: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "bulk_jobs_total",
+			Help: "Scans classified bulk (large, or long at clamd), which the scheduler caps while short work is present.",
+		}, []string{"client"}),
+		gone: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "jobs_abandoned_total",
+			Help: "Jobs dropped because their client disconnected, by client and where they were (queued, running).",
+		}, []string{"client", "state"}),
 		state:  &stateCollector{now: time.Now},
 		config: newConfigMetrics(),
 	}
@@ -91,7 +106,7 @@ func New() *Metrics {
 		buildInfo(buildinfo.Read()),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.scans, m.duration, m.wait, m.depth, m.bytes, m.state,
+		m.scans, m.duration, m.wait, m.depth, m.queued, m.bytes, m.bulk, m.gone, m.state,
 	)
 	m.reg.MustRegister(m.config.collectors()...)
 	return m
@@ -127,7 +142,13 @@ func (m *Metrics) Done(job scan.Job, o scan.Outcome) {
 	if o.Bytes > 0 {
 		m.bytes.WithLabelValues(job.Client, job.Protocol).Add(float64(o.Bytes))
 	}
-	if verdict != "busy" { // a refused or held job never reached clamd
+	if o.Bulk {
+		m.bulk.WithLabelValues(job.Client).Inc()
+	}
+	if o.Abandoned != "" {
+		m.gone.WithLabelValues(job.Client, o.Abandoned).Inc()
+	}
+	if verdict != "busy" && o.Abandoned != "queued" { // a refused, held or dropped job never reached clamd
 		m.duration.WithLabelValues(job.Client, job.Protocol).Observe(o.Duration.Seconds())
 	}
 	if !refusedAtOnce(o.Err) { // zero waits of refusals would hide the real queueing
@@ -135,9 +156,10 @@ func (m *Metrics) Done(job scan.Job, o scan.Outcome) {
 	}
 }
 
-// Queue records a client's current number of waiting jobs.
-func (m *Metrics) Queue(client string, depth int) {
-	m.depth.WithLabelValues(client).Set(float64(depth))
+// Queue records a client's waiting jobs and their bytes.
+func (m *Metrics) Queue(client string, jobs int, bytes int64) {
+	m.depth.WithLabelValues(client).Set(float64(jobs))
+	m.queued.WithLabelValues(client).Set(float64(bytes))
 }
 
 func refusedAtOnce(err error) bool {

@@ -39,12 +39,17 @@ func feed(m *Metrics) {
 		scan.Outcome{Err: &scan.BusyError{Reason: "queue full"}})
 	m.Done(scan.Job{Client: "amavis", Protocol: "clamd", Kind: scan.File, Object: "/var/lib/amavis/tmp/x"},
 		scan.Outcome{Result: scan.Result{Reply: "fd[9]: OK", Verdict: scan.Clean}, Duration: 2 * time.Millisecond})
-	m.Queue("proxy", 7)
+	m.Queue("proxy", 7, 7<<20)
+	m.Done(scan.Job{Client: "proxy", Protocol: "clamd", Kind: scan.Stream, Object: "stream"},
+		scan.Outcome{Result: scan.Result{Reply: "stream: OK", Verdict: scan.Clean}, Bytes: 20 << 20, Bulk: true})
+	m.Done(scan.Job{Client: "proxy", Protocol: "icap", Kind: scan.Stream, Object: "stream"},
+		scan.Outcome{Err: scan.ErrClientGone, Abandoned: "queued"})
 	m.SetBackends(func() []BackendState {
 		return []BackendState{{"unix:/run/clamav/clamd.sock", "primary", true}, {"tcp:127.0.0.1:3311", "fallback", false}}
 	})
 	m.SetDatabase(func() (int, int, time.Time, bool) { return 27500, 8_700_000, time.Now().Add(-time.Hour), true })
 	m.SetEngineMemory(func() (int64, int64, bool) { return 1 << 30, 2 << 30, true })
+	m.SetHeld(func() time.Duration { return 0 })
 }
 
 func TestDoneCountsByLabels(t *testing.T) {
@@ -65,15 +70,25 @@ func TestDoneCountsByLabels(t *testing.T) {
 	if got := testutil.ToFloat64(m.depth.WithLabelValues("proxy")); got != 7 {
 		t.Errorf("proxy queue depth = %v, want 7", got)
 	}
-	if n := testutil.CollectAndCount(m.scans); n != 3 {
-		t.Errorf("%d scans_total series, want 3 (commands must not count)", n)
+	if got := testutil.ToFloat64(m.queued.WithLabelValues("proxy")); got != 7<<20 {
+		t.Errorf("proxy queued bytes = %v, want 7 MiB", got)
 	}
-	// The refused job reached neither clamd nor the queue.
-	if n := testutil.CollectAndCount(m.duration); n != 2 {
-		t.Errorf("%d scan_duration series, want 2 (busy excluded)", n)
+	if got := testutil.ToFloat64(m.gone.WithLabelValues("proxy", "queued")); got != 1 {
+		t.Errorf("proxy jobs abandoned while queued = %v, want 1", got)
 	}
-	if n := testutil.CollectAndCount(m.wait); n != 2 {
-		t.Errorf("%d queue_wait series, want 2 (refused at once excluded)", n)
+	if got := testutil.ToFloat64(m.bulk.WithLabelValues("proxy")); got != 1 {
+		t.Errorf("proxy bulk jobs = %v, want 1", got)
+	}
+	if n := testutil.CollectAndCount(m.scans); n != 5 {
+		t.Errorf("%d scans_total series, want 5 (commands must not count)", n)
+	}
+	// The refused job reached neither clamd nor the queue; the abandoned
+	// one waited in the queue but never reached clamd.
+	if n := testutil.CollectAndCount(m.duration); n != 3 {
+		t.Errorf("%d scan_duration series, want 3 (busy and abandoned in the queue excluded)", n)
+	}
+	if n := testutil.CollectAndCount(m.wait); n != 3 {
+		t.Errorf("%d queue_wait series, want 3 (refused at once excluded)", n)
 	}
 }
 

@@ -31,6 +31,8 @@ var (
 		"Resident memory of the clamd engine.", nil, nil)
 	engineLimitDesc = prometheus.NewDesc(namespace+"_engine_memory_limit_bytes",
 		"Memory cap of the engine's cgroup (memory.max); absent when uncapped.", nil, nil)
+	heldDesc = prometheus.NewDesc(namespace+"_dispatch_held_seconds",
+		"How long new scans have been held for a frugal database reload so far; 0 when they are not.", nil, nil)
 )
 
 // stateCollector reads gauges from the gateway at scrape time: the state
@@ -43,7 +45,15 @@ type stateCollector struct {
 	backends func() []BackendState
 	database databaseFunc
 	memory   memoryFunc
+	held     func() time.Duration
 	now      func() time.Time
+}
+
+// SetHeld sets where dispatch_held_seconds comes from; nil removes it.
+func (m *Metrics) SetHeld(f func() time.Duration) {
+	m.state.mu.Lock()
+	defer m.state.mu.Unlock()
+	m.state.held = f
 }
 
 // SetBackends sets where backend_up comes from; nil removes it.
@@ -70,7 +80,7 @@ func (m *Metrics) SetEngineMemory(f func() (rssBytes int64, capBytes int64, ok b
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{backendUpDesc, dbVersionDesc, dbSignaturesDesc,
-		dbAgeDesc, engineRSSDesc, engineLimitDesc} {
+		dbAgeDesc, engineRSSDesc, engineLimitDesc, heldDesc} {
 		ch <- d
 	}
 }
@@ -79,8 +89,11 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	// Copy the sources so that a slow source never holds the lock against
 	// the gateway's Set calls.
 	c.mu.Lock()
-	backends, database, memory := c.backends, c.database, c.memory
+	backends, database, memory, held := c.backends, c.database, c.memory, c.held
 	c.mu.Unlock()
+	if held != nil {
+		ch <- prometheus.MustNewConstMetric(heldDesc, prometheus.GaugeValue, held().Seconds())
+	}
 	if backends != nil {
 		collectBackends(ch, backends())
 	}

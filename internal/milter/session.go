@@ -65,7 +65,7 @@ type message struct {
 // job is the running scan of a message.
 type job struct {
 	pw     *io.PipeWriter // nil when the whole message was handed over at once
-	cancel context.CancelFunc
+	cancel context.CancelCauseFunc
 	done   chan outcome
 }
 
@@ -194,7 +194,7 @@ func (s *session) send(msg *message, p []byte) {
 // start runs the scan job; closer, when set, is closed with the job so that
 // the session's writes fail instead of waiting for a reader that is gone.
 func (s *session) start(data io.Reader, closer *io.PipeReader) *job {
-	ctx, cancel := context.WithCancel(s.ctx)
+	ctx, cancel := context.WithCancelCause(s.ctx)
 	j := &job{cancel: cancel, done: make(chan outcome, 1)}
 	go func() {
 		res, err := s.srv.Dispatcher.Do(ctx, scan.Job{
@@ -221,7 +221,7 @@ func (s *session) finish(msg *message, m gomilter.Modifier) outcome {
 		s.send(msg, *msg.buf)
 		_ = msg.job.pw.Close()
 	}
-	defer msg.job.cancel()
+	defer msg.job.cancel(nil)
 	tick := time.NewTicker(progressEvery)
 	defer tick.Stop()
 	for {
@@ -240,7 +240,11 @@ func (s *session) stop(msg *message, why error) {
 	if msg.job == nil {
 		return
 	}
-	msg.job.cancel()
+	cause := why
+	if errors.Is(why, errAborted) {
+		cause = scan.ErrClientGone // the MTA dropped the message: counted as abandoned
+	}
+	msg.job.cancel(cause)
 	if msg.job.pw != nil {
 		msg.job.pw.CloseWithError(why)
 	}

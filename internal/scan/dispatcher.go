@@ -9,14 +9,17 @@ import (
 	"os"
 	"sync"
 	"time"
+
+	"clamgate/internal/hangup"
 )
 
 // ClientLimits bound one client in the dispatcher.
 type ClientLimits struct {
-	Concurrent int           // scans at once; 0 = no limit of its own
-	Weight     int           // share of the engine under contention; 0 = 1
-	MaxQueue   int           // jobs waiting for the engine; 0 = DefaultMaxQueue
-	MaxWait    time.Duration // longest wait for the engine (queue, reload); 0 = DefaultMaxWait
+	Concurrent    int           // scans at once; 0 = no limit of its own
+	Weight        int           // share of the engine under contention, in bytes; 0 = 1
+	MaxQueue      int           // jobs waiting for the engine; 0 = DefaultMaxQueue
+	MaxQueueBytes int64         // bytes of the jobs waiting for the engine; 0 = no limit
+	MaxWait       time.Duration // longest wait for the engine (queue, reload); 0 = DefaultMaxWait
 }
 
 // Defaults of ClientLimits.
@@ -34,13 +37,24 @@ type Options struct {
 	// are active, so that a newcomer starts at once instead of waiting for
 	// a flood's scan to end.
 	Reserve int
-	// BulkCap is how many jobs a client whose scans take far longer than
-	// another present client's may run at once; 0 = no such cap. A little
-	// under the number of cores keeps one for the short scans.
-	BulkCap   int
+	// BulkCap is how many bulk jobs (BulkSize or larger, or running for
+	// BulkAge) may run at once while short work is present; 0 = no such
+	// cap. A little under the number of cores keeps one for the short
+	// scans.
+	BulkCap  int
+	BulkSize int64         // 0 = DefaultBulkSize
+	BulkAge  time.Duration // 0 = DefaultBulkAge
+	// SpoolDir holds streams larger than SmallStream until they have been
+	// scanned; "" = $TMPDIR.
+	SpoolDir  string
 	Limits    map[string]ClientLimits
 	Observers []Observer
 }
+
+// ErrClientGone is the cause of a job's cancellation when its client has
+// disconnected: the job is dropped, queued or running, and counted as
+// abandoned.
+var ErrClientGone = errors.New("the client has gone")
 
 // HeldError is a job that waited longer than its client's max_wait for a
 // held engine: the client gets an error, never a verdict.
@@ -73,54 +87,102 @@ type Dispatcher struct {
 	log       *slog.Logger
 	sched     *scheduler
 	observers []Observer
+	spoolDir  string
 
-	mu     sync.Mutex
-	held   chan struct{} // non-nil while held; closed on release
-	active int           // jobs admitted and not finished
+	mu        sync.Mutex
+	held      chan struct{} // non-nil while held; closed on release
+	heldSince time.Time
+	active    int // jobs admitted and not finished
+}
+
+// HeldFor is how long new jobs have been held so far; 0 when they are not.
+func (d *Dispatcher) HeldFor() time.Duration {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.held == nil {
+		return 0
+	}
+	return time.Since(d.heldSince)
 }
 
 // NewDispatcher serves jobs on b.
 func NewDispatcher(b Backend, log *slog.Logger, o Options) *Dispatcher {
-	d := &Dispatcher{backend: b, log: log, observers: o.Observers}
+	d := &Dispatcher{backend: b, log: log, observers: o.Observers, spoolDir: o.SpoolDir}
 	d.sched = newScheduler(o, d.queueChanged)
 	return d
 }
 
+// hangupEvery is how often a job in flight checks that its client is
+// still connected.
+const hangupEvery = 100 * time.Millisecond
+
 // Do runs one job. An error means the job was not scanned: the front must
 // answer with an error, never with a clean verdict.
+//
+// A stream is read to its end (spooled) before the job asks for a slot,
+// so that a client trickling its bytes holds no slot, and the job's cost
+// is known to the scheduler. While the job waits or runs, a client that
+// disconnects (see internal/hangup) has it dropped.
 func (d *Dispatcher) Do(ctx context.Context, job Job) (Result, error) {
 	var o Outcome
 	defer func() { d.done(job, o) }()
 	start := time.Now()
+	if job.Kind == Stream {
+		f, closeIt, err := d.streamFile(job.Data)
+		if err != nil {
+			o.Err = err
+			return Result{}, err
+		}
+		defer closeIt()
+		job.Data = f
+	}
 	if o.Err = d.enter(ctx, job.Client); o.Err != nil {
 		o.Wait = time.Since(start)
 		return Result{}, o.Err
 	}
 	defer d.leave()
-	if job.Kind != Command { // PING, VERSION... never wait behind scans
-		if o.Err = d.sched.acquire(ctx, job.Client, start); o.Err != nil {
-			o.Wait = time.Since(start)
-			return Result{}, o.Err
+	ctx, stop := watch(ctx)
+	defer stop()
+	if job.Kind == Command { // PING, VERSION... never wait behind scans
+		reply, err := d.run(ctx, job)
+		o.Duration, o.Err = time.Since(start), err
+		if err != nil {
+			return Result{}, err
 		}
-		defer func(t0 time.Time) { d.sched.release(job.Client, time.Since(t0)) }(time.Now())
+		o.Result = ParseReply(reply)
+		return o.Result, nil
 	}
+	return d.scan(ctx, job, start, &o)
+}
+
+// scan runs a stream or file job in a scheduler slot.
+func (d *Dispatcher) scan(ctx context.Context, job Job, start time.Time, o *Outcome) (Result, error) {
+	cost := unknownCost
+	switch job.Kind {
+	case Stream:
+		cost = fileSize(job.Data.(*os.File))
+	case File:
+		cost = fileSize(job.File)
+	}
+	o.Bytes = max(cost, 0)
+	t, queued, err := d.sched.acquire(ctx, job.Client, cost, start)
 	o.Wait = time.Since(start)
-	var counted *countingReader
-	if f, ok := job.Data.(*os.File); ok && job.Kind == Stream {
-		// Left unwrapped: the backend may hand a file to clamd as it is.
-		if fi, err := f.Stat(); err == nil {
-			o.Bytes = fi.Size()
+	if err != nil {
+		o.Err = err
+		if queued && errors.Is(err, ErrClientGone) {
+			o.Abandoned = "queued"
 		}
-	} else if job.Kind == Stream {
-		counted = &countingReader{r: job.Data}
-		job.Data = counted
+		return Result{}, err
 	}
 	reply, err := d.run(ctx, job)
+	o.Bulk = d.sched.bulkNow(t)
+	d.sched.release(t)
 	o.Duration = time.Since(start) - o.Wait
-	if counted != nil {
-		o.Bytes = counted.n
-	}
 	if err != nil {
+		if errors.Is(context.Cause(ctx), ErrClientGone) {
+			err = ErrClientGone
+			o.Abandoned = "running"
+		}
 		o.Err = err
 		return Result{}, err
 	}
@@ -128,8 +190,47 @@ func (d *Dispatcher) Do(ctx context.Context, job Job) (Result, error) {
 	return o.Result, nil
 }
 
+// streamFile returns the stream as a file of known size, spooling it when
+// it is not one already (a front's own spool is used as it is).
+func (d *Dispatcher) streamFile(r io.Reader) (*os.File, func(), error) {
+	if f, ok := r.(*os.File); ok && fileSize(f) >= 0 {
+		return f, func() {}, nil
+	}
+	f, _, err := spool(r, d.spoolDir)
+	if err != nil {
+		return nil, nil, err
+	}
+	return f, func() { f.Close() }, nil
+}
+
+// watch returns ctx cancelled with ErrClientGone when the client of the
+// connection ctx belongs to disconnects.
+func watch(ctx context.Context) (context.Context, func()) {
+	p := hangup.From(ctx)
+	if p == nil {
+		return ctx, func() {}
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	go func() {
+		tick := time.NewTicker(hangupEvery)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+				if p.Gone() {
+					cancel(ErrClientGone)
+					return
+				}
+			}
+		}
+	}()
+	return ctx, func() { cancel(nil) }
+}
+
 func (d *Dispatcher) done(job Job, o Outcome) {
-	if o.Err != nil {
+	if o.Err != nil && o.Abandoned == "" {
 		d.log.Warn("scan failed", "client", job.Client, "protocol", job.Protocol, "object", job.Object,
 			"err", o.Err, "waited", o.Wait.Round(time.Millisecond), "duration", o.Duration.Round(time.Millisecond))
 	}
@@ -138,9 +239,9 @@ func (d *Dispatcher) done(job Job, o Outcome) {
 	}
 }
 
-func (d *Dispatcher) queueChanged(client string, depth int) {
+func (d *Dispatcher) queueChanged(client string, jobs int, bytes int64) {
 	for _, obs := range d.observers {
-		obs.Queue(client, depth)
+		obs.Queue(client, jobs, bytes)
 	}
 }
 
@@ -184,7 +285,7 @@ func (d *Dispatcher) leave() {
 func (d *Dispatcher) Hold() (release func()) {
 	d.mu.Lock()
 	if d.held == nil {
-		d.held = make(chan struct{})
+		d.held, d.heldSince = make(chan struct{}), time.Now()
 	}
 	held := d.held
 	d.mu.Unlock()
@@ -233,15 +334,4 @@ func (d *Dispatcher) run(ctx context.Context, job Job) (string, error) {
 	default:
 		return d.backend.Command(ctx, job.Command)
 	}
-}
-
-type countingReader struct {
-	r io.Reader
-	n int64
-}
-
-func (c *countingReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += int64(n)
-	return n, err
 }

@@ -12,8 +12,9 @@ type Observer interface {
 	// Done is called once per job that reached the dispatcher, admitted or
 	// not.
 	Done(job Job, o Outcome)
-	// Queue reports a client's number of waiting jobs when it changes.
-	Queue(client string, depth int)
+	// Queue reports a client's waiting jobs and their bytes when they
+	// change.
+	Queue(client string, jobs int, bytes int64)
 }
 
 // Outcome is what became of one job.
@@ -22,15 +23,22 @@ type Outcome struct {
 	Err      error         // not scanned: refused (busy, held) or failed
 	Wait     time.Duration // in the gateway's queue (and hold) before clamd
 	Duration time.Duration // at clamd
-	Bytes    int64         // streamed, for Stream jobs
+	Bytes    int64         // size of the stream or file scanned, when known
+	Bulk     bool          // classified bulk (by its size, or by its time at clamd)
+	// Abandoned is "queued" or "running" when the client disconnected and
+	// the job was dropped there.
+	Abandoned string
 }
 
 // Verdict names the outcome for logs and metrics: clean, infected,
-// failed (clamd could not scan) or busy (the gateway refused to queue it).
+// failed (clamd could not scan), busy (the gateway refused to queue it) or
+// abandoned (its client disconnected first).
 func (o Outcome) Verdict() string {
 	switch {
 	case IsBusy(o.Err):
 		return "busy"
+	case o.Abandoned != "":
+		return "abandoned"
 	case o.Err != nil:
 		return "failed"
 	}
@@ -66,4 +74,4 @@ func (a AuditLog) Done(job Job, o Outcome) {
 	a.Log.LogAttrs(context.Background(), slog.LevelInfo, "scan", attrs...)
 }
 
-func (AuditLog) Queue(string, int) {}
+func (AuditLog) Queue(string, int, int64) {}

@@ -7,24 +7,25 @@ import (
 	"testing"
 )
 
-// TestReconfigure: new weights decide the order of jobs already waiting,
+// TestReconfigure: new weights decide the order of jobs already waiting
+// (jobs of one quantum each: weight 3 is three jobs per turn),
 // and a larger capacity starts waiting jobs at once, while the job that
 // was running goes on untouched.
 func TestReconfigure(t *testing.T) {
 	b := newGateBackend()
 	q := &queueWatch{deepest: map[string]int{}}
-	d := NewDispatcher(b, slog.New(slog.DiscardHandler), Options{Capacity: 1, Observers: []Observer{q}})
+	d := NewDispatcher(b, slog.New(slog.DiscardHandler), Options{Capacity: 1, BulkSize: 100, Observers: []Observer{q}})
 	d.Reconfigure(Options{Capacity: 1}) // before any client: nothing to dispatch
 	var wg sync.WaitGroup
 	submit(d, &wg, "first", nil)
 	waitRunning(t, b, 1)
 	<-b.order
 	for range 4 {
-		submit(d, &wg, "proxy", nil)
+		submitSized(d, &wg, "proxy", 100, nil)
 	}
 	q.wait(t, "proxy", 4)
 	for range 4 {
-		submit(d, &wg, "mail", nil)
+		submitSized(d, &wg, "mail", 100, nil)
 	}
 	q.wait(t, "mail", 4)
 	d.Reconfigure(Options{Capacity: 1, Limits: map[string]ClientLimits{"mail": {Weight: 3}}})

@@ -110,7 +110,7 @@ func TestMetricsMoveWithScans(t *testing.T) {
 		m.Done(mail, scan.Outcome{Result: scan.ParseReply("stream: OK"), Wait: time.Millisecond,
 			Duration: 4 * time.Millisecond, Bytes: 12_000})
 	}
-	m.Queue("proxy", 5)
+	m.Queue("proxy", 5, 0)
 	m.Done(proxy, scan.Outcome{Result: scan.ParseReply("stream: Win.Test.EICAR_HDB-1 FOUND"),
 		Wait: 800 * time.Millisecond, Duration: 3 * time.Second, Bytes: 100 << 20})
 	up.Store(false)
@@ -128,7 +128,7 @@ func TestMetricsMoveWithScans(t *testing.T) {
 		t.Errorf("engine_rss_bytes = %v (own pid)", v)
 	}
 
-	m.Queue("proxy", 0)
+	m.Queue("proxy", 0, 0)
 	_, body = get(t, base+"/metrics")
 	if v := sample(body, proxyDepth); v != 0 {
 		t.Errorf("drained queue: %s = %v", proxyDepth, v)

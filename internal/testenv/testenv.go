@@ -6,10 +6,12 @@ package testenv
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -67,7 +69,13 @@ type Clamd struct {
 // ClamdOptions tune the clamd a test starts.
 type ClamdOptions struct {
 	StreamMaxLength string // default 10M
-	Extra           []string
+	MaxThreads      int    // default 10
+	// SlowSignatures adds that many random 20-byte body signatures: they
+	// match nothing, but make clamd scan random data slowly (about 1 s per
+	// 8 MB with 30000 on a loaded 2-core machine), so that a test can keep
+	// clamd's threads busy without a huge file.
+	SlowSignatures int
+	Extra          []string
 }
 
 // StartClamd starts a real clamd (unix socket and loopback TCP) and waits
@@ -84,6 +92,9 @@ func StartClamd(t testing.TB, opt ClamdOptions) *Clamd {
 	dir := TempDir(t)
 	c := &Clamd{t: t, Dir: dir, Socket: filepath.Join(dir, "clamd.sock"), DBDir: filepath.Join(dir, "db")}
 	WriteTestDB(t, c.DBDir)
+	if opt.SlowSignatures > 0 {
+		writeSlowSignatures(t, c.DBDir, opt.SlowSignatures)
+	}
 	c.TCPAddr = freePort(t)
 	_, port, _ := net.SplitHostPort(c.TCPAddr)
 	conf := []string{
@@ -96,7 +107,7 @@ func StartClamd(t testing.TB, opt ClamdOptions) *Clamd {
 		"LogFile " + filepath.Join(dir, "clamd.log"),
 		"PidFile " + filepath.Join(dir, "clamd.pid"),
 		"StreamMaxLength " + or(opt.StreamMaxLength, "10M"),
-		"MaxThreads 10",
+		fmt.Sprintf("MaxThreads %d", cmp.Or(opt.MaxThreads, 10)),
 	}
 	conf = append(conf, opt.Extra...)
 	if err := os.WriteFile(filepath.Join(dir, "clamd.conf"), []byte(strings.Join(conf, "\n")+"\n"), 0o644); err != nil {
@@ -186,6 +197,22 @@ func WriteTestDB(t testing.TB, dir string) {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+func writeSlowSignatures(t testing.TB, dir string, n int) {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(0x5eed, 0xc1a3)) // not a seed tests use for data
+	var b strings.Builder
+	pattern := make([]byte, 20)
+	for i := range n {
+		for j := range pattern {
+			pattern[j] = byte(rng.Uint32())
+		}
+		fmt.Fprintf(&b, "Clamgate.Slow-%d:0:*:%x\n", i, pattern)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "slow.ndb"), []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
 	}
 }
 

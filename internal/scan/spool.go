@@ -1,0 +1,125 @@
+package scan
+
+import (
+	"errors"
+
+	"io"
+	"os"
+	"sync"
+
+	"golang.org/x/sys/unix"
+)
+
+// SmallStream is the largest stream kept in memory (a memfd) while it waits
+// for the engine; larger ones go to an unlinked file in the spool directory.
+const SmallStream = 128 << 10
+
+var smallBufs = sync.Pool{New: func() any { b := make([]byte, SmallStream); return &b }}
+
+// SpoolError is a stream the gateway could not store: its own fault, not
+// the client's, and the job was not scanned.
+type SpoolError struct{ Err error }
+
+func (e *SpoolError) Error() string { return "spooling the stream: " + e.Err.Error() }
+func (e *SpoolError) Unwrap() error { return e.Err }
+
+// spool reads a client's stream to its end into a file: a memfd when it is
+// small, else an unlinked file in dir ("" = $TMPDIR). The job then holds no
+// engine slot while a slow client trickles its bytes in, its cost is
+// known when it asks for one, and a local clamd is handed the descriptor
+// instead of reading the bytes through its single receiving thread. A read
+// error from r is returned as it is (the client's fault: the front tells
+// it apart); a failure to store is a *SpoolError. The file is positioned
+// at its start.
+func spool(r io.Reader, dir string) (*os.File, int64, error) {
+	bp := smallBufs.Get().(*[]byte)
+	defer smallBufs.Put(bp)
+	buf := *bp
+	n, err := readUpTo(r, buf)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return nil, 0, err
+	}
+	var f *os.File
+	if errors.Is(err, io.EOF) {
+		f = memfd()
+	}
+	if f == nil {
+		if f, err = os.CreateTemp(dir, "clamgate-stream-*"); err != nil {
+			return nil, 0, &SpoolError{err}
+		}
+		os.Remove(f.Name()) // nothing to clean up, whatever happens next
+	}
+	size, err := fill(f, buf[:n], r)
+	if err != nil {
+		f.Close()
+		return nil, 0, err
+	}
+	return f, size, nil
+}
+
+func fill(f *os.File, head []byte, r io.Reader) (int64, error) {
+	if _, err := f.Write(head); err != nil {
+		return 0, &SpoolError{err}
+	}
+	rest, err := io.Copy(onlyWriter{f}, onlyReader{r})
+	if err != nil {
+		var we *writeFailed
+		if errors.As(err, &we) {
+			return 0, &SpoolError{we.err}
+		}
+		return 0, err
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return 0, &SpoolError{err}
+	}
+	return int64(len(head)) + rest, nil
+}
+
+func memfd() *os.File {
+	fd, err := unix.MemfdCreate("clamgate-stream", unix.MFD_CLOEXEC)
+	if err != nil {
+		return nil
+	}
+	return os.NewFile(uintptr(fd), "memfd")
+}
+
+// onlyReader hides r's WriteTo and onlyWriter f's ReadFrom, so that
+// io.Copy's errors say which side failed.
+type onlyReader struct{ io.Reader }
+
+type onlyWriter struct{ w io.Writer }
+
+type writeFailed struct{ err error }
+
+func (e *writeFailed) Error() string { return e.err.Error() }
+
+func (o onlyWriter) Write(p []byte) (int, error) {
+	n, err := o.w.Write(p)
+	if err != nil {
+		return n, &writeFailed{err}
+	}
+	return n, nil
+}
+
+// readUpTo fills buf from r; io.EOF means r ended within it.
+func readUpTo(r io.Reader, buf []byte) (int, error) {
+	n := 0
+	for n < len(buf) {
+		m, err := r.Read(buf[n:])
+		n += m
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+// fileSize is the cost of scanning f: its size from its offset on, or
+// unknownCost when it is not a regular file.
+func fileSize(f *os.File) int64 {
+	fi, err := f.Stat()
+	if err != nil || !fi.Mode().IsRegular() {
+		return unknownCost
+	}
+	return fi.Size()
+}
