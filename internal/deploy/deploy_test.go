@@ -450,3 +450,24 @@ func TestPackagedBinary(t *testing.T) {
 	}
 	t.Fatal("plan writes no gateway unit")
 }
+
+// withPackage installs what the Debian package puts on a host: the binary,
+// the unit and the sysusers file, from packaging/debian.
+func withPackage(t *testing.T, root string) {
+	t.Helper()
+	for dst, src := range map[string]string{
+		PackagedBinary:                       "",
+		"/lib/systemd/system/clamgate.service": "../../packaging/debian/clamgate.service",
+		PackagedSysusers:                     "../../packaging/debian/clamgate.sysusers",
+	} {
+		content := []byte("#!/bin/sh\n")
+		if src != "" {
+			var err error
+			content, err = os.ReadFile(src)
+			must(t, err)
+		}
+		p := filepath.Join(root, dst)
+		must(t, os.MkdirAll(filepath.Dir(p), 0o755))
+		must(t, os.WriteFile(p, content, 0o755))
+	}
+}

@@ -101,12 +101,18 @@ func (p *Plan) desired(opts Options) ([]Change, error) {
 	if err != nil {
 		return nil, err
 	}
+	gw, err := p.gatewayUnit(len(tcp) > 0)
+	if err != nil {
+		return nil, err
+	}
 	c := []Change{
-		file(GatewayUnit, GatewayUnitFile(len(tcp) > 0, h.Binary), "the gateway, hardened"),
+		gw,
 		file(ClamdConf, e.ClamdConfFile(), "the engine's clamd.conf"),
 		file(GatewayConf, string(toml), "the gateway's configuration"),
 		file(TmpfilesConf, Tmpfiles(h, e), "socket directories and the amavis ACL"),
-		file(SysusersConf, Sysusers(), "the gateway's user"),
+	}
+	if !h.HasSysusers {
+		c = append(c, file(SysusersConf, Sysusers(), "the gateway's user"))
 	}
 	c = append(c, p.engineChanges()...)
 	if len(tcp) > 0 {
@@ -120,6 +126,19 @@ func (p *Plan) desired(opts Options) ([]Change, error) {
 		c = append(c, Change{Path: "/etc/systemd/system/multi-user.target.wants/" + f.Name, Link: f.Path, Why: "enable " + f.Name})
 	}
 	return c, nil
+}
+
+// gatewayUnit is the full hardened unit, or on a host with the Debian
+// package the drop-in that hardens the package's unit as much: writing a
+// copy to /etc would hide the package's later versions of it.
+func (p *Plan) gatewayUnit(tcp bool) (Change, error) {
+	h := p.Host
+	full := GatewayUnitFile(tcp, h.Binary)
+	if h.PackagedUnit == "" {
+		return file(GatewayUnit, full, "the gateway, hardened"), nil
+	}
+	d, err := GatewayDropInFile([]byte(full), h.read(h.PackagedUnit))
+	return file(GatewayDropIn, d, "the deployment's additions to the packaged gateway unit"), err
 }
 
 func (p *Plan) clientChanges() []Change {
@@ -172,8 +191,22 @@ func (p *Plan) notes(opts Options) {
 	for _, conf := range h.ClamdConf {
 		add("left in place: %s (the masked daemons' configuration; rollback needs it)", conf)
 	}
+	p.packageNotes(add)
 	if !h.HasBinary {
 		add("note: %s does not exist yet: install clamgate there (or its Debian package, which puts it in %s) before starting clamgate.service", Binary, PackagedBinary)
+	}
+}
+
+func (p *Plan) packageNotes(add func(string, ...any)) {
+	h := p.Host
+	if h.PackagedUnit != "" {
+		add("gateway: the packaged %s, hardened further by %s", h.PackagedUnit, GatewayDropIn)
+		if h.existing(GatewayUnit) != "" {
+			add("WARNING: %s hides the packaged unit (an earlier apply's copy: clamgate deploy rollback, or remove it); the drop-in applies to it too", GatewayUnit)
+		}
+	}
+	if h.HasSysusers {
+		add("user: clamgate, declared by the package in %s", PackagedSysusers)
 	}
 }
 
