@@ -396,9 +396,12 @@ func TestSystemdVerifyAndSecurity(t *testing.T) {
 
 var exposureRE = regexp.MustCompile(`Overall exposure level for \S+: ([0-9.]+)`)
 
-func exposure(t *testing.T, unit string) float64 {
+// exposure scores a unit file alone; args may add --root= and name the unit
+// instead (then its drop-ins count too).
+func exposure(t *testing.T, unit string, args ...string) float64 {
 	t.Helper()
-	out, _ := exec.Command("systemd-analyze", "security", "--offline=true", "--no-pager", unit).CombinedOutput()
+	args = append([]string{"security", "--offline=true", "--no-pager"}, append(args, unit)...)
+	out, _ := exec.Command("systemd-analyze", args...).CombinedOutput()
 	m := exposureRE.FindSubmatch(out)
 	if m == nil {
 		t.Fatalf("no exposure line:\n%s", out)
@@ -456,18 +459,19 @@ func TestPackagedBinary(t *testing.T) {
 func withPackage(t *testing.T, root string) {
 	t.Helper()
 	for dst, src := range map[string]string{
-		PackagedBinary:                       "",
+		PackagedBinary:                         "",
 		"/lib/systemd/system/clamgate.service": "../../packaging/debian/clamgate.service",
-		PackagedSysusers:                     "../../packaging/debian/clamgate.sysusers",
+		PackagedSysusers:                       "../../packaging/debian/clamgate.sysusers",
 	} {
-		content := []byte("#!/bin/sh\n")
+		content, mode := []byte("#!/bin/sh\n"), fs.FileMode(0o755)
 		if src != "" {
+			mode = 0o644
 			var err error
 			content, err = os.ReadFile(src)
 			must(t, err)
 		}
 		p := filepath.Join(root, dst)
 		must(t, os.MkdirAll(filepath.Dir(p), 0o755))
-		must(t, os.WriteFile(p, content, 0o755))
+		must(t, os.WriteFile(p, content, mode))
 	}
 }
