@@ -59,15 +59,48 @@ func TestPackagedApplyRollback(t *testing.T) {
 	}
 }
 
-// TestPackagedStaleCopy: a full unit an earlier apply left in /etc hides
-// the packaged one; the plan says so.
+// TestPackagedStaleCopy: the full unit an earlier apply wrote to /etc
+// would hide the packaged one; once the package is installed, apply
+// removes it (backed up) and rollback of both applies restores the host.
+// A unit the administrator wrote stays, with a warning.
 func TestPackagedStaleCopy(t *testing.T) {
 	root := fixture(t, "debian")
 	_, err := Apply(plan(t, root), time.Now(), quiet)
 	must(t, err)
 	withPackage(t, root)
-	if !strings.Contains(strings.Join(plan(t, root).Notes, "\n"), "WARNING: "+GatewayUnit+" hides the packaged unit") {
-		t.Error("no warning for the stale copy")
+	p := plan(t, root)
+	var out bytes.Buffer
+	must(t, p.Write(&out))
+	if !strings.Contains(out.String(), "remove "+GatewayUnit) {
+		t.Fatalf("the plan keeps the earlier copy:\n%s", out.String())
+	}
+	_, err = Apply(p, time.Now().Add(time.Second), quiet)
+	must(t, err)
+	if _, err := os.Lstat(filepath.Join(root, GatewayUnit)); err == nil {
+		t.Error("the earlier copy is still there")
+	}
+	if again := plan(t, root); len(again.Changes) != 0 {
+		t.Fatalf("third apply would change %s", again.Changes[0].Path)
+	}
+	done, err := Rollback(root, quiet)
+	must(t, err)
+	if len(done) != 2 {
+		t.Fatalf("rolled back %v", done)
+	}
+	for _, gone := range []string{GatewayUnit, filepath.Dir(GatewayDropIn), SysusersConf} {
+		if _, err := os.Lstat(filepath.Join(root, gone)); err == nil {
+			t.Errorf("%s left after rollback", gone)
+		}
+	}
+	must(t, os.WriteFile(filepath.Join(root, GatewayUnit), []byte("[Service]\nExecStart=/usr/bin/clamgate serve\n"), 0o644))
+	p = plan(t, root)
+	if !strings.Contains(strings.Join(p.Notes, "\n"), "WARNING: "+GatewayUnit+", not written by clamgate deploy") {
+		t.Error("no warning for the administrator's copy")
+	}
+	for _, c := range p.Changes {
+		if c.Path == GatewayUnit {
+			t.Error("the plan removes the administrator's unit")
+		}
 	}
 }
 
