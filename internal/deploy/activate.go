@@ -10,7 +10,11 @@ import (
 // Activation is what puts an applied plan into service on the running
 // host, in order; apply prints it, and `apply --activate` runs it.
 func Activation(p *Plan) [][]string {
-	s := [][]string{{"systemd-sysusers", SysusersConf}, {"systemd-tmpfiles", "--create", TmpfilesConf}, {"systemctl", "daemon-reload"}}
+	users := SysusersConf
+	if p.Host.HasSysusers {
+		users = PackagedSysusers
+	}
+	s := [][]string{{"systemd-sysusers", users}, {"systemd-tmpfiles", "--create", TmpfilesConf}, {"systemctl", "daemon-reload"}}
 	if len(p.Host.Units) > 0 {
 		stop := []string{"systemctl", "stop"}
 		for _, u := range p.Host.Units {

@@ -75,7 +75,11 @@ func Apply(p *Plan, now time.Time, log *slog.Logger) (string, error) {
 		if err := write(filepath.Join(root, c.Path), c, m.Entries[i]); err != nil {
 			return dir, fmt.Errorf("%s: %w (roll back with clamgate deploy rollback)", c.Path, err)
 		}
-		log.Info("deploy: written", "path", c.Path, "why", c.Why)
+		done := "deploy: written"
+		if c.Remove {
+			done = "deploy: removed"
+		}
+		log.Info(done, "path", c.Path, "why", c.Why)
 	}
 	m.Status = "applied"
 	return dir, writeManifest(dir, m)
@@ -85,6 +89,9 @@ func Apply(p *Plan, now time.Time, log *slog.Logger) (string, error) {
 func missingDirs(root string, changes []Change) []string {
 	var dirs []string
 	for _, c := range changes {
+		if c.Remove {
+			continue
+		}
 		for d := path.Dir(c.Path); d != "/"; d = path.Dir(d) {
 			if _, err := os.Lstat(filepath.Join(root, d)); errors.Is(err, fs.ErrNotExist) && !slices.Contains(dirs, d) {
 				dirs = append(dirs, d)
@@ -102,7 +109,7 @@ func missingDirs(root string, changes []Change) []string {
 
 func saveEntry(root, dir string, c Change) (Entry, error) {
 	e := Entry{Path: c.Path, Prior: "absent"}
-	if c.Link == "" {
+	if c.Link == "" && !c.Remove {
 		e.Written = sum(c.Content)
 	}
 	tp := filepath.Join(root, c.Path)
@@ -138,6 +145,9 @@ func saveEntry(root, dir string, c Change) (Entry, error) {
 
 // write keeps an edited file's mode and owner; new files are root's, 0644.
 func write(tp string, c Change, prior Entry) error {
+	if c.Remove {
+		return os.Remove(tp)
+	}
 	if c.Link != "" {
 		return renameio.Symlink(c.Link, tp)
 	}

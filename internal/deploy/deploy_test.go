@@ -396,9 +396,12 @@ func TestSystemdVerifyAndSecurity(t *testing.T) {
 
 var exposureRE = regexp.MustCompile(`Overall exposure level for \S+: ([0-9.]+)`)
 
-func exposure(t *testing.T, unit string) float64 {
+// exposure scores a unit file alone; args may add --root= and name the unit
+// instead (then its drop-ins count too).
+func exposure(t *testing.T, unit string, args ...string) float64 {
 	t.Helper()
-	out, _ := exec.Command("systemd-analyze", "security", "--offline=true", "--no-pager", unit).CombinedOutput()
+	args = append([]string{"security", "--offline=true", "--no-pager"}, append(args, unit)...)
+	out, _ := exec.Command("systemd-analyze", args...).CombinedOutput()
 	m := exposureRE.FindSubmatch(out)
 	if m == nil {
 		t.Fatalf("no exposure line:\n%s", out)
@@ -449,4 +452,26 @@ func TestPackagedBinary(t *testing.T) {
 		return
 	}
 	t.Fatal("plan writes no gateway unit")
+}
+
+// withPackage installs what the Debian package puts on a host: the binary,
+// the unit and the sysusers file, from packaging/debian.
+func withPackage(t *testing.T, root string) {
+	t.Helper()
+	for dst, src := range map[string]string{
+		PackagedBinary:                         "",
+		"/lib/systemd/system/clamgate.service": "../../packaging/debian/clamgate.service",
+		PackagedSysusers:                       "../../packaging/debian/clamgate.sysusers",
+	} {
+		content, mode := []byte("#!/bin/sh\n"), fs.FileMode(0o755)
+		if src != "" {
+			mode = 0o644
+			var err error
+			content, err = os.ReadFile(src)
+			must(t, err)
+		}
+		p := filepath.Join(root, dst)
+		must(t, os.MkdirAll(filepath.Dir(p), 0o755))
+		must(t, os.WriteFile(p, content, mode))
+	}
 }

@@ -59,6 +59,8 @@ type Host struct {
 	// exists yet.
 	Binary        string
 	HasBinary     bool
+	PackagedUnit  string // the package's clamgate.service, "" without the package
+	HasSysusers   bool   // the package declares the clamgate user (PackagedSysusers)
 	HasPodman     bool   // /usr/bin/podman exists: the container engine is the default
 	AppArmorClamd string // clamd's AppArmor profile, "" without one
 }
@@ -90,6 +92,12 @@ func Inspect(root string) (*Host, error) {
 		h.Binary = PackagedBinary
 	}
 	h.HasBinary = h.existing(h.Binary) != ""
+	for _, d := range packagedUnitDirs {
+		if h.PackagedUnit == "" {
+			h.PackagedUnit = h.existing(path.Join(d, packagedUnitName))
+		}
+	}
+	h.HasSysusers = h.existing(PackagedSysusers) != ""
 	h.HasPodman = h.existing("/usr/bin/podman") != ""
 	h.AppArmorClamd = h.existing(AppArmorProfile)
 	return h, nil

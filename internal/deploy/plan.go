@@ -34,6 +34,7 @@ type Change struct {
 	Path    string // host path
 	Content []byte // file content, when Link == ""
 	Link    string // symlink target ("/dev/null" masks a unit)
+	Remove  bool   // the path must not exist (an earlier apply's file that now hides a package's)
 	Mode    fs.FileMode
 	Why     string
 }
@@ -101,18 +102,25 @@ func (p *Plan) desired(opts Options) ([]Change, error) {
 	if err != nil {
 		return nil, err
 	}
+	gw, err := p.gatewayUnit(len(tcp) > 0)
+	if err != nil {
+		return nil, err
+	}
 	c := []Change{
-		file(GatewayUnit, GatewayUnitFile(len(tcp) > 0, h.Binary), "the gateway, hardened"),
+		gw,
 		file(ClamdConf, e.ClamdConfFile(), "the engine's clamd.conf"),
 		file(GatewayConf, string(toml), "the gateway's configuration"),
 		file(TmpfilesConf, Tmpfiles(h, e), "socket directories and the amavis ACL"),
-		file(SysusersConf, Sysusers(), "the gateway's user"),
+	}
+	if !h.HasSysusers {
+		c = append(c, file(SysusersConf, Sysusers(), "the gateway's user"))
 	}
 	c = append(c, p.engineChanges()...)
 	if len(tcp) > 0 {
 		c = append(c, file(GatewaySocketUnit, GatewaySocketFile(tcp), "the gateway's TCP listeners, bound by systemd"))
 	}
 	c = append(c, p.clientChanges()...)
+	c = append(c, p.staleCopies()...)
 	for _, u := range h.Units {
 		c = append(c, Change{Path: "/etc/systemd/system/" + u.Name, Link: "/dev/null", Why: "mask " + u.Name})
 	}
@@ -120,6 +128,30 @@ func (p *Plan) desired(opts Options) ([]Change, error) {
 		c = append(c, Change{Path: "/etc/systemd/system/multi-user.target.wants/" + f.Name, Link: f.Path, Why: "enable " + f.Name})
 	}
 	return c, nil
+}
+
+// gatewayUnit is the full hardened unit, or on a host with the Debian
+// package the drop-in that hardens the package's unit as much: writing a
+// copy to /etc would hide the package's later versions of it.
+func (p *Plan) gatewayUnit(tcp bool) (Change, error) {
+	h := p.Host
+	full := GatewayUnitFile(tcp, h.Binary)
+	if h.PackagedUnit == "" {
+		return file(GatewayUnit, full, "the gateway, hardened"), nil
+	}
+	d, err := GatewayDropInFile([]byte(full), h.read(h.PackagedUnit))
+	return file(GatewayDropIn, d, "the deployment's additions to the packaged gateway unit"), err
+}
+
+// staleCopies are files an earlier apply wrote that now hide the package's:
+// its full clamgate.service in /etc. A file without our header is the
+// administrator's and stays (the plan warns).
+func (p *Plan) staleCopies() []Change {
+	h := p.Host
+	if h.PackagedUnit == "" || !bytes.HasPrefix(h.read(GatewayUnit), []byte(header)) {
+		return nil
+	}
+	return []Change{{Path: GatewayUnit, Remove: true, Why: "an earlier apply's copy, hiding the packaged unit"}}
 }
 
 func (p *Plan) clientChanges() []Change {
@@ -149,6 +181,9 @@ func file(path, content, why string) Change {
 func upToDate(treePath string, c Change) bool {
 	fi, err := os.Lstat(treePath)
 	if err != nil {
+		return c.Remove && errors.Is(err, fs.ErrNotExist)
+	}
+	if c.Remove {
 		return false
 	}
 	if c.Link != "" {
@@ -172,8 +207,22 @@ func (p *Plan) notes(opts Options) {
 	for _, conf := range h.ClamdConf {
 		add("left in place: %s (the masked daemons' configuration; rollback needs it)", conf)
 	}
+	p.packageNotes(add)
 	if !h.HasBinary {
 		add("note: %s does not exist yet: install clamgate there (or its Debian package, which puts it in %s) before starting clamgate.service", Binary, PackagedBinary)
+	}
+}
+
+func (p *Plan) packageNotes(add func(string, ...any)) {
+	h := p.Host
+	if h.PackagedUnit != "" {
+		add("gateway: the packaged %s, hardened further by %s", h.PackagedUnit, GatewayDropIn)
+		if h.existing(GatewayUnit) != "" && len(p.staleCopies()) == 0 {
+			add("WARNING: %s, not written by clamgate deploy, hides the packaged unit; the drop-in applies to it too", GatewayUnit)
+		}
+	}
+	if h.HasSysusers {
+		add("user: clamgate, declared by the package in %s", PackagedSysusers)
 	}
 }
 
@@ -282,12 +331,16 @@ func (p *Plan) writeChange(b *strings.Builder, c Change) error {
 		return nil
 	}
 	var old []byte
-	from := "/dev/null"
+	from, to := "/dev/null", c.Path
 	if exists && fi.Mode().IsRegular() {
 		old, _ = os.ReadFile(tp)
 		from = c.Path
 	}
-	b.WriteString(udiff.Unified(from, c.Path, string(old), string(c.Content)))
+	if c.Remove {
+		to = "/dev/null"
+		fmt.Fprintf(b, "remove %s (%s)\n", c.Path, c.Why)
+	}
+	b.WriteString(udiff.Unified(from, to, string(old), string(c.Content)))
 	return nil
 }
 

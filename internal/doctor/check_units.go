@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -143,7 +145,14 @@ func checkExposure(ctx context.Context, h *host) verdict {
 	if file == "" {
 		return verdict{status: Warn, measured: GatewayUnit + " not found", fix: fix}
 	}
-	out, err := h.env.Analyze(ctx, file)
+	scored, shown, err := withDropIns(file, t.dropInsOf(GatewayUnit), h.env)
+	if err != nil {
+		return verdict{status: Warn, measured: "cannot read " + GatewayUnit + ": " + err.Error(), fix: fix}
+	}
+	if scored != file {
+		defer os.RemoveAll(filepath.Dir(scored))
+	}
+	out, err := h.env.Analyze(ctx, scored)
 	m := exposureRE.FindStringSubmatch(out)
 	if m == nil {
 		msg := lastLine(out)
@@ -153,7 +162,7 @@ func checkExposure(ctx context.Context, h *host) verdict {
 		return verdict{status: Warn, measured: "systemd-analyze gave no score: " + msg, fix: "install systemd (systemd-analyze) to score " + GatewayUnit}
 	}
 	score, _ := strconv.ParseFloat(m[1], 64)
-	measured := fmt.Sprintf("%s: %s %s", h.env.display(file), m[1], m[2])
+	measured := fmt.Sprintf("%s: %s %s", shown, m[1], m[2])
 	switch {
 	case score <= 1.0:
 		return pass(measured)
@@ -161,6 +170,37 @@ func checkExposure(ctx context.Context, h *host) verdict {
 		return verdict{status: Warn, measured: measured, fix: "restore the hardening options of " + GatewayUnit + " (clamgate deploy apply)"}
 	}
 	return verdict{status: Fail, measured: measured, fix: fix}
+}
+
+// withDropIns is the unit as systemd reads it, its drop-ins appended in
+// order (a drop-in continues the sections it names), in a temporary
+// directory under the unit's name, which systemd-analyze scores it by: on
+// a host with the Debian package, clamgate deploy hardens the packaged
+// unit with a drop-in, and the package's file alone would score too high.
+// shown names the files.
+func withDropIns(file string, dropIns []string, env *Env) (scored, shown string, err error) {
+	if len(dropIns) == 0 {
+		return file, env.display(file), nil
+	}
+	src, err := os.ReadFile(file)
+	if err != nil {
+		return "", "", err
+	}
+	names := []string{env.display(file)}
+	for _, d := range dropIns {
+		b, err := os.ReadFile(d)
+		if err != nil {
+			return "", "", err
+		}
+		src = append(append(src, '\n'), b...)
+		names = append(names, env.display(d))
+	}
+	dir, err := os.MkdirTemp("", "clamgate-doctor-")
+	if err != nil {
+		return "", "", err
+	}
+	scored = filepath.Join(dir, GatewayUnit)
+	return scored, strings.Join(names, " + "), os.WriteFile(scored, src, 0o644)
 }
 
 func lastLine(s string) string {

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"clamgate/internal/deploy"
 	"clamgate/internal/doctor"
 	"clamgate/internal/sigdb"
 	"clamgate/internal/testenv"
@@ -245,4 +246,19 @@ func TestExposure(t *testing.T) {
 	expect(t, runOne(t, treeEnv(hardened), "unit-exposure"), doctor.Pass, "/etc/systemd/system/clamgate.service: 0.4 SAFE")
 	expect(t, runOne(t, treeEnv(bare), "unit-exposure"), doctor.Fail, "9.6 UNSAFE")
 	expect(t, runOne(t, treeEnv(t.TempDir()), "unit-exposure"), doctor.Warn, "clamgate.service not found")
+
+	// The Debian package's unit alone, then with the drop-in deploy adds.
+	packaged, err := os.ReadFile("../../packaging/debian/clamgate.service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dropIn, err := deploy.GatewayDropInFile([]byte(deploy.GatewayUnitFile(true, deploy.PackagedBinary)), packaged)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pkg := t.TempDir()
+	writeFile(t, pkg, "lib/systemd/system/"+doctor.GatewayUnit, string(packaged))
+	expect(t, runOne(t, treeEnv(pkg), "unit-exposure"), doctor.Warn, "/lib/systemd/system/clamgate.service: 2.6 OK")
+	writeFile(t, pkg, strings.TrimPrefix(deploy.GatewayDropIn, "/"), dropIn)
+	expect(t, runOne(t, treeEnv(pkg), "unit-exposure"), doctor.Pass, "/lib/systemd/system/clamgate.service + "+deploy.GatewayDropIn+": 0.6 SAFE")
 }

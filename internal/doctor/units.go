@@ -23,11 +23,14 @@ type dep struct {
 type unitTree struct {
 	files  map[string]string // unit name -> the file systemd would load
 	masked map[string]bool   // /etc/systemd/system/NAME -> /dev/null
-	deps   []dep
+	// dropIns are each unit's NAME.d/*.conf by file name: one in /etc hides
+	// the package's of the same name, as in systemd.
+	dropIns map[string]map[string]string
+	deps    []dep
 }
 
 func readUnits(env *Env) *unitTree {
-	t := &unitTree{files: map[string]string{}, masked: map[string]bool{}}
+	t := &unitTree{files: map[string]string{}, masked: map[string]bool{}, dropIns: map[string]map[string]string{}}
 	for _, d := range unitDirs {
 		t.readDir(env, env.path(d), d == "/etc/systemd/system")
 	}
@@ -88,10 +91,27 @@ func (t *unitTree) readLinks(env *Env, dir, name string) {
 func (t *unitTree) readDropIns(env *Env, dir, unit string) {
 	entries, _ := os.ReadDir(dir)
 	for _, e := range entries {
-		if strings.HasSuffix(e.Name(), ".conf") {
-			t.parseDeps(unit, filepath.Join(dir, e.Name()), env)
+		if !strings.HasSuffix(e.Name(), ".conf") {
+			continue
 		}
+		if t.dropIns[unit] == nil {
+			t.dropIns[unit] = map[string]string{}
+		}
+		if _, hidden := t.dropIns[unit][e.Name()]; !hidden {
+			t.dropIns[unit][e.Name()] = filepath.Join(dir, e.Name())
+		}
+		t.parseDeps(unit, filepath.Join(dir, e.Name()), env)
 	}
+}
+
+// dropInsOf are the drop-ins systemd applies to name, in its order (by
+// file name).
+func (t *unitTree) dropInsOf(name string) []string {
+	var out []string
+	for _, base := range slices.Sorted(maps.Keys(t.dropIns[name])) {
+		out = append(out, t.dropIns[name][base])
+	}
+	return out
 }
 
 func (t *unitTree) parseDeps(unit, file string, env *Env) {
