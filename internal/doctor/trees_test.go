@@ -258,7 +258,7 @@ func TestExposure(t *testing.T) {
 	}
 	pkg := t.TempDir()
 	writeFile(t, pkg, "lib/systemd/system/"+doctor.GatewayUnit, string(packaged))
-	expect(t, runOne(t, treeEnv(pkg), "unit-exposure"), doctor.Warn, "/lib/systemd/system/clamgate.service: 2.6 OK")
+	expect(t, runOne(t, treeEnv(pkg), "unit-exposure"), doctor.Warn, "/lib/systemd/system/clamgate.service: 2.8 OK")
 	writeFile(t, pkg, strings.TrimPrefix(deploy.GatewayDropIn, "/"), dropIn)
 	expect(t, runOne(t, treeEnv(pkg), "unit-exposure"), doctor.Pass, "/lib/systemd/system/clamgate.service + "+deploy.GatewayDropIn+": 0.6 SAFE")
 }
