@@ -44,6 +44,12 @@ type sandboxed struct {
 
 func startSandboxed(t *testing.T) *sandboxed {
 	t.Helper()
+	return startSandboxedMode(t, "frugal")
+}
+
+// startSandboxedMode starts the managed clamd with reload set to mode.
+func startSandboxedMode(t *testing.T, mode string) *sandboxed {
+	t.Helper()
 	dir := shortTempDir(t)
 	db := filepath.Join(dir, "db")
 	if err := writeTestDB(db); err != nil {
@@ -58,7 +64,7 @@ func startSandboxed(t *testing.T) *sandboxed {
 		t.Fatal(err)
 	}
 	e := New(config.Engine{Clamd: "/usr/sbin/clamd", StateDir: filepath.Join(dir, "state"), Database: db,
-		MaxThreads: 2, StreamMaxLength: 1 << 20, Reload: "frugal"}, slog.New(slog.NewTextHandler(testWriter{t}, nil)))
+		MaxThreads: 2, StreamMaxLength: 1 << 20, Reload: mode}, slog.New(slog.NewTextHandler(testWriter{t}, nil)))
 	if err := e.Prepare(); err != nil {
 		t.Fatal(err)
 	}
