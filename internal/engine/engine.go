@@ -41,9 +41,10 @@ type Engine struct {
 	dbDir   string
 	builtin bool
 	sb      *sandbox.Sandbox
-	pid     atomic.Int64 // the running clamd's, 0 between runs
-	mode    atomic.Pointer[ReloadMode]
-	restart chan chan struct{} // Restart's requests to Run, closed once clamd has exited
+	pid     atomic.Int64               // the running clamd's, 0 between runs
+	next    atomic.Pointer[ReloadMode] // the mode clamd.conf sets
+	running atomic.Pointer[ReloadMode] // the mode the running clamd started with
+	restart chan chan struct{}         // Restart's requests to Run, closed once clamd has exited
 }
 
 // PID is the running clamd's process id, 0 when none runs.
@@ -89,7 +90,7 @@ func (e *Engine) Prepare() error {
 	}
 	e.sb = sb
 	mode := e.decideReload()
-	e.mode.Store(&mode)
+	e.next.Store(&mode)
 	e.log.Info("database reload mode", "mode", mode.Name(), "basis", mode.Basis, "why", mode.Why)
 	if err := e.writeConf(); err != nil {
 		return err
@@ -199,7 +200,7 @@ func (e *Engine) clamdConf() string {
 		"MaxThreads " + strconv.Itoa(e.cfg.MaxThreads),
 		"StreamMaxLength " + strconv.FormatInt(e.cfg.StreamMaxLength, 10),
 	}
-	if e.ReloadMode().Frugal {
+	if e.nextMode().Frugal {
 		// The gateway watches the database and holds requests while clamd
 		// reloads with one engine in memory; clamd's own SelfCheck would
 		// reload behind its back, stalling requests it is not holding.
@@ -275,6 +276,7 @@ func (e *Engine) runOnce(ctx context.Context) error {
 		out.Close()
 		return err
 	}
+	e.running.Store(e.next.Load())
 	e.pid.Store(int64(cmd.Process.Pid))
 	defer e.pid.Store(0)
 	e.log.Info("clamd started", "pid", cmd.Process.Pid, "database", e.dbDir, "builtin_test_database", e.builtin)

@@ -61,7 +61,7 @@ func (r *Reloader) Reload(ctx context.Context) (Reloaded, error) {
 		res.Mode, res.Restarted = r.Engine.Redecide()
 	}
 	if res.Mode.Frugal || res.Restarted {
-		release := r.hold(ctx, start)
+		release := r.hold(ctx, start, res.Restarted)
 		defer release()
 	}
 	var err error
@@ -74,13 +74,19 @@ func (r *Reloader) Reload(ctx context.Context) (Reloaded, error) {
 	return res, err
 }
 
-// hold stops new scans and waits, boundedly, for the running ones.
-func (r *Reloader) hold(ctx context.Context, start time.Time) func() {
+// hold stops new scans and waits for the running ones: boundedly before
+// RELOAD, which clamd performs after them; for a restart, which would
+// fail them, until they end (each is bounded by its job timeout) or the
+// whole reload's timeout does.
+func (r *Reloader) hold(ctx context.Context, start time.Time, restart bool) func() {
 	release := r.Dispatcher.Hold()
-	drainCtx, stop := context.WithTimeout(ctx, cmp.Or(r.Drain, 30*time.Second))
+	drainCtx, stop := ctx, context.CancelFunc(func() {})
+	if !restart {
+		drainCtx, stop = context.WithTimeout(ctx, cmp.Or(r.Drain, 30*time.Second))
+	}
 	defer stop()
 	if err := r.Dispatcher.WaitIdle(drainCtx); err != nil {
-		r.Log.Warn("reload: scans still running, clamd will finish them first", "after", time.Since(start).Round(time.Millisecond))
+		r.Log.Warn("reload: scans still running, clamd will finish them first", "after", time.Since(start).Round(time.Millisecond), "restart", restart)
 	}
 	return release
 }

@@ -118,9 +118,17 @@ func (e *Engine) decideReload() ReloadMode {
 	return chooseReload(loaded, measured, resident, capBytes, available)
 }
 
-// ReloadMode is the mode the running (or next) clamd was configured with.
+// ReloadMode is the mode the running clamd started with (before it has
+// started, the one it will start with).
 func (e *Engine) ReloadMode() ReloadMode {
-	if m := e.mode.Load(); m != nil {
+	if m := e.running.Load(); m != nil {
+		return *m
+	}
+	return e.nextMode()
+}
+
+func (e *Engine) nextMode() ReloadMode {
+	if m := e.next.Load(); m != nil {
 		return *m
 	}
 	return ConfiguredMode(e.cfg.Reload)
@@ -131,17 +139,23 @@ func (e *Engine) ReloadMode() ReloadMode {
 // it starts, so a changed choice rewrites clamd.conf and reports restart:
 // the caller then restarts clamd (which loads the new database with one
 // engine in memory, as frugal does) instead of sending RELOAD.
+//
+// The choice is compared with the mode the running clamd started with,
+// not with the last choice, so that a restart that failed is tried again.
 func (e *Engine) Redecide() (mode ReloadMode, restart bool) {
-	prev := e.ReloadMode()
+	running := e.ReloadMode()
 	mode = e.decideReload()
-	e.mode.Store(&mode)
-	if mode.Frugal == prev.Frugal {
-		return mode, false
+	if mode.Frugal != e.nextMode().Frugal {
+		prev := e.next.Swap(&mode)
+		if err := e.writeConf(); err != nil {
+			e.log.Error("reload mode: cannot rewrite clamd.conf; keeping the running mode", "err", err)
+			e.next.Store(prev)
+			return running, false
+		}
 	}
-	if err := e.writeConf(); err != nil {
-		e.log.Error("reload mode: cannot rewrite clamd.conf; keeping the running mode", "err", err)
-		e.mode.Store(&prev)
-		return prev, false
+	if mode.Frugal == running.Frugal {
+		e.running.Store(&mode) // the same mode, on today's figures
+		return mode, false
 	}
 	return mode, true
 }
