@@ -84,6 +84,7 @@ func reloadProbe(t *testing.T, s *sandboxed, r *Reloader, n int) Reloaded {
 	if err != nil {
 		t.Fatalf("reload %d: %v", n, err)
 	}
+	t.Logf("reload %d: %s, restarted %v, took %v", n, res.Mode.Name(), res.Restarted, res.Took.Round(time.Millisecond))
 	want := fmt.Sprintf("stream: Clamgate-Auto-Probe-%d.UNOFFICIAL FOUND", n)
 	var got string
 	// A concurrent RELOAD returns before clamd has swapped engines.

@@ -86,7 +86,11 @@ func (r *Reloader) hold(ctx context.Context, start time.Time, restart bool) func
 	}
 	defer stop()
 	if err := r.Dispatcher.WaitIdle(drainCtx); err != nil {
-		r.Log.Warn("reload: scans still running, clamd will finish them first", "after", time.Since(start).Round(time.Millisecond), "restart", restart)
+		if restart {
+			r.Log.Warn("reload: scans still running at the reload's timeout; clamd is not restarted", "after", time.Since(start).Round(time.Millisecond))
+		} else {
+			r.Log.Warn("reload: scans still running, clamd will finish them first", "after", time.Since(start).Round(time.Millisecond))
+		}
 	}
 	return release
 }
