@@ -98,9 +98,11 @@ type Engine struct {
 	MaxThreads      int
 	StreamMaxLength int64
 	User            string // user clamd runs as; "" = clamav when the gateway is root, else the gateway's own
-	// Frugal runs clamd with ConcurrentDatabaseReload no: reloads keep one
-	// database in memory, and the gateway holds requests meanwhile.
-	Frugal bool
+	// Reload is [database] reload: "frugal" runs clamd with
+	// ConcurrentDatabaseReload no (reloads keep one database in memory, and
+	// the gateway holds requests meanwhile), "concurrent" with yes, "auto"
+	// lets the engine choose from its memory (see engine.ReloadMode).
+	Reload string
 }
 
 // file is the TOML document's shape.

@@ -118,15 +118,15 @@ func TestDatabaseDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d := cfg.Database; d.Dir != dir || !d.Watch || d.Reload != "concurrent" || d.Settle != DefaultSettle || d.MaxAge != DefaultMaxAge {
+	if d := cfg.Database; d.Dir != dir || !d.Watch || d.Reload != "auto" || d.Settle != DefaultSettle || d.MaxAge != DefaultMaxAge {
 		t.Errorf("external clamd, --watch-db: %+v", d)
 	}
 	cfg, err = FromFlags(Flags{Listen: []string{"tcp:127.0.0.1:3310"}, StateDir: "/run/x"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Database.Reload != "frugal" || !cfg.Engine.Frugal {
-		t.Errorf("managed clamd: reload %q, engine frugal %v", cfg.Database.Reload, cfg.Engine.Frugal)
+	if cfg.Database.Reload != "auto" || cfg.Engine.Reload != "auto" {
+		t.Errorf("managed clamd: reload %q, engine's %q", cfg.Database.Reload, cfg.Engine.Reload)
 	}
 	if _, err := FromFlags(Flags{Listen: []string{"tcp:127.0.0.1:3310"}, WatchDB: "/nonexistent"}); err == nil {
 		t.Error("--watch-db of a missing directory accepted")

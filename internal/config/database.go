@@ -11,7 +11,7 @@ import (
 type Database struct {
 	Dir    string        // "" = the managed clamd's, or none
 	Watch  bool          // reload clamd when Dir changes
-	Reload string        // "frugal" or "concurrent"
+	Reload string        // "auto", "frugal" or "concurrent"
 	Settle time.Duration // quiet time after the last change before reloading
 	MaxAge time.Duration // older than this, the gateway warns
 }
@@ -31,22 +31,20 @@ const (
 )
 
 // database applies the defaults: a managed clamd's own database is watched
-// and reloaded frugally unless the file says otherwise; an external
-// clamd's only when its directory is named.
+// unless the file says otherwise, an external clamd's only when its
+// directory is named; either is reloaded in the "auto" mode, concurrent
+// when memory allows, else frugal (see engine.ReloadMode).
 func (v *validator) database(s databaseSection, eng *Engine) Database {
 	d := Database{Dir: s.Dir, Watch: s.Watch == nil || *s.Watch, Reload: s.Reload, Settle: s.Settle.Or(DefaultSettle), MaxAge: s.MaxAge.Or(DefaultMaxAge)}
 	if d.Reload == "" {
-		d.Reload = "concurrent"
-		if eng != nil {
-			d.Reload = "frugal"
-		}
+		d.Reload = "auto"
 	}
-	v.oneOf("database.reload", d.Reload, "frugal", "concurrent")
+	v.oneOf("database.reload", d.Reload, "auto", "frugal", "concurrent")
 	if d.Dir != "" && !filepath.IsAbs(d.Dir) {
 		v.fail("database.dir", "%q is not an absolute path", d.Dir)
 	}
 	if eng != nil {
-		eng.Frugal = d.Reload == "frugal"
+		eng.Reload = d.Reload
 		if d.Dir != "" && eng.Database == "" {
 			eng.Database = d.Dir
 		}

@@ -41,7 +41,10 @@ type Engine struct {
 	dbDir   string
 	builtin bool
 	sb      *sandbox.Sandbox
-	pid     atomic.Int64 // the running clamd's, 0 between runs
+	pid     atomic.Int64               // the running clamd's, 0 between runs
+	next    atomic.Pointer[ReloadMode] // the mode clamd.conf sets
+	running atomic.Pointer[ReloadMode] // the mode the running clamd started with
+	restart chan chan struct{}         // Restart's requests to Run, closed once clamd has exited
 }
 
 // PID is the running clamd's process id, 0 when none runs.
@@ -56,7 +59,7 @@ func New(cfg config.Engine, log *slog.Logger) *Engine {
 	if cfg.User == "" && os.Geteuid() == 0 {
 		cfg.User = DefaultUser
 	}
-	return &Engine{cfg: cfg, log: log.With("component", "engine")}
+	return &Engine{cfg: cfg, log: log.With("component", "engine"), restart: make(chan chan struct{})}
 }
 
 // Socket is the unix socket the managed clamd listens on (gateway only).
@@ -80,13 +83,16 @@ func (e *Engine) Prepare() error {
 	}
 	sb, err := sandbox.New(sandbox.Config{
 		Program: e.cfg.Clamd, Args: []string{e.cfg.Clamd, "--config-file=" + e.confPath()}, Env: clamdEnv(),
-		User: e.cfg.User, Database: e.dbDir, StateDir: e.cfg.StateDir, MemoryMax: memoryMax(e.dbDir), Log: e.log,
+		User: e.cfg.User, Database: e.dbDir, StateDir: e.cfg.StateDir, MemoryMax: e.memoryMax(), Log: e.log,
 	})
 	if err != nil {
 		return err
 	}
 	e.sb = sb
-	if err := os.WriteFile(e.confPath(), []byte(e.clamdConf()), 0o640); err != nil {
+	mode := e.decideReload()
+	e.next.Store(&mode)
+	e.log.Info("database reload mode", "mode", mode.Name(), "basis", mode.Basis, "why", mode.Why)
+	if err := e.writeConf(); err != nil {
 		return err
 	}
 	return e.chownState()
@@ -107,8 +113,14 @@ func (e *Engine) Cgroup() string {
 }
 
 // memoryMax caps clamd as deploy's unit and container are: twice the
-// loaded size estimated from the database on disk.
-func memoryMax(dir string) int64 { return sigdb.SizeMemory(sigdb.DiskBytes(dir)).MaxMiB << 20 }
+// loaded size estimated from the database on disk; with reload = "auto"
+// the margin of a concurrent reload on top (see autoMemoryMax).
+func (e *Engine) memoryMax() int64 {
+	if e.cfg.Reload == "auto" {
+		return autoMemoryMax(e.dbDir)
+	}
+	return sigdb.SizeMemory(sigdb.DiskBytes(e.dbDir)).MaxMiB << 20
+}
 
 // clamdEnv is the gateway's environment without systemd's notify socket
 // and watchdog, which are the gateway's: clamd must not answer on them.
@@ -188,7 +200,7 @@ func (e *Engine) clamdConf() string {
 		"MaxThreads " + strconv.Itoa(e.cfg.MaxThreads),
 		"StreamMaxLength " + strconv.FormatInt(e.cfg.StreamMaxLength, 10),
 	}
-	if e.cfg.Frugal {
+	if e.nextMode().Frugal {
 		// The gateway watches the database and holds requests while clamd
 		// reloads with one engine in memory; clamd's own SelfCheck would
 		// reload behind its back, stalling requests it is not holding.
@@ -197,7 +209,7 @@ func (e *Engine) clamdConf() string {
 		// that wait is most of the stall, whatever the database's size.
 		lines = append(lines, "ConcurrentDatabaseReload no", "SelfCheck 0", "IdleTimeout 2")
 	} else {
-		lines = append(lines, "SelfCheck 600")
+		lines = append(lines, "ConcurrentDatabaseReload yes", "SelfCheck 600")
 	}
 	return strings.Join(lines, "\n") + "\n"
 }
@@ -239,6 +251,9 @@ func (e *Engine) Run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return nil
 		}
+		if errors.Is(err, errRestarted) {
+			continue
+		}
 		if time.Since(start) > time.Minute {
 			backoff = time.Second
 		}
@@ -247,6 +262,8 @@ func (e *Engine) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-time.After(backoff):
+		case exited := <-e.restart: // no clamd to stop: start the new one now
+			close(exited)
 		}
 		backoff = min(backoff*2, 30*time.Second)
 	}
@@ -259,24 +276,57 @@ func (e *Engine) runOnce(ctx context.Context) error {
 		out.Close()
 		return err
 	}
+	e.running.Store(e.next.Load())
 	e.pid.Store(int64(cmd.Process.Pid))
 	defer e.pid.Store(0)
 	e.log.Info("clamd started", "pid", cmd.Process.Pid, "database", e.dbDir, "builtin_test_database", e.builtin)
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
+	defer out.Close()
 	select {
 	case err := <-done:
-		out.Close()
 		return explainExit(err)
 	case <-ctx.Done():
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-		out.Close()
+		stop(cmd, done)
+		return ctx.Err()
+	case exited := <-e.restart:
+		e.log.Info("restarting clamd to apply its reload mode", "pid", cmd.Process.Pid, "mode", e.ReloadMode().Name())
+		stop(cmd, done)
+		e.pid.Store(0)
+		close(exited)
+		return errRestarted
+	}
+}
+
+// errRestarted ends a run that Restart asked for: Run starts clamd again
+// at once, without the backoff of a crash.
+var errRestarted = errors.New("restarted on request")
+
+// stop ends clamd with SIGTERM, and SIGKILL if it lingers.
+func stop(cmd *exec.Cmd, done <-chan error) {
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		_ = cmd.Process.Kill()
+		<-done
+	}
+}
+
+// Restart stops the running clamd and returns once it has exited; Run
+// starts it again with the current clamd.conf at once. The caller waits
+// for it with WaitReady.
+func (e *Engine) Restart(ctx context.Context) error {
+	exited := make(chan struct{})
+	select {
+	case e.restart <- exited:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case <-exited:
+		return nil
+	case <-ctx.Done():
 		return ctx.Err()
 	}
 }

@@ -37,7 +37,7 @@ func BenchmarkSandboxCost(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	cfg := config.Engine{Clamd: "/usr/sbin/clamd", Database: db, MaxThreads: 4, StreamMaxLength: 1 << 20, Frugal: true}
+	cfg := config.Engine{Clamd: "/usr/sbin/clamd", Database: db, MaxThreads: 4, StreamMaxLength: 1 << 20, Reload: "frugal"}
 	boxed := startBenchEngine(b, cfg, filepath.Join(dir, "boxed"))
 	plain := startPlainClamd(b, cfg, filepath.Join(dir, "plain"))
 	ctx := context.Background()

@@ -44,6 +44,12 @@ type sandboxed struct {
 
 func startSandboxed(t *testing.T) *sandboxed {
 	t.Helper()
+	return startSandboxedMode(t, "frugal")
+}
+
+// startSandboxedMode starts the managed clamd with reload set to mode.
+func startSandboxedMode(t *testing.T, mode string) *sandboxed {
+	t.Helper()
 	dir := shortTempDir(t)
 	db := filepath.Join(dir, "db")
 	if err := writeTestDB(db); err != nil {
@@ -58,7 +64,7 @@ func startSandboxed(t *testing.T) *sandboxed {
 		t.Fatal(err)
 	}
 	e := New(config.Engine{Clamd: "/usr/sbin/clamd", StateDir: filepath.Join(dir, "state"), Database: db,
-		MaxThreads: 2, StreamMaxLength: 1 << 20, Frugal: true}, slog.New(slog.NewTextHandler(testWriter{t}, nil)))
+		MaxThreads: 2, StreamMaxLength: 1 << 20, Reload: mode}, slog.New(slog.NewTextHandler(testWriter{t}, nil)))
 	if err := e.Prepare(); err != nil {
 		t.Fatal(err)
 	}
@@ -157,8 +163,8 @@ func TestSandboxHolds(t *testing.T) {
 			t.Errorf("clamd is not in %s:\n%s", cg, raw)
 		}
 		limit := readFirst(filepath.Join(cg, "memory.max"), filepath.Join(cg, "memory.limit_in_bytes"))
-		if limit != strconv.FormatInt(memoryMax(s.db), 10) {
-			t.Errorf("memory limit %q, want %d", limit, memoryMax(s.db))
+		if limit != strconv.FormatInt(s.e.memoryMax(), 10) {
+			t.Errorf("memory limit %q, want %d", limit, s.e.memoryMax())
 		}
 	})
 }
@@ -307,7 +313,7 @@ func runEngineFor(dir string) int {
 	}
 	log := slog.New(slog.NewTextHandler(logf, nil))
 	e := New(config.Engine{Clamd: "/usr/sbin/clamd", StateDir: filepath.Join(dir, "state"), Database: filepath.Join(dir, "db"),
-		MaxThreads: 2, StreamMaxLength: 1 << 20, Frugal: true}, log)
+		MaxThreads: 2, StreamMaxLength: 1 << 20, Reload: "frugal"}, log)
 	if err := e.Prepare(); err != nil {
 		log.Error("prepare", "err", err)
 		return 1

@@ -32,6 +32,8 @@ func (l *lifecycle) run(ctx context.Context) {
 		snap = &sigdb.Snapshot{Dir: l.dir}
 	}
 	l.accept(snap, "start", 0)
+	m := l.reloader.Current()
+	l.log.Info("database reload mode", "mode", m.Name(), "basis", m.Basis, "why", m.Why)
 	go l.watchAge(ctx)
 	if !l.cfg.Watch {
 		return
@@ -43,13 +45,14 @@ func (l *lifecycle) run(ctx context.Context) {
 }
 
 func (l *lifecycle) reload(ctx context.Context, snap *sigdb.Snapshot) bool {
-	l.log.Info("signature database changed: reloading clamd", "dir", l.dir, "mode", l.cfg.Reload, "signatures", snap.Signatures)
-	took, err := l.reloader.Reload(ctx)
+	l.log.Info("signature database changed: reloading clamd", "dir", l.dir, "reload", l.cfg.Reload, "signatures", snap.Signatures)
+	res, err := l.reloader.Reload(ctx)
+	l.log.Info("database reload mode", "mode", res.Mode.Name(), "basis", res.Mode.Basis, "restarted", res.Restarted, "why", res.Mode.Why)
 	if err != nil {
 		l.log.Error("reload failed: clamd keeps its previous database; will try again", "err", err)
 		return false
 	}
-	l.accept(snap, "reload", took)
+	l.accept(snap, "reload", res.Took)
 	return true
 }
 
@@ -104,8 +107,9 @@ func (l *lifecycle) Stats() string {
 	if s == nil {
 		return ""
 	}
-	return fmt.Sprintf("DATABASE: dir %s version %d signatures %d built %s age %s\n",
-		s.Dir, s.Version, s.Signatures, s.BuildTime.UTC().Format(time.RFC3339), age(s))
+	m := l.reloader.Current()
+	return fmt.Sprintf("DATABASE: dir %s version %d signatures %d built %s age %s reload %s (%s)\n",
+		s.Dir, s.Version, s.Signatures, s.BuildTime.UTC().Format(time.RFC3339), age(s), m.Name(), m.Basis)
 }
 
 func age(s *sigdb.Snapshot) string {

@@ -128,9 +128,8 @@ func newLifecycle(cfg *config.Config, eng *engine.Engine, d *scan.Dispatcher, lo
 	if dir == "" {
 		return nil
 	}
-	frugal := cfg.Database.Reload == "frugal"
 	return &lifecycle{cfg: cfg.Database, dir: dir, log: log,
-		reloader: &engine.Reloader{Dispatcher: d, Frugal: frugal, Log: log}}
+		reloader: &engine.Reloader{Dispatcher: d, Mode: cfg.Database.Reload, Engine: eng, Log: log}}
 }
 
 func pathScans(cfg *config.Config) bool {

@@ -18,7 +18,9 @@ import (
 // TestReloadOnUpdate updates the database the way freshclam does (a file
 // written in a tmp directory, then renamed into place) while clients scan
 // without pause: the new signature must be served within 15 s, and no scan
-// may fail or be refused during the frugal reload.
+// may fail or be refused during the reload. reload = "auto" with an
+// external clamd (this one runs ConcurrentDatabaseReload no) must hold
+// requests as frugal does, and say so in STATS.
 func TestReloadOnUpdate(t *testing.T) {
 	c := testenv.StartClamd(t, testenv.ClamdOptions{Extra: []string{"ConcurrentDatabaseReload no", "SelfCheck 0", "IdleTimeout 2"}})
 	dir := testenv.TempDir(t)
@@ -28,7 +30,7 @@ func TestReloadOnUpdate(t *testing.T) {
 address = "unix:%s"
 [database]
 dir = "%s"
-reload = "frugal"
+reload = "auto"
 settle = "300ms"
 [[listener]]
 address = "unix:%s"
@@ -66,7 +68,7 @@ mode = "0666"
 		t.Errorf("%d scans failed during the reload: %s", failed, load.firstErr.Load())
 	}
 	stats, err := gw.Command(context.Background(), "STATS")
-	if err != nil || !strings.Contains(stats, "DATABASE: dir "+c.DBDir) || !strings.HasSuffix(stats, "END") {
+	if err != nil || !strings.Contains(stats, "DATABASE: dir "+c.DBDir) || !strings.Contains(stats, " reload frugal (external)\n") || !strings.HasSuffix(stats, "END") {
 		t.Errorf("STATS without the database line: %q %v", stats, err)
 	}
 }

@@ -50,6 +50,10 @@ func (t *telemetry) follow(life *lifecycle) {
 		}
 		return s.Version, s.Signatures, s.BuildTime, true
 	})
+	t.metrics.SetReloadMode(func() (string, string) {
+		m := life.reloader.Current()
+		return m.Name(), m.Basis
+	})
 }
 
 func (t *telemetry) backends() []metrics.BackendState {

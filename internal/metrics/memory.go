@@ -28,7 +28,7 @@ func EngineMemory(pid int, cgroupDir string) (resident, limit int64, ok bool) {
 		cgroupDir, _ = cgroupOf(pid)
 	}
 	if cgroupDir != "" {
-		limit = effectiveLimit(cgroupDir)
+		limit = rss.Limit(cgroupDir)
 	}
 	if pid > 0 {
 		n, err := rss.Read(pid)
@@ -54,35 +54,6 @@ func cgroupOf(pid int) (string, error) {
 		}
 	}
 	return "", fmt.Errorf("pid %d: not on cgroup v2", pid)
-}
-
-// effectiveLimit walks from dir up to the cgroup root, taking the smallest
-// memory.max. A directory outside the root (a test's) is read alone.
-func effectiveLimit(dir string) int64 {
-	var limit int64
-	for {
-		if v, err := readMax(filepath.Join(dir, "memory.max")); err == nil && v > 0 && (limit == 0 || v < limit) {
-			limit = v
-		}
-		parent := filepath.Dir(dir)
-		if !strings.HasPrefix(parent, cgroupRoot) || parent == dir {
-			return limit
-		}
-		dir = parent
-	}
-}
-
-// readMax reads a memory.max file: "max" (uncapped) is 0.
-func readMax(path string) (int64, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return 0, err
-	}
-	s := strings.TrimSpace(string(data))
-	if s == "max" {
-		return 0, nil
-	}
-	return strconv.ParseInt(s, 10, 64)
 }
 
 func readInt(path string) (int64, error) {

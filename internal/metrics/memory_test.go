@@ -22,7 +22,7 @@ func TestEngineMemoryOfThisProcess(t *testing.T) {
 	if err != nil {
 		t.Skipf("no cgroup v2 here (%v): limit %d unchecked", err, limit)
 	}
-	if max, err := readMax(filepath.Join(dir, "memory.max")); err == nil && max > 0 && limit > max {
+	if max, err := readInt(filepath.Join(dir, "memory.max")); err == nil && max > 0 && limit > max {
 		t.Errorf("limit %d above own cgroup's memory.max %d", limit, max)
 	}
 	t.Logf("rss %d, cgroup %s, limit %d", rss, dir, limit)

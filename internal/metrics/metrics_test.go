@@ -50,6 +50,7 @@ func feed(m *Metrics) {
 	m.SetDatabase(func() (int, int, time.Time, bool) { return 27500, 8_700_000, time.Now().Add(-time.Hour), true })
 	m.SetEngineMemory(func() (int64, int64, bool) { return 1 << 30, 2 << 30, true })
 	m.SetHeld(func() time.Duration { return 0 })
+	m.SetReloadMode(func() (string, string) { return "concurrent", "cgroup" })
 }
 
 func TestDoneCountsByLabels(t *testing.T) {
@@ -140,6 +141,9 @@ clamgate_backend_up{backend="unix:/run/clamav/clamd.sock",role="primary"} 1
 # HELP clamgate_database_age_seconds Seconds since the loaded signature database was built.
 # TYPE clamgate_database_age_seconds gauge
 clamgate_database_age_seconds 5400
+# HELP clamgate_database_reload_mode The mode the next database reload runs in (1): frugal holds scans with one database in memory, concurrent keeps scanning with two; basis is what chose it (config, cgroup, host, unknown, external).
+# TYPE clamgate_database_reload_mode gauge
+clamgate_database_reload_mode{basis="cgroup",mode="concurrent"} 1
 # HELP clamgate_database_version Version of the signature database the engine has loaded (daily.cvd/cld).
 # TYPE clamgate_database_version gauge
 clamgate_database_version 27500
@@ -147,7 +151,7 @@ clamgate_database_version 27500
 # TYPE clamgate_engine_memory_limit_bytes gauge
 clamgate_engine_memory_limit_bytes 2.147483648e+09
 `
-	names := []string{"clamgate_backend_up", "clamgate_database_age_seconds",
+	names := []string{"clamgate_backend_up", "clamgate_database_age_seconds", "clamgate_database_reload_mode",
 		"clamgate_database_version", "clamgate_engine_memory_limit_bytes"}
 	if err := testutil.GatherAndCompare(m.Registry(), strings.NewReader(want), names...); err != nil {
 		t.Error(err)

@@ -31,6 +31,9 @@ var (
 		"Resident memory of the clamd engine.", nil, nil)
 	engineLimitDesc = prometheus.NewDesc(namespace+"_engine_memory_limit_bytes",
 		"Memory cap of the engine's cgroup (memory.max); absent when uncapped.", nil, nil)
+	reloadModeDesc = prometheus.NewDesc(namespace+"_database_reload_mode",
+		"The mode the next database reload runs in (1): frugal holds scans with one database in memory, concurrent keeps scanning with two; basis is what chose it (config, cgroup, host, unknown, external).",
+		[]string{"mode", "basis"}, nil)
 	heldDesc = prometheus.NewDesc(namespace+"_dispatch_held_seconds",
 		"How long new scans have been held for a frugal database reload so far; 0 when they are not.", nil, nil)
 )
@@ -46,6 +49,7 @@ type stateCollector struct {
 	database databaseFunc
 	memory   memoryFunc
 	held     func() time.Duration
+	reload   func() (mode, basis string)
 	now      func() time.Time
 }
 
@@ -54,6 +58,13 @@ func (m *Metrics) SetHeld(f func() time.Duration) {
 	m.state.mu.Lock()
 	defer m.state.mu.Unlock()
 	m.state.held = f
+}
+
+// SetReloadMode sets where database_reload_mode comes from; nil removes it.
+func (m *Metrics) SetReloadMode(f func() (mode, basis string)) {
+	m.state.mu.Lock()
+	defer m.state.mu.Unlock()
+	m.state.reload = f
 }
 
 // SetBackends sets where backend_up comes from; nil removes it.
@@ -80,7 +91,7 @@ func (m *Metrics) SetEngineMemory(f func() (rssBytes int64, capBytes int64, ok b
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{backendUpDesc, dbVersionDesc, dbSignaturesDesc,
-		dbAgeDesc, engineRSSDesc, engineLimitDesc, heldDesc} {
+		dbAgeDesc, engineRSSDesc, engineLimitDesc, heldDesc, reloadModeDesc} {
 		ch <- d
 	}
 }
@@ -89,8 +100,12 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	// Copy the sources so that a slow source never holds the lock against
 	// the gateway's Set calls.
 	c.mu.Lock()
-	backends, database, memory, held := c.backends, c.database, c.memory, c.held
+	backends, database, memory, held, reload := c.backends, c.database, c.memory, c.held, c.reload
 	c.mu.Unlock()
+	if reload != nil {
+		mode, basis := reload()
+		ch <- prometheus.MustNewConstMetric(reloadModeDesc, prometheus.GaugeValue, 1, mode, basis)
+	}
 	if held != nil {
 		ch <- prometheus.MustNewConstMetric(heldDesc, prometheus.GaugeValue, held().Seconds())
 	}

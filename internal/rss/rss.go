@@ -1,5 +1,7 @@
 // Package rss reads a process's resident memory (VmRSS) from
-// /proc/PID/status, for the metrics, doctor and the benchmarks alike.
+// /proc/PID/status, for the metrics, doctor and the benchmarks alike, and
+// the memory it may grow into: its cgroup's cap and the host's
+// MemAvailable, from which the gateway picks a database reload mode.
 //
 // It is hand-written rather than prometheus/procfs's ProcStatus: that one
 // parses every field (and fails the whole read on any it dislikes), and

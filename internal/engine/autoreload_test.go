@@ -1,0 +1,118 @@
+package engine
+
+import (
+	"crypto/md5"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"clamgate/internal/rss"
+	"clamgate/internal/scan"
+)
+
+// TestAutoReloadFollowsCgroupCap runs reload = "auto" against a real
+// clamd in the real memory cgroup the sandbox made for it (v1 or v2):
+// with the cap the engine sets itself, the measured RSS leaves room for
+// a second database and RELOAD runs concurrently, scans never held; once
+// the cap is lowered below 2 x RSS + margin (still above RSS, so clamd
+// lives) the next database change restarts clamd into the frugal mode,
+// and raising the cap again brings the concurrent one back. Every step
+// must also load the changed database.
+func TestAutoReloadFollowsCgroupCap(t *testing.T) {
+	s := startSandboxedMode(t, "auto")
+	cg := s.e.Cgroup()
+	if cg == "" {
+		t.Skip("no memory cgroup on this host (the engine logged why)")
+	}
+	if m := s.e.ReloadMode(); m.Frugal || m.Basis != "cgroup" {
+		t.Fatalf("at start, from the estimate: %+v", m)
+	}
+	confHas(t, s, "ConcurrentDatabaseReload yes")
+	d := scan.NewDispatcher(s.client, slog.New(slog.NewTextHandler(testWriter{t}, nil)), scan.Options{})
+	r := &Reloader{Dispatcher: d, Mode: "auto", Engine: s.e, Log: slog.New(slog.NewTextHandler(testWriter{t}, nil))}
+
+	res := reloadProbe(t, s, r, 1)
+	if res.Mode.Frugal || res.Restarted || res.Mode.Basis != "cgroup" {
+		t.Fatalf("ample cap: %+v", res)
+	}
+	resident, err := rss.Read(s.e.PID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("concurrent: clamd RSS %d MiB, cap %d MiB: %s", resident>>20, rss.Limit(cg)>>20, res.Mode.Why)
+
+	setCap(t, cg, resident+resident/2+8<<20) // above RSS, below 2 x RSS + 128 MiB
+	pid := s.e.PID()
+	res = reloadProbe(t, s, r, 2)
+	if !res.Mode.Frugal || !res.Restarted || res.Mode.Basis != "cgroup" {
+		t.Fatalf("short cap: %+v", res)
+	}
+	if s.e.PID() == pid || s.e.PID() == 0 {
+		t.Fatalf("clamd not restarted into frugal (pid %d, was %d)", s.e.PID(), pid)
+	}
+	confHas(t, s, "ConcurrentDatabaseReload no")
+	t.Logf("frugal: %s", res.Mode.Why)
+
+	res = reloadProbe(t, s, r, 3) // frugal again: RELOAD with the scans held, no restart
+	if !res.Mode.Frugal || res.Restarted {
+		t.Fatalf("short cap, second change: %+v", res)
+	}
+
+	setCap(t, cg, 1<<30)
+	res = reloadProbe(t, s, r, 4)
+	if res.Mode.Frugal || !res.Restarted {
+		t.Fatalf("cap raised again: %+v", res)
+	}
+	confHas(t, s, "ConcurrentDatabaseReload yes")
+}
+
+// reloadProbe adds signature n to the database, reloads through r and
+// checks that clamd finds it.
+func reloadProbe(t *testing.T, s *sandboxed, r *Reloader, n int) Reloaded {
+	t.Helper()
+	body := fmt.Sprintf("clamgate auto reload probe %d %d", n, os.Getpid())
+	hdb := fmt.Sprintf("%x:%d:Clamgate-Auto-Probe-%d\n", md5.Sum([]byte(body)), len(body), n)
+	if err := os.WriteFile(filepath.Join(s.db, "auto"+strconv.Itoa(n)+".hdb"), []byte(hdb), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res, err := r.Reload(s.ctx)
+	if err != nil {
+		t.Fatalf("reload %d: %v", n, err)
+	}
+	t.Logf("reload %d: %s, restarted %v, took %v", n, res.Mode.Name(), res.Restarted, res.Took.Round(time.Millisecond))
+	want := fmt.Sprintf("stream: Clamgate-Auto-Probe-%d.UNOFFICIAL FOUND", n)
+	var got string
+	// A concurrent RELOAD returns before clamd has swapped engines.
+	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		if got, _ = s.client.Instream(s.ctx, strings.NewReader(body)); got == want {
+			return res
+		}
+	}
+	t.Fatalf("after reload %d (%+v): %q", n, res, got)
+	return res
+}
+
+// setCap writes the memory cap of clamd's cgroup, v2 or v1.
+func setCap(t *testing.T, cg string, limit int64) {
+	t.Helper()
+	file := filepath.Join(cg, "memory.max")
+	if _, err := os.Stat(file); err != nil {
+		file = filepath.Join(cg, "memory.limit_in_bytes")
+	}
+	if err := os.WriteFile(file, []byte(strconv.FormatInt(limit, 10)), 0); err != nil {
+		t.Fatalf("cap %s at %d: %v", cg, limit, err)
+	}
+}
+
+func confHas(t *testing.T, s *sandboxed, line string) {
+	t.Helper()
+	conf, err := os.ReadFile(s.e.confPath())
+	if err != nil || !strings.Contains(string(conf), "\n"+line+"\n") {
+		t.Fatalf("clamd.conf lacks %q: %v\n%s", line, err, conf)
+	}
+}
