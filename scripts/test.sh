@@ -29,14 +29,20 @@ bash e2e/rehearse.sh
 # (golang/go#75804, fixed in 1.27): such a run is tried once more; a run that
 # writes a crasher to testdata/fuzz fails the suite at once.
 fuzztime=${FUZZTIME:-10s}
+crashers() { # the inputs saved under testdata/fuzz/TARGET
+  local files=()
+  shopt -s nullglob
+  files=("$1/testdata/fuzz/$2"/*)
+  echo "${#files[@]}"
+}
 fuzz_one() {
-  local dir=$1 target=$2 out crashers
-  crashers=$(ls "$dir/testdata/fuzz/$target" 2>/dev/null | wc -l)
+  local dir=$1 target=$2 out before
+  before=$(crashers "$dir" "$target")
   if out=$(go test -run '^$' -fuzz "^${target}\$" -fuzztime "$fuzztime" "./$dir/" 2>&1); then
     tail -n 1 <<<"$out"
     return 0
   fi
-  if [[ $(ls "$dir/testdata/fuzz/$target" 2>/dev/null | wc -l) -eq $crashers ]] &&
+  if [[ $(crashers "$dir" "$target") -eq $before ]] &&
      grep -q 'context deadline exceeded' <<<"$out"; then
     echo "fuzz $target: the fuzztime deadline race of Go 1.26 (golang/go#75804), no crasher: once more"
     go test -run '^$' -fuzz "^${target}\$" -fuzztime "$fuzztime" "./$dir/" | tail -n 1
