@@ -35,9 +35,19 @@ func TestPodmanEngine(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("rootful podman needs root")
 	}
-	out, err := exec.Command("../../deploy/image/build.sh", "localhost/clamgate/clamd-test:local").CombinedOutput()
+	const tag = "localhost/clamgate/clamd-test:local"
+	previous, _ := exec.Command("podman", "image", "inspect", "-f", "{{.Id}}", tag).Output()
+	out, err := exec.Command("../../deploy/image/build.sh", tag).CombinedOutput()
 	if err != nil {
 		t.Skipf("podman cannot build an image here: %v\n%s", err, out)
+	}
+	// The rebuild took the tag; the image it left untagged goes, or every
+	// run would leave one behind.
+	if old := strings.TrimSpace(string(previous)); old != "" {
+		now, _ := exec.Command("podman", "image", "inspect", "-f", "{{.Id}}", tag).Output()
+		if strings.TrimSpace(string(now)) != old {
+			_ = exec.Command("podman", "rmi", old).Run()
+		}
 	}
 	ref := strings.TrimSpace(string(out[bytes.LastIndexByte(bytes.TrimSpace(out), '\n')+1:]))
 	img, err := ParseImage(ref, false)
