@@ -191,6 +191,10 @@ config_sums() {
 
 apply() {
   local ref
+  # Installed before the snapshot, as an administrator installs it before
+  # deploying: its conffile and units are part of what rollback must restore.
+  dpkg -i /root/clamgate.deb > "$E2E/dpkg.txt" 2>&1 || { cat "$E2E/dpkg.txt"; fail "dpkg -i clamgate.deb"; }
+  ok "installed $(dpkg-query -W -f='${Package} ${Version}' clamgate): $(clamgate version | head -n 1)"
   ref=$(bash "$E2E/build.sh" | tail -n 1)
   echo "  engine image (deploy/image/build.sh, on this host): $ref"
   config_sums > "$E2E/before.sums"

@@ -64,8 +64,11 @@ if ! podman image exists "$image"; then
 fi
 echo "  $(podman image inspect --format '{{.Id}}' "$image" | cut -c1-12), from $tarball"
 
-step "clamgate from this tree, and the synthetic signature database"
-CGO_ENABLED=0 go build -o "$work/clamgate" ./cmd/clamgate
+step "clamgate from this tree, as its Debian package, and the synthetic signature database"
+# The host installs clamgate the way an administrator would: the package
+# scripts/package.sh builds (lintian runs in scripts/test-package.sh).
+bash scripts/package.sh --no-lint | sed 's/^/  /'
+cp "$(ls -t dist/clamgate_*.deb | head -n 1)" "$work/clamgate.deb"
 mkdir -p "$work/e2e/db"
 go run ./bench/gensigs -dir "$work/e2e/db" -body 50000 -hashes 50000
 cp e2e/inside.sh deploy/image/build.sh "$work/e2e/"
@@ -78,7 +81,7 @@ step "boot the host"
 podman run -d --name "$name" --hostname mail.rehearsal.test --runtime runc --systemd=always --privileged --stop-signal SIGRTMIN+3 \
   --memory 6g --ulimit nofile=1024:1024 --ulimit nproc=4096:4096 "$image" /sbin/init >/dev/null
 podman cp "$work/e2e" "$name:/root/e2e"
-podman cp "$work/clamgate" "$name:/usr/local/bin/clamgate"
+podman cp "$work/clamgate.deb" "$name:/root/clamgate.deb"
 inside wait first
 
 step "before: the article's starting point"
