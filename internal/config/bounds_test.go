@@ -15,7 +15,7 @@ func TestFrontBounds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.ICAP.RequestTimeout != DefaultICAPRequestTimeout || cfg.HTTPMaxConnections != 0 {
+	if cfg.ICAP.RequestTimeout != DefaultICAPRequestTimeout || cfg.HTTPMaxConnections != DefaultHTTPMaxConnections {
 		t.Errorf("defaults: request_timeout %v, http_max_connections %d", cfg.ICAP.RequestTimeout, cfg.HTTPMaxConnections)
 	}
 	cfg, err = Parse("t.toml", []byte("[server]\nhttp_max_connections = 4\n[icap]\nrequest_timeout = \"30s\"\n"+base))

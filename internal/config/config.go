@@ -217,6 +217,9 @@ const (
 	// DefaultCommandTimeout is clamd's CommandReadTimeout: any client
 	// sends its command at once.
 	DefaultCommandTimeout = 30 * time.Second
+	// DefaultHTTPMaxConnections bounds /metrics and health: a scraper and
+	// a probe or two need no more, and each connection costs a descriptor.
+	DefaultHTTPMaxConnections = 16
 	// minStreamRate is the slowest stream a local client is expected to
 	// send (bytes per second), for the default stream_timeout.
 	minStreamRate = 256 << 10
@@ -350,6 +353,9 @@ func (v *validator) checkServer(cfg *Config) {
 	}
 	if cfg.HTTPMaxConnections < 0 {
 		v.fail("server.http_max_connections", "must not be negative")
+	}
+	if cfg.HTTPMaxConnections == 0 {
+		cfg.HTTPMaxConnections = DefaultHTTPMaxConnections
 	}
 	if !slices.Contains([]string{"debug", "info", "warn", "error"}, cfg.LogLevel) {
 		v.fail("server.log_level", "%q is not one of debug, info, warn, error", cfg.LogLevel)

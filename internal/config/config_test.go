@@ -209,3 +209,45 @@ func TestShowRoundTrip(t *testing.T) {
 		})
 	}
 }
+
+// TestShowKeepsEveryKey: keys set away from their defaults come back the
+// same through config show.
+func TestShowKeepsEveryKey(t *testing.T) {
+	src := `[backend]
+address = "unix:/x.sock"
+bulk_size = "2M"
+[server]
+http_max_connections = 4
+command_timeout = "7s"
+[icap]
+request_timeout = "30s"
+[[listener]]
+address = "unix:/y.sock"
+policy = "p"
+max_connections_per_uid = 3
+[policy.p]
+roots = ["/var/lib/amavis/tmp"]
+allow_writable_root_ancestors = true
+max_walk_depth = 5
+max_dir_entries = 100
+max_queue_bytes = "1M"
+`
+	cfg, err := Parse("in.toml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	shown, err := cfg.Show()
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := Parse("shown.toml", shown)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, shown)
+	}
+	p := again.Policies["p"]
+	if again.BulkSize != 2<<20 || again.HTTPMaxConnections != 4 || again.CommandTimeout != 7*time.Second ||
+		again.ICAP.RequestTimeout != 30*time.Second || again.Listeners[0].MaxPerUID != 3 ||
+		!p.AllowWritableRootAncestors || p.MaxWalkDepth != 5 || p.MaxDirEntries != 100 || p.MaxQueueBytes != 1<<20 {
+		t.Errorf("config show lost a key:\n%s", shown)
+	}
+}

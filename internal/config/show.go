@@ -60,6 +60,7 @@ func (c *Config) backendSection() backendSection {
 		Reserve:         &c.Reserve,
 		Timeout:         Duration(c.BackendTimeout),
 		StreamMaxLength: Size(c.StreamMaxLength),
+		BulkSize:        Size(cmp.Or(c.BulkSize, scan.DefaultBulkSize)),
 	}
 	if c.Engine == nil { // a managed clamd's limit is the engine's key
 		b.Address = c.Backends
@@ -82,7 +83,7 @@ func (c *Config) serverSection() serverSection {
 	return serverSection{ReadTimeout: Duration(c.ReadTimeout), CommandTimeout: Duration(c.CommandTimeout),
 		StreamTimeout: Duration(c.StreamTimeout), ShutdownGrace: Duration(c.ShutdownGrace),
 		LogLevel: c.LogLevel, LogFormat: c.LogFormat, Audit: &c.Audit, HTTP: c.HTTP,
-		HTTPAllowNonLoopback: c.HTTPAllowNonLoopback}
+		HTTPAllowNonLoopback: c.HTTPAllowNonLoopback, HTTPMaxConnections: c.HTTPMaxConnections}
 }
 
 func (c *Config) databaseSection() databaseSection {
@@ -95,7 +96,7 @@ func (c *Config) icapSection() icapSection {
 	return icapSection{Service: i.Service, Preview: &i.Preview, MaxObject: Size(i.MaxObject), OverLimit: i.OverLimit,
 		OnFailure: i.OnFailure, OptionsTTL: Duration(i.OptionsTTL), MaxConnections: i.MaxConnections,
 		TransferPreview: &i.TransferPreview, TransferIgnore: i.TransferIgnore, TransferComplete: i.TransferComplete,
-		SpoolDir: i.SpoolDir}
+		SpoolDir: i.SpoolDir, RequestTimeout: Duration(i.RequestTimeout)}
 }
 
 func (c *Config) milterSection() milterSection {
@@ -119,7 +120,9 @@ func listenerSectionOf(l Listener) listenerSection {
 func policySectionOf(p *policy.Policy) policySection {
 	s := policySection{Admin: p.Admin, Commands: p.Commands, Roots: p.Roots, MaxStream: Size(p.MaxStream),
 		MaxConcurrent: p.MaxConcurrent, MaxWait: Duration(cmp.Or(p.MaxWait, scan.DefaultMaxWait)),
-		MaxQueue: cmp.Or(p.MaxQueue, scan.DefaultMaxQueue), Weight: cmp.Or(p.Weight, 1)}
+		MaxQueue: cmp.Or(p.MaxQueue, scan.DefaultMaxQueue), Weight: cmp.Or(p.Weight, 1),
+		MaxQueueBytes: Size(p.MaxQueueBytes), AllowWritableRootAncestors: p.AllowWritableRootAncestors}
+	s.MaxWalkDepth, s.MaxDirEntries = p.WalkLimits()
 	for _, id := range p.UIDs {
 		s.Users = append(s.Users, userName(id))
 	}

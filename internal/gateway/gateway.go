@@ -282,7 +282,18 @@ func (s *server) accept(l *served) {
 			}
 			return
 		}
-		s.admit(c, l.route.Load())
+		r := l.route.Load()
+		// A reload may retire the route between the load and here: a
+		// connection served by a retired route would be dropped unread.
+		// The new route is stored before the old one retires.
+		for r.drain.Err() != nil {
+			next := l.route.Load()
+			if next == r {
+				break // removed, not replaced
+			}
+			r = next
+		}
+		s.admit(c, r)
 	}
 }
 

@@ -116,7 +116,8 @@ func (r *reloader) apply(next *config.Config) error {
 	// Kept listeners go on with the policies they had; the roots no
 	// listener serves any more close once retired requests have had the
 	// grace to finish.
-	time.AfterFunc(next.ShutdownGrace, func() { r.roots.release(r.srv.policies()) })
+	unused := r.roots.unused(r.srv.policies())
+	time.AfterFunc(next.ShutdownGrace, func() { r.roots.close(unused) })
 	r.log.Info("configuration reloaded", "listeners_added", c.added(), "listeners_removed", c.removed,
 		"listeners_rerouted", c.rerouted(), "listeners_repermissioned", c.repermed, "needs_restart", restart,
 		"took", time.Since(start).Round(time.Microsecond))
@@ -274,6 +275,9 @@ func (s *server) reroute(r *route) {
 	old := l.route.Load()
 	if old.cfg.MaxConnections == r.cfg.MaxConnections {
 		r.slots = old.slots // its connections still count against the limit
+	}
+	if old.cfg.MaxPerUID == r.cfg.MaxPerUID {
+		r.uids = old.uids // and against each uid's
 	}
 	l.route.Store(r)
 	old.retire()

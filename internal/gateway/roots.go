@@ -61,19 +61,34 @@ func (k *rootKeeper) forget(cfg *config.Config) {
 	}
 }
 
-// release closes the roots of every held policy that no listener serves
-// any more. A request of a retired connection still walking such a root
-// then fails closed (an ERROR, never OK); the reloader waits the shutdown
-// grace before calling this, so that such requests have finished.
-func (k *rootKeeper) release(inUse map[*policy.Policy]bool) {
+// unused lists the held policies that no listener serves, as a reload
+// leaves them: the ones it retired, and its own that kept listeners did not
+// take. The list is fixed now, so that closing it later cannot touch what a
+// later reload opens.
+func (k *rootKeeper) unused(inUse map[*policy.Policy]bool) []*policy.Policy {
 	k.mu.Lock()
 	defer k.mu.Unlock()
+	var out []*policy.Policy
 	for p := range k.held {
 		if !inUse[p] {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// close closes the roots of ps. A request of a retired connection still on
+// such a root then fails closed (Root.Open refuses once closed: an ERROR,
+// never OK); the reloader waits the shutdown grace first.
+func (k *rootKeeper) close(ps []*policy.Policy) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for _, p := range ps {
+		if k.held[p] {
 			p.CloseRoots()
 			delete(k.held, p)
 		}
 	}
 }
 
-func (k *rootKeeper) closeAll() { k.release(nil) }
+func (k *rootKeeper) closeAll() { k.close(k.unused(nil)) }

@@ -67,7 +67,7 @@ func New() *Metrics {
 		reg: prometheus.NewRegistry(),
 		scans: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "scans_total",
-			Help: "Scan jobs that reached the dispatcher, by client, protocol and verdict (clean, infected, failed, busy).",
+			Help: "Scan jobs that reached the dispatcher, by client, protocol and verdict (clean, infected, failed, busy, abandoned).",
 		}, []string{"client", "protocol", "verdict"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: namespace, Name: "scan_duration_seconds",

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"sync"
 
 	"golang.org/x/sys/unix"
 )
@@ -22,11 +23,28 @@ type Root struct {
 	// Writable says which directory above the root a non-root user can
 	// write, when AllowWritableRootAncestors accepted that; "" = none.
 	Writable string
-	fd       int // O_PATH directory
+	// mu keeps Close from releasing fd while an open resolves from it: a
+	// descriptor number closed under a running request could be reused by
+	// any other directory, and the request would resolve beneath that.
+	mu sync.RWMutex
+	fd int // O_PATH directory; -1 once closed
 }
 
-// Close releases the root's descriptor.
-func (r *Root) Close() error { return unix.Close(r.fd) }
+// ErrRootClosed is what a request still running on a root that a reload
+// retired gets: the scan fails closed.
+var ErrRootClosed = errors.New("the client's root was closed by a configuration reload")
+
+// Close releases the root's descriptor, once no open is using it.
+func (r *Root) Close() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.fd < 0 {
+		return nil
+	}
+	err := unix.Close(r.fd)
+	r.fd = -1
+	return err
+}
 
 // How files are opened for scanning: O_NONBLOCK keeps a FIFO from hanging
 // the gateway (the caller checks the file type before scanning).
@@ -41,6 +59,11 @@ const openFlags = unix.O_RDONLY | unix.O_CLOEXEC | unix.O_NOCTTY | unix.O_NONBLO
 // beneath the root.
 func (r *Root) Open(rel string) (*os.File, error) {
 	full := filepath.Join(r.Path, rel)
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if r.fd < 0 {
+		return nil, &os.PathError{Op: "open", Path: full, Err: ErrRootClosed}
+	}
 	// Beneath first: it succeeds for every path that stays inside without
 	// needing chroot-like reinterpretation, and its EXDEV tells apart a
 	// path that tried to leave, for the reply.

@@ -147,6 +147,7 @@ func (p *Policy) OpenRoots() error {
 		r, err := OpenRoot(dir, p.AllowWritableRootAncestors)
 		if err != nil {
 			p.CloseRoots()
+			p.open = nil // never served: nothing reads the list yet
 			return fmt.Errorf("client policy %s: %w", p.Name, err)
 		}
 		p.open = append(p.open, r)
@@ -158,11 +159,12 @@ func (p *Policy) OpenRoots() error {
 func (p *Policy) OpenedRoots() []*Root { return p.open }
 
 // CloseRoots releases what OpenRoots opened.
+// The list itself stays: requests of retired connections may still read
+// it, and each root refuses opens once closed.
 func (p *Policy) CloseRoots() {
 	for _, r := range p.open {
 		r.Close()
 	}
-	p.open = nil
 }
 
 // WalkLimits are the policy's bounds on one directory walk.
