@@ -186,14 +186,7 @@ func TestShowRoundTrip(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			shown, err := cfg.Show()
-			if err != nil {
-				t.Fatal(err)
-			}
-			again, err := Parse("shown.toml", shown)
-			if err != nil {
-				t.Fatalf("shown configuration does not load: %v\n%s", err, shown)
-			}
+			shown, again := showAndLoad(t, cfg)
 			reshown, err := again.Show()
 			if err != nil {
 				t.Fatal(err)
@@ -236,18 +229,25 @@ max_queue_bytes = "1M"
 	if err != nil {
 		t.Fatal(err)
 	}
-	shown, err := cfg.Show()
-	if err != nil {
-		t.Fatal(err)
-	}
-	again, err := Parse("shown.toml", shown)
-	if err != nil {
-		t.Fatalf("%v\n%s", err, shown)
-	}
+	shown, again := showAndLoad(t, cfg)
 	p := again.Policies["p"]
 	if again.BulkSize != 2<<20 || again.HTTPMaxConnections != 4 || again.CommandTimeout != 7*time.Second ||
 		again.ICAP.RequestTimeout != 30*time.Second || again.Listeners[0].MaxPerUID != 3 ||
 		!p.AllowWritableRootAncestors || p.MaxWalkDepth != 5 || p.MaxDirEntries != 100 || p.MaxQueueBytes != 1<<20 {
 		t.Errorf("config show lost a key:\n%s", shown)
 	}
+}
+
+// showAndLoad prints cfg as config show does and loads what it printed.
+func showAndLoad(t *testing.T, cfg *Config) ([]byte, *Config) {
+	t.Helper()
+	shown, err := cfg.Show()
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := Parse("shown.toml", shown)
+	if err != nil {
+		t.Fatalf("shown configuration does not load: %v\n%s", err, shown)
+	}
+	return shown, again
 }
