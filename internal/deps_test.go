@@ -58,6 +58,7 @@ internal/sigdb      | -                                                         
 internal/doctor     | clamd config deploy rss sigdb                                         | golang.org/x/sys                                                                     | testenv
 internal/deploy     | config sigdb                                                          | github.com/aymanbagabas/go-udiff github.com/coreos/go-systemd/v22 github.com/google/renameio/v2 github.com/pelletier/go-toml/v2 | clamd testenv
 internal/clientmatrix | -                                                                   | -                                                                                    | config testenv github.com/dutchcoders/go-clamd
+internal/docs       | -                                                                     | -                                                                                    | cli
 bench/benchenv      | clamd rss                                                             | -                                                                                    | -
 bench/up            | bench/benchenv clamd                                                  | -                                                                                    | -
 bench/gensigs       | -                                                                     | -                                                                                    | -

@@ -24,7 +24,7 @@ func perClamd(h *host, fix string, f func(*process) (Status, string)) verdict {
 func clamdUIDCheck() check {
 	return check{
 		id: "clamd-nonroot", title: "every clamd runs as a non-root user", expected: "uid not 0",
-		source: "Clamd parses hostile files; run as root, a parser bug gives the attacker the whole host. docs/doctor.md#clamd-nonroot",
+		source: "clamd parses hostile files; run as root, a parser bug gives the attacker the whole host. docs/doctor.md#clamd-nonroot",
 		run: func(_ context.Context, h *host) verdict {
 			return perClamd(h, "set `User clamav` in the clamd.conf the container (or unit) uses, and restart clamd", judgeUID)
 		},
