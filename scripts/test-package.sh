@@ -38,7 +38,7 @@ for f in /lib/systemd/system/clamgate.service /etc/clamgate/clamgate.toml /usr/s
 done
 # The administrator's documentation, without the source tree.
 doc=/usr/share/doc/clamgate
-for f in README.md SECURITY.md LICENSE copyright docs/amavis.md docs/postfix.md docs/squid.md docs/deploy.md docs/doctor.md; do
+for f in README.md SECURITY.md LICENSE copyright docs/amavis.md docs/milter.md docs/squid.md docs/deploy.md docs/doctor.md; do
   [[ -s $doc/$f ]] || fail "$doc/$f is not installed"
 done
 grep -q 'Apache License' "$doc/LICENSE" || fail "$doc/LICENSE is not the Apache License"
