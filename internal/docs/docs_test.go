@@ -8,6 +8,7 @@ import (
 	"go/token"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -253,4 +254,36 @@ func rel(p string) string {
 		return r
 	}
 	return p
+}
+
+// TestCopyrightCoversModules: every Go module compiled into the binary
+// has its stanza in the package's copyright file, and no stanza names a
+// module the binary no longer links.
+func TestCopyrightCoversModules(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", "-f", "{{if .Module}}{{if not .Module.Main}}{{.Module.Path}}{{end}}{{end}}", "clamgate/cmd/clamgate").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	linked := map[string]bool{"go": true} // the runtime and standard library
+	for _, m := range strings.Fields(string(out)) {
+		linked[m] = true
+	}
+	b, err := os.ReadFile(filepath.Join(root, "packaging/debian/copyright"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	named := map[string]bool{}
+	for _, m := range regexp.MustCompile(`(?m)^Files: (\S+)/\*$`).FindAllStringSubmatch(string(b), -1) {
+		named[m[1]] = true
+	}
+	for m := range linked {
+		if !named[m] {
+			t.Errorf("packaging/debian/copyright has no stanza for %s (Files: %s/*), which the binary links: add its copyright and licence", m, m)
+		}
+	}
+	for m := range named {
+		if !linked[m] {
+			t.Errorf("packaging/debian/copyright names %s, which the binary no longer links", m)
+		}
+	}
 }
