@@ -161,6 +161,9 @@ func checkLink(t *testing.T, from string, l link, anchors map[string]map[string]
 		t.Errorf("%s:%d: link %q: %s does not exist", rel(from), l.line, l.target, rel(path))
 		return
 	}
+	if shipped(rel(from)) && !shipped(rel(path)) {
+		t.Errorf("%s:%d: link %q: %s is not installed in /usr/share/doc/clamgate with the page that links to it", rel(from), l.line, l.target, rel(path))
+	}
 	if anchor == "" {
 		return
 	}
@@ -178,6 +181,17 @@ func checkLink(t *testing.T, from string, l link, anchors map[string]map[string]
 	if !anchors[path][anchor] {
 		t.Errorf("%s:%d: link %q: %s has no heading with anchor #%s", rel(from), l.line, l.target, rel(path), anchor)
 	}
+}
+
+// shipped tells the files scripts/package.sh installs in
+// /usr/share/doc/clamgate, where their links must still lead somewhere.
+func shipped(path string) bool {
+	switch path {
+	case "README.md", "SECURITY.md", "LICENSE":
+		return true
+	}
+	dir, name := filepath.Split(path)
+	return dir == "docs/" && strings.HasSuffix(name, ".md")
 }
 
 type link struct {
