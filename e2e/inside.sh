@@ -42,9 +42,9 @@ wait_boot() {
   fail "the host did not boot cleanly; failed units: $failed"
 }
 
-# setup turns the freshly booted image into the article's starting point:
+# setup turns the freshly booted image into a typical mail and proxy server:
 # clamav-daemon (its clamd serves clamav-milter), a second clamd for amavis
-# (clamd@amavis, pulled in by amavis.service's Wants=: the article's trap 2),
+# (clamd@amavis, pulled in by amavis.service's Wants=: the trap docs/deploy.md explains),
 # c-icap with virus_scan and its own in-process engine behind squid,
 # freshclam enabled, and a database "as freshclam would put it".
 setup() {
@@ -89,7 +89,7 @@ EOF
   id rcpt >/dev/null 2>&1 || useradd -m rcpt
   mkdir -p /srv/www
   printf '%s' "$EICAR" > /srv/www/eicar.txt
-  head -c 12000 /dev/urandom | base64 > /srv/www/clean.txt   # small: squid 5.7 stalls larger bodies behind c-icap (README, squid)
+  head -c 12000 /dev/urandom | base64 > /srv/www/clean.txt   # small: squid 5.7 stalls larger bodies behind c-icap (docs/squid.md)
 
   systemctl daemon-reload
   systemctl enable --now clamav-daemon.socket clamav-daemon.service clamd@amavis.service c-icap.service rehearsal-origin.service

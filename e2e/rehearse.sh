@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The article rehearsed end to end on a real systemd host: a Debian 12 root
+# The migration rehearsed end to end on a real systemd host: a Debian 12 root
 # filesystem (mmdebstrap) booted with systemd as PID 1 under podman, set up
-# as the article's starting point, then `clamgate deploy apply --activate`,
+# as a typical mail and proxy server, then `clamgate deploy apply --activate`,
 # a reboot, a freshclam-style update and `clamgate deploy rollback
 # --activate`, each step checked with its evidence (e2e/inside.sh).
 #
@@ -84,7 +84,7 @@ podman cp "$work/e2e" "$name:/root/e2e"
 podman cp "$work/clamgate.deb" "$name:/root/clamgate.deb"
 inside wait first
 
-step "before: the article's starting point"
+step "before: a typical mail and proxy server"
 inside setup
 inside scans before
 step "before: RAM of every scanning process"

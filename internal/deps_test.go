@@ -35,9 +35,10 @@ const allowed = `
 package             | imports (internal)                                                    | third-party modules                                                                  | tests also import
 cmd/clamgate        | cli                                                                   | -                                                                                    | -
 internal/cli        | buildinfo clamd config deploy doctor gateway manual milter scan sigdb | golang.org/x/sys                                                                     | testenv
-internal/gateway    | clamd clamdproto config engine hangup icap listen metrics milter policy scan sigdb status | - | testenv golang.org/x/sys github.com/d--j/go-milter
-internal/engine     | clamd config rss sandbox scan sigdb                                   | -                                                                                    | golang.org/x/sys
+internal/gateway    | clamd clamdproto config engine hangup icap listen metrics milter policy scan sigdb status | - | testenv testuser golang.org/x/sys github.com/d--j/go-milter
+internal/engine     | clamd config rss sandbox scan sigdb                                   | -                                                                                    | testuser golang.org/x/sys
 internal/testenv    | clamd config engine gateway                                           | -                                                                                    | -
+internal/testuser   | -                                                                     | -                                                                                    | -
 internal/clamdproto | listen policy scan                                                    | golang.org/x/sys                                                                     | connfuzz
 internal/icap       | config listen policy scan                                             | -                                                                                    | connfuzz testenv
 internal/milter     | config policy scan                                                    | github.com/d--j/go-milter                                                            | connfuzz testenv
@@ -58,6 +59,7 @@ internal/sigdb      | -                                                         
 internal/doctor     | clamd config deploy rss sigdb                                         | golang.org/x/sys                                                                     | testenv
 internal/deploy     | config sigdb                                                          | github.com/aymanbagabas/go-udiff github.com/coreos/go-systemd/v22 github.com/google/renameio/v2 github.com/pelletier/go-toml/v2 | clamd testenv
 internal/clientmatrix | -                                                                   | -                                                                                    | config testenv github.com/dutchcoders/go-clamd
+internal/docs       | -                                                                     | -                                                                                    | cli
 bench/benchenv      | clamd rss                                                             | -                                                                                    | -
 bench/up            | bench/benchenv clamd                                                  | -                                                                                    | -
 bench/gensigs       | -                                                                     | -                                                                                    | -
@@ -65,7 +67,7 @@ bench/instream      | bench/benchenv                                            
 bench/icap/load     | bench/benchenv                                                        | -                                                                                    | -
 bench/memory        | bench/benchenv clamd config                                           | -                                                                                    | -
 bench/milter        | bench/benchenv config                                                 | github.com/d--j/go-milter                                                            | -
-bench/attack        | bench/benchenv clamd rss                                              | -                                                                                    | -
+bench/attack        | bench/benchenv clamd rss                                              | -                                                                                    | testuser
 bench/neighbour     | bench/benchenv clamd config gateway                                   | -                                                                                    | -
 bench/reload        | bench/benchenv clamd config gateway rss                               | -                                                                                    | -
 `
@@ -89,7 +91,7 @@ var (
 	// (scan, listen and policy are not in it: config's types carry them.)
 	server = append([]string{"gateway", "engine", "metrics", "status"}, fronts...)
 	// testHelpers are for _test.go files only.
-	testHelpers = []string{"testenv", "connfuzz"}
+	testHelpers = []string{"testenv", "connfuzz", "testuser"}
 )
 
 const (
@@ -97,7 +99,7 @@ const (
 	ruleFront       = "front-not-backend: a front never reaches internal/clamd or internal/engine, directly or through another package; a scan goes front → scan.Job → dispatcher → backend"
 	ruleBackendSide = "backend-side: only the dispatcher side and the tools (backendSide in internal/deps_test.go) reach internal/clamd or internal/engine"
 	ruleTools       = "tools-not-server: doctor and deploy never import serving packages, directly or through another package"
-	ruleTestOnly    = "test-helpers: testenv and connfuzz are imported by _test.go files only"
+	ruleTestOnly    = "test-helpers: testenv, connfuzz and testuser are imported by _test.go files only"
 )
 
 const module = "clamgate"

@@ -6,6 +6,21 @@ cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh --test
 export PATH="$PATH:/usr/local/go/bin"
 
+# What the machine holds before the tests (after the packages above, which
+# stay on purpose): the last step fails if the tests left more than the
+# README lists (the rehearsal's cached host image).
+before=$(mktemp -d)
+trap 'rm -rf "$before"' EXIT
+inventory() { # the accounts, images and containers tests could leave
+  getent passwd | cut -d: -f1 | sed 's/^/user /'
+  getent group | cut -d: -f1 | sed 's/^/group /'
+  if command -v podman >/dev/null; then
+    podman images --noheading --format 'image {{.Repository}}:{{.Tag}}' 2>/dev/null || true
+    podman ps -a --noheading --format 'container {{.Names}}' 2>/dev/null || true
+  fi
+}
+inventory | sort > "$before/inventory"
+
 go vet ./...
 go test -count=1 -timeout 15m ./...
 # The concurrent core again under the race detector (the slow end-to-end
@@ -19,8 +34,9 @@ go test -race -count=1 -timeout 5m -run '^TestConfigReload' ./internal/gateway/
 # The Debian package: built, lintian-clean, installed, verified, purged.
 bash scripts/test-package.sh
 
-# The article rehearsed end to end on a booted Debian 12 host (README: "Rehearse
-# it first"); its root filesystem is cached in /var/cache/clamgate-e2e.
+# The migration rehearsed end to end on a booted Debian 12 host
+# (docs/deploy.md, "Rehearse it first"); its root filesystem is cached in
+# /var/cache/clamgate-e2e and imported as localhost/clamgate-e2e/host:KEY.
 bash e2e/rehearse.sh
 
 # Every fuzz target of every package (each parser of client bytes has one).
@@ -57,3 +73,13 @@ grep -rl --include='*_test.go' '^func Fuzz' internal | while read -r file; do
     fuzz_one "$(dirname "$file")" "$target"
   done
 done
+
+# Nothing left behind: every user, group, image and container a test made is
+# gone, except the rehearsal's cached host image (README, "Tests").
+left=$(inventory | sort | comm -13 "$before/inventory" - | grep -v '^image localhost/clamgate-e2e/host:' || true)
+if [[ -n $left ]]; then
+  echo "test.sh: the tests left behind (not listed in the README):" >&2
+  sed 's/^/  /' <<<"$left" >&2
+  exit 1
+fi
+echo "test.sh: nothing left behind but the rehearsal's cached host image"

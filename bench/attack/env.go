@@ -30,7 +30,8 @@ type Env struct {
 	attack string        // this program, where the attacker can run it
 	uid    int
 	gid    int
-	fds    int // the gateway's descriptors when it started
+	fds    int    // the gateway's descriptors when it started
+	made   string // the attacker's account, when StartEnv created it: Stop removes it
 }
 
 // gatewayTOML is the gateway's configuration; %[1]s is the run directory.
@@ -70,15 +71,21 @@ users = ["root"]
 // StartEnv runs clamd and the gateway binary gateway in a new directory;
 // attackers will run self (this program) as user.
 func StartEnv(gateway, self, user string) (*Env, error) {
-	uid, gid, err := ensureUser(user)
+	uid, gid, created, err := ensureUser(user)
+	e := &Env{uid: uid, gid: gid}
+	if created {
+		e.made = user
+	}
 	if err != nil {
+		e.Stop()
 		return nil, err
 	}
 	dir, err := os.MkdirTemp("", "cgattack")
 	if err != nil {
+		e.Stop()
 		return nil, err
 	}
-	e := &Env{Dir: dir, uid: uid, gid: gid, attack: filepath.Join(dir, "attack")}
+	e.Dir, e.attack = dir, filepath.Join(dir, "attack")
 	if err := e.start(gateway, self); err != nil {
 		e.Stop()
 		return nil, err
@@ -126,6 +133,17 @@ func (e *Env) Stop() {
 	}
 	if e.clamd != nil {
 		e.clamd.Stop()
+	}
+	if e.made != "" { // the attackers have stopped with their phases
+		if out, err := exec.Command("userdel", e.made).CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "userdel %s: %v: %s\n", e.made, err, out)
+		}
+		if exec.Command("getent", "group", e.made).Run() == nil {
+			_ = exec.Command("groupdel", e.made).Run()
+		}
+	}
+	if e.Dir == "" {
+		return
 	}
 	if os.Getenv("BENCH_KEEP") != "" {
 		fmt.Fprintln(os.Stderr, "kept", e.Dir)
@@ -287,18 +305,19 @@ func (e *Env) runAttacker(name string) (func(), error) {
 }
 
 // ensureUser creates the attacker's account if needed and returns its uid
-// and gid.
-func ensureUser(name string) (uid, gid int, err error) {
+// and gid, and whether it created it (then Stop removes it).
+func ensureUser(name string) (uid, gid int, created bool, err error) {
 	if exec.Command("id", "-u", name).Run() != nil {
 		if out, err := exec.Command("useradd", "--system", "--user-group", "--no-create-home", "--shell", "/usr/sbin/nologin", name).CombinedOutput(); err != nil {
-			return 0, 0, fmt.Errorf("useradd %s: %v: %s", name, err, out)
+			return 0, 0, false, fmt.Errorf("useradd %s: %v: %s", name, err, out)
 		}
+		created = true
 	}
 	if uid, err = idOf(name, "-u"); err != nil {
-		return 0, 0, err
+		return 0, 0, created, err
 	}
 	gid, err = idOf(name, "-g")
-	return uid, gid, err
+	return uid, gid, created, err
 }
 
 func idOf(name, flag string) (int, error) {

@@ -34,7 +34,7 @@ func main() {
 	gateway := flag.String("gateway", "", "clamgate binary")
 	names := flag.String("attacks", "", "comma-separated attacks (default: all)")
 	duration := flag.Duration("duration", 10*time.Second, "time per phase")
-	user := flag.String("user", "cgattacker", "unprivileged user the attacks run as (created if missing)")
+	user := flag.String("user", "cgattacker", "unprivileged user the attacks run as (created if missing, and then removed when the run ends)")
 	flag.IntVar(&metricsConnCount, "metrics-conns", 5000, "connections of the metrics-conns attack")
 	flag.Parse()
 	if *gateway == "" {

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"clamgate/internal/testuser"
 )
 
 // TestAttacks runs every attack of issue 14 in this program's list from an
@@ -32,7 +34,9 @@ func TestAttacks(t *testing.T) {
 			t.Fatalf("go build %s: %v\n%s", pkg, err, out)
 		}
 	}
-	env, err := StartEnv(gateway, self, "cgattacker")
+	// The attacker's account is this test's own, removed when it ends.
+	attacker := testuser.New(t, "cgattacker")
+	env, err := StartEnv(gateway, self, attacker.Name)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -75,12 +75,41 @@ func commandPage(ctx context.Context) manual.Page {
 				{Tag: "/var/lib/clamav/", Text: "The signature database freshclam keeps, read by the engine."},
 			}},
 			{Heading: "Exit status", Paras: []string{"0 on success (clean, all checks ok); 1 for a finding (infected, a warning, a stale database, configuration errors); 2 for a usage error or a failure."}},
-			{Heading: "See also", Paras: []string{"clamgate.toml(5), clamd(8), clamdscan(1), freshclam(1), squid(8), postconf(5)"}},
+			{Heading: "Examples", Examples: commandExamples},
+			{Heading: "See also", Paras: []string{seeAlso}},
 		},
 	}
 }
 
+// commandExamples are the three tasks a new administrator does first.
+var commandExamples = []manual.Example{
+	{Text: "Quick start: a gateway with its own sandboxed clamd, one socket, metrics on loopback; then scan the EICAR test file through it (exit status 1: infected).",
+		Code: "clamgate serve --listen unix:/run/clamgate/clamd.sock --http tcp:127.0.0.1:9310\n" +
+			"clamgate scan --gateway unix:/run/clamgate/clamd.sock /tmp/eicar.com"},
+	{Text: "Check the configuration before a reload; a reload refuses a file with any error, whole, and keeps the running configuration.",
+		Code: "clamgate config check --config /etc/clamgate/clamgate.toml && systemctl reload clamgate"},
+	{Text: "Replace the host's clamd daemons by one engine under a hardened unit: show every change, write it with backups and start it, check the host, and undo it all if needed.",
+		Code: "clamgate deploy plan --engine unit\n" +
+			"clamgate deploy apply --engine unit --activate\n" +
+			"clamgate doctor\n" +
+			"clamgate deploy rollback --activate"},
+}
+
+const seeAlso = "clamgate.toml(5), clamd(8), clamd.conf(5), clamdscan(1), freshclam(1), amavisd-new(8), postconf(5), squid(8), systemd-analyze(1). The administrator's guide, per client and per topic: /usr/share/doc/clamgate/README.md and /usr/share/doc/clamgate/docs/."
+
 const description = `clamgate lets every local ClamAV client share one clamd. It speaks clamd's own protocol (amavis, clamdscan, every clamd client library), ICAP (squid) and milter (postfix, sendmail), identifies each local client by its socket and peer credentials, and enforces what clamd cannot: per-client permissions (no client may stop or reload the shared engine; path scans only beneath the client's roots, opened by clamgate and passed to clamd as descriptors), per-client limits and fair sharing, and fail-closed verdicts. It reloads clamd when freshclam updates the database, and deploys and checks the hardened engine.`
+
+// configExamples are small complete files: the packaged default's
+// shape, and one client with its own socket and rights.
+var configExamples = []manual.Example{
+	{Text: "A managed engine on the host's database and one socket that only root and group clamgate can open, for streams and passed descriptors:",
+		Code: "[engine]\n\n[server]\nhttp = \"tcp:127.0.0.1:9310\"\n\n" +
+			"[[listener]]\naddress = \"unix:/run/clamgate/clamd.sock\"\npolicy = \"local\"\ngroup = \"clamgate\"\n\n" +
+			"[policy.local]\ncommands = [\"PING\", \"VERSION\", \"INSTREAM\", \"FILDES\"]"},
+	{Text: "Added to the file above: amavis on a socket of its own, in its own group (amavisd keeps no other), scanning paths beneath its temporary directory only; check the file before use with clamgate config check:",
+		Code: "[[listener]]\naddress = \"unix:/run/clamgate/amavis/clamd.sock\"\npolicy = \"amavis\"\ngroup = \"amavis\"\n\n" +
+			"[policy.amavis]\nroots = [\"/var/lib/amavis/tmp\"]\nallow_writable_root_ancestors = true\nusers = [\"amavis\"]\nmax_concurrent = 8"},
+}
 
 func configPage() manual.Page {
 	return manual.Page{
@@ -91,7 +120,8 @@ func configPage() manual.Page {
 				"clamgate serve --config FILE reads a TOML file (default " + deploy.GatewayConf + "). Unknown keys are errors; every error names the file, line and key. Sizes are bytes or a number with K, M or G; durations are Go durations such as 30s, 2m or 24h. clamgate config check tests a file, clamgate config show prints the effective configuration.",
 				"Each key below is shown with its default (or an example, where it has none) and what it does.",
 			}, Subs: manual.Reference(config.Reference)},
-			{Heading: "See also", Paras: []string{"clamgate(8)"}},
+			{Heading: "Examples", Examples: configExamples},
+			{Heading: "See also", Paras: []string{"clamgate(8), clamd.conf(5), amavisd-new(8), postconf(5), squid(8). Per client (amavis, postfix, squid): /usr/share/doc/clamgate/docs/."}},
 		},
 	}
 }

@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -71,6 +72,18 @@ func TestManualPagesLint(t *testing.T) {
 					t.Errorf("clamgate.toml(5) lacks %s", sub.Heading)
 				}
 			}
+		}
+	}
+}
+
+// TestManualConfigExamples: the files clamgate.toml(5) shows are files
+// clamgate accepts, the second added to the first as the page says.
+func TestManualConfigExamples(t *testing.T) {
+	var file string
+	for i, ex := range configExamples {
+		file += ex.Code + "\n\n"
+		if _, err := config.Parse(fmt.Sprintf("example %d", i+1), []byte(file)); err != nil {
+			t.Errorf("clamgate.toml(5) example %d does not load: %v\n%s", i+1, err, file)
 		}
 	}
 }

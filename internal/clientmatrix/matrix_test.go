@@ -282,7 +282,7 @@ var (
 // normalize hides what legitimately differs between the two runs: the
 // address dialled, descriptor numbers, STATS' live figures and the
 // DATABASE line clamgate adds to STATS when it knows the database
-// (documented in the README).
+// (documented in docs/compatibility.md).
 func normalize(op operation, r result, s server) string {
 	value := r.Value
 	if op.key == "stats" {
@@ -325,7 +325,7 @@ func mapStrings(raw json.RawMessage, f func(string) string) json.RawMessage {
 // TestClientMatrix is the matrix: every client, every call it offers,
 // against clamd and clamgate. It then checks the table it derives against
 // testdata/clients.md (go test -run TestClientMatrix -update rewrites it
-// and README.md's copy).
+// and docs/compatibility.md's copy).
 func TestClientMatrix(t *testing.T) {
 	files := matrixFiles(t)
 	clients := allClients()

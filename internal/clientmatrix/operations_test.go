@@ -4,7 +4,7 @@ package clientmatrix_test
 // do. Each client offers a subset; its driver names the call it makes.
 type operation struct {
 	key   string // the drivers' name for it
-	label string // the README's
+	label string // the table's
 	eicar bool   // the object holds EICAR: no client may ever report it clean
 }
 

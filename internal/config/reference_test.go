@@ -1,10 +1,8 @@
 package config
 
 import (
-	"os"
 	"reflect"
 	"regexp"
-	"slices"
 	"strings"
 	"testing"
 
@@ -26,34 +24,9 @@ func TestReference(t *testing.T) {
 	}
 	for _, key := range structKeys(reflect.TypeOf(file{}), "") {
 		if !documented[key] {
-			t.Errorf("key %s is not in internal/config/reference.toml: document it there (then go test ./internal/config -run README -update)", key)
+			t.Errorf("key %s is not in internal/config/reference.toml: document it there (clamgate.toml(5) is generated from it)", key)
 		}
 	}
-}
-
-// TestREADMEReference: the README shows the reference as it is.
-func TestREADMEReference(t *testing.T) {
-	const path = "../../README.md"
-	readme, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	re := regexp.MustCompile("(?s)(<!-- reference.toml: generated, edit internal/config/reference.toml -->\n```toml\n)(.*?)(```\n)")
-	m := re.FindSubmatch(readme)
-	if m == nil {
-		t.Fatalf("README lacks the generated reference block")
-	}
-	if string(m[2]) == Reference {
-		return
-	}
-	if *update {
-		out := re.ReplaceAllLiteral(readme, slices.Concat(m[1], []byte(Reference), m[3]))
-		if err := os.WriteFile(path, out, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	t.Errorf("README's configuration reference differs from internal/config/reference.toml (go test ./internal/config -run README -update)")
 }
 
 // genericKey names a key as the struct does: listener[2].mode ->

@@ -35,20 +35,18 @@ func TestPodmanEngine(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("rootful podman needs root")
 	}
-	const tag = "localhost/clamgate/clamd-test:local"
-	previous, _ := exec.Command("podman", "image", "inspect", "-f", "{{.Id}}", tag).Output()
+	// A tag of this run's own, removed with its image when the test ends,
+	// so that no run leaves an image behind or removes another's.
+	tag := fmt.Sprintf("localhost/clamgate/clamd-test:%d", os.Getpid())
 	out, err := exec.Command("../../deploy/image/build.sh", tag).CombinedOutput()
 	if err != nil {
 		t.Skipf("podman cannot build an image here: %v\n%s", err, out)
 	}
-	// The rebuild took the tag; the image it left untagged goes, or every
-	// run would leave one behind.
-	if old := strings.TrimSpace(string(previous)); old != "" {
-		now, _ := exec.Command("podman", "image", "inspect", "-f", "{{.Id}}", tag).Output()
-		if strings.TrimSpace(string(now)) != old {
-			_ = exec.Command("podman", "rmi", old).Run()
+	t.Cleanup(func() {
+		if out, err := exec.Command("podman", "rmi", "--force", tag).CombinedOutput(); err != nil {
+			t.Errorf("podman rmi %s: %v\n%s", tag, err, out)
 		}
-	}
+	})
 	ref := strings.TrimSpace(string(out[bytes.LastIndexByte(bytes.TrimSpace(out), '\n')+1:]))
 	img, err := ParseImage(ref, false)
 	if err != nil || img.Upstream {

@@ -24,7 +24,7 @@ const (
 	AmavisSockDir  = "/run/clamgate/amavis"
 	PostfixSockDir = "/var/spool/postfix/clamgate"
 	containerName  = "clamgate-clamd"
-	dbMount        = "/var/lib/clamav-ro" // not /var/lib/clamav: the upstream entrypoint chowns that (the article's chown trap)
+	dbMount        = "/var/lib/clamav-ro" // not /var/lib/clamav: the upstream entrypoint chowns that (it would change the owner of the host's database)
 	confMount      = "/etc/clamgate-clamd/clamd.conf"
 	streamMax      = "100M"
 	maxThreads     = 10

@@ -98,7 +98,7 @@ func entryAddress(env *Env, socket string) (network, address string) {
 func amavisScannerCheck() check {
 	return check{
 		id: "amavis-scanner", title: "amavis's ClamAV-clamd entry points at a socket that answers", expected: "entry, socket, PONG",
-		source: "article trap 1 (§7 repointing amavis; a broken entry falls back to clamscan: ~25 s per mail)", offline: true,
+		source: "When its ClamAV-clamd entry does not answer, amavis falls back to clamscan, which loads the whole database for every message (tens of seconds each). docs/doctor.md#amavis-scanner", offline: true,
 		run: checkAmavisScanner,
 	}
 }
@@ -108,7 +108,7 @@ func checkAmavisScanner(ctx context.Context, h *host) verdict {
 		return pass("amavis is not installed")
 	}
 	e, ok := findScannerEntry(h.env)
-	fix := `in amavisd.conf: ['ClamAV-clamd', \&ask_daemon, ["CONTSCAN {}\n", "/run/clamgate/amavis/clamd.sock"], ...] (README, Deploy)`
+	fix := `in amavisd.conf: ['ClamAV-clamd', \&ask_daemon, ["CONTSCAN {}\n", "/run/clamgate/amavis/clamd.sock"], ...] (docs/amavis.md)`
 	if !ok {
 		return verdict{status: Fail, measured: "no uncommented ClamAV-clamd entry in " + h.env.display(h.env.path("/etc/amavis")), fix: fix}
 	}
@@ -154,7 +154,7 @@ func amavisGroupsCheck() check {
 	return check{
 		id: "amavis-groups", title: "the running amavisd's uid and groups can open its clamd socket",
 		expected: "its uid/groups get PONG",
-		source:   "article trap 1 (§7 \"amavisd discards its supplementary groups\"; @daemon_groups)",
+		source:   "Amavisd drops its supplementary groups when it starts, so a socket it may open only through such a group refuses it. docs/doctor.md#amavis-groups",
 		run:      checkAmavisGroups,
 	}
 }

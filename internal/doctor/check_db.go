@@ -18,7 +18,7 @@ const (
 func databaseCheck() check {
 	return check{
 		id: "database", title: "the signature database is current", expected: "< 24 h old (fail > 7 days)",
-		source: "article table: Database up to date (§3 one database, one update)", offline: true,
+		source: "A database that stopped updating misses every new threat while every scan still answers clean. docs/doctor.md#database", offline: true,
 		run: checkDatabase,
 	}
 }
@@ -76,7 +76,7 @@ func roundAge(d time.Duration) string {
 func freshclamCheck() check {
 	return check{
 		id: "freshclam", title: "freshclam keeps the host's database current", expected: "enabled or running",
-		source: "article §3 \"enable freshclam on the host\" (checklist: updates covered, single source)", offline: true,
+		source: "Without freshclam on the host nothing updates the one database the engine loads. docs/doctor.md#freshclam", offline: true,
 		run: checkFreshclam,
 	}
 }

@@ -13,7 +13,7 @@ import (
 func imageDigestCheck() check {
 	return check{
 		id: "image-digest", title: "the clamd container image is pinned by digest", expected: "IMAGE@sha256:<digest>",
-		source: "article checklist: Image pinned to a digest, no moving tag (§4)", offline: true,
+		source: "A tag can be moved to another image at any time; a digest names exactly the image that was checked. docs/doctor.md#image-digest", offline: true,
 		run: checkImageDigest,
 	}
 }

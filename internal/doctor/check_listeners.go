@@ -14,7 +14,7 @@ func listenersCheck() check {
 		id:       "listeners",
 		title:    "clamd, ICAP and milter listeners are loopback or unix only",
 		expected: "loopback or unix only",
-		source:   "article table: Loopback-only listener (§5; checklist: no listener on 0.0.0.0)",
+		source:   "A clamd, ICAP or milter port on a public address lets any host on the network scan through, stop or reload the engine: clamd has no access control. docs/doctor.md#listeners",
 		run:      checkListeners,
 	}
 }
@@ -92,7 +92,7 @@ func (ls *listenerScan) namespaces() []string {
 
 // judge: a wildcard inside a namespace that has only lo is loopback in
 // effect; inside a namespace with other interfaces it is reachable from
-// that network only, which the article allows for an internal network.
+// that network only, which is acceptable on an internal network.
 func (ls *listenerScan) judge(ns string, s sock) (Status, string) {
 	switch {
 	case s.IP.IsLoopback():

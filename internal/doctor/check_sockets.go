@@ -17,7 +17,7 @@ import (
 func configCheck() check {
 	return check{
 		id: "config", title: "the gateway's configuration is present and valid", expected: "valid clamgate.toml",
-		source: "issue 7 (the file deploy writes); the socket checks read their policy from it", offline: true,
+		source: "The socket checks read each listener's policy from the gateway's configuration, and a file with errors would be refused at the next start or reload. docs/doctor.md#config", offline: true,
 		run: func(_ context.Context, h *host) verdict {
 			env := h.env
 			switch {
@@ -50,7 +50,7 @@ func socketModeCheck() check {
 	return check{
 		id: "socket-mode", title: "each unix listener has the configured mode, owner and group",
 		expected: "as configured, not open to all",
-		source:   "article table: Group socket (§5 group-restricted unix socket)",
+		source:   "The socket's mode, owner and group are the only barrier between local users and the scanner: a wrong one opens it to everyone or locks the client out. docs/doctor.md#socket-mode",
 		run:      checkSocketModes,
 	}
 }
@@ -101,7 +101,7 @@ func judgeSocket(env *Env, l config.Listener, policyRestricts bool) (Status, str
 	return Pass, m
 }
 
-// lsMode writes a mode as ls and the article do: srw-rw----.
+// lsMode writes a mode as ls does: srw-rw----.
 func lsMode(m os.FileMode) string {
 	s := m.Perm().String()
 	if m&os.ModeSocket != 0 {
@@ -128,7 +128,7 @@ func socketRefusedCheck() check {
 	return check{
 		id: "socket-refused", title: "a user outside the policy is refused (doctor connects as nobody)",
 		expected: "refused, never PONG",
-		source:   "article table: Non-member refused (§5 \"a non-member is refused by the kernel\")",
+		source:   "The mode bits are only what the file says: a real connection as an unrelated user shows that the kernel or the gateway refuses it. docs/doctor.md#socket-refused",
 		run:      checkSocketRefused,
 	}
 }

@@ -47,7 +47,7 @@ func unitsMaskedCheck() check {
 	return check{
 		id: "units-masked", title: "the replaced clamd units are masked, not just disabled",
 		expected: "masked (-> /dev/null)",
-		source:   "article trap 2 (§7 \"mask (not just disable) the host instances\")", offline: true,
+		source:   "A disabled unit still starts when another unit or a socket asks for it; only a masked one cannot. docs/doctor.md#units-masked", offline: true,
 		run: checkUnitsMasked,
 	}
 }
@@ -92,7 +92,7 @@ func unitsWantsCheck() check {
 	return check{
 		id: "units-wants", title: "no unit pulls a replaced clamd back in (Wants=, Requires=, BindsTo=)",
 		expected: "none, or target masked",
-		source:   "article trap 2 (§7 \"amavisd.service resurrects the host clamd\")", offline: true,
+		source:   "A Wants= or Requires= on a replaced clamd starts it again at the next restart of the unit that names it, unless the clamd unit is masked. docs/doctor.md#units-wants", offline: true,
 		run: checkUnitsWants,
 	}
 }
@@ -131,7 +131,7 @@ func checkUnitsWants(_ context.Context, h *host) verdict {
 func exposureCheck() check {
 	return check{
 		id: "unit-exposure", title: "the gateway's own unit is hardened (systemd-analyze security)", expected: "<= 1.0 (warn <= 3.0)",
-		source: "issue 7 (gateway unit target 1.0; Debian's clamav-daemon.service scores 9.6), article checklist: least privilege", offline: true,
+		source: "The gateway opens clients' files and holds their sockets; its unit should grant it nothing more (Debian's clamav-daemon.service scores 9.6). docs/doctor.md#unit-exposure", offline: true,
 		run: checkExposure,
 	}
 }

@@ -1,7 +1,8 @@
 // Package doctor verifies, on a live host or on a tree standing for one, the
-// reference article's security checklist and its two traps, plus the
-// gateway's own hardening: one row per check, each naming where it comes
-// from, so that a failure can be traced back to the reason the rule exists.
+// hardening checklist of a shared clamd (docs/deploy.md), its two traps
+// (amavisd's dropped groups, a Wants= that restarts a replaced clamd), plus
+// the gateway's own hardening: one row per check, each with the reason the
+// rule exists and the section of docs/doctor.md that explains it.
 //
 // Every check reads the machine through Env (proc, sys and etc roots, the
 // clock, a dialer, a probe that connects as another uid, the unit scorer),
@@ -148,7 +149,7 @@ func oneLine(s string) string {
 	return strings.Join(strings.Fields(s), " ")
 }
 
-// checks lists the rows in the order of the article's table, then the
+// checks lists the rows in the order of the checklist, then the
 // traps, then what the gateway adds.
 func checks() []check {
 	return []check{

@@ -13,7 +13,7 @@ import (
 )
 
 // Where doctor looks by default. The configuration and the Quadlet are
-// deploy's own constants, so that the two cannot drift apart (issue 7);
+// deploy's own constants, so that the two cannot drift apart;
 // units are named, not located, since systemd may load them from any
 // unit directory.
 const (

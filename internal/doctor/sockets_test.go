@@ -29,7 +29,7 @@ func TestSockets(t *testing.T) {
 	}
 	policies := "[policy.any]\n[policy.rootonly]\nusers = [\"root\"]\n"
 	backend := fmt.Sprintf("[backend]\naddress = \"unix:%s\"\n", engine.socket)
-	group := listener("group.sock", "any", "0660", "root")       // the article's: group bits, nobody outside
+	group := listener("group.sock", "any", "0660", "root")       // the common setup: group bits, nobody outside
 	open := listener("open.sock", "any", "0666", "")             // anyone may connect and scan
 	named := listener("named.sock", "rootonly", "0666", "")      // the kernel admits all, the gateway only root
 	tampered := listener("tampered.sock", "any", "0660", "root") // chmod-ed by hand after start

@@ -21,6 +21,7 @@ import (
 
 	"clamgate/internal/clamd"
 	"clamgate/internal/config"
+	"clamgate/internal/testuser"
 )
 
 // The test binary is also, for the unprivileged test, an engine run as
@@ -327,7 +328,8 @@ func runEngineFor(dir string) int {
 // bounding set and a network namespace (through a user namespace), and
 // the layer it cannot have, the memory cgroup, is logged by name.
 func TestSandboxUnprivileged(t *testing.T) {
-	u := ensureUser(t, "cgsandbox")
+	tu := testuser.New(t, "cgsandbox")
+	u := ids{tu.UID, tu.GID}
 	dir := shortTempDir(t)
 	if err := writeTestDB(filepath.Join(dir, "db")); err != nil {
 		t.Fatal(err)
@@ -376,22 +378,6 @@ func TestSandboxUnprivileged(t *testing.T) {
 }
 
 type ids struct{ uid, gid int }
-
-func ensureUser(t *testing.T, name string) ids {
-	t.Helper()
-	u, err := user.Lookup(name)
-	if err != nil {
-		if out, err := exec.Command("useradd", "--system", "--no-create-home", name).CombinedOutput(); err != nil {
-			t.Fatalf("useradd %s: %v\n%s", name, err, out)
-		}
-		if u, err = user.Lookup(name); err != nil {
-			t.Fatal(err)
-		}
-	}
-	uid, _ := strconv.Atoi(u.Uid)
-	gid, _ := strconv.Atoi(u.Gid)
-	return ids{uid, gid}
-}
 
 func copyFile(t *testing.T, from, to string) {
 	t.Helper()

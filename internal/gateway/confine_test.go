@@ -14,10 +14,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"os/exec"
-	"os/user"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -26,6 +23,7 @@ import (
 
 	"clamgate/internal/gateway"
 	"clamgate/internal/testenv"
+	"clamgate/internal/testuser"
 )
 
 // localUser is the unprivileged local user the confinement attacks run as.
@@ -34,23 +32,13 @@ type localUser struct {
 	bin      string // a copy of this test binary it can execute, as its client
 }
 
-const attackerName = "cgconfine"
-
+// newAttacker creates the test's own attacker account, removed when the
+// test ends.
 func newAttacker(t *testing.T) localUser {
 	t.Helper()
 	needRoot(t)
-	if _, err := user.Lookup(attackerName); err != nil {
-		out, err := exec.Command("useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", attackerName).CombinedOutput()
-		if err != nil {
-			if _, lerr := user.Lookup(attackerName); lerr != nil { // another test may have raced us
-				t.Fatalf("useradd %s: %v\n%s", attackerName, err, out)
-			}
-		}
-	}
-	u, err := user.Lookup(attackerName)
-	noErr(t, err)
-	uid, _ := strconv.Atoi(u.Uid)
-	gid, _ := strconv.Atoi(u.Gid)
+	u := testuser.New(t, "cgconfine")
+	uid, gid := u.UID, u.GID
 	self, err := os.Executable()
 	noErr(t, err)
 	bin := filepath.Join(testenv.TempDir(t), "client")

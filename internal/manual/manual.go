@@ -26,6 +26,14 @@ type Section struct {
 	Paras   []string // plain paragraphs, rendered .PP
 	Items   []Item   // tagged paragraphs, rendered .TP
 	Subs    []Sub    // .SS subsections
+	// Examples follow the paragraphs and items: each a sentence, then
+	// its commands or file shown as typed (no filling, indented).
+	Examples []Example
+}
+
+// Example is a sentence and the literal text it introduces.
+type Example struct {
+	Text, Code string
 }
 
 // Sub is a .SS subsection.
@@ -53,6 +61,9 @@ func (p Page) Render() string {
 	for _, s := range p.Sections {
 		fmt.Fprintf(&b, ".SH %s\n", strings.ToUpper(s.Heading))
 		body(&b, s.Paras, s.Items)
+		for _, ex := range s.Examples {
+			fmt.Fprintf(&b, ".PP\n%s\n.PP\n.RS 4\n.nf\n%s\n.fi\n.RE\n", text(ex.Text), literal(ex.Code))
+		}
 		for _, sub := range s.Subs {
 			fmt.Fprintf(&b, ".SS %s\n", quoteArg(sub.Heading))
 			body(&b, sub.Paras, sub.Items)
@@ -117,6 +128,20 @@ func breakable(line string) string {
 		words[i] = b.String()
 	}
 	return strings.Join(words, " ")
+}
+
+// literal escapes text shown as typed: roff's escape and requests, as
+// text does, but no line is broken or turned into a space request.
+func literal(s string) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	for i, l := range lines {
+		l = esc(l)
+		if strings.HasPrefix(l, ".") || strings.HasPrefix(l, "'") {
+			l = `\&` + l
+		}
+		lines[i] = l
+	}
+	return strings.Join(lines, "\n")
 }
 
 func esc(s string) string {

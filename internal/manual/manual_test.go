@@ -40,3 +40,14 @@ func TestRenderEscapes(t *testing.T) {
 		}
 	}
 }
+
+func TestRenderExamples(t *testing.T) {
+	p := Page{Name: "x", Section: "8", Summary: "y", Sections: []Section{{
+		Heading:  "Examples",
+		Examples: []Example{{Text: "Check, then reload:", Code: "x check && systemctl reload x\n.dot-led line\nback\\slash"}},
+	}}}
+	want := ".SH EXAMPLES\n.PP\nCheck, then reload:\n.PP\n.RS 4\n.nf\nx check && systemctl reload x\n\\&.dot\\-led line\nback\\eslash\n.fi\n.RE\n"
+	if out := p.Render(); !strings.Contains(out, want) {
+		t.Errorf("rendered page lacks\n%s\nin\n%s", want, out)
+	}
+}
