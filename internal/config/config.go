@@ -175,6 +175,7 @@ type policySection struct {
 	MaxQueue      int      `toml:"max_queue"`
 	MaxQueueBytes Size     `toml:"max_queue_bytes"`
 	Weight        int      `toml:"weight"`
+	OnLimits      string   `toml:"on_limits"`
 	Users         []string `toml:"users"`
 	Groups        []string `toml:"groups"`
 
@@ -455,8 +456,9 @@ func (v *validator) policy(name string, ps policySection, backendMax int64) *pol
 	p := &policy.Policy{
 		Name: name, Admin: ps.Admin, MaxStream: int64(ps.MaxStream), MaxConcurrent: ps.MaxConcurrent, MaxWait: time.Duration(ps.MaxWait),
 		MaxQueue: ps.MaxQueue, MaxQueueBytes: int64(ps.MaxQueueBytes), Weight: ps.Weight,
-		Commands: ps.Commands,
+		Commands: ps.Commands, OnLimits: or(ps.OnLimits, "block"),
 	}
+	v.oneOf(key+".on_limits", p.OnLimits, "block", "error", "pass")
 	if p.Commands == nil {
 		p.Commands = slices.Clone(policy.DefaultCommands)
 	}

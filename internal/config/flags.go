@@ -114,7 +114,7 @@ func (c *Config) Limits() map[string]scan.ClientLimits {
 	out := map[string]scan.ClientLimits{}
 	for name, p := range c.Policies {
 		out[name] = scan.ClientLimits{Concurrent: p.MaxConcurrent, MaxWait: p.MaxWait, MaxQueue: p.MaxQueue,
-			MaxQueueBytes: p.MaxQueueBytes, Weight: p.Weight}
+			MaxQueueBytes: p.MaxQueueBytes, Weight: p.Weight, OnLimits: p.OnLimits}
 	}
 	return out
 }

@@ -121,7 +121,8 @@ func policySectionOf(p *policy.Policy) policySection {
 	s := policySection{Admin: p.Admin, Commands: p.Commands, Roots: p.Roots, MaxStream: Size(p.MaxStream),
 		MaxConcurrent: p.MaxConcurrent, MaxWait: Duration(cmp.Or(p.MaxWait, scan.DefaultMaxWait)),
 		MaxQueue: cmp.Or(p.MaxQueue, scan.DefaultMaxQueue), Weight: cmp.Or(p.Weight, 1),
-		MaxQueueBytes: Size(p.MaxQueueBytes), AllowWritableRootAncestors: p.AllowWritableRootAncestors}
+		MaxQueueBytes: Size(p.MaxQueueBytes), AllowWritableRootAncestors: p.AllowWritableRootAncestors,
+		OnLimits: p.OnLimits}
 	s.MaxWalkDepth, s.MaxDirEntries = p.WalkLimits()
 	for _, id := range p.UIDs {
 		s.Users = append(s.Users, userName(id))

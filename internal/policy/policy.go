@@ -38,6 +38,7 @@ type Policy struct {
 	MaxQueue      int           // jobs waiting for the engine; 0 = the default
 	MaxQueueBytes int64         // bytes of the jobs waiting for the engine; 0 = no limit
 	Weight        int           // share of the engine under contention; 0 = 1
+	OnLimits      string        // an object past clamd's scan limits: "block", "error" or "pass"
 	UIDs          []uint32      // unix peers allowed by uid (empty with GIDs empty: any)
 	GIDs          []uint32      // unix peers allowed by primary or supplementary group
 

@@ -20,6 +20,7 @@ type ClientLimits struct {
 	MaxQueue      int           // jobs waiting for the engine; 0 = DefaultMaxQueue
 	MaxQueueBytes int64         // bytes of the jobs waiting for the engine; 0 = no limit
 	MaxWait       time.Duration // longest wait for the engine (queue, reload); 0 = DefaultMaxWait
+	OnLimits      string        // LimitsBlock (""), LimitsError or LimitsPass
 }
 
 // Defaults of ClientLimits.
@@ -186,7 +187,7 @@ func (d *Dispatcher) scan(ctx context.Context, job Job, start time.Time, o *Outc
 		o.Err = err
 		return Result{}, err
 	}
-	o.Result = ParseReply(reply)
+	o.Result = d.limits(job, ParseReply(reply))
 	return o.Result, nil
 }
 
