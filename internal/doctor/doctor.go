@@ -159,6 +159,7 @@ func checks() []check {
 		clamdNoNewPrivsCheck(),
 		clamdSeccompCheck(),
 		clamdNetNSCheck(),
+		clamdLimitsCheck(),
 		configCheck(),
 		socketModeCheck(),
 		socketRefusedCheck(),

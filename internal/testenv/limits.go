@@ -1,10 +1,11 @@
 package testenv
 
 import (
-	"archive/zip"
-	"bytes"
 	"fmt"
+	"maps"
 	"slices"
+
+	"clamgate/internal/clamd"
 )
 
 // LimitsClamd are clamd.conf lines for the scan-limit tests: AlertExceedsMax
@@ -40,40 +41,14 @@ func LimitObjects() []LimitObject {
 }
 
 // NestedZip is EICAR in depth zips, one inside the other.
-func NestedZip(depth int) []byte {
-	data := []byte(EICAR)
-	name := "eicar.com"
-	for i := range depth {
-		data = Zip(map[string][]byte{name: data})
-		name = fmt.Sprintf("level%d.zip", depth-i)
-	}
-	return data
-}
+func NestedZip(depth int) []byte { return clamd.NestedEICAR(depth) }
 
-// Zip is an archive of files, in name order (deflated).
+// Zip is an archive of files, in name order.
 func Zip(files map[string][]byte) []byte {
-	var b bytes.Buffer
-	w := zip.NewWriter(&b)
-	for _, name := range sortedKeys(files) {
-		f, err := w.Create(name)
-		if err == nil {
-			_, err = f.Write(files[name])
-		}
-		if err != nil {
-			panic(err) // writing to memory
-		}
+	names := slices.Sorted(maps.Keys(files))
+	data := make([][]byte, len(names))
+	for i, n := range names {
+		data[i] = files[n]
 	}
-	if err := w.Close(); err != nil {
-		panic(err)
-	}
-	return b.Bytes()
-}
-
-func sortedKeys(m map[string][]byte) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
+	return clamd.Zip(names, data)
 }
