@@ -61,6 +61,9 @@ type Config struct {
 	HTTP                 string
 	HTTPAllowNonLoopback bool
 	HTTPMaxConnections   int // status connections served at once; more wait in the kernel's backlog
+	// SpoolBudget bounds the bytes all spool files hold at once; 0 = half
+	// the spool file system's free space, measured at start.
+	SpoolBudget int64
 	Listeners            []Listener
 	Policies             map[string]*policy.Policy
 	Database             Database
@@ -151,6 +154,7 @@ type serverSection struct {
 	HTTP                 string   `toml:"http"`
 	HTTPAllowNonLoopback bool     `toml:"http_allow_non_loopback"`
 	HTTPMaxConnections   int      `toml:"http_max_connections"`
+	SpoolBudget          Size     `toml:"spool_budget"`
 }
 
 type listenerSection struct {
@@ -313,6 +317,7 @@ func (v *validator) build(f *file) *Config {
 		HTTP:                 f.Server.HTTP,
 		HTTPAllowNonLoopback: f.Server.HTTPAllowNonLoopback,
 		HTTPMaxConnections:   f.Server.HTTPMaxConnections,
+		SpoolBudget:          int64(f.Server.SpoolBudget),
 		Policies:             map[string]*policy.Policy{},
 	}
 	v.checkServer(cfg)

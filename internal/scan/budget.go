@@ -43,7 +43,7 @@ func (b *SpoolBudget) Used() int64 { return b.used.Load() }
 func (b *SpoolBudget) Peak() int64 { return b.peak.Load() }
 
 // Reserve opens a client's account for one spool file. A nil budget gives
-// a reservation that bounds nothing.
+// a reservation that bounds nothing; so does a nil *Reservation.
 func (b *SpoolBudget) Reserve(client string) *Reservation {
 	if b == nil {
 		return &Reservation{}
@@ -79,7 +79,7 @@ type Reservation struct {
 // share in other spool files (a client's only file may pass its share, as
 // its only job always fits max_queue_bytes, within the budget).
 func (r *Reservation) Grow(n int64) error {
-	if r.b == nil {
+	if r == nil || r.b == nil {
 		return nil
 	}
 	mine := r.acct.Add(n)
@@ -102,7 +102,7 @@ func (r *Reservation) Grow(n int64) error {
 
 // Release gives back everything reserved; the file is closed.
 func (r *Reservation) Release() {
-	if r.b == nil || r.held == 0 {
+	if r == nil || r.b == nil || r.held == 0 {
 		return
 	}
 	r.acct.Add(-r.held)
