@@ -64,11 +64,11 @@ type Config struct {
 	// SpoolBudget bounds the bytes all spool files hold at once; 0 = half
 	// the spool file system's free space, measured at start.
 	SpoolBudget int64
-	Listeners            []Listener
-	Policies             map[string]*policy.Policy
-	Database             Database
-	ICAP                 ICAP   // settings of every protocol = "icap" listener
-	Milter               Milter // settings of every protocol = "milter" listener
+	Listeners   []Listener
+	Policies    map[string]*policy.Policy
+	Database    Database
+	ICAP        ICAP   // settings of every protocol = "icap" listener
+	Milter      Milter // settings of every protocol = "milter" listener
 
 	// file and lines remember where each key was written, so that checks
 	// made later against the host (`clamgate config check`) point at the
