@@ -32,3 +32,28 @@ func TestOnLimits(t *testing.T) {
 		})
 	}
 }
+
+// FuzzOnLimits: whatever clamd answers, on_limits never turns a reply with
+// a real signature into anything but infected, and only "pass" ever makes
+// a reply clean that was not.
+func FuzzOnLimits(f *testing.F) {
+	for _, s := range []string{"stream: Heuristics.Limits.Exceeded.MaxFiles FOUND", "stream: OK", "x: Eicar FOUND",
+		"fd[3]: Heuristics.Limits.Exceeded.MaxScanSize FOUND\nfd[3]: Eicar FOUND", "stream: Heuristics.Limits.Exceeded.X ERROR"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, reply string) {
+		in := ParseReply(reply)
+		for _, policy := range []string{LimitsBlock, LimitsError, LimitsPass} {
+			out := onLimits(in, policy)
+			if in.Verdict == Infected && !IsLimits(in.Threat) && out != in {
+				t.Fatalf("%s changed a real threat: %+v -> %+v", policy, in, out)
+			}
+			if out.Verdict == Clean && in.Verdict != Clean && policy != LimitsPass {
+				t.Fatalf("%s made %q clean", policy, reply)
+			}
+			if out.Verdict == Infected && in.Verdict != Infected {
+				t.Fatalf("%s made %q infected", policy, reply)
+			}
+		}
+	})
+}
