@@ -26,6 +26,7 @@ import (
 	"clamgate/internal/clamd"
 	"clamgate/internal/testenv"
 
+	gomilter "github.com/d--j/go-milter"
 	"golang.org/x/sys/unix"
 )
 
@@ -323,13 +324,22 @@ func (zeros) Read(p []byte) (int, error) { clear(p); return len(p), nil }
 // the body must be kept to be echoed, and returns the answer.
 func icapRespmod(t *testing.T, addr string, size int) string {
 	t.Helper()
+	return icapRespmodAllow(t, addr, size, false)
+}
+
+func icapRespmodAllow(t *testing.T, addr string, size int, allow204 bool) string {
+	t.Helper()
 	c, err := net.Dial("tcp", addr)
 	must(t, err)
 	defer c.Close()
 	_ = c.SetDeadline(time.Now().Add(20 * time.Second))
 	hdr := fmt.Sprintf("HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n", size)
+	allow := ""
+	if allow204 {
+		allow = "Allow: 204\r\n"
+	}
 	go func() {
-		fmt.Fprintf(c, "RESPMOD icap://127.0.0.1/avscan ICAP/1.0\r\nHost: 127.0.0.1\r\nEncapsulated: res-hdr=0, res-body=%d\r\n\r\n%s", len(hdr), hdr)
+		fmt.Fprintf(c, "RESPMOD icap://127.0.0.1/avscan ICAP/1.0\r\nHost: 127.0.0.1\r\n%sEncapsulated: res-hdr=0, res-body=%d\r\n\r\n%s", allow, len(hdr), hdr)
 		for sent := 0; sent < size; sent += 64 << 10 {
 			if _, err := fmt.Fprintf(c, "%x\r\n%s\r\n", 64<<10, bytes.Repeat([]byte("x"), 64<<10)); err != nil {
 				return
@@ -339,4 +349,97 @@ func icapRespmod(t *testing.T, addr string, size int) string {
 	}()
 	b, _ := io.ReadAll(bufio.NewReader(c))
 	return string(b)
+}
+
+// TestSpoolShareFronts: a client holding its share of the spool gets each
+// front's busy answer at once: clamd's busy ERROR, ICAP 503 (with and
+// without Allow: 204, i.e. the dispatcher's spool and the echo spool), the
+// milter's tempfail; once its stream ends, it scans again.
+func TestSpoolShareFronts(t *testing.T) {
+	t.Parallel()
+	c := testenv.StartClamd(t, testenv.ClamdOptions{})
+	dir := testenv.TempDir(t)
+	sock, milterSock, icapAddr := filepath.Join(dir, "gw.sock"), filepath.Join(dir, "milter.sock"), testenv.FreePort(t)
+	testenv.StartGateway(t, mustParse(t, fmt.Sprintf(`
+[backend]
+address = "unix:%s"
+[server]
+spool_budget = "2M"
+[[listener]]
+address = "unix:%s"
+policy = "p"
+mode = "0666"
+[[listener]]
+address = "tcp:%s"
+protocol = "icap"
+policy = "p"
+[[listener]]
+address = "unix:%s"
+protocol = "milter"
+policy = "p"
+mode = "0666"
+[policy.p]
+`, c.Socket, sock, icapAddr, milterSock)))
+	// 1.5 MiB of a stream that has not ended: past the client's share
+	// (half the budget), which its only stream may pass.
+	holder, err := net.Dial("unix", sock)
+	must(t, err)
+	defer holder.Close()
+	head := instream("z", bytes.Repeat([]byte("h"), 1536<<10))
+	_, err = holder.Write(head[:len(head)-4])
+	must(t, err)
+	time.Sleep(300 * time.Millisecond) // read and spooled
+	if got := string(exchange(t, "unix", sock, step{Data: instream("z", []byte(testenv.EICAR))})); !strings.HasPrefix(got, "stream: gateway busy: ") ||
+		!strings.Contains(got, "half of server.spool_budget") || !strings.HasSuffix(got, " ERROR\x00") {
+		t.Errorf("clamd protocol: %q, want the busy ERROR", got)
+	}
+	for _, allow204 := range []bool{true, false} {
+		if got := icapRespmodAllow(t, icapAddr, 300<<10, allow204); !strings.HasPrefix(got, "ICAP/1.0 503 ") {
+			t.Errorf("ICAP (Allow: 204 %v): %q, want 503", allow204, firstLine(got))
+		}
+	}
+	if act := milterMessage(t, milterSock, 300<<10); act.Type != gomilter.ActionTempFail && act.SMTPCode/100 != 4 {
+		t.Errorf("milter: %+v, want a temporary failure", act)
+	}
+	_, err = holder.Write([]byte{0, 0, 0, 0})
+	must(t, err)
+	if got, _ := io.ReadAll(holder); string(got) != "stream: OK\x00" {
+		t.Errorf("the holder's own stream: %q", got)
+	}
+	if got := string(exchange(t, "unix", sock, step{Data: instream("z", []byte(testenv.EICAR))})); got != eicarReply+"\x00" {
+		t.Errorf("after the holder's stream ended: %q", got)
+	}
+}
+
+func firstLine(s string) string { l, _, _ := strings.Cut(s, "\r\n"); return l }
+
+// milterMessage sends one message of size body bytes as an MTA and
+// returns the filter's decision.
+func milterMessage(t *testing.T, sock string, size int) *gomilter.Action {
+	t.Helper()
+	s, err := gomilter.NewClient("unix", sock, gomilter.WithReadTimeout(time.Minute)).Session(gomilter.NewMacroBag())
+	must(t, err)
+	defer s.Close()
+	steps := []func() (*gomilter.Action, error){
+		func() (*gomilter.Action, error) {
+			return s.Conn("c.example.org", gomilter.FamilyInet, 2525, "192.0.2.7")
+		},
+		func() (*gomilter.Action, error) { return s.Helo("c.example.org") },
+		func() (*gomilter.Action, error) { return s.Mail("<a@example.org>", "") },
+		func() (*gomilter.Action, error) { return s.Rcpt("<b@example.net>", "") },
+		s.DataStart,
+		s.HeaderEnd,
+	}
+	for sent := 0; sent < size; sent += 60000 {
+		steps = append(steps, func() (*gomilter.Action, error) { return s.BodyChunk(bytes.Repeat([]byte("m"), 60000)) })
+	}
+	for _, step := range steps {
+		if act, err := step(); err != nil || act.StopProcessing() {
+			must(t, err)
+			return act
+		}
+	}
+	_, act, err := s.End()
+	must(t, err)
+	return act
 }
