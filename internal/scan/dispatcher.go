@@ -18,7 +18,7 @@ type ClientLimits struct {
 	Concurrent    int           // scans at once; 0 = no limit of its own
 	Weight        int           // share of the engine under contention, in bytes; 0 = 1
 	MaxQueue      int           // jobs waiting for the engine; 0 = DefaultMaxQueue
-	MaxQueueBytes int64         // bytes of the jobs waiting for the engine; 0 = no limit
+	MaxQueueBytes int64         // bytes of the jobs waiting for the engine (0 = no limit) and of the client's spool files (0 = half the spool budget)
 	MaxWait       time.Duration // longest wait for the engine (queue, reload); 0 = DefaultMaxWait
 	OnLimits      string        // LimitsBlock (""), LimitsError or LimitsPass
 }
