@@ -61,11 +61,14 @@ type Config struct {
 	HTTP                 string
 	HTTPAllowNonLoopback bool
 	HTTPMaxConnections   int // status connections served at once; more wait in the kernel's backlog
-	Listeners            []Listener
-	Policies             map[string]*policy.Policy
-	Database             Database
-	ICAP                 ICAP   // settings of every protocol = "icap" listener
-	Milter               Milter // settings of every protocol = "milter" listener
+	// SpoolBudget bounds the bytes all spool files hold at once; 0 = half
+	// the spool file system's free space, measured at start.
+	SpoolBudget int64
+	Listeners   []Listener
+	Policies    map[string]*policy.Policy
+	Database    Database
+	ICAP        ICAP   // settings of every protocol = "icap" listener
+	Milter      Milter // settings of every protocol = "milter" listener
 
 	// file and lines remember where each key was written, so that checks
 	// made later against the host (`clamgate config check`) point at the
@@ -151,6 +154,7 @@ type serverSection struct {
 	HTTP                 string   `toml:"http"`
 	HTTPAllowNonLoopback bool     `toml:"http_allow_non_loopback"`
 	HTTPMaxConnections   int      `toml:"http_max_connections"`
+	SpoolBudget          Size     `toml:"spool_budget"`
 }
 
 type listenerSection struct {
@@ -175,6 +179,7 @@ type policySection struct {
 	MaxQueue      int      `toml:"max_queue"`
 	MaxQueueBytes Size     `toml:"max_queue_bytes"`
 	Weight        int      `toml:"weight"`
+	OnLimits      string   `toml:"on_limits"`
 	Users         []string `toml:"users"`
 	Groups        []string `toml:"groups"`
 
@@ -312,6 +317,7 @@ func (v *validator) build(f *file) *Config {
 		HTTP:                 f.Server.HTTP,
 		HTTPAllowNonLoopback: f.Server.HTTPAllowNonLoopback,
 		HTTPMaxConnections:   f.Server.HTTPMaxConnections,
+		SpoolBudget:          int64(f.Server.SpoolBudget),
 		Policies:             map[string]*policy.Policy{},
 	}
 	v.checkServer(cfg)
@@ -455,8 +461,9 @@ func (v *validator) policy(name string, ps policySection, backendMax int64) *pol
 	p := &policy.Policy{
 		Name: name, Admin: ps.Admin, MaxStream: int64(ps.MaxStream), MaxConcurrent: ps.MaxConcurrent, MaxWait: time.Duration(ps.MaxWait),
 		MaxQueue: ps.MaxQueue, MaxQueueBytes: int64(ps.MaxQueueBytes), Weight: ps.Weight,
-		Commands: ps.Commands,
+		Commands: ps.Commands, OnLimits: or(ps.OnLimits, "block"),
 	}
+	v.oneOf(key+".on_limits", p.OnLimits, "block", "error", "pass")
 	if p.Commands == nil {
 		p.Commands = slices.Clone(policy.DefaultCommands)
 	}

@@ -106,7 +106,7 @@ func FromFlags(fl Flags) (*Config, error) {
 // DispatchOptions are the dispatcher's settings.
 func (c *Config) DispatchOptions() scan.Options {
 	return scan.Options{Capacity: c.ScanSlots(), Reserve: c.Reserve, BulkCap: c.BulkCap, BulkSize: c.BulkSize,
-		SpoolDir: c.SpoolDir, Limits: c.Limits()}
+		SpoolDir: c.SpoolDir, SpoolBudget: c.SpoolBudget, Limits: c.Limits()}
 }
 
 // Limits returns each policy's limits, for the dispatcher.
@@ -114,7 +114,7 @@ func (c *Config) Limits() map[string]scan.ClientLimits {
 	out := map[string]scan.ClientLimits{}
 	for name, p := range c.Policies {
 		out[name] = scan.ClientLimits{Concurrent: p.MaxConcurrent, MaxWait: p.MaxWait, MaxQueue: p.MaxQueue,
-			MaxQueueBytes: p.MaxQueueBytes, Weight: p.Weight}
+			MaxQueueBytes: p.MaxQueueBytes, Weight: p.Weight, OnLimits: p.OnLimits}
 	}
 	return out
 }

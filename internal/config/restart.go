@@ -25,6 +25,7 @@ var restartOnly = []struct {
 	{"server.http", func(c *Config) any { return &c.HTTP }},
 	{"server.http_allow_non_loopback", func(c *Config) any { return &c.HTTPAllowNonLoopback }},
 	{"server.http_max_connections", func(c *Config) any { return &c.HTTPMaxConnections }},
+	{"server.spool_budget", func(c *Config) any { return &c.SpoolBudget }},
 }
 
 // KeepRestartOnly gives next the running values of the settings that only

@@ -83,7 +83,7 @@ func (c *Config) serverSection() serverSection {
 	return serverSection{ReadTimeout: Duration(c.ReadTimeout), CommandTimeout: Duration(c.CommandTimeout),
 		StreamTimeout: Duration(c.StreamTimeout), ShutdownGrace: Duration(c.ShutdownGrace),
 		LogLevel: c.LogLevel, LogFormat: c.LogFormat, Audit: &c.Audit, HTTP: c.HTTP,
-		HTTPAllowNonLoopback: c.HTTPAllowNonLoopback, HTTPMaxConnections: c.HTTPMaxConnections}
+		HTTPAllowNonLoopback: c.HTTPAllowNonLoopback, HTTPMaxConnections: c.HTTPMaxConnections, SpoolBudget: Size(c.SpoolBudget)}
 }
 
 func (c *Config) databaseSection() databaseSection {
@@ -121,7 +121,8 @@ func policySectionOf(p *policy.Policy) policySection {
 	s := policySection{Admin: p.Admin, Commands: p.Commands, Roots: p.Roots, MaxStream: Size(p.MaxStream),
 		MaxConcurrent: p.MaxConcurrent, MaxWait: Duration(cmp.Or(p.MaxWait, scan.DefaultMaxWait)),
 		MaxQueue: cmp.Or(p.MaxQueue, scan.DefaultMaxQueue), Weight: cmp.Or(p.Weight, 1),
-		MaxQueueBytes: Size(p.MaxQueueBytes), AllowWritableRootAncestors: p.AllowWritableRootAncestors}
+		MaxQueueBytes: Size(p.MaxQueueBytes), AllowWritableRootAncestors: p.AllowWritableRootAncestors,
+		OnLimits: p.OnLimits}
 	s.MaxWalkDepth, s.MaxDirEntries = p.WalkLimits()
 	for _, id := range p.UIDs {
 		s.Users = append(s.Users, userName(id))

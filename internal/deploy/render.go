@@ -119,6 +119,10 @@ Foreground yes
 	fmt.Fprintf(&b, "TemporaryDirectory %s\n", tmp)
 	fmt.Fprintf(&b, "ConcurrentDatabaseReload no\nSelfCheck 0\nIdleTimeout 2\nStreamMaxLength %s\nMaxThreads %d\n", streamMax, maxThreads)
 	b.WriteString("ReadTimeout 120\nCommandReadTimeout 30\nExitOnOOM yes\nLogTime yes\nLogSyslog no\n")
+	// Without it an object past a scan limit (nesting, file count, scan
+	// size) comes back OK; with it, Heuristics.Limits.Exceeded FOUND, which
+	// the gateway's on_limits turns into the answer the admin chose.
+	b.WriteString("AlertExceedsMax yes\n")
 	return b.String()
 }
 

@@ -160,6 +160,7 @@ func checks() []check {
 		clamdNoNewPrivsCheck(),
 		clamdSeccompCheck(),
 		clamdNetNSCheck(),
+		clamdLimitsCheck(),
 		configCheck(),
 		socketModeCheck(),
 		socketRefusedCheck(),

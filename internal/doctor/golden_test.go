@@ -3,10 +3,12 @@ package doctor_test
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -128,17 +130,36 @@ func (fakeProber) Probe(_ context.Context, _, _ string, c doctor.Cred, _ bool) d
 	return doctor.ProbeResult{Connected: true, Reply: "PONG"}
 }
 
-// pongDialer answers PING on every unix address, as the gateway would.
+// pongDialer answers PING on every unix address, as the gateway would,
+// and a stream with OK, as a clamd without AlertExceedsMax does for one
+// past its limits.
 func pongDialer(_ context.Context, network, _ string) (net.Conn, error) {
 	if network != "unix" {
 		return nil, errors.New("connection refused")
 	}
 	client, server := net.Pipe()
 	go func() {
-		b := make([]byte, 64)
-		server.Read(b)
-		server.Write([]byte("PONG\x00"))
-		server.Close()
+		defer server.Close()
+		b := make([]byte, 10)
+		n, _ := server.Read(b)
+		if string(b[:n]) != "zINSTREAM\x00" {
+			server.Write([]byte("PONG\x00"))
+			return
+		}
+		for {
+			var size [4]byte
+			if _, err := io.ReadFull(server, size[:]); err != nil {
+				return
+			}
+			n := binary.BigEndian.Uint32(size[:])
+			if n == 0 {
+				break
+			}
+			if _, err := io.CopyN(io.Discard, server, int64(n)); err != nil {
+				return
+			}
+		}
+		server.Write([]byte("stream: OK\x00"))
 	}()
 	return client, nil
 }

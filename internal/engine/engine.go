@@ -199,6 +199,8 @@ func (e *Engine) clamdConf() string {
 		"LogTime yes",
 		"MaxThreads " + strconv.Itoa(e.cfg.MaxThreads),
 		"StreamMaxLength " + strconv.FormatInt(e.cfg.StreamMaxLength, 10),
+		// An object past a scan limit is FOUND, not OK: policy on_limits decides.
+		"AlertExceedsMax yes",
 	}
 	if e.nextMode().Frugal {
 		// The gateway watches the database and holds requests while clamd

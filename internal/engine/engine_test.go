@@ -34,7 +34,7 @@ func TestManagedClamd(t *testing.T) {
 		t.Fatal(err)
 	}
 	conf, _ := os.ReadFile(e.confPath())
-	for _, want := range []string{"LocalSocket " + e.Socket(), "StreamMaxLength 1048576", "MaxThreads 2", "Foreground yes"} {
+	for _, want := range []string{"LocalSocket " + e.Socket(), "StreamMaxLength 1048576", "MaxThreads 2", "Foreground yes", "AlertExceedsMax yes"} {
 		if !strings.Contains(string(conf), want) {
 			t.Errorf("clamd.conf lacks %q:\n%s", want, conf)
 		}

@@ -124,6 +124,19 @@ func streamCases() []diffCase {
 			}},
 		)
 	}
+	return append(cases, limitCases()...)
+}
+
+// limitCases are objects past clamd's scan limits (see testenv.LimitsClamd),
+// which the gateway's default on_limits answers as clamd does with
+// AlertExceedsMax: a FOUND naming the limit.
+func limitCases() []diffCase {
+	var cases []diffCase
+	for _, o := range testenv.LimitObjects() {
+		cases = append(cases, diffCase{name: "zINSTREAM " + o.Name, steps: func(tree) []step {
+			return []step{{Data: instream("z", o.Data)}}
+		}})
+	}
 	return cases
 }
 
@@ -190,7 +203,7 @@ func sessionCases() []diffCase {
 // TestDifferential sends the same requests to a real clamd and to the
 // gateway in front of it, over unix sockets and TCP, and compares the bytes.
 func TestDifferential(t *testing.T) {
-	clamd := testenv.StartClamd(t, testenv.ClamdOptions{})
+	clamd := testenv.StartClamd(t, testenv.ClamdOptions{Extra: testenv.LimitsClamd})
 	tr := makeTree(t)
 	gwUnix, gwTCP := gatewayFor(t, clamd, fmt.Sprintf(`roots = [%q]`, tr.Root))
 	var cases []diffCase

@@ -57,12 +57,14 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, with ...Opti
 	}
 	tel := newTelemetry(cfg, pool, eng, log)
 	opts := cfg.DispatchOptions()
+	opts.SpoolBudget = spoolBudget(cfg, log)
 	opts.Observers = append(opts.Observers, tel.metrics)
 	if cfg.Audit {
 		opts.Observers = append(opts.Observers, scan.AuditLog{Log: log})
 	}
 	dispatcher := scan.NewDispatcher(pool, log, opts)
 	tel.metrics.SetHeld(dispatcher.HeldFor)
+	tel.metrics.SetSpool(dispatcher.Spool())
 	life := newLifecycle(cfg, eng, dispatcher, log)
 	if life != nil {
 		tel.follow(life)
@@ -174,7 +176,7 @@ type front interface {
 func newFronts(cfg *config.Config, log *slog.Logger, d *scan.Dispatcher, life *lifecycle) map[string]front {
 	cp := &clamdproto.Server{Dispatcher: d, Log: log, ReadTimeout: cfg.ReadTimeout,
 		CommandTimeout: cfg.CommandTimeout, StreamTimeout: cfg.StreamTimeout}
-	ic := &icap.Server{Dispatcher: d, Log: log, ReadTimeout: cfg.ReadTimeout, Settings: cfg.ICAP}
+	ic := &icap.Server{Dispatcher: d, Log: log, ReadTimeout: cfg.ReadTimeout, Settings: cfg.ICAP, Spool: d.Spool()}
 	if life != nil {
 		cp.StatsExtra, ic.Tag = life.Stats, life.Tag
 	}

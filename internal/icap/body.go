@@ -5,6 +5,8 @@ import (
 	"errors"
 	"io"
 	"os"
+
+	"clamgate/internal/scan"
 )
 
 var errTooBig = errors.New("body larger than max_object")
@@ -19,6 +21,7 @@ type body struct {
 	n, limit  int64
 	spool     *spool // nil when the body need not be kept
 	clientErr error  // the client's side failed: not clamd's fault
+	spoolErr  error  // keeping the body failed: the gateway's fault (or busy)
 	eof       bool
 }
 
@@ -29,7 +32,7 @@ func (b *body) Read(p []byte) (int, error) {
 	n, err := b.read(p)
 	if n > 0 && b.spool != nil {
 		if werr := b.spool.write(p[:n]); werr != nil {
-			b.clientErr = werr
+			b.clientErr, b.spoolErr = werr, werr
 			return 0, werr
 		}
 	}
@@ -90,6 +93,7 @@ func (b *body) unlimited() { b.limit, b.clientErr = 0, nil }
 // that large objects never sit in the gateway's memory.
 type spool struct {
 	dir  string
+	res  *scan.Reservation // every byte kept is reserved from the gateway's spool budget first
 	mem  bytes.Buffer
 	file *os.File
 }
@@ -97,6 +101,9 @@ type spool struct {
 const spoolInMemory = 256 << 10
 
 func (s *spool) write(p []byte) error {
+	if err := s.res.Grow(int64(len(p))); err != nil {
+		return err
+	}
 	if s.file == nil && s.mem.Len()+len(p) <= spoolInMemory {
 		s.mem.Write(p)
 		return nil
@@ -104,17 +111,19 @@ func (s *spool) write(p []byte) error {
 	if s.file == nil {
 		f, err := os.CreateTemp(s.dir, "clamgate-icap-*")
 		if err != nil {
-			return err
+			return &scan.SpoolError{Err: err}
 		}
 		os.Remove(f.Name()) // nothing to clean up, whatever happens next
 		s.file = f
 		if _, err := s.file.Write(s.mem.Bytes()); err != nil {
-			return err
+			return &scan.SpoolError{Err: err}
 		}
 		s.mem = bytes.Buffer{}
 	}
-	_, err := s.file.Write(p)
-	return err
+	if _, err := s.file.Write(p); err != nil {
+		return &scan.SpoolError{Err: err}
+	}
+	return nil
 }
 
 // reader replays what was written.
@@ -129,7 +138,20 @@ func (s *spool) reader() (io.Reader, error) {
 }
 
 func (s *spool) close() {
-	if s != nil && s.file != nil {
+	if s == nil {
+		return
+	}
+	if s.file != nil {
 		s.file.Close()
 	}
+	s.res.Release()
+}
+
+// causeOf is what a spool failure hides from the client, for the log.
+func causeOf(err error) string {
+	var se *scan.SpoolError
+	if errors.As(err, &se) {
+		return ": " + se.Err.Error()
+	}
+	return ""
 }

@@ -61,7 +61,7 @@ func (cn *conn) modify(ctx context.Context, req *Request) bool {
 	// Spool only when a clean verdict will have to echo the body: a 204
 	// will not be allowed once the whole body has been read.
 	if !req.Allow204 && x.body.rest != nil {
-		x.body.spool = &spool{dir: cn.srv.Settings.SpoolDir}
+		x.body.spool = &spool{dir: cn.srv.Settings.SpoolDir, res: cn.srv.Spool.Reserve(cn.pol.Name)}
 		if x.body.spool.dir == "" {
 			x.body.spool.dir = os.TempDir()
 		}
@@ -93,6 +93,9 @@ func (x *exchange) verdict(ctx context.Context) bool {
 	switch {
 	case errors.Is(x.body.clientErr, errTooBig):
 		return x.overLimit(x.body.n)
+	case x.body.spoolErr != nil: // not the client's fault: an error (or busy) answer, never its path
+		x.busy = scan.IsBusy(x.body.spoolErr)
+		return x.failed(x.body.spoolErr.Error() + causeOf(x.body.spoolErr))
 	case x.body.clientErr != nil:
 		cn.readFailed(x.body.clientErr)
 		return false

@@ -46,6 +46,9 @@ type Server struct {
 	// Tag, when set, gives the ISTag: it changes with the signature
 	// database. Without it the tag follows clamd's VERSION reply.
 	Tag func() string
+	// Spool is the gateway's spool budget, which bodies kept for the echo
+	// reserve from; nil = no bound.
+	Spool *scan.SpoolBudget
 
 	mu    sync.Mutex
 	open  map[string]int // connections per listener, for Max-Connections

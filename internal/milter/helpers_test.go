@@ -16,6 +16,12 @@ import (
 // section, and returns the socket's path.
 func startMilter(t *testing.T, backend, milterTOML string) string {
 	t.Helper()
+	return startMilterPolicy(t, backend, "", milterTOML)
+}
+
+// startMilterPolicy is startMilter with policyTOML added to [policy.mta].
+func startMilterPolicy(t *testing.T, backend, policyTOML, milterTOML string) string {
+	t.Helper()
 	sock := filepath.Join(testenv.TempDir(t), "milter.sock")
 	src := fmt.Sprintf(`
 [backend]
@@ -31,10 +37,11 @@ mode = "0666"
 
 [policy.mta]
 max_concurrent = 4
+%s
 
 [milter]
 %s
-`, backend, sock, milterTOML)
+`, backend, sock, policyTOML, milterTOML)
 	cfg, err := config.Parse("test.toml", []byte(src))
 	if err != nil {
 		t.Fatalf("config: %v\n%s", err, src)

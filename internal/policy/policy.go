@@ -36,8 +36,9 @@ type Policy struct {
 	MaxConcurrent int           // scans at once; 0 = unlimited
 	MaxWait       time.Duration // longest wait for the engine (queue, reload); 0 = the default
 	MaxQueue      int           // jobs waiting for the engine; 0 = the default
-	MaxQueueBytes int64         // bytes of the jobs waiting for the engine; 0 = no limit
+	MaxQueueBytes int64         // bytes of the jobs waiting for the engine (0 = no limit) and spooled (0 = half the budget)
 	Weight        int           // share of the engine under contention; 0 = 1
+	OnLimits      string        // an object past clamd's scan limits: "block", "error" or "pass"
 	UIDs          []uint32      // unix peers allowed by uid (empty with GIDs empty: any)
 	GIDs          []uint32      // unix peers allowed by primary or supplementary group
 

@@ -18,8 +18,9 @@ type ClientLimits struct {
 	Concurrent    int           // scans at once; 0 = no limit of its own
 	Weight        int           // share of the engine under contention, in bytes; 0 = 1
 	MaxQueue      int           // jobs waiting for the engine; 0 = DefaultMaxQueue
-	MaxQueueBytes int64         // bytes of the jobs waiting for the engine; 0 = no limit
+	MaxQueueBytes int64         // bytes of the jobs waiting for the engine (0 = no limit) and of the client's spool files (0 = half the spool budget)
 	MaxWait       time.Duration // longest wait for the engine (queue, reload); 0 = DefaultMaxWait
+	OnLimits      string        // LimitsBlock (""), LimitsError or LimitsPass
 }
 
 // Defaults of ClientLimits.
@@ -46,9 +47,12 @@ type Options struct {
 	BulkAge  time.Duration // 0 = DefaultBulkAge
 	// SpoolDir holds streams larger than SmallStream until they have been
 	// scanned; "" = $TMPDIR.
-	SpoolDir  string
-	Limits    map[string]ClientLimits
-	Observers []Observer
+	SpoolDir string
+	// SpoolBudget bounds the bytes all spool files hold at once (see
+	// SpoolBudget); 0 = no bound. Set at start only.
+	SpoolBudget int64
+	Limits      map[string]ClientLimits
+	Observers   []Observer
 }
 
 // ErrClientGone is the cause of a job's cancellation when its client has
@@ -88,6 +92,7 @@ type Dispatcher struct {
 	sched     *scheduler
 	observers []Observer
 	spoolDir  string
+	budget    *SpoolBudget
 
 	mu        sync.Mutex
 	held      chan struct{} // non-nil while held; closed on release
@@ -109,8 +114,13 @@ func (d *Dispatcher) HeldFor() time.Duration {
 func NewDispatcher(b Backend, log *slog.Logger, o Options) *Dispatcher {
 	d := &Dispatcher{backend: b, log: log, observers: o.Observers, spoolDir: o.SpoolDir}
 	d.sched = newScheduler(o, d.queueChanged)
+	d.budget = NewSpoolBudget(o.SpoolBudget, func(client string) int64 { return d.sched.lockedLimits(client).MaxQueueBytes })
 	return d
 }
+
+// Spool is the budget every spool file of the gateway reserves from,
+// the fronts' own included.
+func (d *Dispatcher) Spool() *SpoolBudget { return d.budget }
 
 // hangupEvery is how often a job in flight checks that its client is
 // still connected.
@@ -128,7 +138,7 @@ func (d *Dispatcher) Do(ctx context.Context, job Job) (Result, error) {
 	defer func() { d.done(job, o) }()
 	start := time.Now()
 	if job.Kind == Stream {
-		f, closeIt, err := d.streamFile(job.Data)
+		f, closeIt, err := d.streamFile(job.Data, job.Client)
 		if err != nil {
 			o.Err = err
 			return Result{}, err
@@ -186,21 +196,23 @@ func (d *Dispatcher) scan(ctx context.Context, job Job, start time.Time, o *Outc
 		o.Err = err
 		return Result{}, err
 	}
-	o.Result = ParseReply(reply)
+	o.Result = d.limits(job, ParseReply(reply))
 	return o.Result, nil
 }
 
 // streamFile returns the stream as a file of known size, spooling it when
 // it is not one already (a front's own spool is used as it is).
-func (d *Dispatcher) streamFile(r io.Reader) (*os.File, func(), error) {
+func (d *Dispatcher) streamFile(r io.Reader, client string) (*os.File, func(), error) {
 	if f, ok := r.(*os.File); ok && fileSize(f) >= 0 {
 		return f, func() {}, nil
 	}
-	f, _, err := spool(r, d.spoolDir)
+	res := d.budget.Reserve(client)
+	f, _, err := spool(r, d.spoolDir, res)
 	if err != nil {
+		res.Release()
 		return nil, nil, err
 	}
-	return f, func() { f.Close() }, nil
+	return f, func() { f.Close(); res.Release() }, nil
 }
 
 // watch returns ctx cancelled with ErrClientGone when the client of the
@@ -231,8 +243,12 @@ func watch(ctx context.Context) (context.Context, func()) {
 
 func (d *Dispatcher) done(job Job, o Outcome) {
 	if o.Err != nil && o.Abandoned == "" {
-		d.log.Warn("scan failed", "client", job.Client, "protocol", job.Protocol, "object", job.Object,
-			"err", o.Err, "waited", o.Wait.Round(time.Millisecond), "duration", o.Duration.Round(time.Millisecond))
+		args := []any{"client", job.Client, "protocol", job.Protocol, "object", job.Object,
+			"err", o.Err, "waited", o.Wait.Round(time.Millisecond), "duration", o.Duration.Round(time.Millisecond)}
+		if se := (*SpoolError)(nil); errors.As(o.Err, &se) {
+			args = append(args, "cause", se.Err) // the spool's path and errno: for the log only
+		}
+		d.log.Warn("scan failed", args...)
 	}
 	for _, obs := range d.observers {
 		obs.Done(job, o)

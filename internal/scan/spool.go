@@ -17,21 +17,23 @@ const SmallStream = 128 << 10
 var smallBufs = sync.Pool{New: func() any { b := make([]byte, SmallStream); return &b }}
 
 // SpoolError is a stream the gateway could not store: its own fault, not
-// the client's, and the job was not scanned.
+// the client's, and the job was not scanned. Its text is what a client may
+// see; the cause (a spool path, ENOSPC) is only logged.
 type SpoolError struct{ Err error }
 
-func (e *SpoolError) Error() string { return "spooling the stream: " + e.Err.Error() }
+func (e *SpoolError) Error() string { return "the gateway could not store the stream" }
 func (e *SpoolError) Unwrap() error { return e.Err }
 
 // spool reads a client's stream to its end into a file: a memfd when it is
-// small, else an unlinked file in dir ("" = $TMPDIR). The job then holds no
+// small, else an unlinked file in dir ("" = $TMPDIR). Every byte is
+// reserved from res before it is written; a refusal is a *BusyError. The job then holds no
 // engine slot while a slow client trickles its bytes in, its cost is
 // known when it asks for one, and a local clamd is handed the descriptor
 // instead of reading the bytes through its single receiving thread. A read
 // error from r is returned as it is (the client's fault: the front tells
 // it apart); a failure to store is a *SpoolError. The file is positioned
 // at its start.
-func spool(r io.Reader, dir string) (*os.File, int64, error) {
+func spool(r io.Reader, dir string, res *Reservation) (*os.File, int64, error) {
 	bp := smallBufs.Get().(*[]byte)
 	defer smallBufs.Put(bp)
 	buf := *bp
@@ -49,7 +51,7 @@ func spool(r io.Reader, dir string) (*os.File, int64, error) {
 		}
 		os.Remove(f.Name()) // nothing to clean up, whatever happens next
 	}
-	size, err := fill(f, buf[:n], r)
+	size, err := fill(budgeted{f, res}, buf[:n], r)
 	if err != nil {
 		f.Close()
 		return nil, 0, err
@@ -57,22 +59,44 @@ func spool(r io.Reader, dir string) (*os.File, int64, error) {
 	return f, size, nil
 }
 
-func fill(f *os.File, head []byte, r io.Reader) (int64, error) {
+func fill(f budgeted, head []byte, r io.Reader) (int64, error) {
 	if _, err := f.Write(head); err != nil {
-		return 0, &SpoolError{err}
+		return 0, storeError(err)
 	}
 	rest, err := io.Copy(onlyWriter{f}, onlyReader{r})
 	if err != nil {
 		var we *writeFailed
 		if errors.As(err, &we) {
-			return 0, &SpoolError{we.err}
+			return 0, storeError(we.err)
 		}
 		return 0, err
 	}
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
+	if _, err := f.f.Seek(0, io.SeekStart); err != nil {
 		return 0, &SpoolError{err}
 	}
 	return int64(len(head)) + rest, nil
+}
+
+// storeError is a failed spool write as the client may see it: busy when
+// the budget refused the bytes, else a *SpoolError.
+func storeError(err error) error {
+	if IsBusy(err) {
+		return err
+	}
+	return &SpoolError{err}
+}
+
+// budgeted writes to f what res has room for.
+type budgeted struct {
+	f   *os.File
+	res *Reservation
+}
+
+func (b budgeted) Write(p []byte) (int, error) {
+	if err := b.res.Grow(int64(len(p))); err != nil {
+		return 0, err
+	}
+	return b.f.Write(p)
 }
 
 func memfd() *os.File {

@@ -29,7 +29,7 @@ import (
 )
 
 // EICAR is the standard antivirus test string; never real malware.
-const EICAR = `X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*`
+const EICAR = clamd.EICAR
 
 // EicarThreat is the name clamd gives EICAR with the test database.
 const EicarThreat = "Eicar-Test-Signature.UNOFFICIAL"

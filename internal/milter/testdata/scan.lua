@@ -10,6 +10,7 @@
 --   filler      when set: this many bytes of random text lines go before the
 --               attachment, so that the message streams to clamd in chunks
 --   count       messages sent one after another on the connection (default 1)
+--   attachment  when set: a file whose bytes (base64 lines) go as a zip attachment
 
 local eicar = [[X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*]]
 
@@ -55,6 +56,16 @@ local function one(n)
 	if content == "eicar" then
 		check(mt.bodystring(conn, "--b1\r\nContent-Type: application/octet-stream\r\n" ..
 			"Content-Disposition: attachment; filename=\"eicar.com\"\r\n\r\n" .. eicar .. "\r\n"), "body eicar")
+	end
+	if attachment ~= nil then
+		local f = io.open(attachment, "rb")
+		if f == nil then
+			fail("cannot open " .. attachment)
+		end
+		local b64 = f:read("*a")
+		f:close()
+		check(mt.bodystring(conn, "--b1\r\nContent-Type: application/zip\r\nContent-Transfer-Encoding: base64\r\n" ..
+			"Content-Disposition: attachment; filename=\"archive.zip\"\r\n\r\n" .. b64 .. "\r\n"), "body attachment")
 	end
 	check(mt.bodystring(conn, "--b1--\r\n"), "body end")
 	check(mt.eom(conn), "eom")
