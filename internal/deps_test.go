@@ -37,7 +37,7 @@ cmd/clamgate        | cli                                                       
 internal/cli        | buildinfo clamd config deploy doctor gateway manual milter scan sigdb | golang.org/x/sys                                                                     | testenv
 internal/gateway    | clamd clamdproto config engine hangup icap listen metrics milter policy scan sigdb status | - | testenv golang.org/x/sys github.com/d--j/go-milter
 internal/engine     | clamd config rss sandbox scan sigdb                                   | -                                                                                    | golang.org/x/sys
-internal/testenv    | clamd config engine gateway                                           | -                                                                                    | -
+internal/testenv    | clamd config gateway                                                  | -                                                                                    | -
 internal/clamdproto | listen policy scan                                                    | golang.org/x/sys                                                                     | connfuzz
 internal/icap       | config listen policy scan                                             | -                                                                                    | connfuzz testenv
 internal/milter     | config policy scan                                                    | github.com/d--j/go-milter                                                            | connfuzz testenv
@@ -53,7 +53,7 @@ internal/sandbox    | -                                                         
 internal/buildinfo  | -                                                                     | -                                                                                    | -
 internal/manual     | -                                                                     | -                                                                                    | -
 internal/policy     | -                                                                     | golang.org/x/sys                                                                     | -
-internal/clamd      | -                                                                     | golang.org/x/sys                                                                     | -
+internal/clamd      | -                                                                     | golang.org/x/sys                                                                     | testenv
 internal/sigdb      | -                                                                     | github.com/fsnotify/fsnotify                                                         | testenv
 internal/doctor     | clamd config deploy rss sigdb                                         | golang.org/x/sys                                                                     | testenv
 internal/deploy     | config sigdb                                                          | github.com/aymanbagabas/go-udiff github.com/coreos/go-systemd/v22 github.com/google/renameio/v2 github.com/pelletier/go-toml/v2 | clamd testenv

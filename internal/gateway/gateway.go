@@ -152,7 +152,7 @@ func announceDatabase(log *slog.Logger, eng *engine.Engine) {
 
 func waitBackend(ctx context.Context, log *slog.Logger, pool *clamd.Pool) bool {
 	start := time.Now()
-	if err := engine.WaitPing(ctx, pool); err != nil {
+	if err := clamd.WaitPing(ctx, pool); err != nil {
 		return false
 	}
 	log.Info("clamd answers", "backend", pool.Primary().String(), "after", time.Since(start).Round(time.Millisecond))

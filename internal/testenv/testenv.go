@@ -24,7 +24,6 @@ import (
 
 	"clamgate/internal/clamd"
 	"clamgate/internal/config"
-	"clamgate/internal/engine"
 	"clamgate/internal/gateway"
 )
 
@@ -133,7 +132,7 @@ func (c *Clamd) start(bin string) {
 	c.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	if err := engine.WaitPing(ctx, c.Client("unix")); err != nil {
+	if err := clamd.WaitPing(ctx, c.Client("unix")); err != nil {
 		log, _ := os.ReadFile(filepath.Join(c.Dir, "clamd.log"))
 		c.t.Fatalf("clamd did not answer PING: %v\n%s", err, log)
 	}
