@@ -149,7 +149,7 @@ func (d *Dispatcher) Do(ctx context.Context, job Job) (Result, error) {
 		if err != nil {
 			return Result{}, err
 		}
-		o.Result = ParseReply(reply)
+		o.Result = Result{Reply: reply} // a command's reply is no verdict
 		return o.Result, nil
 	}
 	return d.scan(ctx, job, start, &o)
@@ -186,7 +186,16 @@ func (d *Dispatcher) scan(ctx context.Context, job Job, start time.Time, o *Outc
 		o.Err = err
 		return Result{}, err
 	}
-	o.Result = ParseReply(reply)
+	// Read strictly, here for every front alike: a reply that is not a
+	// verdict for the object scanned fails the job.
+	object := StreamObject
+	if job.Kind == File {
+		object = FDObject(reply)
+	}
+	o.Result, o.Err = ParseVerdict(object, reply)
+	if o.Err != nil {
+		return Result{}, o.Err
+	}
 	return o.Result, nil
 }
 
@@ -232,7 +241,8 @@ func watch(ctx context.Context) (context.Context, func()) {
 func (d *Dispatcher) done(job Job, o Outcome) {
 	if o.Err != nil && o.Abandoned == "" {
 		d.log.Warn("scan failed", "client", job.Client, "protocol", job.Protocol, "object", job.Object,
-			"err", o.Err, "waited", o.Wait.Round(time.Millisecond), "duration", o.Duration.Round(time.Millisecond))
+			"err", o.Err, "reply", o.Result.Reply, // the refused reply, when there was one
+			"waited", o.Wait.Round(time.Millisecond), "duration", o.Duration.Round(time.Millisecond))
 	}
 	for _, obs := range d.observers {
 		obs.Done(job, o)

@@ -11,30 +11,76 @@ import (
 	"time"
 )
 
-func TestParseReply(t *testing.T) {
+// TestParseVerdict: only a well-formed clamd verdict for the object asked
+// about is a verdict; clamd's ERROR lines are failures; anything else is
+// an error, whatever it looks like.
+func TestParseVerdict(t *testing.T) {
 	tests := []struct {
-		reply   string
-		verdict Verdict
-		threat  string
+		object, reply string
+		verdict       Verdict
+		threat        string
+		notVerdict    bool
 	}{
-		{"stream: OK", Clean, ""},
-		{"fd[12]: OK", Clean, ""},
-		{"stream: Eicar-Test-Signature FOUND", Infected, "Eicar-Test-Signature"},
-		{"/a: b: c.txt: Win.Test FOUND", Infected, "Win.Test"},
-		{"/x: A FOUND\n/x: B FOUND", Infected, "A"},
-		{"INSTREAM size limit exceeded. ERROR", Failed, ""},
-		{"fd[12]: Not a regular file ERROR", Failed, ""},
-		{"/d: Not supported file type ERROR\n/d: OK", Clean, ""},
-		{"PONG", Failed, ""},
-		{"", Failed, ""},
-		{"stream: OK ERROR", Failed, ""},
+		{"stream", "stream: OK", Clean, "", false},
+		{"fd[12]", "fd[12]: OK", Clean, "", false},
+		{"stream", "stream: Eicar-Test-Signature FOUND", Infected, "Eicar-Test-Signature", false},
+		{"stream", "stream: Heuristics.Limits.Exceeded.MaxFileSize FOUND", Infected, "Heuristics.Limits.Exceeded.MaxFileSize", false},
+		{"stream", "INSTREAM size limit exceeded. ERROR", Failed, "", false},
+		{"fd[12]", "fd[12]: Not a regular file ERROR", Failed, "", false},
+		{"stream", "stream: OK ERROR", Failed, "", false},
+		{"stream", "other: OK", Failed, "", true},
+		{"stream", "fd[3]: OK", Failed, "", true},
+		{"fd[12]", "fd[13]: OK", Failed, "", true},
+		{"stream", "OK", Failed, "", true},
+		{"stream", "stream: ok", Failed, "", true},
+		{"stream", "stream: OK ", Failed, "", true},
+		{"stream", "stream:OK", Failed, "", true},
+		{"stream", "stream: OK\nstream: OK", Failed, "", true},
+		{"stream", "stream: A FOUND\nstream: B FOUND", Failed, "", true},
+		{"stream", "stream: OK\x00", Failed, "", true},
+		{"stream", "stream:  FOUND", Failed, "", true},
+		{"stream", "stream: FOUND", Failed, "", true},
+		{"stream", "stream:  X FOUND", Failed, "", true},
+		{"stream", "PONG", Failed, "", true},
+		{"stream", "", Failed, "", true},
+		{"", ": OK", Failed, "", true},
+		{"stream", "\x7fELF", Failed, "", true},
 	}
 	for _, tc := range tests {
-		got := ParseReply(tc.reply)
-		if got.Verdict != tc.verdict || got.Threat != tc.threat {
-			t.Errorf("%q: %v %q, want %v %q", tc.reply, got.Verdict, got.Threat, tc.verdict, tc.threat)
+		got, err := ParseVerdict(tc.object, tc.reply)
+		if got.Verdict != tc.verdict || got.Threat != tc.threat || errors.Is(err, ErrNotVerdict) != tc.notVerdict ||
+			(err != nil && !tc.notVerdict) || got.Reply != tc.reply {
+			t.Errorf("%s %q: %v %q %v, want %v %q notVerdict=%v", tc.object, tc.reply, got.Verdict, got.Threat, err, tc.verdict, tc.threat, tc.notVerdict)
 		}
 	}
+}
+
+func TestFDObject(t *testing.T) {
+	for reply, want := range map[string]string{
+		"fd[12]: OK": "fd[12]", "fd[12]: X FOUND": "fd[12]", "fd[12]: lstat() failed ERROR": "fd[12]",
+		"fd[]: OK": "", "fd[x]: OK": "", "stream: OK": "", "12]: OK": "", "fd[12: OK": "", "": "",
+	} {
+		if got := FDObject(reply); got != want {
+			t.Errorf("%q: %q, want %q", reply, got, want)
+		}
+	}
+}
+
+// FuzzParseVerdict: whatever a backend sends, a Clean verdict only ever
+// comes from exactly "stream: OK".
+func FuzzParseVerdict(f *testing.F) {
+	for _, s := range []string{"stream: OK", "stream: X FOUND", "other: OK", "a ERROR", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, reply string) {
+		res, err := ParseVerdict(StreamObject, reply)
+		if err == nil && res.Verdict == Clean && reply != "stream: OK" {
+			t.Fatalf("%q read as clean", reply)
+		}
+		if err != nil && res.Verdict != Failed {
+			t.Fatalf("%q: an error with verdict %v", reply, res.Verdict)
+		}
+	})
 }
 
 // okBackend answers every job at once: enough to observe the dispatcher's

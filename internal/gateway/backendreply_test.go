@@ -1,0 +1,141 @@
+package gateway_test
+
+import (
+	"bufio"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"clamgate/internal/testenv"
+)
+
+// standIn is a misbehaving clamd: it answers PING properly (so that the
+// gateway starts and keeps it up) and every INSTREAM with the reply the
+// test sets, written raw (with or without clamd's NUL), then closes. A
+// stand-in is the point here: no real clamd sends these replies.
+type standIn struct {
+	ln    net.Listener
+	reply atomic.Value // string
+}
+
+func startStandIn(t *testing.T) *standIn {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	must(t, err)
+	s := &standIn{ln: ln}
+	s.reply.Store("stream: OK\x00")
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go s.serve(c)
+		}
+	}()
+	return s
+}
+
+func (s *standIn) serve(c net.Conn) {
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	r := bufio.NewReader(c)
+	cmd, err := r.ReadString(0)
+	if err != nil {
+		return
+	}
+	switch cmd {
+	case "zPING\x00":
+		_, _ = c.Write([]byte("PONG\x00"))
+	case "zINSTREAM\x00":
+		for {
+			var n uint32
+			if binary.Read(r, binary.BigEndian, &n) != nil {
+				return
+			}
+			if n == 0 {
+				break
+			}
+			if _, err := io.CopyN(io.Discard, r, int64(n)); err != nil {
+				return
+			}
+		}
+		_, _ = c.Write([]byte(s.reply.Load().(string)))
+	}
+}
+
+// TestBackendReplyNotVerdict: a backend reply that is not a well-formed
+// verdict for the stream sent (another object's, or one cut before clamd's
+// NUL by a close) is no verdict on any front: the clamd front answers
+// ERROR, ICAP answers 500, never 204, for EICAR. A well-formed reply from
+// the same stand-in is relayed, which shows the stand-in is heard.
+func TestBackendReplyNotVerdict(t *testing.T) {
+	backend := startStandIn(t)
+	dir := testenv.TempDir(t)
+	sock, icapAddr := dir+"/gw.sock", testenv.FreePort(t)
+	testenv.StartGateway(t, mustParse(t, fmt.Sprintf(`
+[backend]
+address = "tcp:%s"
+timeout = "5s"
+[[listener]]
+address = "unix:%s"
+policy = "p"
+[[listener]]
+address = "tcp:%s"
+protocol = "icap"
+policy = "p"
+[policy.p]
+`, backend.ln.Addr(), sock, icapAddr)))
+
+	for _, tc := range []struct{ name, reply, clamdWant, icapWant string }{
+		{"well-formed clean", "stream: OK\x00", "stream: OK\x00", "ICAP/1.0 204 "},
+		{"another object", "other: OK\x00", "stream: clamd sent a reply that is not a verdict. ERROR\x00", "ICAP/1.0 500 "},
+		{"fd name for a stream", "fd[3]: OK\x00", "stream: clamd sent a reply that is not a verdict. ERROR\x00", "ICAP/1.0 500 "},
+		{"no NUL, then a close", "stream: OK", "", "ICAP/1.0 500 "},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			backend.reply.Store(tc.reply)
+			got := exchange(t, "unix", sock, step{Data: instream("z", []byte(testenv.EICAR))})
+			if tc.clamdWant != "" && string(got) != tc.clamdWant {
+				t.Errorf("clamd front: %q, want %q", got, tc.clamdWant)
+			}
+			if tc.clamdWant == "" {
+				failedClosed(t, "clamd front", got)
+			}
+			if got := icapRespmod(t, icapAddr, testenv.EICAR); !strings.HasPrefix(got, tc.icapWant) {
+				t.Errorf("ICAP: %q, want %q", firstLine(got), tc.icapWant)
+			}
+		})
+	}
+}
+
+// icapRespmod sends body in one RESPMOD that allows 204 and returns the
+// answer.
+func icapRespmod(t *testing.T, addr, body string) string {
+	t.Helper()
+	httpHdr := fmt.Sprintf("HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n", len(body))
+	req := fmt.Sprintf("RESPMOD icap://127.0.0.1/avscan ICAP/1.0\r\nHost: 127.0.0.1\r\nAllow: 204\r\n"+
+		"Encapsulated: res-hdr=0, res-body=%d\r\n\r\n%s%x\r\n%s\r\n0\r\n\r\n", len(httpHdr), httpHdr, len(body), body)
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	must(t, err)
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(15 * time.Second))
+	_, err = c.Write([]byte(req))
+	must(t, err)
+	status, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil {
+		t.Fatalf("ICAP answer: %v", err)
+	}
+	return status
+}
+
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(s, "\r\n")
+	return line
+}
