@@ -327,7 +327,8 @@ func (s *server) admit(c net.Conn, r *route) {
 		}()
 		// A client of clamd's protocol may half-close and still read its
 		// verdict; an ICAP or milter client does not.
-		jobCtx := hangup.With(s.connCtx, c, r.cfg.Protocol != config.ProtoClamd)
+		jobCtx, stop := hangup.With(s.connCtx, c, r.cfg.Protocol != config.ProtoClamd)
+		defer stop()
 		r.front.ServeConn(jobCtx, r.drain, c, r.pol, peer)
 	})
 }

@@ -54,7 +54,7 @@ type Options struct {
 // ErrClientGone is the cause of a job's cancellation when its client has
 // disconnected: the job is dropped, queued or running, and counted as
 // abandoned.
-var ErrClientGone = errors.New("the client has gone")
+var ErrClientGone = hangup.ErrGone
 
 // HeldError is a job that waited longer than its client's max_wait for a
 // held engine: the client gets an error, never a verdict.
@@ -88,11 +88,13 @@ type Dispatcher struct {
 	sched     *scheduler
 	observers []Observer
 	spoolDir  string
+	hangups   hangup.Watcher // the clients of the jobs in flight
 
 	mu        sync.Mutex
 	held      chan struct{} // non-nil while held; closed on release
 	heldSince time.Time
-	active    int // jobs admitted and not finished
+	active    int           // jobs admitted and not finished
+	idle      chan struct{} // made by WaitIdle while active; closed at 0
 }
 
 // HeldFor is how long new jobs have been held so far; 0 when they are not.
@@ -111,10 +113,6 @@ func NewDispatcher(b Backend, log *slog.Logger, o Options) *Dispatcher {
 	d.sched = newScheduler(o, d.queueChanged)
 	return d
 }
-
-// hangupEvery is how often a job in flight checks that its client is
-// still connected.
-const hangupEvery = 100 * time.Millisecond
 
 // Do runs one job. An error means the job was not scanned: the front must
 // answer with an error, never with a clean verdict.
@@ -141,8 +139,7 @@ func (d *Dispatcher) Do(ctx context.Context, job Job) (Result, error) {
 		return Result{}, o.Err
 	}
 	defer d.leave()
-	ctx, stop := watch(ctx)
-	defer stop()
+	defer d.hangups.Remove(d.hangups.Add(ctx))
 	if job.Kind == Command { // PING, VERSION... never wait behind scans
 		reply, err := d.run(ctx, job)
 		o.Duration, o.Err = time.Since(start), err
@@ -212,32 +209,6 @@ func (d *Dispatcher) streamFile(r io.Reader) (*os.File, func(), error) {
 	return f, func() { f.Close() }, nil
 }
 
-// watch returns ctx cancelled with ErrClientGone when the client of the
-// connection ctx belongs to disconnects.
-func watch(ctx context.Context) (context.Context, func()) {
-	p := hangup.From(ctx)
-	if p == nil {
-		return ctx, func() {}
-	}
-	ctx, cancel := context.WithCancelCause(ctx)
-	go func() {
-		tick := time.NewTicker(hangupEvery)
-		defer tick.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-				if p.Gone() {
-					cancel(ErrClientGone)
-					return
-				}
-			}
-		}
-	}()
-	return ctx, func() { cancel(nil) }
-}
-
 func (d *Dispatcher) done(job Job, o Outcome) {
 	if o.Err != nil && o.Abandoned == "" {
 		d.log.Warn("scan failed", "client", job.Client, "protocol", job.Protocol, "object", job.Object,
@@ -286,7 +257,10 @@ func (d *Dispatcher) enter(ctx context.Context, client string) error {
 
 func (d *Dispatcher) leave() {
 	d.mu.Lock()
-	d.active--
+	if d.active--; d.active == 0 && d.idle != nil {
+		close(d.idle)
+		d.idle = nil
+	}
 	d.mu.Unlock()
 }
 
@@ -312,22 +286,24 @@ func (d *Dispatcher) Hold() (release func()) {
 	}
 }
 
-// WaitIdle waits until no admitted job is running, or ctx ends.
+// WaitIdle waits until no admitted job is running, or ctx ends. The
+// channel it waits on is made only when someone waits: jobs pay nothing.
 func (d *Dispatcher) WaitIdle(ctx context.Context) error {
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		d.mu.Lock()
-		n := d.active
+	d.mu.Lock()
+	if d.active == 0 {
 		d.mu.Unlock()
-		if n == 0 {
-			return nil
-		}
-		select {
-		case <-tick.C:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
+		return nil
+	}
+	if d.idle == nil {
+		d.idle = make(chan struct{})
+	}
+	idle := d.idle
+	d.mu.Unlock()
+	select {
+	case <-idle:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
@@ -92,47 +93,51 @@ func (okBackend) Fildes(context.Context, *os.File) (string, error)    { return "
 func (okBackend) Command(context.Context, string) (string, error)     { return "PONG", nil }
 
 func TestHold(t *testing.T) {
-	d := NewDispatcher(okBackend{}, slog.New(slog.DiscardHandler), Options{Limits: map[string]ClientLimits{"short": {MaxWait: 100 * time.Millisecond}}})
-	job := Job{Client: "patient", Kind: Stream, Data: strings.NewReader("x")}
-	release := d.Hold()
-	done := make(chan error, 1)
-	go func() { _, err := d.Do(context.Background(), job); done <- err }()
-	select {
-	case err := <-done:
-		t.Fatalf("job ran while held: %v", err)
-	case <-time.After(200 * time.Millisecond):
-	}
-	_, err := d.Do(context.Background(), Job{Client: "short", Kind: Stream, Data: strings.NewReader("x")})
-	var held *HeldError
-	if !errors.As(err, &held) {
-		t.Fatalf("short max_wait: %v", err)
-	}
-	release()
-	release()
-	if err := <-done; err != nil {
-		t.Fatalf("after release: %v", err)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		d := NewDispatcher(okBackend{}, slog.New(slog.DiscardHandler), Options{Limits: map[string]ClientLimits{"short": {MaxWait: 100 * time.Millisecond}}})
+		job := Job{Client: "patient", Kind: Stream, Data: strings.NewReader("x")}
+		release := d.Hold()
+		done := make(chan error, 1)
+		go func() { _, err := d.Do(context.Background(), job); done <- err }()
+		select {
+		case err := <-done:
+			t.Fatalf("job ran while held: %v", err)
+		case <-time.After(200 * time.Millisecond):
+		}
+		_, err := d.Do(context.Background(), Job{Client: "short", Kind: Stream, Data: strings.NewReader("x")})
+		var held *HeldError
+		if !errors.As(err, &held) {
+			t.Fatalf("short max_wait: %v", err)
+		}
+		release()
+		release()
+		if err := <-done; err != nil {
+			t.Fatalf("after release: %v", err)
+		}
+	})
 }
 
 // TestWaitIdle: while a job runs WaitIdle does not report idle (it gives
 // up only with its context), and once the job ends it does.
 func TestWaitIdle(t *testing.T) {
-	b := newGateBackend()
-	d := NewDispatcher(b, slog.New(slog.DiscardHandler), Options{})
-	done := make(chan struct{})
-	go func() {
-		d.Do(context.Background(), Job{Client: "a", Kind: Stream, Data: strings.NewReader("x")})
-		close(done)
-	}()
-	waitRunning(t, b, 1)
-	cancelled, cancel := context.WithCancel(context.Background())
-	cancel()
-	if err := d.WaitIdle(cancelled); err == nil {
-		t.Fatal("WaitIdle reported idle while a job ran")
-	}
-	b.release <- struct{}{}
-	<-done
-	if err := d.WaitIdle(context.Background()); err != nil {
-		t.Fatalf("WaitIdle after the job: %v", err)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		b := newGateBackend()
+		d := NewDispatcher(b, slog.New(slog.DiscardHandler), Options{})
+		done := make(chan struct{})
+		go func() {
+			d.Do(context.Background(), Job{Client: "a", Kind: Stream, Data: strings.NewReader("x")})
+			close(done)
+		}()
+		waitRunning(t, b, 1)
+		cancelled, cancel := context.WithCancel(context.Background())
+		cancel()
+		if err := d.WaitIdle(cancelled); err == nil {
+			t.Fatal("WaitIdle reported idle while a job ran")
+		}
+		b.release <- struct{}{}
+		<-done
+		if err := d.WaitIdle(context.Background()); err != nil {
+			t.Fatalf("WaitIdle after the job: %v", err)
+		}
+	})
 }
