@@ -288,16 +288,46 @@ func (g *Gateway) Stop() {
 	<-g.done
 }
 
-// LogBuffer keeps a log that one goroutine writes while another reads it.
+// LogBuffer keeps a log that one goroutine writes while another reads it
+// or waits for a line (WaitFor).
 type LogBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
+	mu      sync.Mutex
+	b       bytes.Buffer
+	written chan struct{} // closed by the next write, for WaitFor
 }
 
 func (l *LogBuffer) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.written != nil {
+		close(l.written)
+		l.written = nil
+	}
 	return l.b.Write(p)
+}
+
+// WaitFor waits until the log contains text, woken by each write, for at
+// most limit: a test waits on what the gateway says it did, not on a sleep.
+func (l *LogBuffer) WaitFor(text string, limit time.Duration) error {
+	timeout := time.NewTimer(limit)
+	defer timeout.Stop()
+	for {
+		l.mu.Lock()
+		if bytes.Contains(l.b.Bytes(), []byte(text)) {
+			l.mu.Unlock()
+			return nil
+		}
+		if l.written == nil {
+			l.written = make(chan struct{})
+		}
+		written := l.written
+		l.mu.Unlock()
+		select {
+		case <-written:
+		case <-timeout.C:
+			return fmt.Errorf("the log has no %q after %s", text, limit)
+		}
+	}
 }
 
 func (l *LogBuffer) String() string {
