@@ -49,7 +49,7 @@ func TestFailClosed(t *testing.T) {
 	// the scan is in flight.
 	t.Run("killed during a scan", func(t *testing.T) {
 		data := make([]byte, 9<<20) // under the 10M limit; a second or more of scanning
-		rand.Read(data)              // unique: clamd caches clean verdicts
+		rand.Read(data)             // unique: clamd caches clean verdicts
 		var parts [][]byte
 		for p := data; len(p) > 0; p = p[min(len(p), 64<<10):] {
 			parts = append(parts, p[:min(len(p), 64<<10)])
