@@ -63,7 +63,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, with ...Opti
 	}
 	dispatcher := scan.NewDispatcher(pool, log, opts)
 	tel.metrics.SetHeld(dispatcher.HeldFor)
-	life := newLifecycle(cfg, eng, dispatcher, log)
+	life := newLifecycle(cfg, eng, dispatcher, pool.Clients(), log)
 	if life != nil {
 		tel.follow(life)
 	}
@@ -117,7 +117,7 @@ func prepareEngine(cfg *config.Config, log *slog.Logger) (*engine.Engine, []stri
 
 // newLifecycle follows the database of a managed clamd, or the directory
 // the configuration names for an external one; nil when there is none.
-func newLifecycle(cfg *config.Config, eng *engine.Engine, d *scan.Dispatcher, log *slog.Logger) *lifecycle {
+func newLifecycle(cfg *config.Config, eng *engine.Engine, d *scan.Dispatcher, backends []*clamd.Client, log *slog.Logger) *lifecycle {
 	dir := cfg.Database.Dir
 	if dir == "" && eng != nil {
 		var builtin bool
@@ -129,7 +129,7 @@ func newLifecycle(cfg *config.Config, eng *engine.Engine, d *scan.Dispatcher, lo
 		return nil
 	}
 	return &lifecycle{cfg: cfg.Database, dir: dir, log: log,
-		reloader: &engine.Reloader{Dispatcher: d, Mode: cfg.Database.Reload, Engine: eng, Log: log}}
+		reloader: &dbReload{jobs: d, backends: backends, mode: cfg.Database.Reload, engine: eng, log: log}}
 }
 
 func pathScans(cfg *config.Config) bool {

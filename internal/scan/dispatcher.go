@@ -307,10 +307,6 @@ func (d *Dispatcher) WaitIdle(ctx context.Context) error {
 	}
 }
 
-// Backend is the engine the dispatcher runs jobs on, for the one caller
-// that must reach it while the dispatcher is held: the reloader.
-func (d *Dispatcher) Backend() Backend { return d.backend }
-
 func (d *Dispatcher) run(ctx context.Context, job Job) (string, error) {
 	switch job.Kind {
 	case Stream:
