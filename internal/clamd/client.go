@@ -15,9 +15,10 @@ import (
 	"io"
 	"net"
 	"os"
-	"strings"
 	"sync"
 	"time"
+
+	"clamgate/internal/addr"
 
 	"golang.org/x/sys/unix"
 )
@@ -44,22 +45,14 @@ type Client struct {
 	bufs sync.Pool // *[]byte stream buffers
 }
 
-// ParseAddr splits "unix:/path" or "tcp:host:port" into network and address.
-func ParseAddr(s string) (network, address string, err error) {
-	network, address, ok := strings.Cut(s, ":")
-	if !ok || address == "" || (network != "unix" && network != "tcp") {
-		return "", "", fmt.Errorf("address %q: want unix:/path or tcp:host:port", s)
-	}
-	return network, address, nil
-}
-
-// New returns a client for "unix:/path" or "tcp:host:port".
-func New(addr string, timeout time.Duration) (*Client, error) {
-	network, address, err := ParseAddr(addr)
+// New returns a client for "unix:/absolute/path" or "tcp:host:port"
+// (internal/addr).
+func New(address string, timeout time.Duration) (*Client, error) {
+	a, err := addr.Parse(address)
 	if err != nil {
 		return nil, err
 	}
-	return &Client{Network: network, Address: address, Timeout: timeout}, nil
+	return &Client{Network: a.Network, Address: a.Address, Timeout: timeout}, nil
 }
 
 func (c *Client) String() string { return c.Network + ":" + c.Address }

@@ -216,21 +216,3 @@ func TestFildes(t *testing.T) {
 		}
 	})
 }
-
-func TestParseAddr(t *testing.T) {
-	tests := []struct{ in, network, address string }{
-		{"unix:/run/clamd.sock", "unix", "/run/clamd.sock"},
-		{"tcp:127.0.0.1:3310", "tcp", "127.0.0.1:3310"},
-		{"tcp:[::1]:3310", "tcp", "[::1]:3310"},
-		{"udp:1.2.3.4:5", "", ""},
-		{"unix:", "", ""},
-		{"/run/clamd.sock", "", ""},
-		{"", "", ""},
-	}
-	for _, tt := range tests {
-		n, a, err := ParseAddr(tt.in)
-		if n != tt.network || a != tt.address || (err == nil) != (tt.network != "") {
-			t.Errorf("ParseAddr(%q) = %q, %q, %v", tt.in, n, a, err)
-		}
-	}
-}

@@ -22,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"clamgate/internal/addr"
 	"clamgate/internal/clamd"
 	"clamgate/internal/config"
 	"clamgate/internal/gateway"
@@ -259,10 +260,13 @@ func StartGateway(t testing.TB, cfg *config.Config, opts ...gateway.Option) *Gat
 	go func() { g.done <- gateway.Run(ctx, cfg, log, opts...) }()
 	t.Cleanup(g.Stop)
 	for _, l := range cfg.Listeners {
-		network, addr, _ := strings.Cut(l.Address, ":")
+		a, err := addr.Parse(l.Address)
+		if err != nil {
+			t.Fatal(err)
+		}
 		deadline := time.Now().Add(10 * time.Second)
 		for {
-			c, err := net.Dial(network, addr)
+			c, err := net.Dial(a.Network, a.Address)
 			if err == nil {
 				c.Close()
 				break
