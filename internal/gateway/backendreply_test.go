@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"clamgate/internal/testenv"
+
+	gomilter "github.com/d--j/go-milter"
 )
 
 // standIn is a misbehaving clamd: it answers PING properly (so that the
@@ -73,12 +75,13 @@ func (s *standIn) serve(c net.Conn) {
 // TestBackendReplyNotVerdict: a backend reply that is not a well-formed
 // verdict for the stream sent (another object's, or one cut before clamd's
 // NUL by a close) is no verdict on any front: the clamd front answers
-// ERROR, ICAP answers 500, never 204, for EICAR. A well-formed reply from
-// the same stand-in is relayed, which shows the stand-in is heard.
+// ERROR, ICAP 500 (never 204), the milter its on_failure action (tempfail,
+// never accept) for EICAR. A well-formed reply from the same stand-in is
+// relayed, which shows the stand-in is heard.
 func TestBackendReplyNotVerdict(t *testing.T) {
 	backend := startStandIn(t)
 	dir := testenv.TempDir(t)
-	sock, icapAddr := dir+"/gw.sock", testenv.FreePort(t)
+	sock, icapAddr, milterSock := dir+"/gw.sock", testenv.FreePort(t), dir+"/milter.sock"
 	testenv.StartGateway(t, mustParse(t, fmt.Sprintf(`
 [backend]
 address = "tcp:%s"
@@ -90,14 +93,21 @@ policy = "p"
 address = "tcp:%s"
 protocol = "icap"
 policy = "p"
+[[listener]]
+address = "unix:%s"
+protocol = "milter"
+policy = "p"
 [policy.p]
-`, backend.ln.Addr(), sock, icapAddr)))
+`, backend.ln.Addr(), sock, icapAddr, milterSock)))
 
-	for _, tc := range []struct{ name, reply, clamdWant, icapWant string }{
-		{"well-formed clean", "stream: OK\x00", "stream: OK\x00", "ICAP/1.0 204 "},
-		{"another object", "other: OK\x00", "stream: clamd sent a reply that is not a verdict. ERROR\x00", "ICAP/1.0 500 "},
-		{"fd name for a stream", "fd[3]: OK\x00", "stream: clamd sent a reply that is not a verdict. ERROR\x00", "ICAP/1.0 500 "},
-		{"no NUL, then a close", "stream: OK", "", "ICAP/1.0 500 "},
+	for _, tc := range []struct {
+		name, reply, clamdWant, icapWant string
+		tempfail                         bool // the milter's on_failure, else accepted
+	}{
+		{"well-formed clean", "stream: OK\x00", "stream: OK\x00", "ICAP/1.0 204 ", false},
+		{"another object", "other: OK\x00", "stream: clamd sent a reply that is not a verdict. ERROR\x00", "ICAP/1.0 500 ", true},
+		{"fd name for a stream", "fd[3]: OK\x00", "stream: clamd sent a reply that is not a verdict. ERROR\x00", "ICAP/1.0 500 ", true},
+		{"no NUL, then a close", "stream: OK", "", "ICAP/1.0 500 ", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			backend.reply.Store(tc.reply)
@@ -110,6 +120,10 @@ policy = "p"
 			}
 			if got := icapRespmod(t, icapAddr, testenv.EICAR); !strings.HasPrefix(got, tc.icapWant) {
 				t.Errorf("ICAP: %q, want %q", firstLine(got), tc.icapWant)
+			}
+			act := milterMessage(t, milterSock, testenv.EICAR)
+			if tempfail := act.SMTPCode == 451; tempfail != tc.tempfail || (!tc.tempfail && act.Type != gomilter.ActionAccept) {
+				t.Errorf("milter: %v, want tempfail=%v", act, tc.tempfail)
 			}
 		})
 	}
@@ -133,6 +147,34 @@ func icapRespmod(t *testing.T, addr, body string) string {
 		t.Fatalf("ICAP answer: %v", err)
 	}
 	return status
+}
+
+// milterMessage sends one message with body through the milter, as an MTA
+// does, and returns the action at its end.
+func milterMessage(t *testing.T, sock, body string) *gomilter.Action {
+	t.Helper()
+	s, err := gomilter.NewClient("unix", sock, gomilter.WithReadTimeout(15*time.Second)).Session(gomilter.NewMacroBag())
+	must(t, err)
+	defer s.Close()
+	steps := []func() (*gomilter.Action, error){
+		func() (*gomilter.Action, error) {
+			return s.Conn("c.example.org", gomilter.FamilyInet, 2525, "192.0.2.7")
+		},
+		func() (*gomilter.Action, error) { return s.Helo("c.example.org") },
+		func() (*gomilter.Action, error) { return s.Mail("<a@example.org>", "") },
+		func() (*gomilter.Action, error) { return s.Rcpt("<b@example.net>", "") },
+		s.DataStart,
+		s.HeaderEnd,
+		func() (*gomilter.Action, error) { return s.BodyChunk([]byte(body)) },
+	}
+	for _, step := range steps {
+		if act, err := step(); err != nil || act.Type != gomilter.ActionContinue {
+			t.Fatalf("milter before the end of the message: %+v %v", act, err)
+		}
+	}
+	_, act, err := s.End()
+	must(t, err)
+	return act
 }
 
 func firstLine(s string) string {
