@@ -156,6 +156,15 @@ func milterMessage(t *testing.T, sock, body string) *gomilter.Action {
 	s, err := gomilter.NewClient("unix", sock, gomilter.WithReadTimeout(15*time.Second)).Session(gomilter.NewMacroBag())
 	must(t, err)
 	defer s.Close()
+	milterUpToEnd(t, s, body)
+	_, act, err := s.End()
+	must(t, err)
+	return act
+}
+
+// milterUpToEnd sends a message's events up to its end of body.
+func milterUpToEnd(t *testing.T, s *gomilter.ClientSession, body string) {
+	t.Helper()
 	steps := []func() (*gomilter.Action, error){
 		func() (*gomilter.Action, error) {
 			return s.Conn("c.example.org", gomilter.FamilyInet, 2525, "192.0.2.7")
@@ -169,12 +178,9 @@ func milterMessage(t *testing.T, sock, body string) *gomilter.Action {
 	}
 	for _, step := range steps {
 		if act, err := step(); err != nil || act.Type != gomilter.ActionContinue {
-			t.Fatalf("milter before the end of the message: %+v %v", act, err)
+			t.Fatalf("milter before the end of the message: %v %v", act, err)
 		}
 	}
-	_, act, err := s.End()
-	must(t, err)
-	return act
 }
 
 func firstLine(s string) string {
