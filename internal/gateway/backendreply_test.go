@@ -129,6 +129,29 @@ policy = "p"
 	}
 }
 
+// TestBackendDropsCommand: a backend that closes without answering STATS
+// (a clamd dying meanwhile) makes the clamd front answer ERROR; only the
+// commands clamd itself answers by closing (SHUTDOWN, DETSTATS...) may end
+// that way.
+func TestBackendDropsCommand(t *testing.T) {
+	backend := startStandIn(t) // answers PING and INSTREAM only
+	sock := testenv.TempDir(t) + "/gw.sock"
+	testenv.StartGateway(t, mustParse(t, fmt.Sprintf(`
+[backend]
+address = "tcp:%s"
+timeout = "5s"
+[[listener]]
+address = "unix:%s"
+policy = "p"
+[policy.p]
+`, backend.ln.Addr(), sock)))
+	got := exchange(t, "unix", sock, raw("zSTATS\x00"))
+	if !strings.HasPrefix(string(got), "STATS: ") {
+		t.Errorf("dropped STATS: %q, want a STATS: ... ERROR line", got)
+	}
+	failedClosed(t, "STATS dropped by the backend", got)
+}
+
 // icapRespmod sends body in one RESPMOD that allows 204 and returns the
 // answer.
 func icapRespmod(t *testing.T, addr, body string) string {
