@@ -34,33 +34,34 @@ import (
 const allowed = `
 package             | imports (internal)                                                    | third-party modules                                                                  | tests also import
 cmd/clamgate        | cli                                                                   | -                                                                                    | -
-internal/cli        | buildinfo clamd config deploy doctor gateway manual milter scan sigdb | golang.org/x/sys                                                                     | testenv
+internal/cli        | addr buildinfo clamd config deploy doctor gateway manual milter scan sigdb | golang.org/x/sys                                                                     | testenv
 internal/gateway    | clamd clamdproto config engine hangup icap listen metrics milter policy scan sigdb status | - | testenv testuser golang.org/x/sys github.com/d--j/go-milter
-internal/engine     | clamd config rss sandbox scan sigdb                                   | -                                                                                    | testuser golang.org/x/sys
-internal/testenv    | clamd config engine gateway                                           | -                                                                                    | -
+internal/engine     | clamd config rss sandbox sigdb                                        | -                                                                                    | testuser golang.org/x/sys
+internal/testenv    | addr clamd config gateway                                             | -                                                                                    | -
 internal/testuser   | -                                                                     | -                                                                                    | -
 internal/clamdproto | listen policy scan                                                    | golang.org/x/sys                                                                     | connfuzz
 internal/icap       | config listen policy scan                                             | -                                                                                    | connfuzz testenv
 internal/milter     | config policy scan                                                    | github.com/d--j/go-milter                                                            | connfuzz testenv
 internal/connfuzz   | policy                                                                | -                                                                                    | -
-internal/status     | listen                                                                | github.com/coreos/go-systemd/v22 golang.org/x/net golang.org/x/sys                   | metrics scan
+internal/status     | addr listen                                                           | github.com/coreos/go-systemd/v22 golang.org/x/net golang.org/x/sys                   | metrics scan
 internal/metrics    | buildinfo rss scan                                                    | github.com/prometheus/client_golang                                                  | github.com/prometheus/common
-internal/config     | listen policy scan sigdb                                              | github.com/pelletier/go-toml/v2                                                      | -
-internal/listen     | policy                                                                | github.com/coreos/go-systemd/v22 golang.org/x/sys                                    | -
+internal/config     | addr listen policy scan sigdb                                         | github.com/pelletier/go-toml/v2                                                      | -
+internal/listen     | addr policy                                                           | github.com/coreos/go-systemd/v22 golang.org/x/sys                                    | -
 internal/scan       | hangup                                                                | golang.org/x/sys                                                                     | hangup golang.org/x/sys
+internal/addr       | -                                                                     | -                                                                                    | -
 internal/rss        | -                                                                     | -                                                                                    | -
 internal/hangup     | -                                                                     | golang.org/x/sys                                                                     | -
 internal/sandbox    | -                                                                     | github.com/elastic/go-seccomp-bpf github.com/landlock-lsm/go-landlock golang.org/x/sys | -
 internal/buildinfo  | -                                                                     | -                                                                                    | -
 internal/manual     | -                                                                     | -                                                                                    | -
 internal/policy     | -                                                                     | golang.org/x/sys                                                                     | -
-internal/clamd      | -                                                                     | golang.org/x/sys                                                                     | -
+internal/clamd      | addr                                                                  | golang.org/x/sys                                                                     | testenv
 internal/sigdb      | -                                                                     | github.com/fsnotify/fsnotify                                                         | testenv
-internal/doctor     | clamd config deploy rss sigdb                                         | golang.org/x/sys                                                                     | testenv
+internal/doctor     | addr clamd config deploy rss sigdb                                    | golang.org/x/sys                                                                     | testenv
 internal/deploy     | config sigdb                                                          | github.com/aymanbagabas/go-udiff github.com/coreos/go-systemd/v22 github.com/google/renameio/v2 github.com/pelletier/go-toml/v2 | clamd testenv
 internal/clientmatrix | -                                                                   | -                                                                                    | config testenv github.com/dutchcoders/go-clamd
 internal/docs       | -                                                                     | -                                                                                    | cli
-bench/benchenv      | clamd rss                                                             | -                                                                                    | -
+bench/benchenv      | addr clamd rss                                                        | -                                                                                    | -
 bench/up            | bench/benchenv clamd                                                  | -                                                                                    | -
 bench/gensigs       | -                                                                     | -                                                                                    | -
 bench/instream      | bench/benchenv                                                        | -                                                                                    | -

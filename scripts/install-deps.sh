@@ -8,7 +8,8 @@ testing=(clamav-testfiles python3-pyclamd libclamav-client-perl amavisd-new acl 
          c-icap libc-icap-mod-virus-scan squid
          miltertest postfix swaks clamav-milter podman runc uidmap lintian
          mmdebstrap    # e2e/rehearse.sh builds the rehearsal host with it
-         prometheus)   # promtool: the alert rules and dashboard queries in monitoring/
+         prometheus    # promtool: the alert rules and dashboard queries in monitoring/
+         systemd man-db python3) # systemd-analyze scores the units; man lints the pages; listen's peer
 
 want=("${runtime[@]}")
 [[ "${1:-}" == "--test" ]] && want+=("${testing[@]}")

@@ -26,7 +26,8 @@ go test -count=1 -timeout 15m ./...
 # The concurrent core again under the race detector (the slow end-to-end
 # packages are left out to keep CI short).
 go test -race -count=1 -timeout 10m ./internal/scan/ ./internal/clamdproto/ ./internal/icap/ \
-  ./internal/milter/ ./internal/sigdb/ ./internal/policy/ ./internal/listen/ ./internal/clamd/
+  ./internal/milter/ ./internal/sigdb/ ./internal/policy/ ./internal/listen/ ./internal/clamd/ \
+  ./internal/hangup/
 # Live reload swaps listeners, routes and limits under running scans: its
 # two end-to-end tests (a few seconds) under the race detector too.
 go test -race -count=1 -timeout 5m -run '^TestConfigReload' ./internal/gateway/

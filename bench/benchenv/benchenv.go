@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	addrs "clamgate/internal/addr"
 	"clamgate/internal/clamd"
 	"clamgate/internal/rss"
 )
@@ -152,10 +153,11 @@ func StartGateway(dir, bin string, env, ready []string, args ...string) (*Proces
 
 // WaitDial waits until addr accepts a connection.
 func WaitDial(addr string, limit time.Duration) error {
-	network, address, err := clamd.ParseAddr(addr)
+	a, err := addrs.Parse(addr)
 	if err != nil {
 		return err
 	}
+	network, address := a.Network, a.Address
 	deadline := time.Now().Add(limit)
 	for {
 		c, err := net.DialTimeout(network, address, time.Second)

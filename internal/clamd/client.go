@@ -15,9 +15,10 @@ import (
 	"io"
 	"net"
 	"os"
-	"strings"
 	"sync"
 	"time"
+
+	"clamgate/internal/addr"
 
 	"golang.org/x/sys/unix"
 )
@@ -44,22 +45,14 @@ type Client struct {
 	bufs sync.Pool // *[]byte stream buffers
 }
 
-// ParseAddr splits "unix:/path" or "tcp:host:port" into network and address.
-func ParseAddr(s string) (network, address string, err error) {
-	network, address, ok := strings.Cut(s, ":")
-	if !ok || address == "" || (network != "unix" && network != "tcp") {
-		return "", "", fmt.Errorf("address %q: want unix:/path or tcp:host:port", s)
-	}
-	return network, address, nil
-}
-
-// New returns a client for "unix:/path" or "tcp:host:port".
-func New(addr string, timeout time.Duration) (*Client, error) {
-	network, address, err := ParseAddr(addr)
+// New returns a client for "unix:/absolute/path" or "tcp:host:port"
+// (internal/addr).
+func New(address string, timeout time.Duration) (*Client, error) {
+	a, err := addr.Parse(address)
 	if err != nil {
 		return nil, err
 	}
-	return &Client{Network: network, Address: address, Timeout: timeout}, nil
+	return &Client{Network: a.Network, Address: a.Address, Timeout: timeout}, nil
 }
 
 func (c *Client) String() string { return c.Network + ":" + c.Address }
@@ -92,10 +85,10 @@ func (c *Client) dial(ctx context.Context) (net.Conn, func(), error) {
 	}
 	conn, err := dial(ctx, c.Network, c.Address)
 	if err != nil {
-		cancel()
-		if ctx.Err() == nil {
+		if ctx.Err() == nil { // checked before cancel, which would set it
 			err = &DialError{err}
 		}
+		cancel()
 		return nil, nil, &UnavailableError{err}
 	}
 	if dl, ok := ctx.Deadline(); ok {
@@ -117,11 +110,22 @@ func (c *Client) Command(ctx context.Context, name string) (string, error) {
 		return "", &UnavailableError{err}
 	}
 	reply, err := readReply(conn)
-	if errors.Is(err, errNoReply) {
-		// DETSTATS, DETSTATSCLEAR and SHUTDOWN are answered with nothing.
+	if errors.Is(err, errNoReply) && closesSilently(name) {
 		return "", nil
 	}
 	return reply, err
+}
+
+// closesSilently reports the commands clamd answers by closing the
+// connection without a byte (checked against clamd 1.4.6: SHUTDOWN, its
+// alias QUIT, DETSTATS and DETSTATSCLEAR). Any other command closed that
+// way was dropped: a clamd dying during STATS must not read as an answer.
+func closesSilently(name string) bool {
+	switch name {
+	case "SHUTDOWN", "QUIT", "DETSTATS", "DETSTATSCLEAR":
+		return true
+	}
+	return false
 }
 
 // Instream streams r to clamd with INSTREAM and returns its verdict line.
@@ -246,9 +250,12 @@ func (c *Client) Fildes(ctx context.Context, f *os.File) (string, error) {
 	return readReply(conn)
 }
 
-// readReply reads up to the NUL terminator. clamd closes after a reply, so
-// EOF after some bytes is a complete reply too; EOF before any byte means
-// clamd dropped the request (crashed, killed, restarted).
+// readReply reads up to the NUL terminator: every command is sent with the
+// z prefix, and clamd ends every z-reply with a NUL. A reply cut off by a
+// close before its NUL is not a reply (a clamd killed while writing, or a
+// peer that is not clamd): "stream: OK" without it is no verdict. EOF
+// before any byte means clamd dropped the request (crashed, killed,
+// restarted), or answered one of the commands it closes silently.
 func readReply(conn net.Conn) (string, error) {
 	var out bytes.Buffer
 	buf := make([]byte, 512) // verdicts are one short line; STATS loops
@@ -260,20 +267,23 @@ func readReply(conn net.Conn) (string, error) {
 		}
 		out.Write(buf[:n])
 		if err != nil {
-			if errors.Is(err, io.EOF) && out.Len() > 0 {
-				return out.String(), nil
-			}
-			return "", &UnavailableError{fmt.Errorf("reading reply: %w", eofText(err))}
+			return "", &UnavailableError{fmt.Errorf("reading reply: %w", eofText(err, out.Len()))}
 		}
 	}
 	return "", &UnavailableError{errors.New("reply too long")}
 }
 
-var errNoReply = errors.New("connection closed without a reply")
+var (
+	errNoReply   = errors.New("connection closed without a reply")
+	errTruncated = errors.New("connection closed before the reply's terminator")
+)
 
-func eofText(err error) error {
-	if errors.Is(err, io.EOF) {
-		return errNoReply
+func eofText(err error, got int) error {
+	switch {
+	case !errors.Is(err, io.EOF):
+		return err
+	case got > 0:
+		return errTruncated
 	}
-	return err
+	return errNoReply
 }

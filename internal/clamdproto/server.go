@@ -372,9 +372,7 @@ func (c *conn) instream(ctx context.Context) bool {
 	case res.Reply == SizeLimitReply:
 		c.reply(res.Reply)
 		return false
-	case !isVerdict("stream", res.Reply):
-		return c.badReply("stream", res.Reply, errNotVerdict)
-	case !cr.Done() && !strings.HasSuffix(res.Reply, " ERROR"):
+	case !cr.Done() && res.Verdict != scan.Failed:
 		return c.badReply("stream", res.Reply, errEarlyVerdict)
 	}
 	return c.reply(res.Reply)
@@ -412,9 +410,6 @@ func (c *conn) fildes(ctx context.Context) bool {
 	})
 	if err != nil {
 		return c.reply(failure("fildes", err))
-	}
-	if !isVerdict(fdObject(res.Reply), res.Reply) {
-		return c.badReply("fildes", res.Reply, errNotVerdict)
 	}
 	return c.reply(res.Reply)
 }

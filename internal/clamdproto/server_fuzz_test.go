@@ -22,9 +22,9 @@ func (drainDispatcher) Do(_ context.Context, job scan.Job) (scan.Result, error) 
 		if _, err := io.Copy(io.Discard, job.Data); err != nil {
 			return scan.Result{}, err
 		}
-		return scan.ParseReply("stream: OK"), nil
+		return scan.ParseVerdict(scan.StreamObject, "stream: OK")
 	}
-	return scan.ParseReply("PONG"), nil
+	return scan.Result{Reply: "PONG"}, nil
 }
 
 func FuzzServeConn(f *testing.F) {

@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"testing"
 	"time"
 
@@ -12,22 +13,25 @@ import (
 	"clamgate/internal/scan"
 )
 
-// replyDispatcher stands in for a misbehaving engine: it reads the stream
-// (all of it, or only its first byte) and answers a fixed reply.
-type replyDispatcher struct {
-	reply    string
-	readOnly int // bytes of the stream read before answering; 0: all
-}
+// replyBackend stands in for a misbehaving engine behind the real
+// dispatcher: it answers every scan with a fixed reply.
+type replyBackend struct{ reply string }
 
-func (d replyDispatcher) Do(_ context.Context, job scan.Job) (scan.Result, error) {
-	if job.Data != nil {
-		if d.readOnly > 0 {
-			_, _ = io.ReadFull(job.Data, make([]byte, d.readOnly))
-		} else if _, err := io.Copy(io.Discard, job.Data); err != nil {
-			return scan.Result{}, err
-		}
-	}
-	return scan.ParseReply(d.reply), nil
+func (b replyBackend) Instream(_ context.Context, r io.Reader) (string, error) {
+	_, err := io.Copy(io.Discard, r)
+	return b.reply, err
+}
+func (b replyBackend) Fildes(context.Context, *os.File) (string, error) { return b.reply, nil }
+func (b replyBackend) Command(context.Context, string) (string, error)  { return b.reply, nil }
+
+// earlyDispatcher answers after reading only the stream's first byte, as
+// no real dispatcher does (it spools the whole stream first): the front's
+// own check that a verdict covers the whole stream.
+type earlyDispatcher struct{ reply string }
+
+func (d earlyDispatcher) Do(_ context.Context, job scan.Job) (scan.Result, error) {
+	_, _ = io.ReadFull(job.Data, make([]byte, 1))
+	return scan.ParseVerdict(scan.StreamObject, d.reply)
 }
 
 // A backend reply that is not a well-formed verdict for the whole stream
@@ -56,8 +60,11 @@ func TestBackendReplyValidated(t *testing.T) {
 	pol := &policy.Policy{Name: "t", Commands: policy.DefaultCommands, MaxStream: 1 << 20}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			srv := &Server{Dispatcher: replyDispatcher{reply: tc.reply, readOnly: tc.readOnly},
-				Log: slog.New(slog.DiscardHandler), ReadTimeout: 2 * time.Second}
+			var d Dispatcher = scan.NewDispatcher(replyBackend{tc.reply}, slog.New(slog.DiscardHandler), scan.Options{})
+			if tc.readOnly > 0 {
+				d = earlyDispatcher{tc.reply}
+			}
+			srv := &Server{Dispatcher: d, Log: slog.New(slog.DiscardHandler), ReadTimeout: 2 * time.Second}
 			client, server := net.Pipe()
 			go func() {
 				defer server.Close()
@@ -70,16 +77,5 @@ func TestBackendReplyValidated(t *testing.T) {
 				t.Errorf("backend said %q: client got %q, want %q", tc.reply, got, tc.want)
 			}
 		})
-	}
-}
-
-func TestIsVerdictFildes(t *testing.T) {
-	for reply, want := range map[string]bool{
-		"fd[12]: OK": true, "fd[12]: X FOUND": true, "fd[12]: lstat() failed ERROR": true,
-		"fd[]: OK": false, "fd[x]: OK": false, "stream: OK": false, "fd[12]: OK ": false, "12]: OK": false, "fd[12: OK": false,
-	} {
-		if got := isVerdict(fdObject(reply), reply); got != want {
-			t.Errorf("%q: %v, want %v", reply, got, want)
-		}
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"clamgate/internal/addr"
 	"clamgate/internal/clamd"
 	"clamgate/internal/sigdb"
 )
@@ -154,8 +155,8 @@ func (r *dbReport) fromSnapshot(s *sigdb.Snapshot, now time.Time) {
 // socket does not exist: most machines have no managed engine.
 func askClamd(ctx context.Context, opt dbOptions) *clamdState {
 	if !opt.explicit {
-		if _, path, _ := strings.Cut(opt.clamd, "unix:"); path != "" {
-			if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		if a, _ := addr.Parse(opt.clamd); a.Path() != "" {
+			if _, err := os.Stat(a.Path()); errors.Is(err, fs.ErrNotExist) {
 				return nil
 			}
 		}

@@ -12,6 +12,7 @@ import (
 
 	"clamgate/internal/config"
 	"clamgate/internal/manual"
+	"clamgate/internal/testenv"
 )
 
 // TestManualCoversUsage: every command the usage names has its entry in
@@ -49,7 +50,7 @@ func TestManualCoversUsage(t *testing.T) {
 // every table of the reference.
 func TestManualPagesLint(t *testing.T) {
 	if _, err := exec.LookPath("man"); err != nil {
-		t.Skip("man(1) is not installed")
+		testenv.MissingPeer(t, "man(1)", "run scripts/install-deps.sh --test (apt-get install man-db)")
 	}
 	dir := t.TempDir()
 	for _, section := range []string{"8", "5"} {

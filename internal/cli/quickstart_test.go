@@ -42,7 +42,7 @@ func TestQuickStartDoctor(t *testing.T) {
 	}
 	for _, tool := range []string{"unshare", "ip"} {
 		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s is not installed", tool)
+			testenv.MissingPeer(t, tool, "run scripts/install-deps.sh --test (apt-get install util-linux iproute2)")
 		}
 	}
 	repo, err := filepath.Abs("../..")

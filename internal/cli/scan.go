@@ -57,12 +57,12 @@ func scanCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 func (s *scanner) target(ctx context.Context, p string) {
 	if p == "-" {
 		reply, err := s.client.Instream(ctx, os.Stdin)
-		s.report("stdin", reply, err)
+		s.report("stdin", scan.StreamObject, reply, err)
 		return
 	}
 	err := filepath.WalkDir(p, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
-			s.report(path, "", err)
+			s.report(path, "", "", err)
 			return nil
 		}
 		if d.Type().IsRegular() {
@@ -71,35 +71,44 @@ func (s *scanner) target(ctx context.Context, p string) {
 		return nil
 	})
 	if err != nil {
-		s.report(p, "", err)
+		s.report(p, "", "", err)
 	}
 }
 
 func (s *scanner) file(ctx context.Context, path string) {
 	f, err := os.Open(path)
 	if err != nil {
-		s.report(path, "", err)
+		s.report(path, "", "", err)
 		return
 	}
 	defer f.Close()
 	var reply string
+	object := scan.StreamObject
 	if s.fdpass {
 		reply, err = s.client.Fildes(ctx, f)
+		object = scan.FDObject(reply)
 	} else {
 		reply, err = s.client.Instream(ctx, f)
 	}
-	s.report(path, reply, err)
+	s.report(path, object, reply, err)
 }
 
 // report prints the verdict under the user's own path name and keeps the
 // worst exit code: any error is 2, even after an infection.
-func (s *scanner) report(path, reply string, err error) {
+// The reply is read as every front reads clamd's (scan.ParseVerdict): for
+// object, the name the request gives clamd.
+func (s *scanner) report(path, object, reply string, err error) {
+	var res scan.Result
+	if err == nil {
+		if res, err = scan.ParseVerdict(object, reply); err != nil {
+			err = fmt.Errorf("%w: %q", err, reply)
+		}
+	}
 	if err != nil {
 		fmt.Fprintf(s.out, "%s: %v ERROR\n", path, err)
 		s.worst = exitError
 		return
 	}
-	res := scan.ParseReply(reply)
 	line := path + ": " + reply
 	if i := strings.Index(reply, ": "); i >= 0 {
 		line = path + reply[i:]

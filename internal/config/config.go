@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"clamgate/internal/addr"
 	"clamgate/internal/listen"
 	"clamgate/internal/policy"
 	"clamgate/internal/scan"
@@ -350,10 +351,10 @@ func (v *validator) build(f *file) *Config {
 
 func (v *validator) checkServer(cfg *Config) {
 	if cfg.HTTP != "" {
-		network, address, _ := strings.Cut(cfg.HTTP, ":")
-		if network != "tcp" {
+		a, err := addr.Parse(cfg.HTTP)
+		if err != nil || a.Network != addr.TCP {
 			v.fail("server.http", "%q: want tcp:127.0.0.1:port", cfg.HTTP)
-		} else if err := listen.CheckTCP(address, cfg.HTTPAllowNonLoopback); err != nil {
+		} else if err := listen.CheckTCP(a.Address, cfg.HTTPAllowNonLoopback); err != nil {
 			v.fail("server.http", "%v", err)
 		}
 	}
@@ -413,12 +414,9 @@ func (v *validator) checkBackend(cfg *Config, f *file) {
 }
 
 // CheckBackend validates a backend address.
-func CheckBackend(addr string) error {
-	network, address, ok := strings.Cut(addr, ":")
-	if !ok || address == "" || (network == "unix" && !filepath.IsAbs(address)) || (network != "unix" && network != "tcp") {
-		return fmt.Errorf("%q: want unix:/absolute/path or tcp:host:port", addr)
-	}
-	return nil
+func CheckBackend(address string) error {
+	_, err := addr.Parse(address)
+	return err
 }
 
 func (v *validator) engine(es *engineSection) *Engine {
@@ -543,22 +541,19 @@ func (v *validator) listener(i int, ls listenerSection, policies map[string]*pol
 	if !slices.Contains([]string{ProtoClamd, ProtoICAP, ProtoMilter}, l.Protocol) {
 		v.fail(key+".protocol", "%q is not one of clamd, icap, milter", ls.Protocol)
 	}
-	network, address, _ := strings.Cut(ls.Address, ":")
-	switch network {
-	case "unix":
-		if !filepath.IsAbs(address) {
-			v.fail(key+".address", "%q: unix socket path must be absolute", ls.Address)
-		}
+	a, err := addr.Parse(ls.Address)
+	switch {
+	case err != nil:
+		v.fail(key+".address", "%v", err)
+	case a.Network == addr.Unix:
 		v.owner(key, ls, &l)
-	case "tcp":
-		if err := listen.CheckTCP(address, ls.AllowNonLoopback); err != nil {
+	case a.Network == addr.TCP:
+		if err := listen.CheckTCP(a.Address, ls.AllowNonLoopback); err != nil {
 			v.fail(key+".address", "%v", err)
 		}
 		if p := policies[ls.Policy]; p != nil && (len(p.UIDs) > 0 || len(p.GIDs) > 0) {
 			v.fail(key+".policy", "policy %q admits only some users or groups, which TCP cannot tell apart (no peer credentials): serve it on a unix socket", ls.Policy)
 		}
-	default:
-		v.fail(key+".address", "%q: want unix:/path or tcp:host:port", ls.Address)
 	}
 	return l
 }

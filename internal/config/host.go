@@ -5,9 +5,9 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"syscall"
 
+	"clamgate/internal/addr"
 	"clamgate/internal/sigdb"
 )
 
@@ -25,9 +25,9 @@ func (c *Config) CheckHost() []error {
 		}
 	}
 	for i, l := range c.Listeners {
-		if path, ok := strings.CutPrefix(l.Address, "unix:"); ok {
-			if fi, err := os.Stat(filepath.Dir(path)); err != nil || !fi.IsDir() {
-				errs = append(errs, c.ErrorAt(fmt.Sprintf("listener[%d].address", i), "directory %s does not exist", filepath.Dir(path)))
+		if a, _ := addr.Parse(l.Address); a.Path() != "" {
+			if dir := filepath.Dir(a.Path()); !isDirectory(dir) {
+				errs = append(errs, c.ErrorAt(fmt.Sprintf("listener[%d].address", i), "directory %s does not exist", dir))
 			}
 		}
 	}
@@ -80,4 +80,9 @@ func checkSignatures(dir string) error {
 		return fmt.Errorf("%s holds no signature files", dir)
 	}
 	return nil
+}
+
+func isDirectory(path string) bool {
+	fi, err := os.Stat(path)
+	return err == nil && fi.IsDir()
 }

@@ -28,7 +28,7 @@ func TestPodmanEngine(t *testing.T) {
 	for _, tool := range []string{"podman", "clamd", "ldd"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			if _, err := os.Stat("/usr/sbin/" + tool); err != nil {
-				t.Skipf("%s is not installed: cannot build and run the engine image here", tool)
+				testenv.MissingPeer(t, tool, "run scripts/install-deps.sh --test (apt-get install podman runc clamav-daemon)")
 			}
 		}
 	}

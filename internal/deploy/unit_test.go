@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"clamgate/internal/testenv"
 )
 
 func unitEngine(o *Options) { o.Engine = KindUnit }
@@ -97,7 +99,7 @@ func TestUnitEngineVerifyAndExposure(t *testing.T) {
 func requireSystemdAnalyze(t *testing.T) {
 	t.Helper()
 	if _, err := exec.LookPath("systemd-analyze"); err != nil {
-		t.Skip("systemd-analyze is not installed")
+		testenv.MissingPeer(t, "systemd-analyze", "run scripts/install-deps.sh --test (apt-get install systemd)")
 	}
 }
 

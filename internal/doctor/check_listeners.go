@@ -7,6 +7,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"clamgate/internal/addr"
 )
 
 func listenersCheck() check {
@@ -130,11 +132,11 @@ func listenerPorts(env *Env) map[int]bool {
 		return ports
 	}
 	for _, l := range env.Config.Listeners {
-		network, addr, _ := strings.Cut(l.Address, ":")
-		if network != "tcp" {
+		a, err := addr.Parse(l.Address)
+		if err != nil || a.Network != addr.TCP {
 			continue
 		}
-		if _, port, err := net.SplitHostPort(addr); err == nil {
+		if _, port, err := net.SplitHostPort(a.Address); err == nil {
 			if n, err := strconv.Atoi(port); err == nil {
 				ports[n] = true
 			}

@@ -42,7 +42,7 @@ func startClamd(t *testing.T, o clamdOpts) *clamdProc {
 	t.Helper()
 	bin := "/usr/sbin/clamd"
 	if _, err := os.Stat(bin); err != nil {
-		t.Skip("clamd not installed: scripts/install-deps.sh --test")
+		testenv.MissingPeer(t, "clamd", "run scripts/install-deps.sh --test (apt-get install clamav-daemon)")
 	}
 	dir := testenv.TempDir(t)
 	testenv.WriteTestDB(t, filepath.Join(dir, "db"))

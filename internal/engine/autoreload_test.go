@@ -3,7 +3,6 @@ package engine
 import (
 	"crypto/md5"
 	"fmt"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -12,11 +11,13 @@ import (
 	"time"
 
 	"clamgate/internal/rss"
-	"clamgate/internal/scan"
 )
 
 // TestAutoReloadFollowsCgroupCap runs reload = "auto" against a real
-// clamd in the real memory cgroup the sandbox made for it (v1 or v2):
+// clamd in the real memory cgroup the sandbox made for it (v1 or v2),
+// through the engine's part of a reload (Redecide, then Restart or
+// RELOAD; the gateway's orchestration around it, holding scans, is
+// tested in internal/gateway):
 // with the cap the engine sets itself, the measured RSS leaves room for
 // a second database and RELOAD runs concurrently, scans never held; once
 // the cap is lowered below 2 x RSS + margin (still above RSS, so clamd
@@ -33,58 +34,62 @@ func TestAutoReloadFollowsCgroupCap(t *testing.T) {
 		t.Fatalf("at start, from the estimate: %+v", m)
 	}
 	confHas(t, s, "ConcurrentDatabaseReload yes")
-	d := scan.NewDispatcher(s.client, slog.New(slog.NewTextHandler(testWriter{t}, nil)), scan.Options{})
-	r := &Reloader{Dispatcher: d, Mode: "auto", Engine: s.e, Log: slog.New(slog.NewTextHandler(testWriter{t}, nil))}
-
-	res := reloadProbe(t, s, r, 1)
-	if res.Mode.Frugal || res.Restarted || res.Mode.Basis != "cgroup" {
+	res := reloadProbe(t, s, 1)
+	if res.mode.Frugal || res.restarted || res.mode.Basis != "cgroup" {
 		t.Fatalf("ample cap: %+v", res)
 	}
 	resident, err := rss.Read(s.e.PID())
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("concurrent: clamd RSS %d MiB, cap %d MiB: %s", resident>>20, rss.Limit(cg)>>20, res.Mode.Why)
+	t.Logf("concurrent: clamd RSS %d MiB, cap %d MiB: %s", resident>>20, rss.Limit(cg)>>20, res.mode.Why)
 
 	setCap(t, cg, resident+resident/2+8<<20) // above RSS, below 2 x RSS + 128 MiB
 	pid := s.e.PID()
-	res = reloadProbe(t, s, r, 2)
-	if !res.Mode.Frugal || !res.Restarted || res.Mode.Basis != "cgroup" {
+	res = reloadProbe(t, s, 2)
+	if !res.mode.Frugal || !res.restarted || res.mode.Basis != "cgroup" {
 		t.Fatalf("short cap: %+v", res)
 	}
 	if s.e.PID() == pid || s.e.PID() == 0 {
 		t.Fatalf("clamd not restarted into frugal (pid %d, was %d)", s.e.PID(), pid)
 	}
 	confHas(t, s, "ConcurrentDatabaseReload no")
-	t.Logf("frugal: %s", res.Mode.Why)
+	t.Logf("frugal: %s", res.mode.Why)
 
-	res = reloadProbe(t, s, r, 3) // frugal again: RELOAD with the scans held, no restart
-	if !res.Mode.Frugal || res.Restarted {
+	res = reloadProbe(t, s, 3) // frugal again: RELOAD, no restart
+	if !res.mode.Frugal || res.restarted {
 		t.Fatalf("short cap, second change: %+v", res)
 	}
 
 	setCap(t, cg, 1<<30)
-	res = reloadProbe(t, s, r, 4)
-	if res.Mode.Frugal || !res.Restarted {
+	res = reloadProbe(t, s, 4)
+	if res.mode.Frugal || !res.restarted {
 		t.Fatalf("cap raised again: %+v", res)
 	}
 	confHas(t, s, "ConcurrentDatabaseReload yes")
 }
 
-// reloadProbe adds signature n to the database, reloads through r and
-// checks that clamd finds it.
-func reloadProbe(t *testing.T, s *sandboxed, r *Reloader, n int) Reloaded {
+type probed struct {
+	mode      ReloadMode
+	restarted bool
+}
+
+// reloadProbe adds signature n to the database, has the engine decide its
+// reload and perform it, and checks that clamd finds the signature.
+func reloadProbe(t *testing.T, s *sandboxed, n int) probed {
 	t.Helper()
 	body := fmt.Sprintf("clamgate auto reload probe %d %d", n, os.Getpid())
 	hdb := fmt.Sprintf("%x:%d:Clamgate-Auto-Probe-%d\n", md5.Sum([]byte(body)), len(body), n)
 	if err := os.WriteFile(filepath.Join(s.db, "auto"+strconv.Itoa(n)+".hdb"), []byte(hdb), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	res, err := r.Reload(s.ctx)
-	if err != nil {
+	start := time.Now()
+	var res probed
+	res.mode, res.restarted = s.e.Redecide()
+	if err := engineReload(s, res.restarted); err != nil {
 		t.Fatalf("reload %d: %v", n, err)
 	}
-	t.Logf("reload %d: %s, restarted %v, took %v", n, res.Mode.Name(), res.Restarted, res.Took.Round(time.Millisecond))
+	t.Logf("reload %d: %s, restarted %v, took %v", n, res.mode.Name(), res.restarted, time.Since(start).Round(time.Millisecond))
 	want := fmt.Sprintf("stream: Clamgate-Auto-Probe-%d.UNOFFICIAL FOUND", n)
 	var got string
 	// A concurrent RELOAD returns before clamd has swapped engines.
@@ -95,6 +100,22 @@ func reloadProbe(t *testing.T, s *sandboxed, r *Reloader, n int) Reloaded {
 	}
 	t.Fatalf("after reload %d (%+v): %q", n, res, got)
 	return res
+}
+
+// engineReload restarts the managed clamd into its new mode, or sends it
+// RELOAD.
+func engineReload(s *sandboxed, restart bool) error {
+	if restart {
+		if err := s.e.Restart(s.ctx); err != nil {
+			return err
+		}
+		return s.e.WaitReady(s.ctx)
+	}
+	reply, err := s.client.Command(s.ctx, "RELOAD")
+	if err == nil && reply != "RELOADING" {
+		err = fmt.Errorf("RELOAD answered %q", reply)
+	}
+	return err
 }
 
 // setCap writes the memory cap of clamd's cgroup, v2 or v1.

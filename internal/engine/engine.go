@@ -348,26 +348,7 @@ func explainExit(err error) error {
 // WaitReady polls clamd with PING until it answers PONG or ctx ends.
 func (e *Engine) WaitReady(ctx context.Context) error {
 	c := &clamd.Client{Network: "unix", Address: e.Socket(), Timeout: 2 * time.Second}
-	return WaitPing(ctx, c)
-}
-
-// WaitPing polls a clamd until it answers PONG or ctx ends.
-func WaitPing(ctx context.Context, c interface {
-	Command(context.Context, string) (string, error)
-}) error {
-	tick := time.NewTicker(200 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		reply, err := c.Command(ctx, "PING")
-		if err == nil && reply == "PONG" {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return errors.Join(ctx.Err(), err)
-		case <-tick.C:
-		}
-	}
+	return clamd.WaitPing(ctx, c)
 }
 
 // logWriter turns clamd's output lines into log records: its problems as

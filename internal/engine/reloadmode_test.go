@@ -37,18 +37,3 @@ func TestChooseReload(t *testing.T) {
 		})
 	}
 }
-
-// TestReloaderModes: explicit modes are the configuration's; auto for an
-// external clamd holds requests, since its setting is unknown.
-func TestReloaderModes(t *testing.T) {
-	for mode, want := range map[string]ReloadMode{
-		"frugal":     {Frugal: true, Basis: "config"},
-		"concurrent": {Frugal: false, Basis: "config"},
-		"auto":       {Frugal: true, Basis: "external"},
-	} {
-		got := (&Reloader{Mode: mode}).Current()
-		if got.Frugal != want.Frugal || got.Basis != want.Basis {
-			t.Errorf("%s: %+v", mode, got)
-		}
-	}
-}

@@ -143,7 +143,7 @@ func startPlainClamd(b *testing.B, cfg config.Engine, state string) *clamd.Clien
 func wait(b *testing.B, c *clamd.Client) {
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
-	if err := WaitPing(ctx, c); err != nil {
+	if err := clamd.WaitPing(ctx, c); err != nil {
 		b.Fatalf("clamd not ready: %v", err)
 	}
 }

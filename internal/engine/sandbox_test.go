@@ -349,7 +349,7 @@ func TestSandboxUnprivileged(t *testing.T) {
 	client := &clamd.Client{Network: "unix", Address: filepath.Join(dir, "state", "clamd.sock"), Timeout: 10 * time.Second}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	if err := WaitPing(ctx, client); err != nil {
+	if err := clamd.WaitPing(ctx, client); err != nil {
 		log, _ := os.ReadFile(filepath.Join(dir, "engine.log"))
 		t.Fatalf("unprivileged engine not ready: %v\n%s", err, log)
 	}

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"clamgate/internal/config"
-	"clamgate/internal/engine"
 	"clamgate/internal/sigdb"
 )
 
@@ -19,7 +18,7 @@ import (
 type lifecycle struct {
 	cfg      config.Database
 	dir      string
-	reloader *engine.Reloader
+	reloader *dbReload
 	log      *slog.Logger
 	loaded   atomic.Pointer[sigdb.Snapshot] // what clamd was last told to load
 	tag      atomic.Pointer[string]         // its ISTag, made once: every ICAP response carries it
@@ -32,7 +31,7 @@ func (l *lifecycle) run(ctx context.Context) {
 		snap = &sigdb.Snapshot{Dir: l.dir}
 	}
 	l.accept(snap, "start", 0)
-	m := l.reloader.Current()
+	m := l.reloader.current()
 	l.log.Info("database reload mode", "mode", m.Name(), "basis", m.Basis, "why", m.Why)
 	go l.watchAge(ctx)
 	if !l.cfg.Watch {
@@ -46,13 +45,13 @@ func (l *lifecycle) run(ctx context.Context) {
 
 func (l *lifecycle) reload(ctx context.Context, snap *sigdb.Snapshot) bool {
 	l.log.Info("signature database changed: reloading clamd", "dir", l.dir, "reload", l.cfg.Reload, "signatures", snap.Signatures)
-	res, err := l.reloader.Reload(ctx)
-	l.log.Info("database reload mode", "mode", res.Mode.Name(), "basis", res.Mode.Basis, "restarted", res.Restarted, "why", res.Mode.Why)
+	res, err := l.reloader.reload(ctx)
+	l.log.Info("database reload mode", "mode", res.mode.Name(), "basis", res.mode.Basis, "restarted", res.restarted, "why", res.mode.Why)
 	if err != nil {
 		l.log.Error("reload failed: clamd keeps its previous database; will try again", "err", err)
 		return false
 	}
-	l.accept(snap, "reload", res.Took)
+	l.accept(snap, "reload", res.took)
 	return true
 }
 
@@ -107,7 +106,7 @@ func (l *lifecycle) Stats() string {
 	if s == nil {
 		return ""
 	}
-	m := l.reloader.Current()
+	m := l.reloader.current()
 	return fmt.Sprintf("DATABASE: dir %s version %d signatures %d built %s age %s reload %s (%s)\n",
 		s.Dir, s.Version, s.Signatures, s.BuildTime.UTC().Format(time.RFC3339), age(s), m.Name(), m.Basis)
 }

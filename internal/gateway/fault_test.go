@@ -2,7 +2,9 @@ package gateway_test
 
 import (
 	"bytes"
+	"crypto/rand"
 	"fmt"
+	"io"
 	"net"
 	"strings"
 	"syscall"
@@ -25,7 +27,7 @@ func failedClosed(t *testing.T, what string, reply []byte) {
 // TestFailClosed: with clamd down, hung or killed mid-scan, clients get
 // ERROR, never OK, and the gateway serves again once clamd is back.
 func TestFailClosed(t *testing.T) {
-	clamd := testenv.StartClamd(t, testenv.ClamdOptions{})
+	clamd := testenv.StartClamd(t, testenv.ClamdOptions{SlowSignatures: 60000})
 	tr := makeTree(t)
 	gw, _ := gatewayFor(t, clamd, fmt.Sprintf("roots = [%q]", tr.Root))
 
@@ -40,24 +42,25 @@ func TestFailClosed(t *testing.T) {
 		t.Fatalf("after restart: %q", got)
 	}
 
-	t.Run("killed mid-stream", func(t *testing.T) {
-		c, err := net.Dial("unix", gw)
-		must(t, err)
-		defer c.Close()
-		_ = c.SetDeadline(time.Now().Add(20 * time.Second))
-		_, err = c.Write(append([]byte("zINSTREAM\x00"), chunk(bytes.Repeat([]byte("a"), 64<<10))...))
-		must(t, err)
-		time.Sleep(200 * time.Millisecond) // the gateway has the stream open on clamd
-		clamd.Kill()
-		for i := 0; i < 16; i++ {
-			if _, err := c.Write(chunk(bytes.Repeat([]byte("b"), 64<<10))); err != nil {
-				break
-			}
+	// The gateway spools a stream whole before it reaches clamd, so a kill
+	// while the client is still sending only repeats "clamd down". This
+	// kills clamd while clamd itself is scanning the stream: the slow
+	// signatures keep it busy for seconds, and clamd's own STATS says when
+	// the scan is in flight.
+	t.Run("killed during a scan", func(t *testing.T) {
+		data := make([]byte, 9<<20) // under the 10M limit; a second or more of scanning
+		rand.Read(data)             // unique: clamd caches clean verdicts
+		var parts [][]byte
+		for p := data; len(p) > 0; p = p[min(len(p), 64<<10):] {
+			parts = append(parts, p[:min(len(p), 64<<10)])
 		}
-		_, _ = c.Write([]byte{0, 0, 0, 0})
-		var got bytes.Buffer
-		_, _ = got.ReadFrom(c)
-		failedClosed(t, "INSTREAM with clamd killed mid-stream", got.Bytes())
+		got := make(chan []byte, 1)
+		go func() { got <- ask("unix", gw, instream("z", parts...)) }()
+		waitScanning(t, clamd)
+		clamd.Kill()
+		reply := <-got
+		t.Logf("client got %q", reply)
+		failedClosed(t, "INSTREAM with clamd killed during its scan", reply)
 		clamd.Restart()
 	})
 
@@ -72,6 +75,20 @@ func TestFailClosed(t *testing.T) {
 			t.Errorf("reply does not say the scan timed out: %q", got)
 		}
 	})
+}
+
+// ask sends req and returns all the server answers; unlike exchange it
+// never fails the test, so it may run on a goroutine of its own.
+func ask(network, addr string, req []byte) []byte {
+	c, err := net.DialTimeout(network, addr, 5*time.Second)
+	if err != nil {
+		return []byte(err.Error())
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(time.Minute))
+	go c.Write(req)
+	out, _ := io.ReadAll(c)
+	return out
 }
 
 func gatewayWithTimeout(t *testing.T, c *testenv.Clamd, timeout string) string {

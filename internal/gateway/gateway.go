@@ -65,7 +65,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, with ...Opti
 	dispatcher := scan.NewDispatcher(pool, log, opts)
 	tel.metrics.SetHeld(dispatcher.HeldFor)
 	tel.metrics.SetSpool(dispatcher.Spool())
-	life := newLifecycle(cfg, eng, dispatcher, log)
+	life := newLifecycle(cfg, eng, dispatcher, pool.Clients(), log)
 	if life != nil {
 		tel.follow(life)
 	}
@@ -119,7 +119,7 @@ func prepareEngine(cfg *config.Config, log *slog.Logger) (*engine.Engine, []stri
 
 // newLifecycle follows the database of a managed clamd, or the directory
 // the configuration names for an external one; nil when there is none.
-func newLifecycle(cfg *config.Config, eng *engine.Engine, d *scan.Dispatcher, log *slog.Logger) *lifecycle {
+func newLifecycle(cfg *config.Config, eng *engine.Engine, d *scan.Dispatcher, backends []*clamd.Client, log *slog.Logger) *lifecycle {
 	dir := cfg.Database.Dir
 	if dir == "" && eng != nil {
 		var builtin bool
@@ -131,7 +131,7 @@ func newLifecycle(cfg *config.Config, eng *engine.Engine, d *scan.Dispatcher, lo
 		return nil
 	}
 	return &lifecycle{cfg: cfg.Database, dir: dir, log: log,
-		reloader: &engine.Reloader{Dispatcher: d, Mode: cfg.Database.Reload, Engine: eng, Log: log}}
+		reloader: &dbReload{jobs: d, backends: backends, mode: cfg.Database.Reload, engine: eng, log: log}}
 }
 
 func pathScans(cfg *config.Config) bool {
@@ -154,7 +154,7 @@ func announceDatabase(log *slog.Logger, eng *engine.Engine) {
 
 func waitBackend(ctx context.Context, log *slog.Logger, pool *clamd.Pool) bool {
 	start := time.Now()
-	if err := engine.WaitPing(ctx, pool); err != nil {
+	if err := clamd.WaitPing(ctx, pool); err != nil {
 		return false
 	}
 	log.Info("clamd answers", "backend", pool.Primary().String(), "after", time.Since(start).Round(time.Millisecond))
@@ -329,7 +329,8 @@ func (s *server) admit(c net.Conn, r *route) {
 		}()
 		// A client of clamd's protocol may half-close and still read its
 		// verdict; an ICAP or milter client does not.
-		jobCtx := hangup.With(s.connCtx, c, r.cfg.Protocol != config.ProtoClamd)
+		jobCtx, stop := hangup.With(s.connCtx, c, r.cfg.Protocol != config.ProtoClamd)
+		defer stop()
 		r.front.ServeConn(jobCtx, r.drain, c, r.pol, peer)
 	})
 }

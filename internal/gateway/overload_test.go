@@ -246,22 +246,7 @@ func TestClientGoneMilter(t *testing.T) {
 	s, err := gomilter.NewClient("unix", filepath.Join(filepath.Dir(sock), "milter.sock"),
 		gomilter.WithReadTimeout(time.Minute)).Session(gomilter.NewMacroBag())
 	must(t, err)
-	steps := []func() (*gomilter.Action, error){
-		func() (*gomilter.Action, error) {
-			return s.Conn("c.example.org", gomilter.FamilyInet, 2525, "192.0.2.7")
-		},
-		func() (*gomilter.Action, error) { return s.Helo("c.example.org") },
-		func() (*gomilter.Action, error) { return s.Mail("<a@example.org>", "") },
-		func() (*gomilter.Action, error) { return s.Rcpt("<b@example.net>", "") },
-		s.DataStart,
-		s.HeaderEnd,
-		func() (*gomilter.Action, error) { return s.BodyChunk([]byte("queued then gone")) },
-	}
-	for _, step := range steps {
-		if _, err := step(); err != nil {
-			t.Fatal(err)
-		}
-	}
+	milterUpToEnd(t, s, "queued then gone")
 	go s.End() // the verdict never comes: the MTA goes away first
 	waitSeries(t, base, `clamgate_queue_depth{client="p"}`, 1)
 	s.Close()

@@ -398,7 +398,7 @@ mode = "0666"
 			t.Errorf("ICAP (Allow: 204 %v): %q, want 503", allow204, firstLine(got))
 		}
 	}
-	if act := milterMessage(t, milterSock, 300<<10); act.Type != gomilter.ActionTempFail && act.SMTPCode/100 != 4 {
+	if act := milterSized(t, milterSock, 300<<10); act.Type != gomilter.ActionTempFail && act.SMTPCode/100 != 4 {
 		t.Errorf("milter: %+v, want a temporary failure", act)
 	}
 	_, err = holder.Write([]byte{0, 0, 0, 0})
@@ -411,11 +411,9 @@ mode = "0666"
 	}
 }
 
-func firstLine(s string) string { l, _, _ := strings.Cut(s, "\r\n"); return l }
-
-// milterMessage sends one message of size body bytes as an MTA and
+// milterSized sends one message of size body bytes as an MTA and
 // returns the filter's decision.
-func milterMessage(t *testing.T, sock string, size int) *gomilter.Action {
+func milterSized(t *testing.T, sock string, size int) *gomilter.Action {
 	t.Helper()
 	s, err := gomilter.NewClient("unix", sock, gomilter.WithReadTimeout(time.Minute)).Session(gomilter.NewMacroBag())
 	must(t, err)

@@ -51,7 +51,7 @@ func (t *telemetry) follow(life *lifecycle) {
 		return s.Version, s.Signatures, s.BuildTime, true
 	})
 	t.metrics.SetReloadMode(func() (string, string) {
-		m := life.reloader.Current()
+		m := life.reloader.current()
 		return m.Name(), m.Basis
 	})
 }

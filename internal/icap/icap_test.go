@@ -167,16 +167,16 @@ type drainDispatcher struct{}
 
 func (drainDispatcher) Do(_ context.Context, job scan.Job) (scan.Result, error) {
 	if job.Data == nil {
-		return scan.ParseReply("ClamAV 1.4.6"), nil
+		return scan.Result{Reply: "ClamAV 1.4.6"}, nil
 	}
 	b, err := io.ReadAll(job.Data)
 	if err != nil {
 		return scan.Result{}, err
 	}
 	if strings.Contains(string(b), "EICAR") {
-		return scan.ParseReply("stream: Eicar FOUND"), nil
+		return scan.ParseVerdict(scan.StreamObject, "stream: Eicar FOUND")
 	}
-	return scan.ParseReply("stream: OK"), nil
+	return scan.ParseVerdict(scan.StreamObject, "stream: OK")
 }
 
 func testServer() *Server {

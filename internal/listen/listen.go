@@ -10,11 +10,11 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"time"
 	"unsafe"
 
+	"clamgate/internal/addr"
 	"clamgate/internal/policy"
 
 	"github.com/coreos/go-systemd/v22/activation"
@@ -34,14 +34,14 @@ type Spec struct {
 
 // Listen opens the socket described by spec.
 func Listen(spec Spec) (net.Listener, error) {
-	network, address, ok := strings.Cut(spec.Address, ":")
-	switch {
-	case ok && network == "unix" && filepath.IsAbs(address):
-		return listenUnix(address, spec)
-	case ok && network == "tcp":
-		return listenTCP(address, spec.AllowNonLoopback)
+	a, err := addr.Parse(spec.Address)
+	if err != nil {
+		return nil, fmt.Errorf("listen address %w", err)
 	}
-	return nil, fmt.Errorf("listen address %q: want unix:/absolute/path or tcp:host:port", spec.Address)
+	if a.Network == addr.Unix {
+		return listenUnix(a.Address, spec)
+	}
+	return listenTCP(a.Address, spec.AllowNonLoopback)
 }
 
 // CheckTCP refuses addresses beyond loopback unless allowed, so that the

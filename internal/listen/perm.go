@@ -2,7 +2,8 @@ package listen
 
 import (
 	"os"
-	"strings"
+
+	"clamgate/internal/addr"
 )
 
 // Repermission gives the unix socket bound for old the mode, owner and
@@ -12,8 +13,9 @@ import (
 // its new owner and group, then given its new mode. TCP sockets have no
 // such rights; for them it does nothing.
 func Repermission(old, next Spec) error {
-	path, ok := strings.CutPrefix(next.Address, "unix:")
-	if !ok {
+	a, err := addr.Parse(next.Address)
+	path := a.Path()
+	if err != nil || path == "" {
 		return nil
 	}
 	uid, gid := owner(old)

@@ -25,7 +25,7 @@ func (drainDispatcher) Do(ctx context.Context, job scan.Job) (scan.Result, error
 	if _, err := io.Copy(io.Discard, job.Data); err != nil {
 		return scan.Result{}, err
 	}
-	return scan.ParseReply("stream: OK"), ctx.Err()
+	return scan.Result{Reply: "stream: OK", Verdict: scan.Clean}, ctx.Err()
 }
 
 // pkt frames one milter packet.

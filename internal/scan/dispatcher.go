@@ -58,7 +58,7 @@ type Options struct {
 // ErrClientGone is the cause of a job's cancellation when its client has
 // disconnected: the job is dropped, queued or running, and counted as
 // abandoned.
-var ErrClientGone = errors.New("the client has gone")
+var ErrClientGone = hangup.ErrGone
 
 // HeldError is a job that waited longer than its client's max_wait for a
 // held engine: the client gets an error, never a verdict.
@@ -93,11 +93,13 @@ type Dispatcher struct {
 	observers []Observer
 	spoolDir  string
 	budget    *SpoolBudget
+	hangups   hangup.Watcher // the clients of the jobs in flight
 
 	mu        sync.Mutex
 	held      chan struct{} // non-nil while held; closed on release
 	heldSince time.Time
-	active    int // jobs admitted and not finished
+	active    int           // jobs admitted and not finished
+	idle      chan struct{} // made by WaitIdle while active; closed at 0
 }
 
 // HeldFor is how long new jobs have been held so far; 0 when they are not.
@@ -121,10 +123,6 @@ func NewDispatcher(b Backend, log *slog.Logger, o Options) *Dispatcher {
 // Spool is the budget every spool file of the gateway reserves from,
 // the fronts' own included.
 func (d *Dispatcher) Spool() *SpoolBudget { return d.budget }
-
-// hangupEvery is how often a job in flight checks that its client is
-// still connected.
-const hangupEvery = 100 * time.Millisecond
 
 // Do runs one job. An error means the job was not scanned: the front must
 // answer with an error, never with a clean verdict.
@@ -151,15 +149,14 @@ func (d *Dispatcher) Do(ctx context.Context, job Job) (Result, error) {
 		return Result{}, o.Err
 	}
 	defer d.leave()
-	ctx, stop := watch(ctx)
-	defer stop()
+	defer d.hangups.Remove(d.hangups.Add(ctx))
 	if job.Kind == Command { // PING, VERSION... never wait behind scans
 		reply, err := d.run(ctx, job)
 		o.Duration, o.Err = time.Since(start), err
 		if err != nil {
 			return Result{}, err
 		}
-		o.Result = ParseReply(reply)
+		o.Result = Result{Reply: reply} // a command's reply is no verdict
 		return o.Result, nil
 	}
 	return d.scan(ctx, job, start, &o)
@@ -196,7 +193,17 @@ func (d *Dispatcher) scan(ctx context.Context, job Job, start time.Time, o *Outc
 		o.Err = err
 		return Result{}, err
 	}
-	o.Result = d.limits(job, ParseReply(reply))
+	// Read strictly, here for every front alike: a reply that is not a
+	// verdict for the object scanned fails the job.
+	object := StreamObject
+	if job.Kind == File {
+		object = FDObject(reply)
+	}
+	o.Result, o.Err = ParseVerdict(object, reply)
+	if o.Err != nil {
+		return Result{}, o.Err
+	}
+	o.Result = d.limits(job, o.Result)
 	return o.Result, nil
 }
 
@@ -215,36 +222,11 @@ func (d *Dispatcher) streamFile(r io.Reader, client string) (*os.File, func(), e
 	return f, func() { f.Close(); res.Release() }, nil
 }
 
-// watch returns ctx cancelled with ErrClientGone when the client of the
-// connection ctx belongs to disconnects.
-func watch(ctx context.Context) (context.Context, func()) {
-	p := hangup.From(ctx)
-	if p == nil {
-		return ctx, func() {}
-	}
-	ctx, cancel := context.WithCancelCause(ctx)
-	go func() {
-		tick := time.NewTicker(hangupEvery)
-		defer tick.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-				if p.Gone() {
-					cancel(ErrClientGone)
-					return
-				}
-			}
-		}
-	}()
-	return ctx, func() { cancel(nil) }
-}
-
 func (d *Dispatcher) done(job Job, o Outcome) {
 	if o.Err != nil && o.Abandoned == "" {
 		args := []any{"client", job.Client, "protocol", job.Protocol, "object", job.Object,
-			"err", o.Err, "waited", o.Wait.Round(time.Millisecond), "duration", o.Duration.Round(time.Millisecond)}
+			"err", o.Err, "reply", o.Result.Reply, // the refused reply, when there was one
+			"waited", o.Wait.Round(time.Millisecond), "duration", o.Duration.Round(time.Millisecond)}
 		if se := (*SpoolError)(nil); errors.As(o.Err, &se) {
 			args = append(args, "cause", se.Err) // the spool's path and errno: for the log only
 		}
@@ -292,7 +274,10 @@ func (d *Dispatcher) enter(ctx context.Context, client string) error {
 
 func (d *Dispatcher) leave() {
 	d.mu.Lock()
-	d.active--
+	if d.active--; d.active == 0 && d.idle != nil {
+		close(d.idle)
+		d.idle = nil
+	}
 	d.mu.Unlock()
 }
 
@@ -318,28 +303,26 @@ func (d *Dispatcher) Hold() (release func()) {
 	}
 }
 
-// WaitIdle waits until no admitted job is running, or ctx ends.
+// WaitIdle waits until no admitted job is running, or ctx ends. The
+// channel it waits on is made only when someone waits: jobs pay nothing.
 func (d *Dispatcher) WaitIdle(ctx context.Context) error {
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		d.mu.Lock()
-		n := d.active
+	d.mu.Lock()
+	if d.active == 0 {
 		d.mu.Unlock()
-		if n == 0 {
-			return nil
-		}
-		select {
-		case <-tick.C:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
+		return nil
+	}
+	if d.idle == nil {
+		d.idle = make(chan struct{})
+	}
+	idle := d.idle
+	d.mu.Unlock()
+	select {
+	case <-idle:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
-
-// Backend is the engine the dispatcher runs jobs on, for the one caller
-// that must reach it while the dispatcher is held: the reloader.
-func (d *Dispatcher) Backend() Backend { return d.backend }
 
 func (d *Dispatcher) run(ctx context.Context, job Job) (string, error) {
 	switch job.Kind {

@@ -1,6 +1,9 @@
 package scan
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 func TestOnLimits(t *testing.T) {
 	const limit = "stream: Heuristics.Limits.Exceeded.MaxRecursion FOUND"
@@ -26,7 +29,7 @@ func TestOnLimits(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := onLimits(ParseReply(tt.reply), tt.policy); got != tt.want {
+			if got := onLimits(repliesOf(tt.reply), tt.policy); got != tt.want {
 				t.Errorf("got %+v, want %+v", got, tt.want)
 			}
 		})
@@ -42,7 +45,7 @@ func FuzzOnLimits(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, reply string) {
-		in := ParseReply(reply)
+		in := repliesOf(reply)
 		for _, policy := range []string{LimitsBlock, LimitsError, LimitsPass} {
 			out := onLimits(in, policy)
 			if in.Verdict == Infected && !IsLimits(in.Threat) && out != in {
@@ -56,4 +59,27 @@ func FuzzOnLimits(f *testing.F) {
 			}
 		}
 	})
+}
+
+// repliesOf reads each line of reply with ParseVerdict, as the dispatcher
+// reads one, and keeps the first threat: onLimits must also hold for a
+// reply of several lines, which ALLMATCHSCAN could give.
+func repliesOf(reply string) Result {
+	res := Result{Reply: reply}
+	for _, line := range strings.Split(reply, "\n") {
+		object := FDObject(line)
+		if object == "" {
+			object = StreamObject
+		}
+		r, err := ParseVerdict(object, line)
+		switch {
+		case err != nil || r.Verdict == Failed:
+			return Result{Reply: reply}
+		case r.Verdict == Infected && res.Verdict != Infected:
+			res.Verdict, res.Threat = Infected, r.Threat
+		case r.Verdict == Clean && res.Verdict == Failed:
+			res.Verdict = Clean
+		}
+	}
+	return res
 }

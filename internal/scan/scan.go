@@ -7,7 +7,6 @@ import (
 	"context"
 	"io"
 	"os"
-	"strings"
 )
 
 // Kind is what a job asks of clamd.
@@ -55,32 +54,4 @@ type Backend interface {
 	Instream(ctx context.Context, r io.Reader) (string, error)
 	Fildes(ctx context.Context, f *os.File) (string, error)
 	Command(ctx context.Context, name string) (string, error)
-}
-
-// ParseReply reads a verdict from clamd's reply to a scan. ALLMATCHSCAN can
-// produce several lines; the first threat names the result.
-func ParseReply(reply string) Result {
-	res := Result{Reply: reply}
-	for _, line := range strings.Split(reply, "\n") {
-		switch {
-		case strings.HasSuffix(line, " FOUND"):
-			if res.Verdict != Infected {
-				res.Verdict, res.Threat = Infected, threatOf(line)
-			}
-		case strings.HasSuffix(line, ": OK") && res.Verdict == Failed:
-			res.Verdict = Clean
-		}
-	}
-	if strings.HasSuffix(reply, " ERROR") {
-		res.Verdict, res.Threat = Failed, ""
-	}
-	return res
-}
-
-func threatOf(line string) string {
-	line = strings.TrimSuffix(line, " FOUND")
-	if i := strings.LastIndex(line, ": "); i >= 0 {
-		return line[i+2:]
-	}
-	return line
 }

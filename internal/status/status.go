@@ -17,9 +17,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"strings"
 	"time"
 
+	"clamgate/internal/addr"
 	"clamgate/internal/listen"
 
 	"golang.org/x/net/netutil"
@@ -61,15 +61,15 @@ func (s *Server) Run(ctx context.Context) error {
 // is separate from Serve so that the caller (or a test) can bind port 0 and
 // learn the port, or fail at startup before anything else is started.
 func (s *Server) Listen(ctx context.Context) (net.Listener, error) {
-	network, address, ok := strings.Cut(s.Addr, ":")
-	if !ok || network != "tcp" {
+	a, err := addr.Parse(s.Addr)
+	if err != nil || a.Network != addr.TCP {
 		return nil, fmt.Errorf("status address %q: want tcp:host:port", s.Addr)
 	}
-	if err := listen.CheckTCP(address, s.AllowNonLoopback); err != nil {
+	if err := listen.CheckTCP(a.Address, s.AllowNonLoopback); err != nil {
 		return nil, fmt.Errorf("status address: %w", err)
 	}
 	var lc net.ListenConfig
-	return lc.Listen(ctx, "tcp", address)
+	return lc.Listen(ctx, "tcp", a.Address)
 }
 
 // Serve serves on l until ctx ends; it closes l.

@@ -107,11 +107,11 @@ func TestMetricsMoveWithScans(t *testing.T) {
 	mail := scan.Job{Client: "mail", Protocol: "milter", Kind: scan.Stream, Object: "stream"}
 	proxy := scan.Job{Client: "proxy", Protocol: "icap", Kind: scan.Stream, Object: "stream"}
 	for range 3 {
-		m.Done(mail, scan.Outcome{Result: scan.ParseReply("stream: OK"), Wait: time.Millisecond,
+		m.Done(mail, scan.Outcome{Result: scan.Result{Reply: "stream: OK", Verdict: scan.Clean}, Wait: time.Millisecond,
 			Duration: 4 * time.Millisecond, Bytes: 12_000})
 	}
 	m.Queue("proxy", 5, 0)
-	m.Done(proxy, scan.Outcome{Result: scan.ParseReply("stream: Win.Test.EICAR_HDB-1 FOUND"),
+	m.Done(proxy, scan.Outcome{Result: scan.Result{Reply: "stream: Win.Test.EICAR_HDB-1 FOUND", Verdict: scan.Infected, Threat: "Win.Test.EICAR_HDB-1"},
 		Wait: 800 * time.Millisecond, Duration: 3 * time.Second, Bytes: 100 << 20})
 	up.Store(false)
 
