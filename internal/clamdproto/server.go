@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -73,6 +74,8 @@ type conn struct {
 	// garbage: bytes followed the command in what the client sent, which
 	// clamd answers with an error before the command's own reply.
 	garbage bool
+	// out queues the replies of an IDSESSION; nil outside one.
+	out *replyQueue
 }
 
 // ServeConn serves one client connection until it ends. drain ends when
@@ -171,8 +174,13 @@ func (c *conn) readFailed(err error) {
 	case errors.Is(err, errDraining):
 		// Closed quietly: an idle client reconnects to the next gateway.
 	case errors.Is(err, os.ErrDeadlineExceeded):
+		msg := []byte("COMMAND READ TIMED OUT\n")
+		if c.out != nil { // after the session's replies, not amid them
+			c.out.add(msg)
+			return
+		}
 		_ = c.c.SetWriteDeadline(time.Now().Add(time.Second))
-		_, _ = c.c.Write([]byte("COMMAND READ TIMED OUT\n"))
+		_, _ = c.c.Write(msg)
 	case errors.Is(err, ErrCommandTooLong):
 		c.srv.Log.Warn("command too long", "peer", c.peer.String(), "client", c.pol.Name)
 	}
@@ -191,10 +199,12 @@ func (c *conn) nextCommand() (Command, error) {
 	c.in.limit(c.srv.CommandTimeout)
 	defer c.in.limit(0)
 	cmd, err := ReadCommand(c.r)
-	if err == nil && cmd.Name != CmdFildes && c.r.Buffered() == 0 {
+	if err == nil && c.out == nil && cmd.Name != CmdFildes && cmd.Name != CmdIDSession && c.r.Buffered() == 0 {
 		// The descriptor came with this command's bytes, which no FILDES
-		// takes. (With bytes still buffered it may belong to a pipelined
-		// FILDES: a read ends right after the bytes a descriptor rides with.)
+		// takes: outside a session clamd ignores it. (With bytes still
+		// buffered it may belong to a pipelined FILDES: a read ends right
+		// after the bytes a descriptor rides with. A session decides in
+		// strayFD.)
 		c.in.dropFD()
 	}
 	return cmd, err
@@ -210,6 +220,9 @@ func (c *conn) reply(text string) bool {
 		buf = append(append(buf, garbageReply...), c.term)
 	}
 	buf = append(append(append(buf, c.prefix...), text...), c.term)
+	if c.out != nil {
+		return c.out.add(buf)
+	}
 	_ = c.c.SetWriteDeadline(time.Now().Add(c.srv.writeTimeout()))
 	_, err := c.c.Write(buf)
 	return err == nil
@@ -252,24 +265,45 @@ func (c *conn) linger() {
 
 // session serves IDSESSION: commands until END, each reply prefixed with
 // the command's sequence number. Commands run one after another, which
-// clamd's protocol allows (clients match replies by id).
+// clamd's protocol allows (clients match replies by id); replies go out
+// through a queue, so that the session reads on while the client has not
+// read them yet, up to sessionBacklog.
 func (c *conn) session(ctx context.Context) {
+	c.out = newReplyQueue(c.c, c.srv.writeTimeout())
+	var last []byte
+	defer func() { c.endSession(last) }()
 	sessionTerm := c.term
 	for id := 1; ; id++ {
+		c.prefix = strconv.Itoa(id) + ": "
+		if c.strayFD(false) {
+			return
+		}
+		if c.out.stuck() {
+			last = c.endStuck(id)
+			return
+		}
+		leftover := c.r.Buffered() > 0
 		cmd, err := c.nextCommand()
 		if err != nil {
 			c.readFailed(err)
 			return
 		}
-		c.prefix = strconv.Itoa(id) + ": "
 		c.term = cmd.Framing.Terminator()
 		switch {
 		case cmd.Name == CmdEnd:
 			return
+		case cmd.Framing == Bare && leftover && c.in.fd != nil:
+			// clamd takes bytes without a newline after the session's last
+			// full command for the start of one, not a command.
+			c.term = sessionTerm
+			c.strayFD(true)
+			return
 		case cmd.Framing == Bare:
 			c.term = sessionTerm
 			c.reply(`Only nCMDS\n and zCMDS\0 are accepted inside IDSESSION. ERROR`)
-			c.reply("Error processing command. ERROR")
+			if !c.strayFD(true) {
+				c.reply("Error processing command. ERROR")
+			}
 			return
 		case !inSession[cmd.Name]:
 			c.reply("Command invalid inside IDSESSION. ERROR")
@@ -279,6 +313,49 @@ func (c *conn) session(ctx context.Context) {
 			return
 		}
 	}
+}
+
+// strayFD ends a session that was sent a descriptor no FILDES claims, once
+// the bytes it came with are all read (or at once, when now), with clamd's
+// protocol error; true when it did.
+func (c *conn) strayFD(now bool) bool {
+	if c.in.fd == nil || (!now && c.r.Buffered() > 0) {
+		return false
+	}
+	c.in.dropFD()
+	c.srv.Log.Warn("descriptor sent without FILDES", "client", c.pol.Name, "peer", c.peer.String())
+	c.reply("PROTOCOL ERROR: ancillary data sent without FILDES. ERROR")
+	return true
+}
+
+// endSession writes what the session queued. A session ended because its
+// client does not read (last is its final reply) gets lingerTime for it,
+// while the gateway discards what the client still sends: a client
+// blocked writing the rest of its session can then go on to read.
+func (c *conn) endSession(last []byte) {
+	if last == nil {
+		c.out.finish(nil, 0)
+		return
+	}
+	discarded := make(chan struct{})
+	go func() {
+		defer close(discarded)
+		c.in.limit(lingerTime)
+		_, _ = io.CopyN(io.Discard, c.r, lingerBytes)
+	}()
+	c.out.finish(last, lingerTime)
+	<-discarded
+}
+
+// endStuck is the last reply of a session whose client left more than
+// sessionBacklog of replies unread: it ends rather than stops reading (the
+// client would then block writing, and both wait for a timeout). The id is
+// that of the first command not served.
+func (c *conn) endStuck(id int) []byte {
+	c.srv.Log.Warn("session ended: client does not read its replies", "client", c.pol.Name, "peer", c.peer.String(),
+		"unread_bytes", sessionBacklog, "commands", id-1)
+	c.cutShort = true
+	return append([]byte(fmt.Sprintf("%d: Session ended: more than %d bytes of replies unread. ERROR", id, sessionBacklog)), c.term)
 }
 
 // garbageReply is what clamd 1.4 sends first when bytes follow a command
