@@ -224,6 +224,7 @@ type server struct {
 	listeners map[string]*served // by address
 	closed    bool               // shutting down: add nothing more
 	grace     time.Duration
+	turning   chan struct{} // turned-away connections being drained
 }
 
 // served is one listening socket.
@@ -247,7 +248,8 @@ type route struct {
 
 func newServer(ctx context.Context, log *slog.Logger, grace time.Duration) *server {
 	connCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	return &server{log: log, stop: ctx, connCtx: connCtx, cancelConns: cancel, listeners: map[string]*served{}, grace: grace}
+	return &server{log: log, stop: ctx, connCtx: connCtx, cancelConns: cancel, listeners: map[string]*served{}, grace: grace,
+		turning: make(chan struct{}, maxTurningAway)}
 }
 
 func (s *server) newRoute(l config.Listener, pol *policy.Policy, f front) *route {
@@ -304,7 +306,7 @@ func (s *server) admit(c net.Conn, r *route) {
 	if !r.uids.take(peer) {
 		s.log.Warn("connection refused: peer uid at max_connections_per_uid", "address", r.cfg.Address,
 			"peer", peer.String(), "max_connections_per_uid", r.cfg.MaxPerUID)
-		r.turnAway(c, "too many connections from uid "+strconv.FormatUint(uint64(peer.UID), 10))
+		s.turnAway(c, r, "too many connections from uid "+strconv.FormatUint(uint64(peer.UID), 10))
 		return
 	}
 	// A peer the policy refuses gets its refusal from the front, but takes
@@ -314,7 +316,7 @@ func (s *server) admit(c net.Conn, r *route) {
 	if allowed && !r.takeSlot() {
 		r.uids.release(peer)
 		s.log.Warn("connection refused: listener at max_connections", "address", r.cfg.Address, "max_connections", r.cfg.MaxConnections)
-		r.turnAway(c, "too many connections")
+		s.turnAway(c, r, "too many connections")
 		return
 	}
 	s.conns.Go(func() {
@@ -358,13 +360,36 @@ func (s *server) serve() {
 	s.cancelConns()
 }
 
+// Bounds of the drain after a turn-away: enough for a client to finish
+// sending its first request, and no more connections at once than a small
+// fixed number, so that a flood of turned-away connections costs the
+// gateway a bounded number of goroutines.
+const (
+	turnAwayLinger = time.Second
+	turnAwayBytes  = 64 << 10
+	maxTurningAway = 256
+)
+
 // turnAway closes a connection the listener will not serve, telling the
-// client why when its front can say it without reading.
-func (r *route) turnAway(c net.Conn, why string) {
+// client why when its front can say it without reading. Closing with the
+// client's request unread would make the kernel reset the connection and
+// could destroy the reply before it is read, so the gateway half-closes
+// and drains what the client sends, briefly; past maxTurningAway such
+// drains it only discards what has already arrived.
+func (s *server) turnAway(c net.Conn, r *route, why string) {
 	if t, ok := r.front.(interface{ TurnAway(net.Conn, string) }); ok {
 		t.TurnAway(c, why)
 	}
-	c.Close()
+	select {
+	case s.turning <- struct{}{}:
+		s.conns.Go(func() {
+			defer func() { c.Close(); <-s.turning }()
+			listen.Linger(c, turnAwayLinger, turnAwayBytes)
+		})
+	default:
+		listen.DiscardQueued(c, turnAwayBytes)
+		c.Close()
+	}
 }
 
 // takeSlot reserves one of the listener's connections. Every connection

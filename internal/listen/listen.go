@@ -267,3 +267,27 @@ func Linger(c net.Conn, d time.Duration, max int64) {
 	_ = c.SetReadDeadline(time.Now().Add(d))
 	_, _ = io.CopyN(io.Discard, c, max)
 }
+
+// DiscardQueued reads, without waiting, what the client has already sent
+// (at most max bytes), so that closing does not turn it into a reset.
+func DiscardQueued(c net.Conn, max int) {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return
+	}
+	buf := make([]byte, 4096)
+	_ = raw.Read(func(fd uintptr) bool {
+		for left := max; left > 0; {
+			n, _, err := unix.Recvfrom(int(fd), buf[:min(left, len(buf))], unix.MSG_DONTWAIT)
+			if err != nil || n <= 0 {
+				break
+			}
+			left -= n
+		}
+		return true // done, whatever the socket said: never wait
+	})
+}
