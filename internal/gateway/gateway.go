@@ -224,7 +224,8 @@ type server struct {
 	listeners map[string]*served // by address
 	closed    bool               // shutting down: add nothing more
 	grace     time.Duration
-	turning   chan struct{} // turned-away connections being drained
+	turning   chan struct{}       // turned-away connections being drained
+	wait      func(time.Duration) // pause, replaced in tests; nil: sleep
 }
 
 // served is one listening socket.
@@ -274,15 +275,23 @@ func (s *server) add(ln net.Listener, r *route) {
 }
 
 func (s *server) accept(l *served) {
+	var backoff acceptBackoff
 	for {
 		c, err := l.Accept()
-		if err != nil {
-			if !errors.Is(err, net.ErrClosed) {
-				s.log.Error("accept", "address", l.route.Load().cfg.Address, "err", err)
-				time.Sleep(10 * time.Millisecond) // EMFILE and the like: don't spin
-				continue
-			}
+		if errors.Is(err, net.ErrClosed) {
 			return
+		}
+		if err != nil {
+			// EMFILE and the like: retry later, without a line per error.
+			d, first := backoff.failed()
+			if first {
+				s.log.Error("accept failing: retrying with backoff, one line per streak", "address", l.route.Load().cfg.Address, "err", err)
+			}
+			s.pause(d)
+			continue
+		}
+		if n, since := backoff.reset(); n > 0 {
+			s.log.Debug("accepting again", "address", l.route.Load().cfg.Address, "errors", n, "after", time.Since(since).Round(time.Millisecond))
 		}
 		r := l.route.Load()
 		// A reload may retire the route between the load and here: a
@@ -296,6 +305,46 @@ func (s *server) accept(l *served) {
 			r = next
 		}
 		s.admit(c, r)
+	}
+}
+
+// acceptBackoff spaces out retries after accept errors as net/http does:
+// 5 ms, doubling up to 1 s, back to nothing once an accept succeeds.
+type acceptBackoff struct {
+	delay  time.Duration
+	errors int
+	since  time.Time
+}
+
+// failed counts an error and says how long to wait before the next
+// accept, and whether it starts a streak.
+func (b *acceptBackoff) failed() (wait time.Duration, first bool) {
+	if b.errors == 0 {
+		b.since = time.Now()
+	}
+	b.errors++
+	b.delay = min(max(2*b.delay, 5*time.Millisecond), time.Second)
+	return b.delay, b.errors == 1
+}
+
+// reset ends a streak, returning how many errors it had and since when.
+func (b *acceptBackoff) reset() (errors int, since time.Time) {
+	errors, since = b.errors, b.since
+	*b = acceptBackoff{}
+	return errors, since
+}
+
+// pause waits d, or less when the gateway stops.
+func (s *server) pause(d time.Duration) {
+	if s.wait != nil {
+		s.wait(d)
+		return
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-s.stop.Done():
 	}
 }
 
