@@ -86,10 +86,6 @@ func (s *Server) ServeConn(ctx, drain context.Context, c net.Conn, pol *policy.P
 	// Shutdown past its grace period unblocks a client that is mid-read.
 	stop := context.AfterFunc(ctx, func() { _ = c.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
-	if err := pol.AllowPeer(peer); err != nil {
-		s.refusePeer(c, pol, peer, err)
-		return
-	}
 	in := newConnReader(ctx, drain, c, s.ReadTimeout)
 	// Readers are pooled: a fresh 64 KiB buffer per connection was a
 	// fifth of the gateway's CPU on small scans (bench/README.md).
@@ -126,11 +122,14 @@ const (
 	refusalBuffer = 1024
 )
 
-// refusePeer answers a peer whose identity the policy does not admit. The
-// decision was made before any byte was read; the gateway then reads at
-// most the first command, with plain reads that discard any descriptor
-// passed along, only to frame the refusal as the client expects it.
-func (s *Server) refusePeer(c net.Conn, pol *policy.Policy, peer policy.Peer, why error) {
+// Refuse answers a peer the gateway did not admit (its identity is not the
+// policy's, or could not be established). The decision was made before any
+// byte was read; the front then reads at most the first command, with
+// plain reads that discard any descriptor passed along, only to frame the
+// refusal as the client expects it.
+func (s *Server) Refuse(ctx context.Context, c net.Conn, pol *policy.Policy, peer policy.Peer, why error) {
+	stop := context.AfterFunc(ctx, func() { _ = c.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
 	_ = c.SetReadDeadline(time.Now().Add(min(refusalWait, s.writeTimeout())))
 	cn := &conn{srv: s, c: c, r: bufio.NewReaderSize(c, refusalBuffer), pol: pol, peer: peer, term: '\n'}
 	cmd, err := ReadCommand(cn.r)

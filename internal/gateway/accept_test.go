@@ -3,8 +3,10 @@ package gateway
 import (
 	"bytes"
 	"context"
+	"io"
 	"log/slog"
 	"net"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -12,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"clamgate/internal/clamdproto"
 	"clamgate/internal/config"
 	"clamgate/internal/listen"
 	"clamgate/internal/policy"
@@ -79,5 +82,51 @@ func TestAcceptBackoff(t *testing.T) {
 	}
 	if n := strings.Count(logs.String(), "accept failing"); n != 2 {
 		t.Errorf("%d log lines for 2 streaks of 15 errors:\n%s", n, logs.String())
+	}
+}
+
+// wrappedListener hands out its connections wrapped, as something the
+// gateway cannot ask the kernel about.
+type wrappedListener struct{ net.Listener }
+
+type wrappedConn struct{ net.Conn }
+
+func (l wrappedListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return wrappedConn{c}, nil
+}
+
+// TestUnverifiedPeerRefused: a client on a unix socket whose credentials
+// the gateway cannot read is refused, even by a policy open to every local
+// user (it used to be admitted as if it came over TCP), and the refusal
+// reaches it in clamd's words.
+func TestUnverifiedPeerRefused(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "gw.sock")
+	ln, err := listen.Listen(listen.Spec{Address: "unix:" + path, Mode: 0o600, UID: -1, GID: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	log := slog.New(slog.DiscardHandler)
+	s := newServer(ctx, log, time.Second)
+	front := &clamdproto.Server{Log: log, ReadTimeout: 5 * time.Second}
+	s.add(wrappedListener{ln}, s.newRoute(config.Listener{Spec: listen.Spec{Address: "unix:" + path}, MaxConnections: 4},
+		&policy.Policy{Name: "open", Commands: policy.DefaultCommands}, front))
+	done := make(chan struct{})
+	go func() { s.serve(); close(done) }()
+	defer func() { cancel(); <-done }()
+	c, err := net.Dial("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	_, _ = c.Write([]byte("zPING\x00"))
+	got, err := io.ReadAll(c)
+	if want := "Access denied (peer credentials could not be read). ERROR\x00"; err != nil || string(got) != want {
+		t.Errorf("got %q, %v; want %q", got, err, want)
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"clamgate/internal/engine"
 	"clamgate/internal/hangup"
 	"clamgate/internal/icap"
+	"clamgate/internal/identity"
 	"clamgate/internal/listen"
 	"clamgate/internal/milter"
 	"clamgate/internal/policy"
@@ -349,9 +350,12 @@ func (s *server) pause(d time.Duration) {
 }
 
 // admit decides, from the peer's identity alone and before reading any
-// byte, what a connection may hold, and serves it by its listener's route.
+// byte, whether a connection is served and what it may hold, and serves it
+// by its listener's route. This is the only admission decision: the fronts
+// are handed it (internal/deps_test.go keeps internal/identity from them).
 func (s *server) admit(c net.Conn, r *route) {
-	peer := listen.PeerOf(c, r.cfg.Address)
+	id := identity.Of(c, r.cfg.Address)
+	peer := id.Peer
 	if !r.uids.take(peer) {
 		s.log.Warn("connection refused: peer uid at max_connections_per_uid", "address", r.cfg.Address,
 			"peer", peer.String(), "max_connections_per_uid", r.cfg.MaxPerUID)
@@ -361,8 +365,8 @@ func (s *server) admit(c net.Conn, r *route) {
 	// A peer the policy refuses gets its refusal from the front, but takes
 	// none of the listener's connections: outsiders cannot fill it. Its
 	// uid's bound still applies.
-	allowed := r.pol.AllowPeer(peer) == nil
-	if allowed && !r.takeSlot() {
+	refusal := id.Admit(r.pol)
+	if refusal == nil && !r.takeSlot() {
 		r.uids.release(peer)
 		s.log.Warn("connection refused: listener at max_connections", "address", r.cfg.Address, "max_connections", r.cfg.MaxConnections)
 		s.turnAway(c, r, "too many connections")
@@ -372,15 +376,36 @@ func (s *server) admit(c net.Conn, r *route) {
 		defer func() {
 			c.Close()
 			r.uids.release(peer)
-			if allowed {
+			if refusal == nil {
 				<-r.slots
 			}
 		}()
 		// A client of clamd's protocol may half-close and still read its
 		// verdict; an ICAP or milter client does not.
 		jobCtx := hangup.With(s.connCtx, c, r.cfg.Protocol != config.ProtoClamd)
+		if refusal != nil {
+			s.refuse(jobCtx, c, r, peer, refusal)
+			return
+		}
 		r.front.ServeConn(jobCtx, r.drain, c, r.pol, peer)
 	})
+}
+
+// refuser is a front that can tell a client it was not admitted, in its
+// protocol. A front without it (milter, which has no way to say why before
+// negotiation: the MTA applies its milter_default_action) has the
+// connection closed, after the gateway logs why.
+type refuser interface {
+	Refuse(ctx context.Context, c net.Conn, pol *policy.Policy, peer policy.Peer, why error)
+}
+
+func (s *server) refuse(ctx context.Context, c net.Conn, r *route, peer policy.Peer, why error) {
+	if f, ok := r.front.(refuser); ok {
+		f.Refuse(ctx, c, r.pol, peer, why)
+		return
+	}
+	s.log.Warn("connection refused", "address", r.cfg.Address, "protocol", r.cfg.Protocol, "client", r.pol.Name,
+		"peer", peer.String(), "reason", why.Error())
 }
 
 // serve waits until the gateway stops, then closes the listeners and
