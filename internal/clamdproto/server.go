@@ -39,8 +39,11 @@ type Server struct {
 	// StatsExtra, when set, adds lines to clamd's STATS reply (before its
 	// END): the database's version and age, which clamd does not report.
 	StatsExtra func() string
-	readers    sync.Pool // *bufio.Reader
-	walkFDs    walkSlots // directory descriptors all walks hold, bounded
+	// SelfCheck answers SELFCHECK; nil when the gateway follows no
+	// database (SELFCHECK is then unknown, as to clamd 1.4).
+	SelfCheck SelfChecker
+	readers   sync.Pool // *bufio.Reader
+	walkFDs   walkSlots // directory descriptors all walks hold, bounded
 }
 
 // oldStyle are the commands clamd still accepts without a z/n prefix.
@@ -382,6 +385,10 @@ func (c *conn) handle(ctx context.Context, cmd Command) bool {
 	case CmdScan, CmdContScan, CmdMultiScan, CmdAllMatchScan:
 		c.scanPath(ctx, cmd)
 		return true
+	case CmdSelfCheck:
+		return c.selfCheck(ctx)
+	case CmdVersionCommands:
+		return c.versionCommands(ctx)
 	default:
 		return c.forward(ctx, cmd)
 	}

@@ -66,6 +66,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, with ...Opti
 	tel.metrics.SetHeld(dispatcher.HeldFor)
 	life := newLifecycle(cfg, eng, dispatcher, log)
 	if life != nil {
+		life.base = ctx
 		tel.follow(life)
 	}
 	fronts := newFronts(cfg, log, dispatcher, life)
@@ -177,7 +178,7 @@ func newFronts(cfg *config.Config, log *slog.Logger, d *scan.Dispatcher, life *l
 		CommandTimeout: cfg.CommandTimeout, StreamTimeout: cfg.StreamTimeout}
 	ic := &icap.Server{Dispatcher: d, Log: log, ReadTimeout: cfg.ReadTimeout, Settings: cfg.ICAP}
 	if life != nil {
-		cp.StatsExtra, ic.Tag = life.Stats, life.Tag
+		cp.StatsExtra, cp.SelfCheck, ic.Tag = life.Stats, life, life.Tag
 	}
 	return map[string]front{
 		config.ProtoClamd:  cp,

@@ -20,9 +20,10 @@ var DefaultCommands = []string{
 	"DETSTATS",
 }
 
-// AdminCommands are forwarded only for policies marked admin, because any of
-// them stops or stalls scanning for every other client of the engine.
-var AdminCommands = []string{"RELOAD", "SHUTDOWN", "QUIT", "DETSTATSCLEAR"}
+// AdminCommands are served only for policies marked admin, because any of
+// them stops or stalls scanning for every other client of the engine
+// (SELFCHECK starts a reload when the database changed).
+var AdminCommands = []string{"RELOAD", "SHUTDOWN", "QUIT", "DETSTATSCLEAR", "SELFCHECK"}
 
 // Policy is one client's rights and limits.
 type Policy struct {
