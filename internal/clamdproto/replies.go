@@ -11,11 +11,12 @@ import (
 // accepts no more commands and ends; a command already running may add
 // lines up to sessionHardCap, and past it they are dropped (the session
 // then ends with an ERROR, so no client reads a cut reply as whole).
-// Together with the writer's buffer in flight, a session holds at most
-// 2 x sessionHardCap bytes of replies.
+// The queue and the write in flight hold at most sessionHardCap bytes
+// together (their two buffers, at most twice that allocated), so a user at
+// max_connections_per_uid (default 128) holds at most 32 MiB of replies.
 const (
 	sessionBacklog = 64 << 10
-	sessionHardCap = 256 << 10
+	sessionHardCap = 128 << 10
 )
 
 // replyQueue writes a session's replies from its own goroutine, so that
