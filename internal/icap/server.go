@@ -72,7 +72,9 @@ func (s *Server) ServeConn(ctx, drain context.Context, c net.Conn, pol *policy.P
 	cn := &conn{srv: s, c: c, r: bufio.NewReaderSize(dc, 64<<10), w: bufio.NewWriterSize(dc, 32<<10), pol: pol, peer: peer}
 	if !s.admit(peer.Listener) {
 		s.Log.Warn("icap: too many connections", "listener", peer.Listener, "max", s.Settings.MaxConnections)
-		cn.respond().status(503)
+		if cn.respond().status(503) == nil {
+			cn.linger() // the request may be on its way: a reset would destroy the 503
+		}
 		return
 	}
 	defer s.release(peer.Listener)
