@@ -60,8 +60,9 @@ func (q *replyQueue) add(p []byte) bool {
 	return true
 }
 
-// backlog is what the client has not read yet of the gateway's replies
-// (beyond the kernel's buffer), or true when writing already failed.
+// stuck says the session must end: the client left more than
+// sessionBacklog of replies unread (past what the kernel's buffer took),
+// a reply was dropped, or writing failed.
 func (q *replyQueue) stuck() bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
