@@ -35,7 +35,7 @@ const allowed = `
 package             | imports (internal)                                                    | third-party modules                                                                  | tests also import
 cmd/clamgate        | cli                                                                   | -                                                                                    | -
 internal/cli        | addr buildinfo clamd config deploy doctor gateway manual milter scan sigdb | golang.org/x/sys                                                                     | testenv
-internal/gateway    | clamd clamdproto config engine hangup icap listen metrics milter policy scan sigdb status | - | testenv testuser golang.org/x/sys github.com/d--j/go-milter
+internal/gateway    | clamd clamdproto config engine hangup icap identity listen metrics milter policy scan sigdb status | - | testenv testuser golang.org/x/sys github.com/d--j/go-milter
 internal/engine     | clamd config rss sandbox sigdb                                        | -                                                                                    | testuser golang.org/x/sys
 internal/testenv    | addr clamd config gateway                                             | -                                                                                    | -
 internal/testuser   | -                                                                     | -                                                                                    | -
@@ -46,7 +46,8 @@ internal/connfuzz   | policy                                                    
 internal/status     | addr listen                                                           | github.com/coreos/go-systemd/v22 golang.org/x/net golang.org/x/sys                   | metrics scan
 internal/metrics    | buildinfo rss scan                                                    | github.com/prometheus/client_golang                                                  | github.com/prometheus/common
 internal/config     | addr listen policy scan sigdb                                         | github.com/pelletier/go-toml/v2                                                      | -
-internal/listen     | addr policy                                                           | github.com/coreos/go-systemd/v22 golang.org/x/sys                                    | -
+internal/listen     | addr                                                                  | github.com/coreos/go-systemd/v22 golang.org/x/sys                                    | -
+internal/identity   | policy                                                                | golang.org/x/sys                                                                     | listen
 internal/scan       | hangup                                                                | golang.org/x/sys                                                                     | hangup golang.org/x/sys
 internal/addr       | -                                                                     | -                                                                                    | -
 internal/rss        | -                                                                     | -                                                                                    | -
@@ -91,6 +92,9 @@ var (
 	// server is the serving code tools must not reach, even indirectly.
 	// (scan, listen and policy are not in it: config's types carry them.)
 	server = append([]string{"gateway", "engine", "metrics", "status"}, fronts...)
+	// identity decides who a client is and whether a policy admits it: the
+	// gateway asks it once per connection; a front only words the refusal.
+	identity = []string{"identity"}
 	// testHelpers are for _test.go files only.
 	testHelpers = []string{"testenv", "connfuzz", "testuser"}
 )
@@ -100,6 +104,7 @@ const (
 	ruleFront       = "front-not-backend: a front never reaches internal/clamd or internal/engine, directly or through another package; a scan goes front → scan.Job → dispatcher → backend"
 	ruleBackendSide = "backend-side: only the dispatcher side and the tools (backendSide in internal/deps_test.go) reach internal/clamd or internal/engine"
 	ruleTools       = "tools-not-server: doctor and deploy never import serving packages, directly or through another package"
+	ruleIdentity    = "one-identity-decision: a front never imports internal/identity, directly or through another package; the gateway admits each connection once, and a front is handed the decision"
 	ruleTestOnly    = "test-helpers: testenv, connfuzz and testuser are imported by _test.go files only"
 )
 
@@ -297,6 +302,7 @@ func (g *graph) checkRules(t *testing.T) {
 			t.Errorf("front %s is listed in backendSide\n\trule %s", f, ruleFront)
 		}
 		g.forbid(t, f, backend, ruleFront, true)
+		g.forbid(t, f, identity, ruleIdentity, true)
 	}
 	for _, name := range slices.Sorted(maps.Keys(g.own)) {
 		if !inList(backendSide, name) && !slices.Contains(fronts, name) {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/binary"
 	"fmt"
@@ -16,10 +17,13 @@ import (
 // Target is what an attacker may reach: every listener a local user can
 // open, whatever its policy says of the user.
 type Target struct {
-	Clamd  string // unix socket path of the clamd-protocol listener
-	ICAP   string // host:port
-	Milter string // unix socket path
-	HTTP   string // host:port of /metrics
+	Clamd string // unix socket path of the clamd-protocol listener
+	// ClamdOpen is a clamd-protocol listener whose policy serves any
+	// local user (the attacker among them), beside the authorised one.
+	ClamdOpen string
+	ICAP      string // host:port
+	Milter    string // unix socket path
+	HTTP      string // host:port of /metrics
 }
 
 // Attack is one way of making the gateway hold resources. Run loops until
@@ -42,6 +46,8 @@ var attacks = []Attack{
 		Run: metricsConns, MaxRSS: 64 << 20, MaxFDs: 64},
 	{Name: "milter-announce", What: "200 milter connections negotiate, announce a 2 MiB packet, send 512 KiB of it and wait",
 		Run: milterAnnounce, MaxRSS: 64 << 20, MaxFDs: 256},
+	{Name: "session-pipeline", What: "4 clamd-protocol sessions, each 20,000 zVERSION written before reading any reply, again and again",
+		Run: sessionPipeline, MaxRSS: 32 << 20, MaxFDs: 16},
 }
 
 func findAttack(name string) (Attack, bool) {
@@ -167,6 +173,24 @@ func milterAnnounce(ctx context.Context, t Target) {
 		}
 		_, err = io.Copy(io.Discard, c) // hold it until the gateway lets go
 		return err
+	})
+}
+
+// sessionPipeline writes whole sessions without reading a reply, so that
+// the gateway must either read on and hold replies, or stop reading.
+func sessionPipeline(ctx context.Context, t Target) {
+	session := append([]byte("zIDSESSION\x00"), bytes.Repeat([]byte("zVERSION\x00"), 20000)...)
+	each(ctx, 4, func(ctx context.Context) error {
+		c, done, err := dial(ctx, "unix", t.ClamdOpen)
+		if err != nil {
+			return err
+		}
+		defer done()
+		if _, err := c.Write(session); err != nil {
+			return err
+		}
+		sleep(ctx, 3*time.Second) // never read: the gateway must end it
+		return nil
 	})
 }
 

@@ -50,6 +50,11 @@ policy = "trusted"
 mode = "0666"
 
 [[listener]]
+address = "unix:%[1]s/gw/open.sock"
+policy = "open"
+mode = "0666"
+
+[[listener]]
 address = "tcp:%[3]s"
 protocol = "icap"
 policy = "proxy"
@@ -62,6 +67,8 @@ mode = "0666"
 
 [policy.trusted]
 users = ["root"]
+
+[policy.open]
 
 [policy.proxy]
 
@@ -109,7 +116,8 @@ func (e *Env) start(gateway, self string) error {
 		return err
 	}
 	e.Target = Target{Clamd: filepath.Join(e.Dir, "gw/clamd.sock"), Milter: filepath.Join(e.Dir, "gw/milter.sock"),
-		ICAP: freePort(), HTTP: freePort()}
+		ClamdOpen: filepath.Join(e.Dir, "gw/open.sock"),
+		ICAP:      freePort(), HTTP: freePort()}
 	conf := filepath.Join(e.Dir, "clamgate.toml")
 	if err := os.WriteFile(conf, []byte(fmt.Sprintf(gatewayTOML, e.Dir, e.Target.HTTP, e.Target.ICAP)), 0o644); err != nil {
 		return err
@@ -292,7 +300,7 @@ func (e *Env) check(ph *Phase, what, reply string, err error, ok func(string) bo
 // until the returned func stops it.
 func (e *Env) runAttacker(name string) (func(), error) {
 	cmd := exec.Command("setpriv", "--reuid", strconv.Itoa(e.uid), "--regid", strconv.Itoa(e.gid), "--clear-groups", e.attack, "hit",
-		"-attack", name, "-clamd", e.Target.Clamd, "-icap", e.Target.ICAP, "-milter", e.Target.Milter,
+		"-attack", name, "-clamd", e.Target.Clamd, "-clamd-open", e.Target.ClamdOpen, "-icap", e.Target.ICAP, "-milter", e.Target.Milter,
 		"-http", e.Target.HTTP, "-metrics-conns", strconv.Itoa(metricsConnCount))
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {

@@ -82,6 +82,7 @@ func hit(args []string) {
 	name := fs.String("attack", "", "attack to run")
 	var t Target
 	fs.StringVar(&t.Clamd, "clamd", "", "")
+	fs.StringVar(&t.ClamdOpen, "clamd-open", "", "")
 	fs.StringVar(&t.ICAP, "icap", "", "")
 	fs.StringVar(&t.Milter, "milter", "", "")
 	fs.StringVar(&t.HTTP, "http", "", "")

@@ -59,6 +59,9 @@ const (
 	CmdDetStats        = "DETSTATS"
 	CmdDetStatsClear   = "DETSTATSCLEAR"
 	CmdQuit            = "QUIT" // deprecated alias clamd still accepts for SHUTDOWN
+	// CmdSelfCheck is clamd 1.5's: check the database, reload if it
+	// changed. The gateway answers it itself, as the owner of reloads.
+	CmdSelfCheck = "SELFCHECK"
 )
 
 // argCommands take a path argument after a single space.
@@ -71,7 +74,7 @@ var plainCommands = map[string]bool{
 	CmdPing: true, CmdVersion: true, CmdVersionCommands: true, CmdReload: true,
 	CmdShutdown: true, CmdInstream: true, CmdFildes: true, CmdStats: true,
 	CmdIDSession: true, CmdEnd: true, CmdDetStats: true, CmdDetStatsClear: true,
-	CmdQuit: true,
+	CmdQuit: true, CmdSelfCheck: true,
 }
 
 // Command is one parsed client request.

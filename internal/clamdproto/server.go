@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -38,8 +39,11 @@ type Server struct {
 	// StatsExtra, when set, adds lines to clamd's STATS reply (before its
 	// END): the database's version and age, which clamd does not report.
 	StatsExtra func() string
-	readers    sync.Pool // *bufio.Reader
-	walkFDs    walkSlots // directory descriptors all walks hold, bounded
+	// SelfCheck answers SELFCHECK; nil when the gateway follows no
+	// database (SELFCHECK is then unknown, as to clamd 1.4).
+	SelfCheck SelfChecker
+	readers   sync.Pool // *bufio.Reader
+	walkFDs   walkSlots // directory descriptors all walks hold, bounded
 }
 
 // oldStyle are the commands clamd still accepts without a z/n prefix.
@@ -73,6 +77,8 @@ type conn struct {
 	// garbage: bytes followed the command in what the client sent, which
 	// clamd answers with an error before the command's own reply.
 	garbage bool
+	// out queues the replies of an IDSESSION; nil outside one.
+	out *replyQueue
 }
 
 // ServeConn serves one client connection until it ends. drain ends when
@@ -83,10 +89,6 @@ func (s *Server) ServeConn(ctx, drain context.Context, c net.Conn, pol *policy.P
 	// Shutdown past its grace period unblocks a client that is mid-read.
 	stop := context.AfterFunc(ctx, func() { _ = c.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
-	if err := pol.AllowPeer(peer); err != nil {
-		s.refusePeer(c, pol, peer, err)
-		return
-	}
 	in := newConnReader(ctx, drain, c, s.ReadTimeout)
 	// Readers are pooled: a fresh 64 KiB buffer per connection was a
 	// fifth of the gateway's CPU on small scans (bench/README.md).
@@ -123,11 +125,14 @@ const (
 	refusalBuffer = 1024
 )
 
-// refusePeer answers a peer whose identity the policy does not admit. The
-// decision was made before any byte was read; the gateway then reads at
-// most the first command, with plain reads that discard any descriptor
-// passed along, only to frame the refusal as the client expects it.
-func (s *Server) refusePeer(c net.Conn, pol *policy.Policy, peer policy.Peer, why error) {
+// Refuse answers a peer the gateway did not admit (its identity is not the
+// policy's, or could not be established). The decision was made before any
+// byte was read; the front then reads at most the first command, with
+// plain reads that discard any descriptor passed along, only to frame the
+// refusal as the client expects it.
+func (s *Server) Refuse(ctx context.Context, c net.Conn, pol *policy.Policy, peer policy.Peer, why error) {
+	stop := context.AfterFunc(ctx, func() { _ = c.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
 	_ = c.SetReadDeadline(time.Now().Add(min(refusalWait, s.writeTimeout())))
 	cn := &conn{srv: s, c: c, r: bufio.NewReaderSize(c, refusalBuffer), pol: pol, peer: peer, term: '\n'}
 	cmd, err := ReadCommand(cn.r)
@@ -171,8 +176,13 @@ func (c *conn) readFailed(err error) {
 	case errors.Is(err, errDraining):
 		// Closed quietly: an idle client reconnects to the next gateway.
 	case errors.Is(err, os.ErrDeadlineExceeded):
+		msg := []byte("COMMAND READ TIMED OUT\n")
+		if c.out != nil { // after the session's replies, not amid them
+			c.out.add(msg)
+			return
+		}
 		_ = c.c.SetWriteDeadline(time.Now().Add(time.Second))
-		_, _ = c.c.Write([]byte("COMMAND READ TIMED OUT\n"))
+		_, _ = c.c.Write(msg)
 	case errors.Is(err, ErrCommandTooLong):
 		c.srv.Log.Warn("command too long", "peer", c.peer.String(), "client", c.pol.Name)
 	}
@@ -191,10 +201,12 @@ func (c *conn) nextCommand() (Command, error) {
 	c.in.limit(c.srv.CommandTimeout)
 	defer c.in.limit(0)
 	cmd, err := ReadCommand(c.r)
-	if err == nil && cmd.Name != CmdFildes && c.r.Buffered() == 0 {
+	if err == nil && c.out == nil && cmd.Name != CmdFildes && cmd.Name != CmdIDSession && c.r.Buffered() == 0 {
 		// The descriptor came with this command's bytes, which no FILDES
-		// takes. (With bytes still buffered it may belong to a pipelined
-		// FILDES: a read ends right after the bytes a descriptor rides with.)
+		// takes: outside a session clamd ignores it. (With bytes still
+		// buffered it may belong to a pipelined FILDES: a read ends right
+		// after the bytes a descriptor rides with. A session decides in
+		// strayFD.)
 		c.in.dropFD()
 	}
 	return cmd, err
@@ -210,6 +222,9 @@ func (c *conn) reply(text string) bool {
 		buf = append(append(buf, garbageReply...), c.term)
 	}
 	buf = append(append(append(buf, c.prefix...), text...), c.term)
+	if c.out != nil {
+		return c.out.add(buf)
+	}
 	_ = c.c.SetWriteDeadline(time.Now().Add(c.srv.writeTimeout()))
 	_, err := c.c.Write(buf)
 	return err == nil
@@ -252,24 +267,45 @@ func (c *conn) linger() {
 
 // session serves IDSESSION: commands until END, each reply prefixed with
 // the command's sequence number. Commands run one after another, which
-// clamd's protocol allows (clients match replies by id).
+// clamd's protocol allows (clients match replies by id); replies go out
+// through a queue, so that the session reads on while the client has not
+// read them yet, up to sessionBacklog.
 func (c *conn) session(ctx context.Context) {
+	c.out = newReplyQueue(c.c, c.srv.writeTimeout())
+	var last []byte
+	defer func() { c.endSession(last) }()
 	sessionTerm := c.term
 	for id := 1; ; id++ {
+		c.prefix = strconv.Itoa(id) + ": "
+		if c.strayFD(false) {
+			return
+		}
+		if c.out.stuck() {
+			last = c.endStuck(id)
+			return
+		}
+		leftover := c.r.Buffered() > 0
 		cmd, err := c.nextCommand()
 		if err != nil {
 			c.readFailed(err)
 			return
 		}
-		c.prefix = strconv.Itoa(id) + ": "
 		c.term = cmd.Framing.Terminator()
 		switch {
 		case cmd.Name == CmdEnd:
 			return
+		case cmd.Framing == Bare && leftover && c.in.fd != nil:
+			// clamd takes bytes without a newline after the session's last
+			// full command for the start of one, not a command.
+			c.term = sessionTerm
+			c.strayFD(true)
+			return
 		case cmd.Framing == Bare:
 			c.term = sessionTerm
 			c.reply(`Only nCMDS\n and zCMDS\0 are accepted inside IDSESSION. ERROR`)
-			c.reply("Error processing command. ERROR")
+			if !c.strayFD(true) {
+				c.reply("Error processing command. ERROR")
+			}
 			return
 		case !inSession[cmd.Name]:
 			c.reply("Command invalid inside IDSESSION. ERROR")
@@ -279,6 +315,49 @@ func (c *conn) session(ctx context.Context) {
 			return
 		}
 	}
+}
+
+// strayFD ends a session that was sent a descriptor no FILDES claims, once
+// the bytes it came with are all read (or at once, when now), with clamd's
+// protocol error; true when it did.
+func (c *conn) strayFD(now bool) bool {
+	if c.in.fd == nil || (!now && c.r.Buffered() > 0) {
+		return false
+	}
+	c.in.dropFD()
+	c.srv.Log.Warn("descriptor sent without FILDES", "client", c.pol.Name, "peer", c.peer.String())
+	c.reply("PROTOCOL ERROR: ancillary data sent without FILDES. ERROR")
+	return true
+}
+
+// endSession writes what the session queued. A session ended because its
+// client does not read (last is its final reply) gets lingerTime for it,
+// while the gateway discards what the client still sends: a client
+// blocked writing the rest of its session can then go on to read.
+func (c *conn) endSession(last []byte) {
+	if last == nil {
+		c.out.finish(nil, 0)
+		return
+	}
+	discarded := make(chan struct{})
+	go func() {
+		defer close(discarded)
+		c.in.limit(lingerTime)
+		_, _ = io.CopyN(io.Discard, c.r, lingerBytes)
+	}()
+	c.out.finish(last, lingerTime)
+	<-discarded
+}
+
+// endStuck is the last reply of a session whose client left more than
+// sessionBacklog of replies unread: it ends rather than stops reading (the
+// client would then block writing, and both wait for a timeout). The id is
+// that of the first command not served.
+func (c *conn) endStuck(id int) []byte {
+	c.srv.Log.Warn("session ended: client does not read its replies", "client", c.pol.Name, "peer", c.peer.String(),
+		"unread_bytes", sessionBacklog, "commands", id-1)
+	c.cutShort = true
+	return append([]byte(fmt.Sprintf("%d: Session ended: more than %d bytes of replies unread. ERROR", id, sessionBacklog)), c.term)
 }
 
 // garbageReply is what clamd 1.4 sends first when bytes follow a command
@@ -306,6 +385,10 @@ func (c *conn) handle(ctx context.Context, cmd Command) bool {
 	case CmdScan, CmdContScan, CmdMultiScan, CmdAllMatchScan:
 		c.scanPath(ctx, cmd)
 		return true
+	case CmdSelfCheck:
+		return c.selfCheck(ctx)
+	case CmdVersionCommands:
+		return c.versionCommands(ctx)
 	default:
 		return c.forward(ctx, cmd)
 	}

@@ -161,18 +161,21 @@ func pingWorks(t *testing.T, sock, while string) {
 
 // TestAttackDescriptorFlood: descriptors attached to every byte of a
 // command that never ends (outside and inside IDSESSION) are closed at
-// once; the gateway holds at most one per connection.
+// once; the gateway holds at most one per connection. A session's command
+// that comes with descriptors but is no FILDES ends the session with
+// clamd's PROTOCOL ERROR, so that attacker may send fewer than all.
 func TestAttackDescriptorFlood(t *testing.T) {
 	clamd := testenv.StartClamd(t, testenv.ClamdOptions{})
 	sock := attackGateway(t, clamd, "", "", "")
 	for _, tc := range []struct {
 		prefix, msg string
 		n           int
+		ends        bool // the gateway ends the session at the first message
 	}{
-		{"z", "A", 1500},                                         // a command that never ends
-		{"zIDSESSION\x00zPING\x00z", "A", 1500},                  // the same inside a session
-		{"zIDSESSION\x00", "zVERSION\x00", 300},                  // a session's commands, each with descriptors
-		{"zIDSESSION\x00", "zINSTREAM\x00\x00\x00\x00\x00", 300}, // the same with streams
+		{"z", "A", 1500, false},                                        // a command that never ends
+		{"zIDSESSION\x00zPING\x00z", "A", 1500, false},                 // the same inside a session
+		{"zIDSESSION\x00", "zVERSION\x00", 300, true},                  // a session's commands, each with descriptors
+		{"zIDSESSION\x00", "zINSTREAM\x00\x00\x00\x00\x00", 300, true}, // the same with streams
 	} {
 		t.Run(fmt.Sprintf("%q+%q", tc.prefix, tc.msg), func(t *testing.T) {
 			before := openFDs(t)
@@ -185,7 +188,8 @@ func TestAttackDescriptorFlood(t *testing.T) {
 				held = max(held, openFDs(t)-before)
 				time.Sleep(100 * time.Millisecond)
 			}
-			if ready != "ready "+strconv.Itoa(tc.n) || held > 20 {
+			sent := (ready == "ready "+strconv.Itoa(tc.n)) || (tc.ends && strings.HasPrefix(ready, "ready "))
+			if !sent || held > 20 {
 				t.Errorf("attacker %q: the gateway holds %d more descriptors, want a handful", ready, held)
 			}
 			pingWorks(t, sock, "during a descriptor flood")

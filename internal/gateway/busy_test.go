@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"net"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -60,5 +62,37 @@ max_queue = 1
 	}
 	if got := <-queued; !strings.Contains(got, "FOUND") {
 		t.Errorf("queued EICAR: %s", got)
+	}
+}
+
+// TestTurnAwayReadable: a connection turned away (its uid or its listener
+// at the bound) reads the busy reply and then EOF, never a reset, even
+// while 250 more turned-away connections sit idle: the gateway drains what
+// the client sent before it closes.
+func TestTurnAwayReadable(t *testing.T) {
+	c := testenv.StartClamd(t, testenv.ClamdOptions{})
+	for _, tc := range []struct{ name, listener, want string }{
+		{"per uid", "max_connections = 600\nmax_connections_per_uid = 4", "gateway busy: too many connections from uid 0. ERROR\n"},
+		{"per listener", "max_connections = 4\nmax_connections_per_uid = 8", "gateway busy: too many connections. ERROR\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sock := attackGateway(t, c, "", tc.listener, "")
+			for range 4 + 250 { // the four served, then 250 idle over the bound
+				conn, err := net.Dial("unix", sock)
+				must(t, err)
+				defer conn.Close()
+			}
+			for i := range 20 {
+				conn, err := net.Dial("unix", sock)
+				must(t, err)
+				_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+				_, _ = conn.Write([]byte("zPING\x00"))
+				got, err := io.ReadAll(conn)
+				conn.Close()
+				if err != nil || string(got) != tc.want {
+					t.Fatalf("client %d reading to EOF: %q, %v; want %q and EOF", i, got, err, tc.want)
+				}
+			}
+		})
 	}
 }

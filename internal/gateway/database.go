@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -22,6 +23,11 @@ type lifecycle struct {
 	log      *slog.Logger
 	loaded   atomic.Pointer[sigdb.Snapshot] // what clamd was last told to load
 	tag      atomic.Pointer[string]         // its ISTag, made once: every ICAP response carries it
+	// reloading is held while a reload runs, so that the watcher's and
+	// SELFCHECK's never overlap; base is the gateway's life, which a
+	// reload SELFCHECK started outlives the request by.
+	reloading sync.Mutex
+	base      context.Context
 }
 
 func (l *lifecycle) run(ctx context.Context) {
@@ -44,6 +50,15 @@ func (l *lifecycle) run(ctx context.Context) {
 }
 
 func (l *lifecycle) reload(ctx context.Context, snap *sigdb.Snapshot) bool {
+	l.reloading.Lock()
+	defer l.reloading.Unlock()
+	return l.reloadLocked(ctx, snap)
+}
+
+func (l *lifecycle) reloadLocked(ctx context.Context, snap *sigdb.Snapshot) bool {
+	if cur := l.loaded.Load(); cur != nil && cur.Digest == snap.Digest && snap.Digest != "" {
+		return true // SELFCHECK reloaded it already
+	}
 	l.log.Info("signature database changed: reloading clamd", "dir", l.dir, "reload", l.cfg.Reload, "signatures", snap.Signatures)
 	res, err := l.reloader.reload(ctx)
 	l.log.Info("database reload mode", "mode", res.mode.Name(), "basis", res.mode.Basis, "restarted", res.restarted, "why", res.mode.Why)
@@ -90,6 +105,30 @@ func (l *lifecycle) checkAge(snap *sigdb.Snapshot) {
 	}
 	l.log.Warn("signature database is stale: is freshclam running?", "dir", snap.Dir, "age", age(snap),
 		"max_age", l.cfg.MaxAge, "built", snap.BuildTime.UTC().Format(time.RFC3339))
+}
+
+// SelfCheck answers clamd 1.5's SELFCHECK as the owner of reloads: true
+// when the database clamd was last told to load is the one on disk;
+// otherwise it starts the managed reload (or finds one running) and
+// returns false.
+func (l *lifecycle) SelfCheck(context.Context) (bool, error) {
+	if !l.reloading.TryLock() {
+		return false, nil // a reload runs: RELOADING
+	}
+	snap, err := sigdb.Load(l.dir)
+	if err != nil {
+		l.reloading.Unlock()
+		return false, err
+	}
+	if cur := l.loaded.Load(); cur != nil && cur.Digest == snap.Digest {
+		l.reloading.Unlock()
+		return true, nil
+	}
+	go func() {
+		defer l.reloading.Unlock()
+		l.reloadLocked(l.base, snap)
+	}()
+	return false, nil
 }
 
 // Tag is the ICAP ISTag: a new database, a new tag.

@@ -200,14 +200,56 @@ func sessionCases() []diffCase {
 	}
 }
 
+// strayFDCases send a descriptor with bytes no FILDES claims: inside a
+// session clamd answers a protocol error, with the next id, once the bytes
+// it came with are served, and closes; outside one it ignores it.
+func strayFDCases() []diffCase {
+	withFD := func(tr tree, data string) step {
+		fd, err := os.Open(tr.path("clean.txt"))
+		if err != nil {
+			panic(err)
+		}
+		return step{Data: []byte(data), FD: fd}
+	}
+	var cases []diffCase
+	for _, tc := range []struct {
+		name   string
+		before string // sent first, without a descriptor
+		with   string // sent with the descriptor
+	}{
+		{"IDSESSION and its dummy byte", "", "zIDSESSION\x00\x00"}, // clamd's test_fildes_unwanted
+		{"IDSESSION alone", "", "zIDSESSION\x00"},
+		{"IDSESSION PING one packet", "", "zIDSESSION\x00zPING\x00"},
+		{"zPING in session", "zIDSESSION\x00", "zPING\x00"},
+		{"nPING in session", "nIDSESSION\n", "nPING\n"},
+		{"bare byte in session", "zIDSESSION\x00", "\x00"},
+		{"PING then FILDES in session", "zIDSESSION\x00", "zPING\x00zFILDES\x00\x00zEND\x00"},
+		{"zPING outside a session", "", "zPING\x00"},
+		{"nPING outside a session", "", "nPING\n"},
+		{"bare PING outside a session", "", "PING\n"},
+		{"bare byte outside a session", "", "\x00"},
+	} {
+		cases = append(cases, diffCase{name: "stray descriptor: " + tc.name, unixOnly: true, steps: func(tr tree) []step {
+			if tc.before == "" {
+				return []step{withFD(tr, tc.with)}
+			}
+			return spaced(raw(tc.before), withFD(tr, tc.with))
+		}})
+	}
+	return cases
+}
+
 // TestDifferential sends the same requests to a real clamd and to the
 // gateway in front of it, over unix sockets and TCP, and compares the bytes.
 func TestDifferential(t *testing.T) {
 	clamd := testenv.StartClamd(t, testenv.ClamdOptions{Extra: testenv.LimitsClamd})
 	tr := makeTree(t)
-	gwUnix, gwTCP := gatewayFor(t, clamd, fmt.Sprintf(`roots = [%q]`, tr.Root))
+	// An admin policy with every command, as clamd offers them: its
+	// VERSIONCOMMANDS is then clamd's (other policies' lists are narrower:
+	// TestVersionCommandsAndSelfCheck).
+	gwUnix, gwTCP := gatewayFor(t, clamd, fmt.Sprintf("admin = true\nroots = [%q]", tr.Root))
 	var cases []diffCase
-	for _, group := range [][]diffCase{commandCases(), bareCases(), pathCases(), streamCases(), fildesCases(), sessionCases()} {
+	for _, group := range [][]diffCase{commandCases(), bareCases(), pathCases(), streamCases(), fildesCases(), sessionCases(), strayFDCases()} {
 		cases = append(cases, group...)
 	}
 	for _, tc := range cases {

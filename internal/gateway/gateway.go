@@ -20,6 +20,7 @@ import (
 	"clamgate/internal/engine"
 	"clamgate/internal/hangup"
 	"clamgate/internal/icap"
+	"clamgate/internal/identity"
 	"clamgate/internal/listen"
 	"clamgate/internal/milter"
 	"clamgate/internal/policy"
@@ -67,6 +68,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, with ...Opti
 	tel.metrics.SetSpool(dispatcher.Spool())
 	life := newLifecycle(cfg, eng, dispatcher, pool.Clients(), log)
 	if life != nil {
+		life.base = ctx
 		tel.follow(life)
 	}
 	fronts := newFronts(cfg, log, dispatcher, life)
@@ -178,7 +180,7 @@ func newFronts(cfg *config.Config, log *slog.Logger, d *scan.Dispatcher, life *l
 		CommandTimeout: cfg.CommandTimeout, StreamTimeout: cfg.StreamTimeout}
 	ic := &icap.Server{Dispatcher: d, Log: log, ReadTimeout: cfg.ReadTimeout, Settings: cfg.ICAP, Spool: d.Spool()}
 	if life != nil {
-		cp.StatsExtra, ic.Tag = life.Stats, life.Tag
+		cp.StatsExtra, cp.SelfCheck, ic.Tag = life.Stats, life, life.Tag
 	}
 	return map[string]front{
 		config.ProtoClamd:  cp,
@@ -226,6 +228,8 @@ type server struct {
 	listeners map[string]*served // by address
 	closed    bool               // shutting down: add nothing more
 	grace     time.Duration
+	turning   chan struct{}       // turned-away connections being drained
+	wait      func(time.Duration) // pause, replaced in tests; nil: sleep
 }
 
 // served is one listening socket.
@@ -249,7 +253,8 @@ type route struct {
 
 func newServer(ctx context.Context, log *slog.Logger, grace time.Duration) *server {
 	connCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	return &server{log: log, stop: ctx, connCtx: connCtx, cancelConns: cancel, listeners: map[string]*served{}, grace: grace}
+	return &server{log: log, stop: ctx, connCtx: connCtx, cancelConns: cancel, listeners: map[string]*served{}, grace: grace,
+		turning: make(chan struct{}, maxTurningAway)}
 }
 
 func (s *server) newRoute(l config.Listener, pol *policy.Policy, f front) *route {
@@ -274,15 +279,23 @@ func (s *server) add(ln net.Listener, r *route) {
 }
 
 func (s *server) accept(l *served) {
+	var backoff acceptBackoff
 	for {
 		c, err := l.Accept()
-		if err != nil {
-			if !errors.Is(err, net.ErrClosed) {
-				s.log.Error("accept", "address", l.route.Load().cfg.Address, "err", err)
-				time.Sleep(10 * time.Millisecond) // EMFILE and the like: don't spin
-				continue
-			}
+		if errors.Is(err, net.ErrClosed) {
 			return
+		}
+		if err != nil {
+			// EMFILE and the like: retry later, without a line per error.
+			d, first := backoff.failed()
+			if first {
+				s.log.Error("accept failing: retrying with backoff, one line per streak", "address", l.route.Load().cfg.Address, "err", err)
+			}
+			s.pause(d)
+			continue
+		}
+		if n, since := backoff.reset(); n > 0 {
+			s.log.Debug("accepting again", "address", l.route.Load().cfg.Address, "errors", n, "after", time.Since(since).Round(time.Millisecond))
 		}
 		r := l.route.Load()
 		// A reload may retire the route between the load and here: a
@@ -299,31 +312,74 @@ func (s *server) accept(l *served) {
 	}
 }
 
+// acceptBackoff spaces out retries after accept errors as net/http does:
+// 5 ms, doubling up to 1 s, back to nothing once an accept succeeds.
+type acceptBackoff struct {
+	delay  time.Duration
+	errors int
+	since  time.Time
+}
+
+// failed counts an error and says how long to wait before the next
+// accept, and whether it starts a streak.
+func (b *acceptBackoff) failed() (wait time.Duration, first bool) {
+	if b.errors == 0 {
+		b.since = time.Now()
+	}
+	b.errors++
+	b.delay = min(max(2*b.delay, 5*time.Millisecond), time.Second)
+	return b.delay, b.errors == 1
+}
+
+// reset ends a streak, returning how many errors it had and since when.
+func (b *acceptBackoff) reset() (errors int, since time.Time) {
+	errors, since = b.errors, b.since
+	*b = acceptBackoff{}
+	return errors, since
+}
+
+// pause waits d, or less when the gateway stops.
+func (s *server) pause(d time.Duration) {
+	if s.wait != nil {
+		s.wait(d)
+		return
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-s.stop.Done():
+	}
+}
+
 // admit decides, from the peer's identity alone and before reading any
-// byte, what a connection may hold, and serves it by its listener's route.
+// byte, whether a connection is served and what it may hold, and serves it
+// by its listener's route. This is the only admission decision: the fronts
+// are handed it (internal/deps_test.go keeps internal/identity from them).
 func (s *server) admit(c net.Conn, r *route) {
-	peer := listen.PeerOf(c, r.cfg.Address)
+	id := identity.Of(c, r.cfg.Address)
+	peer := id.Peer
 	if !r.uids.take(peer) {
 		s.log.Warn("connection refused: peer uid at max_connections_per_uid", "address", r.cfg.Address,
 			"peer", peer.String(), "max_connections_per_uid", r.cfg.MaxPerUID)
-		r.turnAway(c, "too many connections from uid "+strconv.FormatUint(uint64(peer.UID), 10))
+		s.turnAway(c, r, "too many connections from uid "+strconv.FormatUint(uint64(peer.UID), 10))
 		return
 	}
 	// A peer the policy refuses gets its refusal from the front, but takes
 	// none of the listener's connections: outsiders cannot fill it. Its
 	// uid's bound still applies.
-	allowed := r.pol.AllowPeer(peer) == nil
-	if allowed && !r.takeSlot() {
+	refusal := id.Admit(r.pol)
+	if refusal == nil && !r.takeSlot() {
 		r.uids.release(peer)
 		s.log.Warn("connection refused: listener at max_connections", "address", r.cfg.Address, "max_connections", r.cfg.MaxConnections)
-		r.turnAway(c, "too many connections")
+		s.turnAway(c, r, "too many connections")
 		return
 	}
 	s.conns.Go(func() {
 		defer func() {
 			c.Close()
 			r.uids.release(peer)
-			if allowed {
+			if refusal == nil {
 				<-r.slots
 			}
 		}()
@@ -331,8 +387,29 @@ func (s *server) admit(c net.Conn, r *route) {
 		// verdict; an ICAP or milter client does not.
 		jobCtx, stop := hangup.With(s.connCtx, c, r.cfg.Protocol != config.ProtoClamd)
 		defer stop()
+		if refusal != nil {
+			s.refuse(jobCtx, c, r, peer, refusal)
+			return
+		}
 		r.front.ServeConn(jobCtx, r.drain, c, r.pol, peer)
 	})
+}
+
+// refuser is a front that can tell a client it was not admitted, in its
+// protocol. A front without it (milter, which has no way to say why before
+// negotiation: the MTA applies its milter_default_action) has the
+// connection closed, after the gateway logs why.
+type refuser interface {
+	Refuse(ctx context.Context, c net.Conn, pol *policy.Policy, peer policy.Peer, why error)
+}
+
+func (s *server) refuse(ctx context.Context, c net.Conn, r *route, peer policy.Peer, why error) {
+	if f, ok := r.front.(refuser); ok {
+		f.Refuse(ctx, c, r.pol, peer, why)
+		return
+	}
+	s.log.Warn("connection refused", "address", r.cfg.Address, "protocol", r.cfg.Protocol, "client", r.pol.Name,
+		"peer", peer.String(), "reason", why.Error())
 }
 
 // serve waits until the gateway stops, then closes the listeners and
@@ -361,13 +438,36 @@ func (s *server) serve() {
 	s.cancelConns()
 }
 
+// Bounds of the drain after a turn-away: enough for a client to finish
+// sending its first request, and no more connections at once than a small
+// fixed number, so that a flood of turned-away connections costs the
+// gateway a bounded number of goroutines.
+const (
+	turnAwayLinger = time.Second
+	turnAwayBytes  = 64 << 10
+	maxTurningAway = 256
+)
+
 // turnAway closes a connection the listener will not serve, telling the
-// client why when its front can say it without reading.
-func (r *route) turnAway(c net.Conn, why string) {
+// client why when its front can say it without reading. Closing with the
+// client's request unread would make the kernel reset the connection and
+// could destroy the reply before it is read, so the gateway half-closes
+// and drains what the client sends, briefly; past maxTurningAway such
+// drains it only discards what has already arrived.
+func (s *server) turnAway(c net.Conn, r *route, why string) {
 	if t, ok := r.front.(interface{ TurnAway(net.Conn, string) }); ok {
 		t.TurnAway(c, why)
 	}
-	c.Close()
+	select {
+	case s.turning <- struct{}{}:
+		s.conns.Go(func() {
+			defer func() { c.Close(); <-s.turning }()
+			listen.Linger(c, turnAwayLinger, turnAwayBytes)
+		})
+	default:
+		listen.DiscardQueued(c, turnAwayBytes)
+		c.Close()
+	}
 }
 
 // takeSlot reserves one of the listener's connections. Every connection

@@ -3,6 +3,7 @@ package icap_test
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"net"
 	"strings"
 	"testing"
@@ -114,6 +115,21 @@ func TestHostileInput(t *testing.T) {
 		}
 		if got := rawICAP(t, addr, []byte("OPTIONS icap://127.0.0.1/avscan ICAP/1.0\r\n\r\n")); !strings.HasPrefix(got, "ICAP/1.0 503 ") {
 			t.Errorf("fifth connection: %q", truncate(got))
+		}
+		// A client that sends its request and reads to the end reads the
+		// 503, then EOF: never a reset (issue 29).
+		for i := range 10 {
+			conn, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			conn.SetDeadline(time.Now().Add(5 * time.Second))
+			conn.Write([]byte("OPTIONS icap://127.0.0.1/avscan ICAP/1.0\r\n\r\n"))
+			got, err := io.ReadAll(conn)
+			conn.Close()
+			if err != nil || !strings.HasPrefix(string(got), "ICAP/1.0 503 ") {
+				t.Fatalf("turned-away client %d reading to EOF: %q, %v", i, truncate(string(got)), err)
+			}
 		}
 		for _, c := range held {
 			c.Close()

@@ -75,15 +75,12 @@ func (s *Server) ServeConn(ctx, drain context.Context, c net.Conn, pol *policy.P
 	cn := &conn{srv: s, c: c, r: bufio.NewReaderSize(dc, 64<<10), w: bufio.NewWriterSize(dc, 32<<10), pol: pol, peer: peer}
 	if !s.admit(peer.Listener) {
 		s.Log.Warn("icap: too many connections", "listener", peer.Listener, "max", s.Settings.MaxConnections)
-		cn.respond().status(503)
+		if cn.respond().status(503) == nil {
+			cn.linger() // the request may be on its way: a reset would destroy the 503
+		}
 		return
 	}
 	defer s.release(peer.Listener)
-	if err := pol.AllowPeer(peer); err != nil {
-		s.Log.Warn("request refused", "client", pol.Name, "peer", peer.String(), "protocol", "icap", "reason", err.Error())
-		cn.respond().status(403)
-		return
-	}
 	var idle atomic.Bool
 	stopDrain := context.AfterFunc(drain, func() {
 		if idle.Load() {
@@ -116,6 +113,19 @@ func (s *Server) ServeConn(ctx, drain context.Context, c net.Conn, pol *policy.P
 		if req.closeConn {
 			return
 		}
+	}
+}
+
+// Refuse answers a client the gateway did not admit with 403, before
+// reading its request, then drains what it sends so the answer is read.
+func (s *Server) Refuse(ctx context.Context, c net.Conn, pol *policy.Policy, peer policy.Peer, why error) {
+	stop := context.AfterFunc(ctx, func() { c.Close() })
+	defer stop()
+	s.Log.Warn("request refused", "client", pol.Name, "peer", peer.String(), "protocol", "icap", "reason", why.Error())
+	dc := &deadlineConn{Conn: c, timeout: s.ReadTimeout}
+	cn := &conn{srv: s, c: c, w: bufio.NewWriterSize(dc, 4<<10), pol: pol, peer: peer}
+	if cn.respond().status(403) == nil {
+		cn.linger()
 	}
 }
 

@@ -1,6 +1,6 @@
 // Package listen creates the gateway's client sockets (unix sockets whose
-// owner, group and mode the gateway sets, loopback TCP) and identifies the
-// peer of each connection.
+// owner, group and mode the gateway sets, loopback TCP). Who the peer of a
+// connection is, is internal/identity's question.
 package listen
 
 import (
@@ -12,10 +12,8 @@ import (
 	"path/filepath"
 	"syscall"
 	"time"
-	"unsafe"
 
 	"clamgate/internal/addr"
-	"clamgate/internal/policy"
 
 	"github.com/coreos/go-systemd/v22/activation"
 	"golang.org/x/sys/unix"
@@ -169,57 +167,6 @@ func (l *unixListener) Close() error {
 	return err
 }
 
-// peerGroups reads the peer's supplementary groups as they were when it
-// connected (SO_PEERGROUPS). Unlike /proc/PID/status this needs no view of
-// other users' processes (the hardened unit's ProtectProc=invisible) and
-// cannot race with the peer's exit and its pid's reuse, so there is no
-// fallback to it: the buffer grows to the size the kernel asks for, and a
-// kernel that cannot say yields no groups (a policy's groups then admit
-// the peer by its primary group only). Never nil.
-func peerGroups(fd int) []uint32 {
-	buf := make([]uint32, 64)
-	for range 4 {
-		size := uint32(len(buf) * 4)
-		_, _, errno := unix.Syscall6(unix.SYS_GETSOCKOPT, uintptr(fd), unix.SOL_SOCKET, unix.SO_PEERGROUPS,
-			uintptr(unsafe.Pointer(&buf[0])), uintptr(unsafe.Pointer(&size)), 0)
-		switch {
-		case errno == 0:
-			return buf[: size/4 : size/4]
-		case errno == unix.ERANGE && int(size/4) > len(buf):
-			buf = make([]uint32, size/4) // the kernel said how many there are
-		default:
-			return []uint32{}
-		}
-	}
-	return []uint32{}
-}
-
-// PeerOf identifies the client at the other end of conn. On unix sockets
-// the kernel vouches for uid, gid, pid (SO_PEERCRED) and groups.
-func PeerOf(conn net.Conn, listener string) policy.Peer {
-	peer := policy.Peer{Listener: listener, Remote: conn.RemoteAddr().String()}
-	uc, ok := conn.(*net.UnixConn)
-	if !ok {
-		return peer
-	}
-	raw, err := uc.SyscallConn()
-	if err != nil {
-		return peer
-	}
-	var cred *unix.Ucred
-	_ = raw.Control(func(fd uintptr) {
-		cred, err = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
-		peer.Groups = peerGroups(int(fd))
-	})
-	if err != nil || cred == nil {
-		return peer
-	}
-	peer.HasCreds = true
-	peer.UID, peer.GID, peer.PID = cred.Uid, cred.Gid, cred.Pid
-	peer.Remote = fmt.Sprintf("pid %d", cred.Pid)
-	return peer
-}
-
 // Inherited returns the listening sockets systemd passed (socket
 // activation), by the address they would have in the configuration:
 // "tcp:127.0.0.1:1344", "unix:/run/clamgate/amavis.sock". Inheriting its TCP
@@ -266,4 +213,28 @@ func Linger(c net.Conn, d time.Duration, max int64) {
 	}
 	_ = c.SetReadDeadline(time.Now().Add(d))
 	_, _ = io.CopyN(io.Discard, c, max)
+}
+
+// DiscardQueued reads, without waiting, what the client has already sent
+// (at most max bytes), so that closing does not turn it into a reset.
+func DiscardQueued(c net.Conn, max int) {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return
+	}
+	buf := make([]byte, 4096)
+	_ = raw.Read(func(fd uintptr) bool {
+		for left := max; left > 0; {
+			n, _, err := unix.Recvfrom(int(fd), buf[:min(left, len(buf))], unix.MSG_DONTWAIT)
+			if err != nil || n <= 0 {
+				break
+			}
+			left -= n
+		}
+		return true // done, whatever the socket said: never wait
+	})
 }

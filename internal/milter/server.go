@@ -64,16 +64,12 @@ const (
 	defaultContentTimeout = 5 * time.Minute
 )
 
-// ServeConn serves one MTA connection until it ends. drain ends when the
+// ServeConn serves one MTA connection, admitted by the gateway, until it
+// ends (a refused one is closed unread: milter has no way to say why
+// before negotiation, and the MTA applies its milter_default_action). drain ends when the
 // gateway stops accepting: the connection closes as soon as no message is
 // in progress. ctx ends when running work must be aborted.
 func (s *Server) ServeConn(ctx, drain context.Context, c net.Conn, pol *policy.Policy, peer policy.Peer) {
-	if err := pol.AllowPeer(peer); err != nil {
-		// Milter has no way to say why before negotiation; the MTA
-		// applies its milter_default_action (tempfail) and logs the drop.
-		s.Log.Warn("milter connection refused", "client", pol.Name, "peer", peer.String(), "reason", err.Error())
-		return
-	}
 	g := newGuard(c, s.Log.With("client", pol.Name, "peer", peer.String()), s.contentTimeout())
 	defer g.Close()
 	stopAbort := context.AfterFunc(ctx, g.kill)

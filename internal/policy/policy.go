@@ -5,11 +5,9 @@ package policy
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 	"reflect"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -22,9 +20,10 @@ var DefaultCommands = []string{
 	"DETSTATS",
 }
 
-// AdminCommands are forwarded only for policies marked admin, because any of
-// them stops or stalls scanning for every other client of the engine.
-var AdminCommands = []string{"RELOAD", "SHUTDOWN", "QUIT", "DETSTATSCLEAR"}
+// AdminCommands are served only for policies marked admin, because any of
+// them stops or stalls scanning for every other client of the engine
+// (SELFCHECK starts a reload when the database changed).
+var AdminCommands = []string{"RELOAD", "SHUTDOWN", "QUIT", "DETSTATSCLEAR", "SELFCHECK"}
 
 // Policy is one client's rights and limits.
 type Policy struct {
@@ -57,14 +56,15 @@ const (
 	DefaultMaxDirEntries = 20000
 )
 
-// Peer is what the gateway knows of a connected client.
+// Peer is what the gateway knows of a connected client. Whether a policy
+// admits it is decided once, by the gateway (internal/identity).
 type Peer struct {
 	Listener string
 	Remote   string
 	HasCreds bool // SO_PEERCRED was read (unix sockets)
 	UID, GID uint32
 	PID      int32
-	Groups   []uint32 // supplementary groups; nil: read from /proc when a policy needs them
+	Groups   []uint32 // supplementary groups, as the kernel reported them on connect
 }
 
 func (p Peer) String() string {
@@ -72,52 +72,6 @@ func (p Peer) String() string {
 		return fmt.Sprintf("%s from %s", p.Listener, p.Remote)
 	}
 	return fmt.Sprintf("%s uid=%d gid=%d pid=%d", p.Listener, p.UID, p.GID, p.PID)
-}
-
-// PeerGroups reads the supplementary groups of a running process. They are
-// what the kernel checks on open(2), which is not always /etc/group: amavisd
-// drops its supplementary groups at start (the reference article's trap #1).
-func PeerGroups(pid int32) []uint32 {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return nil
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		rest, ok := strings.CutPrefix(line, "Groups:")
-		if !ok {
-			continue
-		}
-		var gids []uint32
-		for _, f := range strings.Fields(rest) {
-			if g, err := strconv.ParseUint(f, 10, 32); err == nil {
-				gids = append(gids, uint32(g))
-			}
-		}
-		return gids
-	}
-	return nil
-}
-
-// AllowPeer checks a unix peer against the policy's users and groups.
-// Peers without credentials (TCP) are admitted by their listener alone.
-func (p *Policy) AllowPeer(peer Peer) error {
-	if !peer.HasCreds || (len(p.UIDs) == 0 && len(p.GIDs) == 0) {
-		return nil
-	}
-	if slices.Contains(p.UIDs, peer.UID) || slices.Contains(p.GIDs, peer.GID) {
-		return nil
-	}
-	groups := peer.Groups
-	if groups == nil && peer.PID > 0 && len(p.GIDs) > 0 {
-		// Read only when needed: it costs a /proc read per connection.
-		groups = PeerGroups(peer.PID)
-	}
-	for _, g := range groups {
-		if slices.Contains(p.GIDs, g) {
-			return nil
-		}
-	}
-	return fmt.Errorf("uid %d, gid %d not allowed by client policy %q", peer.UID, peer.GID, p.Name)
 }
 
 // AllowCommand says whether the command may be forwarded for this client.
