@@ -27,13 +27,13 @@ type Config struct {
 	Env     []string
 	// User clamd runs as. Required when clamgate runs as root (it never
 	// runs clamd as root); otherwise empty or clamgate's own user.
-	User      string
-	Database  string // read-only
-	StateDir  string // read-write: socket, pid file, log, temporary files
+	User     string
+	Database string // read-only
+	StateDir string // read-write: socket, pid file, log, temporary files
 	// Writable, when set, narrows the writable part of StateDir to these
 	// directories below it; the rest of it is read-only.
 	Writable  []string
-	MemoryMax int64  // bytes; 0: no memory cgroup
+	MemoryMax int64 // bytes; 0: no memory cgroup
 	Log       *slog.Logger
 }
 
