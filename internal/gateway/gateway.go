@@ -144,7 +144,7 @@ func pathScans(cfg *config.Config) bool {
 func announceDatabase(log *slog.Logger, eng *engine.Engine) {
 	dir, builtin := eng.Database()
 	if builtin {
-		log.Warn("no signatures in " + engine.SystemDatabase + ": using clamgate's built-in TEST database (EICAR and ClamAV test files only); install and run freshclam for real protection")
+		log.Warn("using clamgate's built-in TEST database, as configured ([engine] database = \"test\"): EICAR and ClamAV's test files only, no protection; install and run freshclam and drop that setting for real protection")
 		return
 	}
 	log.Info("managed clamd uses database", "dir", dir)
