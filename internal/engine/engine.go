@@ -47,6 +47,7 @@ type Engine struct {
 	next    atomic.Pointer[ReloadMode] // the mode clamd.conf sets
 	running atomic.Pointer[ReloadMode] // the mode the running clamd started with
 	restart chan chan struct{}         // Restart's requests to Run, closed once clamd has exited
+	health  healthBook
 }
 
 // PID is the running clamd's process id, 0 when none runs.
@@ -281,7 +282,13 @@ func (e *Engine) Run(ctx context.Context) error {
 		if time.Since(start) > time.Minute {
 			backoff = time.Second
 		}
-		e.log.Error("clamd exited; restarting", "err", err, "in", backoff)
+		e.health.update(func(h *Health) {
+			if time.Since(start) > time.Minute {
+				h.Exits = 0
+			}
+			h.Running, h.Exits, h.Crashes, h.LastExit, h.NextStart = false, h.Exits+1, h.Crashes+1, errText(err), time.Now().Add(backoff)
+		})
+		e.log.Error("clamd exited; restarting", "err", err, "in", backoff, "last_error", e.Health().LastError)
 		select {
 		case <-ctx.Done():
 			return nil
@@ -294,7 +301,8 @@ func (e *Engine) Run(ctx context.Context) error {
 }
 
 func (e *Engine) runOnce(ctx context.Context) error {
-	out := logWriter(e.log)
+	e.health.update(func(h *Health) { h.LastError = "" })
+	out := logWriter(e.log, e.health.noteError)
 	cmd, err := e.sb.Start(out, out)
 	if err != nil {
 		out.Close()
@@ -303,6 +311,7 @@ func (e *Engine) runOnce(ctx context.Context) error {
 	e.running.Store(e.next.Load())
 	e.pid.Store(int64(cmd.Process.Pid))
 	defer e.pid.Store(0)
+	e.health.update(func(h *Health) { h.Running, h.Started = true, time.Now() })
 	e.log.Info("clamd started", "pid", cmd.Process.Pid, "database", e.dbDir, "builtin_test_database", e.builtin)
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
@@ -320,6 +329,13 @@ func (e *Engine) runOnce(ctx context.Context) error {
 		close(exited)
 		return errRestarted
 	}
+}
+
+func errText(err error) string {
+	if err == nil {
+		return "exit status 0"
+	}
+	return err.Error()
 }
 
 // errRestarted ends a run that Restart asked for: Run starts clamd again
@@ -394,7 +410,7 @@ func WaitPing(ctx context.Context, c interface {
 
 // logWriter turns clamd's output lines into log records: its problems as
 // warnings, its start-up chatter (limits, features) as debug.
-func logWriter(log *slog.Logger) io.WriteCloser {
+func logWriter(log *slog.Logger, onError func(string)) io.WriteCloser {
 	pr, pw := io.Pipe()
 	go func() {
 		sc := bufio.NewScanner(pr)
@@ -403,6 +419,9 @@ func logWriter(log *slog.Logger) io.WriteCloser {
 			level := slog.LevelDebug
 			if strings.Contains(line, "ERROR") || strings.Contains(line, "WARNING") || strings.Contains(line, "rror") {
 				level = slog.LevelWarn
+			}
+			if strings.Contains(line, "ERROR") || strings.Contains(line, "Error:") {
+				onError(line)
 			}
 			log.Log(context.Background(), level, "clamd: "+line)
 		}
