@@ -20,7 +20,7 @@ import (
 type telemetry struct {
 	metrics  *metrics.Metrics
 	pool     *clamd.Pool
-	answered atomic.Bool // clamd has answered a PING since start
+	answered atomic.Bool    // clamd has answered a PING since start
 	engine   *engine.Engine // the managed clamd, or nil
 	http     *status.Server
 	log      *slog.Logger
