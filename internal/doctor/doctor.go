@@ -115,6 +115,7 @@ func fold[T any](items []T, fix string, judge func(T) (Status, string)) verdict 
 func Run(ctx context.Context, env *Env) *Report {
 	h := newHost(env)
 	r := &Report{Checks: []Result{}, Offline: env.Offline}
+	quick := h.quickStart()
 	for _, c := range checks() {
 		if env.Offline && !c.offline {
 			continue
@@ -122,7 +123,11 @@ func Run(ctx context.Context, env *Env) *Report {
 		if env.Select != nil && !env.Select(c.id) {
 			continue
 		}
-		r.add(c, c.run(ctx, h))
+		v := c.run(ctx, h)
+		if quick && deploymentRow(c.id) {
+			v = notDeployed(v)
+		}
+		r.add(c, v)
 	}
 	return r
 }
@@ -148,10 +153,11 @@ func oneLine(s string) string {
 	return strings.Join(strings.Fields(s), " ")
 }
 
-// checks lists the rows in the order of the article's table, then the
-// traps, then what the gateway adds.
+// checks lists the rows: the gateway's own engine first, then the order
+// of the article's table, then the traps, then what the gateway adds.
 func checks() []check {
 	return []check{
+		gatewayEngineCheck(),
 		listenersCheck(),
 		clamdUIDCheck(),
 		clamdCapEffCheck(),
