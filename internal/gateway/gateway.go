@@ -271,6 +271,16 @@ func (s *server) add(ln net.Listener, r *route) {
 	s.accepts.Go(func() { s.accept(l) })
 }
 
+// listener is the socket served at addr, nil when none.
+func (s *server) listener(addr string) net.Listener {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if l := s.listeners[addr]; l != nil {
+		return l.Listener
+	}
+	return nil
+}
+
 func (s *server) accept(l *served) {
 	for {
 		c, err := l.Accept()
