@@ -36,7 +36,7 @@ package             | imports (internal)                                        
 cmd/clamgate        | cli                                                                   | -                                                                                    | -
 internal/cli        | buildinfo clamd config deploy doctor gateway manual milter scan sigdb | golang.org/x/sys                                                                     | testenv
 internal/gateway    | clamd clamdproto config engine hangup icap listen metrics milter policy scan sigdb status | - | testenv golang.org/x/sys github.com/d--j/go-milter
-internal/engine     | clamd config rss sandbox scan sigdb                                   | -                                                                                    | golang.org/x/sys
+internal/engine     | clamd config rss sandbox scan sigdb                                   | golang.org/x/sys                                                                     | -
 internal/testenv    | clamd config engine gateway                                           | -                                                                                    | -
 internal/clamdproto | listen policy scan                                                    | golang.org/x/sys                                                                     | connfuzz
 internal/icap       | config listen policy scan                                             | -                                                                                    | connfuzz testenv

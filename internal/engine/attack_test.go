@@ -22,13 +22,18 @@ import (
 // supplementary groups and no capabilities: the attacker of issue 23.
 func asEngineUser(t *testing.T, script string) (string, error) {
 	t.Helper()
+	out, err := asEngineUserCmd(t, script).CombinedOutput()
+	return string(out), err
+}
+
+func asEngineUserCmd(t *testing.T, script string) *exec.Cmd {
+	t.Helper()
 	u, err := user.Lookup(testUser)
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, err := exec.Command("setpriv", "--reuid="+u.Uid, "--regid="+u.Gid, "--clear-groups",
-		"--inh-caps=-all", "sh", "-c", script).CombinedOutput()
-	return string(out), err
+	return exec.Command("setpriv", "--reuid="+u.Uid, "--regid="+u.Gid, "--clear-groups",
+		"--inh-caps=-all", "sh", "-c", script)
 }
 
 // TestStateDirLinksNotFollowed is the clamav -> root attack: a process of

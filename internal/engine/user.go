@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"strings"
 	"syscall"
 
+	"clamgate/internal/config"
 	"clamgate/internal/sandbox"
 
 	"golang.org/x/sys/unix"
@@ -120,4 +122,25 @@ func (o owner) rootUID() int {
 func statUID(fi os.FileInfo, uid int) bool {
 	st, ok := fi.Sys().(*syscall.Stat_t)
 	return ok && int(st.Uid) == uid
+}
+
+// CheckStart is the managed engine's part of serve's start-up checks that
+// needs no change to the host: the engine's user (as root) and the
+// database. config check runs it with serve's configuration; serve runs
+// the same functions in Prepare, which then also creates the state
+// directory and checks, as the engine's user, what clamd must reach.
+func CheckStart(cfg config.Engine) error {
+	var errs []error
+	if os.Geteuid() == 0 {
+		if cfg.User == "" {
+			cfg.User = DefaultUser
+		}
+		if _, _, err := CheckUser(cfg.User); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if _, _, err := ResolveDatabase(cfg); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
 }

@@ -91,13 +91,13 @@ func probe(s *Spec) error {
 			case a.Dir:
 				right = "read and search (rx) on the directory"
 			}
-			refused = append(refused, fmt.Sprintf("  %s: uid %d gid %d lacks %s: %v", a.Path, uid, gid, right, err))
+			refused = append(refused, fmt.Sprintf("%s: uid %d gid %d lacks %s (%v)", a.Path, uid, gid, right, errors.Unwrap(err)))
 		}
 	}
 	if len(refused) == 0 {
 		os.Exit(0)
 	}
-	return errors.New(strings.Join(refused, "\n"))
+	return errors.New(strings.Join(refused, "; "))
 }
 
 func try(a Access) error {

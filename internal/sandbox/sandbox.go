@@ -232,7 +232,8 @@ func (s *Sandbox) Probe(access []Access) error {
 		return fmt.Errorf("checking what clamd can reach: %w", err)
 	}
 	if err := cmd.Wait(); err != nil {
-		return fmt.Errorf("clamd's user cannot reach what it needs:\n%s", strings.TrimSpace(out.String()))
+		msg := strings.TrimPrefix(strings.TrimSpace(out.String()), "clamgate engine-exec: ")
+		return fmt.Errorf("clamd's user cannot reach what it needs: %s", msg)
 	}
 	return nil
 }
