@@ -217,6 +217,13 @@ func writeTestDB(s *stateDir) error {
 		return err
 	}
 	defer unix.Close(fd)
+	return eachTestDBFile(func(name string, data []byte) error {
+		return writeFile(fd, name, data, 0o644, s.eng.rootUID(), s.eng.rootUID())
+	})
+}
+
+// eachTestDBFile calls f with each file of the built-in database.
+func eachTestDBFile(f func(name string, data []byte) error) error {
 	entries, err := testDB.ReadDir("testdb")
 	if err != nil {
 		return err
@@ -226,7 +233,7 @@ func writeTestDB(s *stateDir) error {
 		if err != nil {
 			return err
 		}
-		if err := writeFile(fd, ent.Name(), data, 0o644, s.eng.rootUID(), s.eng.rootUID()); err != nil {
+		if err := f(ent.Name(), data); err != nil {
 			return err
 		}
 	}

@@ -36,20 +36,9 @@ func writeTestDBTo(dir string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	entries, err := testDB.ReadDir("testdb")
-	if err != nil {
-		return err
-	}
-	for _, ent := range entries {
-		data, err := testDB.ReadFile("testdb/" + ent.Name())
-		if err != nil {
-			return err
-		}
-		if err := os.WriteFile(filepath.Join(dir, ent.Name()), data, 0o644); err != nil {
-			return err
-		}
-	}
-	return nil
+	return eachTestDBFile(func(name string, data []byte) error {
+		return os.WriteFile(filepath.Join(dir, name), data, 0o644)
+	})
 }
 
 // rootTestUser is the engine user a test names: testUser as root, none
