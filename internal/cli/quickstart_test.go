@@ -36,7 +36,7 @@ scripts/run.sh > /tmp/run.log 2>&1 &
 printf '%s' "$EICAR" > /tmp/eicar.com
 echo 'LocalSocket /run/clamgate/clamd.sock' > /tmp/clamgate-clamd.conf
 code=none
-for i in $(seq 1 600); do
+for i in $(seq 1 "$TRIES"); do
   code=0; clamdscan --config-file=/tmp/clamgate-clamd.conf --no-summary /tmp/eicar.com > /tmp/clamdscan.out 2>&1 || code=$?
   [ "$code" = 1 ] && break
   sleep 0.2
@@ -65,6 +65,12 @@ chown -R nobody:nogroup /run/clamgate /var/lib/clamgate
 chmod 0700 /run/clamgate/engine /run/clamgate/engine/tmp
 chmod 0750 /run/clamgate /var/lib/clamgate`
 
+// brokenDatabase is a host whose /var/lib/clamav holds a malformed
+// signature file: run.sh takes it for a real database, and clamd exits at
+// every start.
+const brokenDatabase = `mount -t tmpfs tmpfs /var/lib/clamav
+echo 'not a signature at all' > /var/lib/clamav/broken.ndb`
+
 // TestQuickStart: scripts/run.sh on a host with no /run/clamgate,
 // /var/lib/clamgate or state directory, and again where an earlier run
 // left them to another user, answers EICAR through real clamdscan and
@@ -92,7 +98,7 @@ func TestQuickStart(t *testing.T) {
 		{"left-to-another-user", leftovers},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got := runQuickStart(t, repo, tc.leftovers)
+			got := runQuickStart(t, repo, tc.leftovers, 600)
 			ms, _ := strconv.Atoi(got["FIRST_VERDICT_MS"])
 			t.Logf("first verdict after %d ms; clamdscan: %s; clamgate scan: %s; %s", ms, got["CLAMDSCAN"], got["SCAN"], got["STATE"])
 			if got["CLAMDSCAN_EXIT"] != "1" || !strings.Contains(got["CLAMDSCAN"], "Eicar-Test-Signature") {
@@ -109,6 +115,36 @@ func TestQuickStart(t *testing.T) {
 			}
 			checkDoctor(t, got["DOCTOR"])
 		})
+	}
+}
+
+// TestQuickStartCrashLoop: when the managed clamd exits at every start
+// (a malformed database), doctor's first row fails naming the crash loop
+// and clamd's own error, and no scan is answered OK.
+func TestQuickStartCrashLoop(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("the quick start runs as root")
+	}
+	repo, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	prepareHost(t, repo)
+	got := runQuickStart(t, repo, brokenDatabase, 25)
+	if got["CLAMDSCAN_EXIT"] != "2" {
+		t.Errorf("clamdscan against a crash-looping engine: exit %s %q", got["CLAMDSCAN_EXIT"], got["CLAMDSCAN"])
+	}
+	var report struct {
+		Checks []struct{ ID, Status, Measured string }
+	}
+	if err := json.Unmarshal([]byte(got["DOCTOR"]), &report); err != nil || len(report.Checks) == 0 {
+		t.Fatalf("doctor --json: %v\n%s", err, got["DOCTOR"])
+	}
+	first := report.Checks[0]
+	t.Logf("doctor's first row: %s %s: %s", first.ID, first.Status, first.Measured)
+	if first.ID != "gateway-engine" || first.Status != "fail" || !strings.Contains(first.Measured, "crash-looping") ||
+		!strings.Contains(first.Measured, "broken.ndb") {
+		t.Errorf("doctor's first row does not name the crash loop and clamd's error: %+v", first)
 	}
 }
 
@@ -136,12 +172,12 @@ func prepareHost(t *testing.T, repo string) {
 
 // runQuickStart runs quickStart and returns its KEY value lines; DOCTOR
 // and RUNLOG hold the text after their lines.
-func runQuickStart(t *testing.T, repo, left string) map[string]string {
+func runQuickStart(t *testing.T, repo, left string, tries int) map[string]string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "unshare", "--pid", "--fork", "--mount-proc", "--net", "--mount", "--propagation", "private", "bash", "-c", quickStart)
-	cmd.Env = append(os.Environ(), "REPO="+repo, "EICAR="+testenv.EICAR, "LEFTOVERS="+left)
+	cmd.Env = append(os.Environ(), "REPO="+repo, "EICAR="+testenv.EICAR, "LEFTOVERS="+left, "TRIES="+strconv.Itoa(tries))
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	stdout, err := cmd.Output()

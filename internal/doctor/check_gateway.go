@@ -110,10 +110,14 @@ func (h *host) quickStart() bool {
 }
 
 // deploymentRow is a row about the host's deployment rather than about the
-// running gateway and its engine.
+// running gateway and its engine: its units, freshclam, amavis, and a host
+// clamd still running beside the gateway's (clamd-single), which deploy
+// replaces. The rows about each clamd's privileges stay as they are: a
+// root clamd is a fault whatever the mode.
 func deploymentRow(id string) bool {
 	switch id {
-	case "config", "database", "freshclam", "units-masked", "units-wants", "amavis-scanner", "amavis-groups", "unit-exposure":
+	case "config", "database", "freshclam", "units-masked", "units-wants", "amavis-scanner", "amavis-groups", "unit-exposure",
+		"clamd-single":
 		return true
 	}
 	return false
