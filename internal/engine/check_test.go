@@ -92,3 +92,31 @@ func TestProbeAsEngineUser(t *testing.T) {
 		t.Errorf("the unreadable database is not named with the missing right: %v", err)
 	}
 }
+
+// TestWalkLinks: the state directory's walk follows a root-owned link in
+// a directory only root may change (as /var/run -> /run), and no other.
+func TestWalkLinks(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("root-owned links")
+	}
+	dir := shortTempDir(t) // root's, 0700
+	must(t, os.Mkdir(filepath.Join(dir, "real"), 0o755))
+	must(t, os.Symlink("real", filepath.Join(dir, "alias")))
+	eng := owner{uid: os.Getuid(), gid: os.Getgid()}
+	fd, err := walkDirs(filepath.Join(dir, "alias", "state"), eng)
+	if err != nil {
+		t.Fatalf("a root link in root's directory: %v", err)
+	}
+	closeFD(fd)
+	if _, err := os.Stat(filepath.Join(dir, "real", "state")); err != nil {
+		t.Errorf("not created through the link: %v", err)
+	}
+	open := filepath.Join(dir, "open")
+	must(t, os.Mkdir(open, 0o1777)) // like /tmp: others may plant here
+	must(t, os.Chmod(open, 0o1777))
+	must(t, os.Symlink(filepath.Join(dir, "real"), filepath.Join(open, "alias")))
+	if fd, err := walkDirs(filepath.Join(open, "alias", "state"), eng); err == nil || !strings.Contains(err.Error(), "does not follow it") {
+		closeFD(fd)
+		t.Errorf("a link in a directory others can write was followed: %v", err)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"syscall"
 )
 
 // testUser is the engine's user in this package's tests run as root: a
@@ -48,4 +49,10 @@ func rootTestUser() string {
 		return testUser
 	}
 	return ""
+}
+
+func closeFD(fd int) {
+	if fd >= 0 {
+		_ = syscall.Close(fd)
+	}
 }
