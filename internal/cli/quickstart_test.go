@@ -65,6 +65,10 @@ chown -R nobody:nogroup /run/clamgate /var/lib/clamgate
 chmod 0700 /run/clamgate/engine /run/clamgate/engine/tmp
 chmod 0750 /run/clamgate /var/lib/clamgate`
 
+// packaged is /run/clamgate as the package's tmpfiles.d leaves it, the
+// gateway's own user's: a run as root must leave it so (issue 22 item 5).
+const packaged = `mkdir -p /run/clamgate && chown clamgate:clamgate /run/clamgate && chmod 0755 /run/clamgate`
+
 // brokenDatabase is a host whose /var/lib/clamav holds a malformed
 // signature file: run.sh takes it for a real database, and clamd exits at
 // every start.
@@ -93,9 +97,11 @@ func TestQuickStart(t *testing.T) {
 		t.Fatal(err)
 	}
 	prepareHost(t, repo)
-	for _, tc := range []struct{ name, leftovers string }{
-		{"fresh", ""},
-		{"left-to-another-user", leftovers},
+	ensureUser(t, "clamgate")
+	for _, tc := range []struct{ name, leftovers, run string }{
+		{"fresh", "", "root:root 755"},
+		{"left-to-another-user", leftovers, "root:root 751"},
+		{"packaged-run-dir", packaged, "clamgate:clamgate 755"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got := runQuickStart(t, repo, tc.leftovers, 600)
@@ -110,8 +116,8 @@ func TestQuickStart(t *testing.T) {
 			if got["SCAN_EXIT"] != "1" || !strings.Contains(got["SCAN"], "FOUND") {
 				t.Errorf("clamgate scan: exit %s %q", got["SCAN_EXIT"], got["SCAN"])
 			}
-			if !strings.HasPrefix(got["STATE"], "root:root 755") {
-				t.Errorf("state directory after the start: %s, want root's 0755", got["STATE"])
+			if want := "root:root 755 RUN " + tc.run; got["STATE"] != want {
+				t.Errorf("state directory and /run/clamgate after the start: %s, want %s", got["STATE"], want)
 			}
 			checkDoctor(t, got["DOCTOR"])
 		})
@@ -168,6 +174,20 @@ func prepareHost(t *testing.T, repo string) {
 	if _, err := user.Lookup("clamgate-engine"); err != nil {
 		t.Cleanup(func() { _ = exec.Command("userdel", "clamgate-engine").Run() })
 	}
+}
+
+// ensureUser creates a system user for the test when it is missing, and
+// removes it afterwards.
+func ensureUser(t *testing.T, name string) {
+	t.Helper()
+	if _, err := user.Lookup(name); err == nil {
+		return
+	}
+	out, err := exec.Command("useradd", "--system", "--no-create-home", "--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin", "--user-group", name).CombinedOutput()
+	if err != nil {
+		t.Fatalf("useradd %s: %v\n%s", name, err, out)
+	}
+	t.Cleanup(func() { _ = exec.Command("userdel", name).Run() })
 }
 
 // runQuickStart runs quickStart and returns its KEY value lines; DOCTOR

@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/user"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -188,6 +190,14 @@ func letIn(fd int, path string, eng owner, parent bool) error {
 	if err := unix.Fstat(fd, &st); err != nil {
 		return err
 	}
+	if inOwnTree(path) && st.Uid != 0 && !gatewayUser(st.Uid) {
+		// Whoever owns it could swap the state directory or the gateway's
+		// sockets below it by name: take it back.
+		if err := unix.Fchown(fd, 0, 0); err != nil {
+			return &os.PathError{Op: "chown", Path: path, Err: err}
+		}
+		st.Uid, st.Gid = 0, 0
+	}
 	if canSearch(&st, eng) {
 		return nil
 	}
@@ -195,6 +205,15 @@ func letIn(fd int, path string, eng owner, parent bool) error {
 		return fmt.Errorf("%s: the engine's user (uid %d) lacks search (x) permission on this directory, a parent of the state directory; grant it (chmod o+x %s) or choose another [engine] state_dir", path, eng.uid, path)
 	}
 	return unix.Fchmod(fd, st.Mode&0o7777|0o001)
+}
+
+// gatewayUser reports whether uid is the packaged gateway's user
+// (clamgate), which owns /run/clamgate under the package's tmpfiles.d: a
+// run as root must leave it that user's, or the service cannot start
+// afterwards (issue 22 item 5).
+func gatewayUser(uid uint32) bool {
+	u, err := user.LookupId(strconv.FormatUint(uint64(uid), 10))
+	return err == nil && u.Username == "clamgate"
 }
 
 func canSearch(st *unix.Stat_t, eng owner) bool {
