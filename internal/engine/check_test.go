@@ -120,3 +120,35 @@ func TestWalkLinks(t *testing.T) {
 		t.Errorf("a link in a directory others can write was followed: %v", err)
 	}
 }
+
+// TestCheckStateDir: config check's look at the state directory's path
+// changes nothing, accepts what start-up will create, and names a parent
+// the engine's user cannot traverse and a link it will not follow.
+func TestCheckStateDir(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("the engine's user is another user only as root")
+	}
+	dir := shortTempDir(t) // root's, 0700: not traversable by the engine's user
+	check := func(state string) error {
+		return CheckStateDir(config.Engine{StateDir: state, User: testUser})
+	}
+	must(t, os.Chmod(dir, 0o755))
+	if err := check(filepath.Join(dir, "a", "b", "state")); err != nil {
+		t.Errorf("a path start-up will create: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "a")); !os.IsNotExist(err) {
+		t.Errorf("the check created something: %v", err)
+	}
+	closed := filepath.Join(dir, "closed")
+	must(t, os.Mkdir(closed, 0o700))
+	if err := check(filepath.Join(closed, "state")); err == nil || !strings.Contains(err.Error(), closed+": the engine's user") {
+		t.Errorf("a parent closed to the engine's user: %v", err)
+	}
+	open := filepath.Join(dir, "open")
+	must(t, os.Mkdir(open, 0o777))
+	must(t, os.Chmod(open, 0o777))
+	must(t, os.Symlink(dir, filepath.Join(open, "alias")))
+	if err := check(filepath.Join(open, "alias", "state")); err == nil || !strings.Contains(err.Error(), "does not follow it") {
+		t.Errorf("a link in a directory others may write: %v", err)
+	}
+}

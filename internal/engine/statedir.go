@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 
+	"clamgate/internal/config"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -35,6 +37,7 @@ var ownTrees = []string{"/run/clamgate", "/var/lib/clamgate"}
 type owner struct {
 	uid, gid int
 	root     bool
+	dry      bool // only look (config check): create, chown and chmod nothing
 }
 
 // stateDir is the state directory held open: every change below it goes
@@ -95,7 +98,10 @@ func walkDirs(path string, eng owner) (int, error) {
 		if name == "" || name == "." {
 			continue
 		}
-		next, target, err := openChild(fd, at, name)
+		next, target, err := openChild(fd, at, name, eng.dry)
+		if errors.Is(err, errMissing) {
+			return fd, nil // start-up creates the rest
+		}
 		if err == nil && target != "" {
 			if links++; links > 16 {
 				err = fmt.Errorf("%s: too many links", path)
@@ -131,9 +137,12 @@ func walkDirs(path string, eng owner) (int, error) {
 // messages), making it 0755 when missing. A link comes back as its
 // target, and only when root owns both it and a directory nobody else may
 // write to.
-func openChild(dir int, at, name string) (int, string, error) {
+func openChild(dir int, at, name string, dry bool) (int, string, error) {
 	p := filepath.Join(at, name)
 	fd, err := unix.Openat(dir, name, dirFlags, 0)
+	if errors.Is(err, unix.ENOENT) && dry {
+		return -1, "", errMissing
+	}
 	if errors.Is(err, unix.ENOENT) {
 		if err = unix.Mkdirat(dir, name, 0o755); err != nil && !errors.Is(err, unix.EEXIST) {
 			return -1, "", &os.PathError{Op: "mkdir", Path: p, Err: err}
@@ -155,6 +164,9 @@ func openChild(dir int, at, name string) (int, string, error) {
 	}
 	return fd, "", nil
 }
+
+// errMissing ends a dry walk where the path does not exist yet.
+var errMissing = errors.New("missing")
 
 func trustedLink(dir int, at, name string) (string, error) {
 	p := filepath.Join(at, name)
@@ -190,6 +202,12 @@ func letIn(fd int, path string, eng owner, parent bool) error {
 	if err := unix.Fstat(fd, &st); err != nil {
 		return err
 	}
+	if eng.dry {
+		if canSearch(&st, eng) || inOwnTree(path) {
+			return nil
+		}
+		return searchError(path, eng)
+	}
 	if inOwnTree(path) && st.Uid != 0 && !gatewayUser(st.Uid) {
 		// Whoever owns it could swap the state directory or the gateway's
 		// sockets below it by name: take it back.
@@ -202,9 +220,43 @@ func letIn(fd int, path string, eng owner, parent bool) error {
 		return nil
 	}
 	if !inOwnTree(path) {
-		return fmt.Errorf("%s: the engine's user (uid %d) lacks search (x) permission on this directory, a parent of the state directory; grant it (chmod o+x %s) or choose another [engine] state_dir", path, eng.uid, path)
+		return searchError(path, eng)
 	}
 	return unix.Fchmod(fd, st.Mode&0o7777|0o001)
+}
+
+func searchError(path string, eng owner) error {
+	return fmt.Errorf("%s: the engine's user (uid %d) lacks search (x) permission on this directory, a parent of the state directory; grant it (chmod o+x %s) or choose another [engine] state_dir", path, eng.uid, path)
+}
+
+// CheckStateDir looks, without changing anything, for what would stop the
+// start in the state directory's path: a link clamgate will not follow, a
+// parent outside clamgate's own trees the engine's user cannot traverse.
+// What is missing is fine (the start creates it). For config check.
+func CheckStateDir(cfg config.Engine) error {
+	eng := owner{uid: os.Getuid(), gid: os.Getgid(), dry: true}
+	if os.Geteuid() == 0 {
+		uid, gid, err := CheckUser(or(cfg.User, DefaultUser))
+		if err != nil {
+			return nil // CheckStart reports the user
+		}
+		eng = owner{uid: uid, gid: gid, root: true, dry: true}
+	}
+	fd, err := walkDirs(cfg.StateDir, eng)
+	if fd >= 0 {
+		unix.Close(fd)
+	}
+	if err != nil {
+		return fmt.Errorf("state directory: %w", err)
+	}
+	return nil
+}
+
+func or(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
 }
 
 // gatewayUser reports whether uid is the packaged gateway's user

@@ -125,8 +125,8 @@ func statUID(fi os.FileInfo, uid int) bool {
 }
 
 // CheckStart is the managed engine's part of serve's start-up checks that
-// needs no change to the host: the engine's user (as root) and the
-// database. config check runs it with serve's configuration; serve runs
+// needs no change to the host: the engine's user (as root), the database
+// and the state directory's path (CheckStateDir). config check runs it with serve's configuration; serve runs
 // the same functions in Prepare, which then also creates the state
 // directory and checks, as the engine's user, what clamd must reach.
 func CheckStart(cfg config.Engine) error {
@@ -140,6 +140,9 @@ func CheckStart(cfg config.Engine) error {
 		}
 	}
 	if _, _, err := ResolveDatabase(cfg); err != nil {
+		errs = append(errs, err)
+	}
+	if err := CheckStateDir(cfg); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
