@@ -10,7 +10,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 
 	"clamgate/internal/config"
 	"clamgate/internal/sandbox"
@@ -57,8 +56,7 @@ func otherProcess(uid int) (int, string, bool) {
 		if err != nil {
 			continue
 		}
-		fi, err := os.Stat(filepath.Join("/proc", d.Name()))
-		if err != nil || !statUID(fi, uid) {
+		if !runsAs(filepath.Join("/proc", d.Name(), "status"), uid) {
 			continue
 		}
 		comm, _ := os.ReadFile(filepath.Join("/proc", d.Name(), "comm"))
@@ -119,16 +117,27 @@ func (o owner) rootUID() int {
 	return -1
 }
 
-func statUID(fi os.FileInfo, uid int) bool {
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	return ok && int(st.Uid) == uid
+// runsAs reads a process's real, effective, saved and file-system uids
+// from its status: /proc/PID itself is root's for a non-dumpable process.
+func runsAs(status string, uid int) bool {
+	b, err := os.ReadFile(status)
+	if err != nil {
+		return false
+	}
+	for line := range strings.Lines(string(b)) {
+		if rest, ok := strings.CutPrefix(line, "Uid:"); ok {
+			return slices.Contains(strings.Fields(rest), strconv.Itoa(uid))
+		}
+	}
+	return false
 }
 
 // CheckStart is the managed engine's part of serve's start-up checks that
 // needs no change to the host: the engine's user (as root), the database
-// and the state directory's path (CheckStateDir). config check runs it with serve's configuration; serve runs
-// the same functions in Prepare, which then also creates the state
-// directory and checks, as the engine's user, what clamd must reach.
+// and the state directory's path (CheckStateDir). config check runs it
+// with serve's configuration; serve runs the same functions in Prepare,
+// which then also creates the state directory and checks, as the engine's
+// user, what clamd must reach.
 func CheckStart(cfg config.Engine) error {
 	var errs []error
 	if os.Geteuid() == 0 {
