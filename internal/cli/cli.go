@@ -92,7 +92,7 @@ func serveCmd(ctx context.Context, args []string, stderr io.Writer) int {
 	fs.StringVar(&fl.MaxStream, "max-stream", "", "largest INSTREAM accepted, e.g. 100M (default: clamd's limit)")
 	fs.StringVar(&fl.WatchDB, "watch-db", "", "signature directory to watch: reload clamd when freshclam updates it (default: the managed clamd's)")
 	fs.StringVar(&fl.StateDir, "state-dir", "/run/clamgate/engine", "managed clamd: working directory")
-	fs.StringVar(&fl.Database, "database", "", "managed clamd: signature directory (default: /var/lib/clamav if it has signatures, else a built-in test database)")
+	fs.StringVar(&fl.Database, "database", "", "managed clamd: signature directory (default: /var/lib/clamav; \"test\": the built-in EICAR-only test database)")
 	fs.StringVar(&fl.HTTP, "http", "", "serve /metrics, /healthz and /readyz: tcp:127.0.0.1:9310")
 	fs.StringVar(&fl.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&fl.LogFormat, "log-format", "text", "text or json")

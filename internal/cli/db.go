@@ -23,9 +23,11 @@ const (
 	// DefaultDatabaseDir is where Debian's freshclam writes.
 	DefaultDatabaseDir = "/var/lib/clamav"
 	// defaultEngineClamd is the managed clamd's socket: `clamgate db` asks
-	// it what it has loaded when it exists, and says nothing when it does
-	// not (no managed engine on this machine).
-	defaultEngineClamd = "unix:/run/clamgate/engine/clamd.sock"
+	// it what it has loaded when it exists, else deployedEngineClamd, and
+	// says nothing when neither does (no engine of clamgate's here).
+	defaultEngineClamd  = "unix:/run/clamgate/engine/run/clamd.sock"
+	deployedEngineClamd = "unix:/run/clamgate/engine/clamd.sock" // deploy's unit or container
+
 )
 
 type dbOptions struct {
@@ -151,14 +153,24 @@ func (r *dbReport) fromSnapshot(s *sigdb.Snapshot, now time.Time) {
 	}
 }
 
+func socketExists(address string) bool {
+	a, err := addr.Parse(address)
+	if err != nil || a.Path() == "" {
+		return true // tcp: ask (a malformed address fails when asked)
+	}
+	_, err = os.Stat(a.Path())
+	return !errors.Is(err, fs.ErrNotExist)
+}
+
 // askClamd returns nil when no clamd was named and the managed engine's
 // socket does not exist: most machines have no managed engine.
 func askClamd(ctx context.Context, opt dbOptions) *clamdState {
 	if !opt.explicit {
-		if a, _ := addr.Parse(opt.clamd); a.Path() != "" {
-			if _, err := os.Stat(a.Path()); errors.Is(err, fs.ErrNotExist) {
-				return nil
-			}
+		if !socketExists(opt.clamd) && opt.clamd == defaultEngineClamd {
+			opt.clamd = deployedEngineClamd
+		}
+		if !socketExists(opt.clamd) {
+			return nil
 		}
 	}
 	st := &clamdState{Address: opt.clamd}

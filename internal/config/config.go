@@ -98,10 +98,10 @@ type Listener struct {
 type Engine struct {
 	Clamd           string // clamd binary
 	StateDir        string // clamd.conf, socket, logs
-	Database        string // "" = /var/lib/clamav if it holds signatures, else the built-in test database
+	Database        string // "" = /var/lib/clamav; "test" = the built-in test database
 	MaxThreads      int
 	StreamMaxLength int64
-	User            string // user clamd runs as; "" = clamav when the gateway is root, else the gateway's own
+	User            string // user clamd runs as; "" = clamgate-engine when the gateway is root, else the gateway's own
 	// Reload is [database] reload: "frugal" runs clamd with
 	// ConcurrentDatabaseReload no (reloads keep one database in memory, and
 	// the gateway holds requests meanwhile), "concurrent" with yes, "auto"

@@ -116,6 +116,7 @@ func fold[T any](items []T, fix string, judge func(T) (Status, string)) verdict 
 func Run(ctx context.Context, env *Env) *Report {
 	h := newHost(env)
 	r := &Report{Checks: []Result{}, Offline: env.Offline}
+	quick := h.quickStart()
 	for _, c := range checks() {
 		if env.Offline && !c.offline {
 			continue
@@ -123,7 +124,11 @@ func Run(ctx context.Context, env *Env) *Report {
 		if env.Select != nil && !env.Select(c.id) {
 			continue
 		}
-		r.add(c, c.run(ctx, h))
+		v := c.run(ctx, h)
+		if quick && deploymentRow(c.id) {
+			v = notDeployed(v)
+		}
+		r.add(c, v)
 	}
 	return r
 }
@@ -149,10 +154,11 @@ func oneLine(s string) string {
 	return strings.Join(strings.Fields(s), " ")
 }
 
-// checks lists the rows in the order of the checklist, then the
-// traps, then what the gateway adds.
+// checks lists the rows: the gateway's own engine first, then the order
+// of the checklist, then the traps, then what the gateway adds.
 func checks() []check {
 	return []check{
+		gatewayEngineCheck(),
 		listenersCheck(),
 		clamdUIDCheck(),
 		clamdCapEffCheck(),

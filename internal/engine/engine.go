@@ -15,7 +15,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -26,6 +25,8 @@ import (
 	"clamgate/internal/config"
 	"clamgate/internal/sandbox"
 	"clamgate/internal/sigdb"
+
+	"golang.org/x/sys/unix"
 )
 
 //go:embed testdb/*
@@ -40,19 +41,28 @@ type Engine struct {
 	log     *slog.Logger
 	dbDir   string
 	builtin bool
+	eng     owner // the engine's user, and whether clamgate is root
 	sb      *sandbox.Sandbox
 	pid     atomic.Int64               // the running clamd's, 0 between runs
 	next    atomic.Pointer[ReloadMode] // the mode clamd.conf sets
 	running atomic.Pointer[ReloadMode] // the mode the running clamd started with
 	restart chan chan struct{}         // Restart's requests to Run, closed once clamd has exited
+	health  healthBook
 }
 
 // PID is the running clamd's process id, 0 when none runs.
 func (e *Engine) PID() int { return int(e.pid.Load()) }
 
 // DefaultUser is the user clamd runs as when clamgate runs as root and
-// the configuration names none: the one Debian's clamav packages create.
-const DefaultUser = "clamav"
+// the configuration names none: a user of the engine's own, which
+// scripts/run.sh and the package create. Sharing a uid with freshclam or
+// another daemon would let that daemon read clamd's memory and write its
+// state (see CheckUser).
+const DefaultUser = "clamgate-engine"
+
+// TestDatabase is the [engine] database value that asks for the built-in
+// test database (EICAR and ClamAV's test files only).
+const TestDatabase = "test"
 
 // New prepares a managed clamd from its configuration.
 func New(cfg config.Engine, log *slog.Logger) *Engine {
@@ -63,7 +73,7 @@ func New(cfg config.Engine, log *slog.Logger) *Engine {
 }
 
 // Socket is the unix socket the managed clamd listens on (gateway only).
-func (e *Engine) Socket() string { return filepath.Join(e.cfg.StateDir, "clamd.sock") }
+func (e *Engine) Socket() string { return filepath.Join(e.cfg.StateDir, runSub, "clamd.sock") }
 
 // Address is the backend address of the managed clamd.
 func (e *Engine) Address() string { return "unix:" + e.Socket() }
@@ -72,18 +82,36 @@ func (e *Engine) Address() string { return "unix:" + e.Socket() }
 // test database.
 func (e *Engine) Database() (string, bool) { return e.dbDir, e.builtin }
 
-// Prepare chooses the database, sets up the sandbox (which logs the
-// layers it cannot have) and writes clamd.conf.
+// Prepare checks the engine's user and database, creates or repairs the
+// state directory (see openStateDir), writes clamd.conf, sets up the
+// sandbox (which logs the layers it cannot have) and checks, as the
+// engine's user, that clamd can reach what it needs.
 func (e *Engine) Prepare() error {
-	if err := os.MkdirAll(e.tmpDir(), 0o750); err != nil {
+	var err error
+	if e.eng, err = e.owner(); err != nil {
 		return err
 	}
-	if err := e.chooseDatabase(); err != nil {
+	if e.dbDir, e.builtin, err = ResolveDatabase(e.cfg); err != nil {
+		return err
+	}
+	dir, err := openStateDir(e.cfg.StateDir, e.eng)
+	if err != nil {
+		return fmt.Errorf("state directory: %w", err)
+	}
+	defer dir.Close()
+	if e.builtin {
+		if err := writeTestDB(dir); err != nil {
+			return fmt.Errorf("built-in test database: %w", err)
+		}
+	}
+	program, err := e.installClamd(dir)
+	if err != nil {
 		return err
 	}
 	sb, err := sandbox.New(sandbox.Config{
-		Program: e.cfg.Clamd, Args: []string{e.cfg.Clamd, "--config-file=" + e.confPath()}, Env: clamdEnv(),
+		Program: program, Args: []string{e.cfg.Clamd, "--config-file=" + e.confPath()}, Env: clamdEnv(),
 		User: e.cfg.User, Database: e.dbDir, StateDir: e.cfg.StateDir, MemoryMax: e.memoryMax(), Log: e.log,
+		Writable: []string{e.stateSub(runSub), e.stateSub(logSub), e.stateSub(tmpSub)},
 	})
 	if err != nil {
 		return err
@@ -92,17 +120,29 @@ func (e *Engine) Prepare() error {
 	mode := e.decideReload()
 	e.next.Store(&mode)
 	e.log.Info("database reload mode", "mode", mode.Name(), "basis", mode.Basis, "why", mode.Why)
-	if err := e.writeConf(); err != nil {
+	if err := e.writeConfAt(dir.fd); err != nil {
 		return err
 	}
-	return e.chownState()
+	return e.sb.Probe(e.reachable())
 }
+
+// owner resolves the engine's user, refusing one that is missing or
+// shared (CheckUser).
+func (e *Engine) owner() (owner, error) {
+	if os.Geteuid() != 0 {
+		return owner{uid: os.Getuid(), gid: os.Getgid()}, nil
+	}
+	uid, gid, err := CheckUser(e.cfg.User)
+	return owner{uid: uid, gid: gid, root: true}, err
+}
+
+func (e *Engine) stateSub(name string) string { return filepath.Join(e.cfg.StateDir, name) }
 
 func (e *Engine) confPath() string { return filepath.Join(e.cfg.StateDir, "clamd.conf") }
 
 // tmpDir holds clamd's temporary files inside the state directory, the
 // only place the sandbox lets it write.
-func (e *Engine) tmpDir() string { return filepath.Join(e.cfg.StateDir, "tmp") }
+func (e *Engine) tmpDir() string { return e.stateSub(tmpSub) }
 
 // Cgroup is the memory cgroup the managed clamd runs in, "" for none.
 func (e *Engine) Cgroup() string {
@@ -122,32 +162,36 @@ func (e *Engine) memoryMax() int64 {
 	return sigdb.SizeMemory(sigdb.DiskBytes(e.dbDir)).MaxMiB << 20
 }
 
-// clamdEnv is the gateway's environment without systemd's notify socket
-// and watchdog, which are the gateway's: clamd must not answer on them.
+// clamdEnv is all clamd gets of an environment: not the gateway's, whose
+// variables (systemd's notify socket, anything an administrator exported)
+// are none of clamd's business and would be readable in
+// /proc/<clamd>/environ.
 func clamdEnv() []string {
-	return slices.DeleteFunc(os.Environ(), func(v string) bool {
-		return strings.HasPrefix(v, "NOTIFY_SOCKET=") || strings.HasPrefix(v, "WATCHDOG_")
-	})
+	env := []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}
+	if tz, ok := os.LookupEnv("TZ"); ok {
+		env = append(env, "TZ="+tz)
+	}
+	return env
 }
 
-// chooseDatabase uses the configured directory, else the system one when
-// freshclam has filled it, else the built-in test database (EICAR and
-// ClamAV's own test files only), so that a first run always scans.
-func (e *Engine) chooseDatabase() error {
-	switch {
-	case e.cfg.Database != "":
-		e.dbDir = e.cfg.Database
-	case HasSignatures(SystemDatabase):
-		e.dbDir = SystemDatabase
+// ResolveDatabase is the directory the managed clamd loads: the configured
+// one, else the system one; the built-in test database only when asked for
+// by name ([engine] database = "test"). A directory without signatures is
+// an error that says what to do: a gateway must not run on the toy
+// database and call itself ready. config check shares it with serve.
+func ResolveDatabase(cfg config.Engine) (dir string, builtin bool, err error) {
+	switch cfg.Database {
+	case TestDatabase:
+		return filepath.Join(cfg.StateDir, "testdb"), true, nil
+	case "":
+		dir = SystemDatabase
 	default:
-		e.builtin = true
-		e.dbDir = filepath.Join(e.cfg.StateDir, "testdb")
-		return writeTestDB(e.dbDir)
+		dir = cfg.Database
 	}
-	if !HasSignatures(e.dbDir) {
-		return fmt.Errorf("database directory %s holds no signature files", e.dbDir)
+	if !HasSignatures(dir) {
+		return dir, false, fmt.Errorf("database directory %s holds no signature files: run freshclam (package clamav-freshclam) to fill it, or set [engine] database = %q (--database %s) for the built-in EICAR-only test database", dir, TestDatabase, TestDatabase)
 	}
-	return nil
+	return dir, false, nil
 }
 
 // HasSignatures reports whether dir holds any ClamAV database file.
@@ -165,10 +209,21 @@ func HasSignatures(dir string) bool {
 	return false
 }
 
-func writeTestDB(dir string) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+// writeTestDB writes the built-in database into the state directory's
+// testdb, a directory of root's.
+func writeTestDB(s *stateDir) error {
+	fd, err := s.rootDir("testdb")
+	if err != nil {
 		return err
 	}
+	defer unix.Close(fd)
+	return eachTestDBFile(func(name string, data []byte) error {
+		return writeFile(fd, name, data, 0o644, s.eng.rootUID(), s.eng.rootUID())
+	})
+}
+
+// eachTestDBFile calls f with each file of the built-in database.
+func eachTestDBFile(f func(name string, data []byte) error) error {
 	entries, err := testDB.ReadDir("testdb")
 	if err != nil {
 		return err
@@ -178,7 +233,7 @@ func writeTestDB(dir string) error {
 		if err != nil {
 			return err
 		}
-		if err := os.WriteFile(filepath.Join(dir, ent.Name()), data, 0o644); err != nil {
+		if err := f(ent.Name(), data); err != nil {
 			return err
 		}
 	}
@@ -193,9 +248,9 @@ func (e *Engine) clamdConf() string {
 		"LocalSocketMode 600",
 		"FixStaleSocket yes",
 		"DatabaseDirectory " + e.dbDir,
-		"PidFile " + filepath.Join(e.cfg.StateDir, "clamd.pid"),
+		"PidFile " + filepath.Join(e.stateSub(runSub), "clamd.pid"),
 		"TemporaryDirectory " + e.tmpDir(),
-		"LogFile " + filepath.Join(e.cfg.StateDir, "clamd.log"),
+		"LogFile " + filepath.Join(e.stateSub(logSub), "clamd.log"),
 		"LogTime yes",
 		"MaxThreads " + strconv.Itoa(e.cfg.MaxThreads),
 		"StreamMaxLength " + strconv.FormatInt(e.cfg.StreamMaxLength, 10),
@@ -214,29 +269,6 @@ func (e *Engine) clamdConf() string {
 		lines = append(lines, "ConcurrentDatabaseReload yes", "SelfCheck 600")
 	}
 	return strings.Join(lines, "\n") + "\n"
-}
-
-// chownState hands the state directory and its tmp to clamd's user, which
-// creates its socket, pid file, log and temporary files there; clamd.conf
-// stays root's, readable by clamd's group only.
-func (e *Engine) chownState() error {
-	if os.Geteuid() != 0 {
-		return nil
-	}
-	uid, gid := e.sb.UID()
-	for _, dir := range []string{e.cfg.StateDir, e.tmpDir()} {
-		if err := os.Chown(dir, uid, gid); err != nil {
-			return err
-		}
-	}
-	// A log and pid file left by a clamd that ran as root (before the
-	// sandbox, or under another user) would keep clamd from starting.
-	for _, name := range []string{"clamd.log", "clamd.pid"} {
-		if err := os.Chown(filepath.Join(e.cfg.StateDir, name), uid, gid); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return err
-		}
-	}
-	return os.Chown(e.confPath(), 0, gid)
 }
 
 // Run starts clamd and restarts it whenever it exits, until ctx ends.
@@ -259,7 +291,13 @@ func (e *Engine) Run(ctx context.Context) error {
 		if time.Since(start) > time.Minute {
 			backoff = time.Second
 		}
-		e.log.Error("clamd exited; restarting", "err", err, "in", backoff)
+		e.health.update(func(h *Health) {
+			if time.Since(start) > time.Minute {
+				h.Exits = 0
+			}
+			h.Running, h.Exits, h.Crashes, h.LastExit, h.NextStart = false, h.Exits+1, h.Crashes+1, errText(err), time.Now().Add(backoff)
+		})
+		e.log.Error("clamd exited; restarting", "err", err, "in", backoff, "last_error", e.Health().LastError)
 		select {
 		case <-ctx.Done():
 			return nil
@@ -272,7 +310,8 @@ func (e *Engine) Run(ctx context.Context) error {
 }
 
 func (e *Engine) runOnce(ctx context.Context) error {
-	out := logWriter(e.log)
+	e.health.update(func(h *Health) { h.LastError = "" })
+	out := logWriter(e.log, e.health.noteError)
 	cmd, err := e.sb.Start(out, out)
 	if err != nil {
 		out.Close()
@@ -281,6 +320,7 @@ func (e *Engine) runOnce(ctx context.Context) error {
 	e.running.Store(e.next.Load())
 	e.pid.Store(int64(cmd.Process.Pid))
 	defer e.pid.Store(0)
+	e.health.update(func(h *Health) { h.Running, h.Started = true, time.Now() })
 	e.log.Info("clamd started", "pid", cmd.Process.Pid, "database", e.dbDir, "builtin_test_database", e.builtin)
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
@@ -298,6 +338,13 @@ func (e *Engine) runOnce(ctx context.Context) error {
 		close(exited)
 		return errRestarted
 	}
+}
+
+func errText(err error) string {
+	if err == nil {
+		return "exit status 0"
+	}
+	return err.Error()
 }
 
 // errRestarted ends a run that Restart asked for: Run starts clamd again
@@ -353,7 +400,7 @@ func (e *Engine) WaitReady(ctx context.Context) error {
 
 // logWriter turns clamd's output lines into log records: its problems as
 // warnings, its start-up chatter (limits, features) as debug.
-func logWriter(log *slog.Logger) io.WriteCloser {
+func logWriter(log *slog.Logger, onError func(string)) io.WriteCloser {
 	pr, pw := io.Pipe()
 	go func() {
 		sc := bufio.NewScanner(pr)
@@ -362,6 +409,9 @@ func logWriter(log *slog.Logger) io.WriteCloser {
 			level := slog.LevelDebug
 			if strings.Contains(line, "ERROR") || strings.Contains(line, "WARNING") || strings.Contains(line, "rror") {
 				level = slog.LevelWarn
+			}
+			if strings.Contains(line, "ERROR") || strings.Contains(line, "Error:") {
+				onError(line)
 			}
 			log.Log(context.Background(), level, "clamd: "+line)
 		}

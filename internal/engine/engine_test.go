@@ -24,12 +24,8 @@ func TestManagedClamd(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer os.RemoveAll(dir)
-	e := New(config.Engine{Clamd: "/usr/sbin/clamd", StateDir: dir, Database: "", MaxThreads: 2, StreamMaxLength: 1 << 20}, slog.New(slog.NewTextHandler(testWriter{t}, nil)))
-	// Force the built-in database even on a host where freshclam has run.
-	e.cfg.Database = ""
-	if HasSignatures(SystemDatabase) {
-		e.cfg.Database = writeBuiltin(t, dir)
-	}
+	e := New(config.Engine{Clamd: "/usr/sbin/clamd", StateDir: dir, Database: TestDatabase, MaxThreads: 2,
+		StreamMaxLength: 1 << 20, User: rootTestUser()}, slog.New(slog.NewTextHandler(testWriter{t}, nil)))
 	if err := e.Prepare(); err != nil {
 		t.Fatal(err)
 	}
@@ -86,14 +82,6 @@ func TestManagedClamd(t *testing.T) {
 	}
 }
 
-func writeBuiltin(t *testing.T, dir string) string {
-	db := dir + "/builtin"
-	if err := writeTestDB(db); err != nil {
-		t.Fatal(err)
-	}
-	return db
-}
-
 func readPID(t *testing.T, dir string) int {
 	for i := 0; i < 100; i++ {
 		if pid := readPIDOr0(dir); pid > 0 {
@@ -106,7 +94,7 @@ func readPID(t *testing.T, dir string) int {
 }
 
 func readPIDOr0(dir string) int {
-	b, err := os.ReadFile(dir + "/clamd.pid")
+	b, err := os.ReadFile(dir + "/run/clamd.pid")
 	if err != nil {
 		return 0
 	}

@@ -2,10 +2,11 @@ package engine
 
 import (
 	"fmt"
-	"os"
 
 	"clamgate/internal/rss"
 	"clamgate/internal/sigdb"
+
+	"golang.org/x/sys/unix"
 )
 
 // ReloadMode is how clamd loads a changed database and why: concurrent
@@ -160,6 +161,19 @@ func (e *Engine) Redecide() (mode ReloadMode, restart bool) {
 	return mode, true
 }
 
+// writeConf rewrites clamd.conf through a descriptor of the state
+// directory, walked to again from "/" (see openStateDir).
 func (e *Engine) writeConf() error {
-	return os.WriteFile(e.confPath(), []byte(e.clamdConf()), 0o640)
+	fd, err := walkDirs(e.cfg.StateDir, e.eng)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	return e.writeConfAt(fd)
+}
+
+// writeConfAt writes clamd.conf, root's and readable by clamd's group
+// only, in the state directory held by dir.
+func (e *Engine) writeConfAt(dir int) error {
+	return writeFile(dir, "clamd.conf", []byte(e.clamdConf()), 0o640, e.eng.rootUID(), e.eng.gid)
 }

@@ -33,11 +33,11 @@ func BenchmarkSandboxCost(b *testing.B) {
 	db := os.Getenv("CLAMGATE_BENCH_DB")
 	if db == "" {
 		db = filepath.Join(dir, "db")
-		if err := writeTestDB(db); err != nil {
+		if err := writeTestDBTo(db); err != nil {
 			b.Fatal(err)
 		}
 	}
-	cfg := config.Engine{Clamd: "/usr/sbin/clamd", Database: db, MaxThreads: 4, StreamMaxLength: 1 << 20, Reload: "frugal"}
+	cfg := config.Engine{Clamd: "/usr/sbin/clamd", Database: db, MaxThreads: 4, StreamMaxLength: 1 << 20, Reload: "frugal", User: rootTestUser()}
 	boxed := startBenchEngine(b, cfg, filepath.Join(dir, "boxed"))
 	plain := startPlainClamd(b, cfg, filepath.Join(dir, "plain"))
 	ctx := context.Background()
@@ -123,7 +123,7 @@ func startPlainClamd(b *testing.B, cfg config.Engine, state string) *clamd.Clien
 	cmd := exec.Command(cfg.Clamd, "--config-file="+e.confPath())
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if os.Geteuid() == 0 {
-		u, err := user.Lookup(DefaultUser)
+		u, err := user.Lookup(testUser)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -30,7 +30,7 @@ func TestMain(m *testing.M) {
 	if dir := os.Getenv(unprivilegedEnv); dir != "" {
 		os.Exit(runEngineFor(dir))
 	}
-	os.Exit(m.Run())
+	os.Exit(withTestUser(m.Run))
 }
 
 // sandboxed is a managed clamd under test, with the built-in database in
@@ -53,11 +53,11 @@ func startSandboxedMode(t *testing.T, mode string) *sandboxed {
 	t.Helper()
 	dir := shortTempDir(t)
 	db := filepath.Join(dir, "db")
-	if err := writeTestDB(db); err != nil {
+	if err := writeTestDBTo(db); err != nil {
 		t.Fatal(err)
 	}
-	// The log of a clamd that ran as root, before the sandbox: clamd,
-	// now clamav, must still be able to append to it.
+	// The log of a clamd that ran as root, in an earlier layout: it
+	// must not keep the new clamd from starting.
 	if err := os.MkdirAll(filepath.Join(dir, "state"), 0o700); err != nil {
 		t.Fatal(err)
 	}
@@ -65,7 +65,7 @@ func startSandboxedMode(t *testing.T, mode string) *sandboxed {
 		t.Fatal(err)
 	}
 	e := New(config.Engine{Clamd: "/usr/sbin/clamd", StateDir: filepath.Join(dir, "state"), Database: db,
-		MaxThreads: 2, StreamMaxLength: 1 << 20, Reload: mode}, slog.New(slog.NewTextHandler(testWriter{t}, nil)))
+		MaxThreads: 2, StreamMaxLength: 1 << 20, Reload: mode, User: rootTestUser()}, slog.New(slog.NewTextHandler(testWriter{t}, nil)))
 	if err := e.Prepare(); err != nil {
 		t.Fatal(err)
 	}
@@ -134,7 +134,7 @@ func TestSandboxHolds(t *testing.T) {
 	s := startSandboxed(t)
 	pid := s.e.PID()
 	st := procStatus(t, pid)
-	clamav, err := user.Lookup(DefaultUser)
+	clamav, err := user.Lookup(testUser)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -331,7 +331,7 @@ func TestSandboxUnprivileged(t *testing.T) {
 	tu := testuser.New(t, "cgsandbox")
 	u := ids{tu.UID, tu.GID}
 	dir := shortTempDir(t)
-	if err := writeTestDB(filepath.Join(dir, "db")); err != nil {
+	if err := writeTestDBTo(filepath.Join(dir, "db")); err != nil {
 		t.Fatal(err)
 	}
 	bin := filepath.Join(dir, "engine.test")
@@ -346,7 +346,7 @@ func TestSandboxUnprivileged(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	client := &clamd.Client{Network: "unix", Address: filepath.Join(dir, "state", "clamd.sock"), Timeout: 10 * time.Second}
+	client := &clamd.Client{Network: "unix", Address: filepath.Join(dir, "state", runSub, "clamd.sock"), Timeout: 10 * time.Second}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	if err := clamd.WaitPing(ctx, client); err != nil {

@@ -38,6 +38,7 @@ clamd = "/usr/sbin/clamd"
 state_dir = "%s/state"
 database = "%s"
 max_threads = 3
+user = "%s"
 [database]
 settle = "300ms"
 [server]
@@ -47,7 +48,7 @@ address = "unix:%s/gw.sock"
 policy = "test"
 mode = "0666"
 [policy.test]
-`, dir, db, httpAddr, dir)))
+`, dir, db, testenv.EngineUser(t, "cgeng-autoreload"), httpAddr, dir)))
 	waitStatus(t, "http://"+httpAddr+"/readyz", 200)
 	gw, err := clamd.New("unix:"+dir+"/gw.sock", 30*time.Second)
 	if err != nil {

@@ -148,7 +148,7 @@ func pathScans(cfg *config.Config) bool {
 func announceDatabase(log *slog.Logger, eng *engine.Engine) {
 	dir, builtin := eng.Database()
 	if builtin {
-		log.Warn("no signatures in " + engine.SystemDatabase + ": using clamgate's built-in TEST database (EICAR and ClamAV test files only); install and run freshclam for real protection")
+		log.Warn("using clamgate's built-in TEST database, as configured ([engine] database = \"test\"): EICAR and ClamAV's test files only, no protection; install and run freshclam and drop that setting for real protection")
 		return
 	}
 	log.Info("managed clamd uses database", "dir", dir)
@@ -276,6 +276,16 @@ func (s *server) add(ln net.Listener, r *route) {
 	s.listeners[r.cfg.Address] = l
 	s.log.Info("listening", "address", r.cfg.Address, "protocol", r.cfg.Protocol, "policy", r.pol.Name, "mode", fmt.Sprintf("%04o", r.cfg.Mode))
 	s.accepts.Go(func() { s.accept(l) })
+}
+
+// listener is the socket served at addr, nil when none.
+func (s *server) listener(addr string) net.Listener {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if l := s.listeners[addr]; l != nil {
+		return l.Listener
+	}
+	return nil
 }
 
 func (s *server) accept(l *served) {

@@ -148,7 +148,7 @@ func (r *reloader) prepare(next *config.Config) (*change, error) {
 	undo := func(err error) (*change, error) {
 		closeAll(c.bound)
 		for _, l := range repermed {
-			_ = listen.Repermission(l.Spec, running[l.Address].Spec)
+			_ = listen.Repermission(r.srv.listener(l.Address), l.Spec, running[l.Address].Spec)
 		}
 		return nil, err
 	}
@@ -163,7 +163,7 @@ func (r *reloader) prepare(next *config.Config) (*change, error) {
 			c.bound = append(c.bound, boundListener{Listener: ln, cfg: l})
 			continue
 		}
-		if err := listen.Repermission(old.Spec, l.Spec); err != nil {
+		if err := listen.Repermission(r.srv.listener(l.Address), old.Spec, l.Spec); err != nil {
 			return undo(&config.Error{File: "listener", Key: l.Address, Msg: err.Error()})
 		}
 		repermed = append(repermed, l)

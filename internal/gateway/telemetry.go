@@ -20,17 +20,22 @@ import (
 type telemetry struct {
 	metrics  *metrics.Metrics
 	pool     *clamd.Pool
-	answered atomic.Bool // clamd has answered a PING since start
+	answered atomic.Bool    // clamd has answered a PING since start
+	engine   *engine.Engine // the managed clamd, or nil
 	http     *status.Server
 	log      *slog.Logger
 }
 
 func newTelemetry(cfg *config.Config, pool *clamd.Pool, eng *engine.Engine, log *slog.Logger) *telemetry {
-	t := &telemetry{metrics: metrics.New(), pool: pool, log: log}
+	t := &telemetry{metrics: metrics.New(), pool: pool, engine: eng, log: log}
 	t.metrics.SetBackends(t.backends)
 	switch {
 	case eng != nil:
 		t.metrics.SetEngineMemory(func() (int64, int64, bool) { return metrics.EngineMemory(eng.PID(), "") })
+		t.metrics.SetEngineCrashes(func() (uint64, bool) {
+			h := eng.Health()
+			return h.Crashes, h.CrashLooping()
+		})
 	case cfg.EngineCgroup != "":
 		t.metrics.SetEngineMemory(func() (int64, int64, bool) { return metrics.EngineMemory(0, cfg.EngineCgroup) })
 	}
@@ -69,12 +74,19 @@ func (t *telemetry) backends() []metrics.BackendState {
 }
 
 // ready: a backend answers, and clamd has loaded its database (it answers
-// PING only once it has).
+// PING only once it has). While it does not, a managed clamd that keeps
+// exiting is named as the reason, with its last error line.
 func (t *telemetry) ready() error {
+	err := t.pool.Ready()
 	if !t.answered.Load() {
-		return errors.New("clamd has not answered yet (loading its database?)")
+		err = errors.New("clamd has not answered yet (loading its database?)")
 	}
-	return t.pool.Ready()
+	if err != nil && t.engine != nil {
+		if loop := t.engine.Health().Err(); loop != nil {
+			return loop
+		}
+	}
+	return err
 }
 
 // start binds the HTTP listener, so that a bad address stops the gateway

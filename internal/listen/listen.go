@@ -96,7 +96,8 @@ func listenUnix(path string, spec Spec) (net.Listener, error) {
 	if err := unix.Bind(fd, &unix.SockaddrUnix{Name: path}); err != nil {
 		return nil, &os.PathError{Op: "bind", Path: path, Err: err}
 	}
-	if err := ownAndMode(path, spec); err != nil {
+	id, err := ownAndMode(path, spec)
+	if err != nil {
 		os.Remove(path)
 		return nil, err
 	}
@@ -111,29 +112,56 @@ func listenUnix(path string, spec Spec) (net.Listener, error) {
 	}
 	ul := l.(*net.UnixListener)
 	ul.SetUnlinkOnClose(false)
-	return &unixListener{UnixListener: ul, path: path}, nil
+	return &unixListener{UnixListener: ul, path: path, file: id}, nil
 }
 
 // ownAndMode sets the socket file's owner and mode through a descriptor
 // that refuses symlinks, so that a name swapped in the directory meanwhile
 // is not followed. Linux has no fchmod for such a descriptor; /proc's link
 // to it is the usual way.
-func ownAndMode(path string, spec Spec) error {
-	fd, err := unix.Open(path, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+func ownAndMode(path string, spec Spec) (fileID, error) {
+	fd, id, err := openSocketFile(path, fileID{})
 	if err != nil {
-		return &os.PathError{Op: "open", Path: path, Err: err}
+		return id, err
 	}
 	defer unix.Close(fd)
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFSOCK {
-		return fmt.Errorf("%s: not the socket just bound", path)
-	}
 	if spec.UID >= 0 || spec.GID >= 0 {
 		if err := unix.Fchownat(fd, "", spec.UID, spec.GID, unix.AT_EMPTY_PATH); err != nil {
-			return &os.PathError{Op: "chown", Path: path, Err: err}
+			return id, &os.PathError{Op: "chown", Path: path, Err: err}
 		}
 	}
-	return os.Chmod(fmt.Sprintf("/proc/self/fd/%d", fd), spec.Mode.Perm())
+	return id, chmodFD(fd, path, spec.Mode.Perm())
+}
+
+// fileID is a socket file's device and inode: what tells the socket
+// clamgate bound from a name swapped in its directory later.
+type fileID struct{ dev, ino uint64 }
+
+// openSocketFile opens path with O_PATH|O_NOFOLLOW (a link is opened as a
+// link, never followed) and checks it is a socket, and when want is set,
+// that very socket file.
+func openSocketFile(path string, want fileID) (int, fileID, error) {
+	fd, err := unix.Open(path, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, fileID{}, &os.PathError{Op: "open", Path: path, Err: err}
+	}
+	var st unix.Stat_t
+	err = unix.Fstat(fd, &st)
+	id := fileID{dev: st.Dev, ino: st.Ino}
+	if err != nil || st.Mode&unix.S_IFMT != unix.S_IFSOCK || (want != fileID{} && id != want) {
+		unix.Close(fd)
+		return -1, id, fmt.Errorf("%s is not the socket clamgate bound (replaced since?): its rights are left alone", path)
+	}
+	return fd, id, nil
+}
+
+// chmodFD changes the mode of what fd (O_PATH) holds. Linux has no fchmod
+// for such a descriptor; /proc's link to it reaches that inode itself.
+func chmodFD(fd int, path string, mode os.FileMode) error {
+	if err := os.Chmod(fmt.Sprintf("/proc/self/fd/%d", fd), mode); err != nil {
+		return &os.PathError{Op: "chmod", Path: path, Err: err}
+	}
+	return nil
 }
 
 // removeStale deletes a socket left by a previous run, but refuses to take
@@ -159,6 +187,7 @@ func removeStale(path string) error {
 type unixListener struct {
 	*net.UnixListener
 	path string
+	file fileID // the socket file bound at path
 }
 
 func (l *unixListener) Close() error {

@@ -34,6 +34,10 @@ var (
 	reloadModeDesc = prometheus.NewDesc(namespace+"_database_reload_mode",
 		"The mode the next database reload runs in (1): frugal holds scans with one database in memory, concurrent keeps scanning with two; basis is what chose it (config, cgroup, host, unknown, external).",
 		[]string{"mode", "basis"}, nil)
+	engineCrashesDesc = prometheus.NewDesc(namespace+"_engine_crashes_total",
+		"Exits of the managed clamd that nobody asked for, since the gateway started.", nil, nil)
+	engineLoopingDesc = prometheus.NewDesc(namespace+"_engine_crash_looping",
+		"1 while the managed clamd keeps exiting (exited and not back, or back for less than a minute), else 0.", nil, nil)
 	heldDesc = prometheus.NewDesc(namespace+"_dispatch_held_seconds",
 		"How long new scans have been held for a frugal database reload so far; 0 when they are not.", nil, nil)
 )
@@ -48,6 +52,7 @@ type stateCollector struct {
 	backends func() []BackendState
 	database databaseFunc
 	memory   memoryFunc
+	crashes  func() (crashes uint64, looping bool)
 	held     func() time.Duration
 	reload   func() (mode, basis string)
 	now      func() time.Time
@@ -89,9 +94,17 @@ func (m *Metrics) SetEngineMemory(f func() (rssBytes int64, capBytes int64, ok b
 	m.state.memory = f
 }
 
+// SetEngineCrashes sets where the managed engine's engine_crashes_total
+// and engine_crash_looping come from; nil (an external clamd) removes them.
+func (m *Metrics) SetEngineCrashes(f func() (crashes uint64, looping bool)) {
+	m.state.mu.Lock()
+	defer m.state.mu.Unlock()
+	m.state.crashes = f
+}
+
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{backendUpDesc, dbVersionDesc, dbSignaturesDesc,
-		dbAgeDesc, engineRSSDesc, engineLimitDesc, heldDesc, reloadModeDesc} {
+		dbAgeDesc, engineRSSDesc, engineLimitDesc, engineCrashesDesc, engineLoopingDesc, heldDesc, reloadModeDesc} {
 		ch <- d
 	}
 }
@@ -100,8 +113,13 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	// Copy the sources so that a slow source never holds the lock against
 	// the gateway's Set calls.
 	c.mu.Lock()
-	backends, database, memory, held, reload := c.backends, c.database, c.memory, c.held, c.reload
+	backends, database, memory, held, reload, crashes := c.backends, c.database, c.memory, c.held, c.reload, c.crashes
 	c.mu.Unlock()
+	if crashes != nil {
+		n, looping := crashes()
+		ch <- prometheus.MustNewConstMetric(engineCrashesDesc, prometheus.CounterValue, float64(n))
+		ch <- prometheus.MustNewConstMetric(engineLoopingDesc, prometheus.GaugeValue, b2f(looping))
+	}
 	if reload != nil {
 		mode, basis := reload()
 		ch <- prometheus.MustNewConstMetric(reloadModeDesc, prometheus.GaugeValue, 1, mode, basis)
@@ -151,4 +169,11 @@ func collectMemory(ch chan<- prometheus.Metric, f memoryFunc) {
 	if limit > 0 {
 		ch <- prometheus.MustNewConstMetric(engineLimitDesc, prometheus.GaugeValue, float64(limit))
 	}
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }

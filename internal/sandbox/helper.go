@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -65,12 +66,62 @@ func apply(s *Spec) error {
 		}
 		unix.Close(ruleset)
 	}
+	if s.Probe != nil {
+		return probe(s)
+	}
 	if s.Seccomp {
 		if err := loadSeccomp(); err != nil {
 			return fmt.Errorf("seccomp: %w", err)
 		}
 	}
 	return fmt.Errorf("exec %s: %w", s.Path, unix.Exec(s.Path, s.Args, s.Env))
+}
+
+// probe tries each access and exits 0 when all work; otherwise it
+// returns the list of refusals (the helper exits non-zero with it).
+func probe(s *Spec) error {
+	var refused []string
+	uid, gid := os.Getuid(), os.Getgid()
+	for _, a := range s.Probe {
+		if err := try(a); err != nil {
+			right := "read (r)"
+			switch {
+			case a.Dir && a.Write:
+				right = "write and search (wx) on the directory"
+			case a.Dir:
+				right = "read and search (rx) on the directory"
+			}
+			refused = append(refused, fmt.Sprintf("%s: uid %d gid %d lacks %s (%v)", a.Path, uid, gid, right, errors.Unwrap(err)))
+		}
+	}
+	if len(refused) == 0 {
+		os.Exit(0)
+	}
+	return errors.New(strings.Join(refused, "; "))
+}
+
+func try(a Access) error {
+	if !a.Dir {
+		f, err := os.Open(a.Path)
+		if err == nil {
+			_, err = f.Read(make([]byte, 1))
+			f.Close()
+			if err == io.EOF {
+				err = nil
+			}
+		}
+		return err
+	}
+	if a.Write {
+		f, err := os.CreateTemp(a.Path, ".probe-*")
+		if err != nil {
+			return err
+		}
+		f.Close()
+		return os.Remove(f.Name())
+	}
+	_, err := os.ReadDir(a.Path)
+	return err
 }
 
 func joinCgroup(s *Spec) error {

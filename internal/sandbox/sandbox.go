@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"bytes"
 	"debug/elf"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 
 	ll "github.com/landlock-lsm/go-landlock/landlock/syscall"
@@ -25,10 +27,13 @@ type Config struct {
 	Env     []string
 	// User clamd runs as. Required when clamgate runs as root (it never
 	// runs clamd as root); otherwise empty or clamgate's own user.
-	User      string
-	Database  string // read-only
-	StateDir  string // read-write: socket, pid file, log, temporary files
-	MemoryMax int64  // bytes; 0: no memory cgroup
+	User     string
+	Database string // read-only
+	StateDir string // read-write: socket, pid file, log, temporary files
+	// Writable, when set, narrows the writable part of StateDir to these
+	// directories below it; the rest of it is read-only.
+	Writable  []string
+	MemoryMax int64 // bytes; 0: no memory cgroup
 	Log       *slog.Logger
 }
 
@@ -71,10 +76,14 @@ func New(cfg Config) (*Sandbox, error) {
 	if err != nil {
 		return nil, err
 	}
+	readOnly, writable := []string{cfg.Database}, []string{cfg.StateDir}
+	if len(cfg.Writable) > 0 {
+		readOnly, writable = append(readOnly, cfg.StateDir), cfg.Writable
+	}
 	s.spec = Spec{
 		Path: cfg.Program, Args: cfg.Args, Env: cfg.Env,
 		Drop: s.spec.Drop, UID: s.uid, GID: s.gid, Caps: true,
-		ReadOnly: []string{cfg.Database}, Writable: []string{cfg.StateDir}, System: System, Exec: exe,
+		ReadOnly: readOnly, Writable: writable, System: System, Exec: exe,
 		Rlimits: rlimits(),
 	}
 	s.spec.Landlock = s.check("landlock", landlockAvailable)
@@ -209,6 +218,24 @@ func (s *Sandbox) Start(stdout, stderr io.Writer) (*exec.Cmd, error) {
 func namespaceRefused(err error) bool {
 	return errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.EINVAL) || errors.Is(err, syscall.ENOSPC) ||
 		errors.Is(err, syscall.EUSERS) || errors.Is(err, syscall.EACCES)
+}
+
+// Probe checks, as the confined program (its user, groups and Landlock
+// rules, in its namespaces), that each access works. The error names
+// every path refused and the right missing.
+func (s *Sandbox) Probe(access []Access) error {
+	var out bytes.Buffer
+	probe := *s
+	probe.spec.Probe, probe.spec.Seccomp, probe.spec.Cgroup = access, false, ""
+	cmd, err := probe.Start(&out, &out)
+	if err != nil {
+		return fmt.Errorf("checking what clamd can reach: %w", err)
+	}
+	if err := cmd.Wait(); err != nil {
+		msg := strings.TrimPrefix(strings.TrimSpace(out.String()), "clamgate engine-exec: ")
+		return fmt.Errorf("clamd's user cannot reach what it needs: %s", msg)
+	}
+	return nil
 }
 
 func (s *Sandbox) command(stdout, stderr io.Writer) (*exec.Cmd, error) {

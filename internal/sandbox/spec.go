@@ -38,6 +38,19 @@ type Spec struct {
 	Seccomp bool
 	Cgroup  string // directory of a cgroup to join; "" for none
 	Rlimits []Rlimit
+
+	// Probe, when set, makes the helper try these accesses as the
+	// confined program would (same user, groups, Landlock) and report,
+	// instead of exec'ing it.
+	Probe []Access
+}
+
+// Access is one thing the program must be able to do: read a file, list a
+// directory, or create files in one.
+type Access struct {
+	Path  string
+	Dir   bool
+	Write bool
 }
 
 // Rlimit is one resource limit, set as both soft and hard.

@@ -366,3 +366,20 @@ func or(s, def string) string {
 	}
 	return s
 }
+
+// EngineUser creates name, a system user for a managed engine under test
+// (clamd runs as a user of its own, see engine.CheckUser), and removes it
+// when the test ends. As a normal user it returns "" (the gateway's own).
+func EngineUser(t testing.TB, name string) string {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		return ""
+	}
+	out, err := exec.Command("useradd", "--system", "--no-create-home", "--home-dir", "/nonexistent",
+		"--shell", "/usr/sbin/nologin", name).CombinedOutput()
+	if err != nil && !strings.Contains(string(out), "already exists") {
+		t.Fatalf("useradd %s: %v\n%s", name, err, out)
+	}
+	t.Cleanup(func() { _ = exec.Command("userdel", name).Run() })
+	return name
+}
