@@ -6,6 +6,7 @@ package engine
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"embed"
 	"errors"
@@ -45,10 +46,16 @@ type Engine struct {
 	next    atomic.Pointer[ReloadMode] // the mode clamd.conf sets
 	running atomic.Pointer[ReloadMode] // the mode the running clamd started with
 	restart chan chan struct{}         // Restart's requests to Run, closed once clamd has exited
+	unitDir string                     // UnitDir when a systemd unit runs clamd ([engine] unit), else ""
 }
 
 // PID is the running clamd's process id, 0 when none runs.
-func (e *Engine) PID() int { return int(e.pid.Load()) }
+func (e *Engine) PID() int {
+	if e.unitDir != "" {
+		return unitPID(e.Socket())
+	}
+	return int(e.pid.Load())
+}
 
 // DefaultUser is the user clamd runs as when clamgate runs as root and
 // the configuration names none: the one Debian's clamav packages create.
@@ -59,7 +66,11 @@ func New(cfg config.Engine, log *slog.Logger) *Engine {
 	if cfg.User == "" && os.Geteuid() == 0 {
 		cfg.User = DefaultUser
 	}
-	return &Engine{cfg: cfg, log: log.With("component", "engine"), restart: make(chan chan struct{})}
+	e := &Engine{cfg: cfg, log: log.With("component", "engine"), restart: make(chan chan struct{})}
+	if cfg.Unit != "" {
+		e.unitDir = UnitDir
+	}
+	return e
 }
 
 // Socket is the unix socket the managed clamd listens on (gateway only).
@@ -75,6 +86,9 @@ func (e *Engine) Database() (string, bool) { return e.dbDir, e.builtin }
 // Prepare chooses the database, sets up the sandbox (which logs the
 // layers it cannot have) and writes clamd.conf.
 func (e *Engine) Prepare() error {
+	if e.unitDir != "" {
+		return e.attachUnit()
+	}
 	if err := os.MkdirAll(e.tmpDir(), 0o750); err != nil {
 		return err
 	}
@@ -141,7 +155,7 @@ func (e *Engine) chooseDatabase() error {
 		e.dbDir = SystemDatabase
 	default:
 		e.builtin = true
-		e.dbDir = filepath.Join(e.cfg.StateDir, "testdb")
+		e.dbDir = filepath.Join(cmp.Or(e.unitDir, e.cfg.StateDir), "testdb")
 		return writeTestDB(e.dbDir)
 	}
 	if !HasSignatures(e.dbDir) {
@@ -239,6 +253,10 @@ func (e *Engine) chownState() error {
 
 // Run starts clamd and restarts it whenever it exits, until ctx ends.
 func (e *Engine) Run(ctx context.Context) error {
+	if e.unitDir != "" { // systemd supervises it
+		<-ctx.Done()
+		return nil
+	}
 	defer func() {
 		if err := e.sb.Close(); err != nil {
 			e.log.Warn("engine: removing clamd's cgroup", "err", err)
