@@ -7,6 +7,7 @@ import (
 	"io"
 	"os/exec"
 	"strings"
+	"syscall"
 
 	"clamgate/internal/config"
 	"clamgate/internal/engine"
@@ -48,6 +49,9 @@ func engineCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		return exitNotAsked
 	}
 	log := newLogger(stderr, cfg)
+	// The unit's UMask= (0007, for clamd's socket) applies to this root
+	// step too: what it writes must be readable by clamd's user.
+	syscall.Umask(0o022)
 	budget, err := engine.New(*cfg.Engine, log).PrepareUnit()
 	if err != nil {
 		log.Error("engine prepare", "unit", *unit, "err", err)

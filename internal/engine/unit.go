@@ -75,7 +75,9 @@ func (e *Engine) PrepareUnit() (int64, error) {
 }
 
 // unitConf is the managed clamd.conf with what systemd provides instead:
-// the journal for its log, a private /tmp, its main PID. Every other line,
+// the journal for its log, a private /tmp, its main PID; the socket is
+// the group's, since the gateway runs as another user, in the socket
+// directory's group (clamgate, setgid, from tmpfiles.d). Every other line,
 // the engine's limits and reload settings, is the in-process engine's.
 func (e *Engine) unitConf(mode ReloadMode) string {
 	tag, _ := json.Marshal(mode)
@@ -87,6 +89,8 @@ func (e *Engine) unitConf(mode ReloadMode) string {
 			continue
 		case "TemporaryDirectory":
 			line = "TemporaryDirectory /tmp"
+		case "LocalSocketMode": // the gateway is another user, of the directory's group
+			line = "LocalSocketMode 660"
 		}
 		out = append(out, line)
 	}
@@ -144,7 +148,9 @@ func unitPID(sock string) int {
 }
 
 // rootDir makes dir a directory of root's, 0755, and refuses anything
-// else found there (a link, another owner's directory).
+// else found there (a link, another owner's directory, one others may
+// write). Only root can change what is in a directory root owns and only
+// root may write, so the checked directory stays the one written to.
 func rootDir(dir string) error {
 	if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
 		return err
@@ -156,6 +162,9 @@ func rootDir(dir string) error {
 	st, ok := fi.Sys().(*syscall.Stat_t)
 	if !fi.IsDir() || !ok || st.Uid != 0 || fi.Mode().Perm()&0o022 != 0 {
 		return fmt.Errorf("%s must be a directory of root's, writable by root only (found %s)", dir, fi.Mode())
+	}
+	if fi.Mode().Perm() != 0o755 { // made under a tighter umask: clamd's user must read it
+		return os.Chmod(dir, 0o755)
 	}
 	return nil
 }

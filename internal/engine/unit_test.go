@@ -52,7 +52,7 @@ func TestEngineUnit(t *testing.T) {
 	conf, err := os.ReadFile(filepath.Join(prep.unitDir, "clamd.conf"))
 	must(t, err)
 	for _, line := range []string{"LocalSocket " + filepath.Join(state, "clamd.sock"), "DatabaseDirectory " + cfg.Database,
-		"TemporaryDirectory /tmp", "MaxThreads 2"} {
+		"TemporaryDirectory /tmp", "MaxThreads 2", "LocalSocketMode 660"} {
 		if !strings.Contains(string(conf), line+"\n") {
 			t.Errorf("clamd.conf lacks %q:\n%s", line, conf)
 		}
