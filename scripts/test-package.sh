@@ -30,7 +30,11 @@ done
 systemd-analyze verify --man=no /lib/systemd/system/clamgate.service /lib/systemd/system/clamgate-engine.service ||
   fail "systemd-analyze verify clamgate.service clamgate-engine.service"
 getent passwd clamgate-engine >/dev/null || fail "postinst did not create the clamgate-engine user"
-echo "test-package: installed $deb, unit verified, configuration loads"
+# The engine unit holds the article's hardening: systemd scores it as deploy's engine (doctor's bar: 1.0).
+exposure=$(systemd-analyze security --offline=true /lib/systemd/system/clamgate-engine.service |
+  sed -n 's/.*Overall exposure level for [^:]*: \([0-9.]*\).*/\1/p')
+awk -v e="$exposure" 'BEGIN { exit !(e != "" && e <= 1.0) }' || fail "clamgate-engine.service scores $exposure (over 1.0)"
+echo "test-package: installed $deb, units verified (engine exposure $exposure), configuration loads"
 
 dpkg --purge clamgate >/dev/null
 left=$(find /etc/clamgate /lib/systemd/system/clamgate.service /lib/systemd/system/clamgate-engine.service /run/clamgate-engine /usr/bin/clamgate /usr/share/doc/clamgate \
