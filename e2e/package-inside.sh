@@ -155,6 +155,10 @@ engine_unit() {
   fi
   figure engine_rss_mib $(( $(awk '/^VmRSS/ {print $2}' "$st") >> 10 ))
   figure gateway_rss_mib $(( $(awk '/^VmRSS/ {print $2}' /proc/$gw/status) >> 10 ))
+  local metric
+  metric=$(curl -s http://127.0.0.1:9310/metrics | awk '/^clamgate_engine_rss_bytes/ {printf "%d", $2}')
+  [[ -n $metric && $metric -gt 0 ]] || fail "/metrics has no engine RSS for the unit's clamd"
+  ok "the gateway's /metrics: clamgate_engine_rss_bytes $((metric >> 20)) MiB (clamd's pid through its socket)"
   grep -q '^ConcurrentDatabaseReload' /run/clamgate-engine/clamd.conf && echo "  reload: $(head -n 1 /run/clamgate-engine/clamd.conf | cut -c1-160)"
 }
 
