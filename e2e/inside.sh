@@ -73,9 +73,24 @@ icap_enable on
 icap_service service_resp respmod_precache bypass=0 icap://127.0.0.1:1344/virus_scan
 adaptation_access service_resp allow all
 EOF
+  postconf -e 'smtpd_milters = unix:/clamav/clamav-milter.ctl' 'non_smtpd_milters = $smtpd_milters' 'milter_default_action = tempfail'
+  mail_and_web
+  systemctl daemon-reload
+  systemctl enable --now clamav-daemon.socket clamav-daemon.service clamd@amavis.service c-icap.service rehearsal-origin.service
+  systemctl restart clamav-milter.service amavis.service postfix.service squid.service
+  retry 120 test -S /run/clamav/clamd.ctl || fail "clamav-daemon has no socket"
+  retry 120 test -S /run/clamd.amavis/clamd.sock || fail "clamd@amavis has no socket"
+  retry 60 test -S /var/spool/postfix/clamav/clamav-milter.ctl || fail "clamav-milter has no socket"
+  retry 60 bash -c '</dev/tcp/127.0.0.1/1344' || fail "c-icap does not listen"
+  systemctl list-units --no-legend 'clam*' 'amavis*' 'c-icap*' 'squid*' 'postfix@*' | sed 's/^/  /'
+}
+
+# mail_and_web: postfix hands mail to amavis (content_filter) and delivers it
+# locally, the rcpt mailbox, the web origin behind squid; the milter and the
+# scanners are each path's own.
+mail_and_web() {
   postconf -e "myhostname = $HOST" "mydestination = \$myhostname, localhost" \
-    'content_filter = smtp-amavis:[127.0.0.1]:10024' \
-    'smtpd_milters = unix:/clamav/clamav-milter.ctl' 'non_smtpd_milters = $smtpd_milters' 'milter_default_action = tempfail'
+    'content_filter = smtp-amavis:[127.0.0.1]:10024'
   # Port 2525: the same postfix without the milter, so that the amavis path is tested on its own.
   cat >> /etc/postfix/master.cf <<'EOF'
 2525      inet  n       -       y       -       -       smtpd
@@ -91,14 +106,6 @@ EOF
   printf '%s' "$EICAR" > /srv/www/eicar.txt
   head -c 12000 /dev/urandom | base64 > /srv/www/clean.txt   # small: squid 5.7 stalls larger bodies behind c-icap (docs/squid.md)
 
-  systemctl daemon-reload
-  systemctl enable --now clamav-daemon.socket clamav-daemon.service clamd@amavis.service c-icap.service rehearsal-origin.service
-  systemctl restart clamav-milter.service amavis.service postfix.service squid.service
-  retry 120 test -S /run/clamav/clamd.ctl || fail "clamav-daemon has no socket"
-  retry 120 test -S /run/clamd.amavis/clamd.sock || fail "clamd@amavis has no socket"
-  retry 60 test -S /var/spool/postfix/clamav/clamav-milter.ctl || fail "clamav-milter has no socket"
-  retry 60 bash -c '</dev/tcp/127.0.0.1/1344' || fail "c-icap does not listen"
-  systemctl list-units --no-legend 'clam*' 'amavis*' 'c-icap*' 'squid*' 'postfix@*' | sed 's/^/  /'
 }
 
 # mail PORT KIND TAG: sends /srv/www/KIND.txt (eicar, clean, update) with swaks; prints the reply to its data.
@@ -319,6 +326,8 @@ compare() {
   ok "configuration byte-exact: $(wc -l < "$E2E/before.sums") files and links under ${CONF_DIRS[*]}"
 }
 
+# Sourced (e2e/package-inside.sh uses these functions): no step.
+[[ ${BASH_SOURCE[0]} == "$0" ]] || return 0
 case "${1:-}" in
   wait) wait_boot "${2:-}" ;;
   setup) setup ;;

@@ -39,6 +39,9 @@ bash scripts/test-package.sh
 # (docs/deploy.md, "Rehearse it first"); its root filesystem is cached in
 # /var/cache/clamgate-e2e and imported as localhost/clamgate-e2e/host:KEY.
 bash e2e/rehearse.sh
+# The Debian package's own path on the same host image: dpkg -i, the docs'
+# edits, enable --now on 3 M signatures, reload under load, restart, purge.
+bash e2e/rehearse-package.sh
 
 # Every fuzz target of every package (each parser of client bytes has one).
 # Go 1.26's fuzz coordinator can fail a run at the -fuzztime boundary with a

@@ -59,6 +59,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return configCmd(ctx, args[1:], stdout, stderr)
 	case "manual":
 		return manualCmd(ctx, args[1:], stdout, stderr)
+	case "engine": // run by the packaged clamgate-engine.service, not by hand
+		return engineCmd(ctx, args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprint(stdout, buildinfo.Read())
 		return 0

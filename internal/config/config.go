@@ -102,6 +102,11 @@ type Engine struct {
 	MaxThreads      int
 	StreamMaxLength int64
 	User            string // user clamd runs as; "" = clamgate-engine when the gateway is root, else the gateway's own
+	// Unit is the systemd service that runs clamd for the gateway (the
+	// Debian package's clamgate-engine.service): systemd starts it as root,
+	// `clamgate engine prepare` writes its clamd.conf and sizes its memory,
+	// and the gateway only connects. "" = the gateway starts clamd itself.
+	Unit string
 	// Reload is [database] reload: "frugal" runs clamd with
 	// ConcurrentDatabaseReload no (reloads keep one database in memory, and
 	// the gateway holds requests meanwhile), "concurrent" with yes, "auto"
@@ -142,6 +147,7 @@ type engineSection struct {
 	MaxThreads      int    `toml:"max_threads"`
 	StreamMaxLength Size   `toml:"stream_max_length"`
 	User            string `toml:"user"`
+	Unit            string `toml:"unit"`
 }
 
 type serverSection struct {
@@ -427,7 +433,9 @@ func (v *validator) engine(es *engineSection) *Engine {
 		MaxThreads:      es.MaxThreads,
 		StreamMaxLength: int64(es.StreamMaxLength),
 		User:            es.User,
+		Unit:            es.Unit,
 	}
+	v.engineUnit(e)
 	if e.MaxThreads == 0 {
 		e.MaxThreads = 10
 	}
@@ -441,6 +449,20 @@ func (v *validator) engine(es *engineSection) *Engine {
 		v.fail("engine.state_dir", "%q is not an absolute path", e.StateDir)
 	}
 	return e
+}
+
+// engineUnit checks [engine] unit: a service name, and no user of the
+// gateway's choosing, since the unit's User= runs clamd.
+func (v *validator) engineUnit(e *Engine) {
+	if e.Unit == "" {
+		return
+	}
+	if !strings.HasSuffix(e.Unit, ".service") || strings.ContainsAny(e.Unit, "/ ") {
+		v.fail("engine.unit", "%q is not a service name like clamgate-engine.service", e.Unit)
+	}
+	if e.User != "" {
+		v.fail("engine.user", "%q: the engine unit %s runs clamd as its own User=; leave user unset", e.User, e.Unit)
+	}
 }
 
 func (v *validator) walkLimits(key string, ps policySection, p *policy.Policy) {

@@ -76,7 +76,7 @@ func (c *Config) engineSection() *engineSection {
 		return nil
 	}
 	return &engineSection{Clamd: e.Clamd, StateDir: e.StateDir, Database: e.Database, MaxThreads: e.MaxThreads,
-		StreamMaxLength: Size(e.StreamMaxLength), User: e.User}
+		StreamMaxLength: Size(e.StreamMaxLength), User: e.User, Unit: e.Unit}
 }
 
 func (c *Config) serverSection() serverSection {

@@ -262,6 +262,9 @@ NotifyAccess=main
 WatchdogSec=30
 ExecStart=` + binary + ` serve --config ` + GatewayConf + `
 ExecReload=/bin/kill -HUP $MAINPID
+# READY=1 waits for clamd's first PONG: loading a full database takes a minute
+# or more on a busy host.
+TimeoutStartSec=600
 Restart=on-failure
 User=clamgate
 Group=clamgate

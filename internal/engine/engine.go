@@ -48,10 +48,16 @@ type Engine struct {
 	running atomic.Pointer[ReloadMode] // the mode the running clamd started with
 	restart chan chan struct{}         // Restart's requests to Run, closed once clamd has exited
 	health  healthBook
+	unitDir string                     // UnitDir when a systemd unit runs clamd ([engine] unit), else ""
 }
 
 // PID is the running clamd's process id, 0 when none runs.
-func (e *Engine) PID() int { return int(e.pid.Load()) }
+func (e *Engine) PID() int {
+	if e.unitDir != "" {
+		return unitPID(e.Socket())
+	}
+	return int(e.pid.Load())
+}
 
 // DefaultUser is the user clamd runs as when clamgate runs as root and
 // the configuration names none: a user of the engine's own, which
@@ -69,11 +75,20 @@ func New(cfg config.Engine, log *slog.Logger) *Engine {
 	if cfg.User == "" && os.Geteuid() == 0 {
 		cfg.User = DefaultUser
 	}
-	return &Engine{cfg: cfg, log: log.With("component", "engine"), restart: make(chan chan struct{})}
+	e := &Engine{cfg: cfg, log: log.With("component", "engine"), restart: make(chan chan struct{})}
+	if cfg.Unit != "" {
+		e.unitDir = UnitDir
+	}
+	return e
 }
 
 // Socket is the unix socket the managed clamd listens on (gateway only).
-func (e *Engine) Socket() string { return filepath.Join(e.cfg.StateDir, runSub, "clamd.sock") }
+func (e *Engine) Socket() string {
+	if e.unitDir != "" { // the unit's directory, clamd's own (tmpfiles): root writes nothing there
+		return filepath.Join(e.cfg.StateDir, "clamd.sock")
+	}
+	return filepath.Join(e.cfg.StateDir, runSub, "clamd.sock")
+}
 
 // Address is the backend address of the managed clamd.
 func (e *Engine) Address() string { return "unix:" + e.Socket() }
@@ -87,6 +102,9 @@ func (e *Engine) Database() (string, bool) { return e.dbDir, e.builtin }
 // sandbox (which logs the layers it cannot have) and checks, as the
 // engine's user, that clamd can reach what it needs.
 func (e *Engine) Prepare() error {
+	if e.unitDir != "" {
+		return e.attachUnit()
+	}
 	var err error
 	if e.eng, err = e.owner(); err != nil {
 		return err
@@ -273,6 +291,10 @@ func (e *Engine) clamdConf() string {
 
 // Run starts clamd and restarts it whenever it exits, until ctx ends.
 func (e *Engine) Run(ctx context.Context) error {
+	if e.unitDir != "" { // systemd supervises it
+		<-ctx.Done()
+		return nil
+	}
 	defer func() {
 		if err := e.sb.Close(); err != nil {
 			e.log.Warn("engine: removing clamd's cgroup", "err", err)

@@ -145,6 +145,11 @@ func (e *Engine) nextMode() ReloadMode {
 // not with the last choice, so that a restart that failed is tried again.
 func (e *Engine) Redecide() (mode ReloadMode, restart bool) {
 	running := e.ReloadMode()
+	if e.unitDir != "" {
+		// The unit decides at each start, for the budget it is given; the
+		// gateway can neither rewrite its clamd.conf nor restart it.
+		return running, false
+	}
 	mode = e.decideReload()
 	if mode.Frugal != e.nextMode().Frugal {
 		prev := e.next.Swap(&mode)
