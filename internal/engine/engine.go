@@ -48,7 +48,7 @@ type Engine struct {
 	running atomic.Pointer[ReloadMode] // the mode the running clamd started with
 	restart chan chan struct{}         // Restart's requests to Run, closed once clamd has exited
 	health  healthBook
-	unitDir string                     // UnitDir when a systemd unit runs clamd ([engine] unit), else ""
+	unitDir string // UnitDir when a systemd unit runs clamd ([engine] unit), else ""
 }
 
 // PID is the running clamd's process id, 0 when none runs.

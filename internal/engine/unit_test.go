@@ -155,7 +155,6 @@ func TestEngineUnitDirRefused(t *testing.T) {
 	}
 }
 
-
 // writeBuiltin writes the built-in test database into dir/builtin, as an
 // administrator's own database directory would be.
 func writeBuiltin(t *testing.T, dir string) string {
