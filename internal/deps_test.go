@@ -34,8 +34,8 @@ import (
 const allowed = `
 package             | imports (internal)                                                    | third-party modules                                                                  | tests also import
 cmd/clamgate        | cli                                                                   | -                                                                                    | -
-internal/cli        | buildinfo clamd config deploy doctor gateway manual milter scan sigdb | golang.org/x/sys                                                                     | testenv
-internal/gateway    | clamd clamdproto config engine hangup icap listen metrics milter policy scan sigdb status | - | testenv golang.org/x/sys github.com/d--j/go-milter
+internal/cli        | buildinfo clamd config deploy doctor gateway manual milter scan sigdb startup | golang.org/x/sys                                                                     | testenv
+internal/gateway    | clamd clamdproto config engine hangup icap listen metrics milter policy scan sigdb startup status | - | testenv golang.org/x/sys github.com/d--j/go-milter
 internal/engine     | clamd config rss sandbox scan sigdb                                   | -                                                                                    | golang.org/x/sys
 internal/testenv    | clamd config engine gateway                                           | -                                                                                    | -
 internal/clamdproto | listen policy scan                                                    | golang.org/x/sys                                                                     | connfuzz
@@ -44,6 +44,7 @@ internal/milter     | config policy scan                                        
 internal/connfuzz   | policy                                                                | -                                                                                    | -
 internal/status     | listen                                                                | github.com/coreos/go-systemd/v22 golang.org/x/net golang.org/x/sys                   | metrics scan
 internal/metrics    | buildinfo rss scan                                                    | github.com/prometheus/client_golang                                                  | github.com/prometheus/common
+internal/startup    | config listen policy sigdb                                            | golang.org/x/sys                                                                     | -
 internal/config     | listen policy scan sigdb                                              | github.com/pelletier/go-toml/v2                                                      | -
 internal/listen     | policy                                                                | github.com/coreos/go-systemd/v22 golang.org/x/sys                                    | -
 internal/scan       | hangup                                                                | golang.org/x/sys                                                                     | hangup golang.org/x/sys

@@ -18,6 +18,7 @@ import (
 	"clamgate/internal/config"
 	"clamgate/internal/gateway"
 	"clamgate/internal/milter"
+	"clamgate/internal/startup"
 )
 
 const usage = `clamgate: one hardened clamd gateway for every local ClamAV client
@@ -102,8 +103,9 @@ func serveCmd(ctx context.Context, args []string, stderr io.Writer) int {
 	fl.Listen, fl.ICAP, fl.Milter, fl.AllowRoots = listens, icaps, milters, roots
 	cfg, err := loadConfig(*cfgPath, fl, fs)
 	if err != nil {
-		fmt.Fprintln(stderr, "clamgate: configuration error:\n"+indent(err.Error()))
-		return 2
+		fmt.Fprintln(stderr, "clamgate: configuration error:")
+		printErrors(stderr, err)
+		return exitConfig
 	}
 	log := newLogger(stderr, cfg)
 	tuneGC()
@@ -113,7 +115,15 @@ func serveCmd(ctx context.Context, args []string, stderr io.Writer) int {
 	log.Info("clamgate starting", "version", buildinfo.Read().Version(), "listeners", len(cfg.Listeners), "policies", cfg.PolicyNames())
 	hup := hangups()
 	defer signal.Stop(hup)
-	if err := gateway.Run(ctx, cfg, log, gateway.ReloadOn(hup, reloadFrom(*cfgPath, fl, fs))); err != nil {
+	err = gateway.Run(ctx, cfg, log, gateway.ReloadOn(hup, reloadFrom(*cfgPath, fl, fs)))
+	var refused *startup.Failed
+	switch {
+	case errors.As(err, &refused):
+		log.Error("clamgate cannot start: the configuration does not fit this host (clamgate config check says the same)", "errors", len(refused.Errs))
+		fmt.Fprintln(stderr, "clamgate: configuration error:")
+		printErrors(stderr, err)
+		return exitConfig
+	case err != nil:
 		log.Error("clamgate stopped", "err", err)
 		return 1
 	}
@@ -177,15 +187,16 @@ func newLogger(w io.Writer, cfg *config.Config) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
-func indent(s string) string {
-	return "  " + strings.ReplaceAll(s, "\n", "\n  ")
-}
-
 // Exit codes shared with clamdscan.
 const (
 	exitClean    = 0
 	exitInfected = 1
 	exitError    = 2
+	// exitConfig is serve's and config check's answer to a configuration
+	// that does not parse or does not fit the host: EX_CONFIG, which
+	// systemd shows as status=78/CONFIG (and which a unit's
+	// RestartPreventExitStatus= can name, so that no restart loop follows).
+	exitConfig = 78
 )
 
 // tuneGC trades a little memory for CPU, unless GOGC or GOMEMLIMIT say

@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -32,7 +33,7 @@ func TestConfigCheckGolden(t *testing.T) {
 			var out bytes.Buffer
 			code := Main(context.Background(), []string{"config", "check", "--config", path}, &out, &out)
 			got := strings.NewReplacer(clamd.Socket, "$CLAMD", dir, "$DIR").Replace(out.String())
-			got = "exit " + string(rune('0'+code)) + "\n" + got
+			got = "exit " + strconv.Itoa(code) + "\n" + got
 			golden := filepath.Join("testdata", "config", name+".golden")
 			if *updateGolden {
 				must(t, os.WriteFile(golden, []byte(got), 0o644))

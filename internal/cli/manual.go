@@ -28,7 +28,7 @@ var manualCommands = []struct {
 	{[]string{"deploy", "plan"}, "Shows, as unified diffs, every file the hardened deployment would write or change and every unit it would mask. Changes nothing."},
 	{[]string{"deploy", "apply"}, "Writes the deployment shown by plan, keeping a backup and a manifest of every file it touches."},
 	{[]string{"deploy", "rollback"}, "Restores every file apply changed, byte for byte, and unmasks what it masked."},
-	{[]string{"config", "check"}, "Loads the configuration and checks it against the host (users, groups, roots, directories, the clamd binary and database, the backend's PONG). Prints each error as file:line: key: message and exits 1, or exits 0."},
+	{[]string{"config", "check"}, "Runs serve's start-up without serving: loads the configuration, then runs the very checks serve refuses to start on (roots opened as serve opens them, the sockets' directories, owners and ports, the engine's state directory, program and database, the watched database), as the user clamgate.service runs as (its User=, Group= and SupplementaryGroups=, or --as-user), and asks each external backend for PONG. Prints each error as file:line: key: message and exits 78, or exits 0. --offline only parses and validates."},
 	{[]string{"config", "show"}, "Prints the effective configuration, every default filled in, as a file clamgate accepts."},
 	{[]string{"version"}, "Prints the version, VCS revision and package version of this build."},
 }
@@ -74,7 +74,7 @@ func commandPage(ctx context.Context) manual.Page {
 				{Tag: "/run/clamgate/", Text: "Sockets, and the managed clamd's working directory (engine/)."},
 				{Tag: "/var/lib/clamav/", Text: "The signature database freshclam keeps, read by the engine."},
 			}},
-			{Heading: "Exit status", Paras: []string{"0 on success (clean, all checks ok); 1 for a finding (infected, a warning, a stale database, configuration errors); 2 for a usage error or a failure."}},
+			{Heading: "Exit status", Paras: []string{"0 on success (clean, all checks ok); 1 for a finding (infected, a warning, a stale database); 2 for a usage error or a failure; 78 (EX_CONFIG, status=78/CONFIG in systemctl status) when serve or config check finds the configuration wrong or unfit for the host."}},
 			{Heading: "See also", Paras: []string{"clamgate.toml(5), clamd(8), clamdscan(1), freshclam(1), squid(8), postconf(5)"}},
 		},
 	}
