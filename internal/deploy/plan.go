@@ -169,6 +169,11 @@ func (p *Plan) clientChanges() []Change {
 	if h.PostfixCF != "" {
 		c = append(c, file(h.PostfixCF, PostfixEdit(string(h.read(h.PostfixCF)), h.PostfixChroot), "postfix milter"))
 	}
+	for _, conf := range clamdscanConfs {
+		if h.existing(conf) != "" {
+			c = append(c, file(conf, ClamdConfEdit(string(h.read(conf))), "clamdscan: LocalSocket at the gateway's host-wide socket"))
+		}
+	}
 	return c
 }
 

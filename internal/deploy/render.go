@@ -314,6 +314,11 @@ func Tmpfiles(h *Host, e Engine) string {
 	if h.PostfixCF != "" {
 		fmt.Fprintf(&b, "d %s 2750 clamgate postfix -\n", PostfixSockDir)
 	}
+	group := "root"
+	if h.ClamdUser != "" {
+		group = h.ClamdUser
+	}
+	fmt.Fprintf(&b, "d %s 2750 clamgate %s -\n", LocalSockDir, group)
 	return b.String()
 }
 
