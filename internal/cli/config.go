@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -16,6 +15,9 @@ import (
 	"clamgate/internal/startup"
 )
 
+// configSubs are config's subcommands.
+var configSubs = []string{"check", "show"}
+
 // configCmd is `clamgate config check|show`: what administrators type by
 // habit before a restart (nginx -t, postfix check), and the effective
 // configuration with every default spelt out.
@@ -24,18 +26,24 @@ import (
 // (internal/startup), run as the user the service runs as, so that what
 // it accepts, serve accepts.
 func configCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || (args[0] != "check" && args[0] != "show") {
-		fmt.Fprint(stderr, "usage: clamgate config check|show [--config FILE]\n")
+	switch {
+	case len(args) > 0 && isHelp(args[0]):
+		fmt.Fprint(stdout, groupUsage(ctx, "config", configSubs))
+		return 0
+	case len(args) == 0 || !slices.Contains(configSubs, args[0]):
+		fmt.Fprint(stderr, groupUsage(ctx, "config", configSubs))
 		return exitError
 	}
-	fs := flag.NewFlagSet("config "+args[0], flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	path := fs.String("config", deploy.GatewayConf, "configuration file")
-	offline := fs.Bool("offline", false, "check: parse and validate only; skip what needs the host (roots, directories, programs, the backend)")
-	timeout := fs.Duration("timeout", 5*time.Second, "check: longest wait for each backend's PONG")
-	asUser := fs.String("as-user", "", "check: run the checks as this user (default: the User= of clamgate.service, else the current user)")
-	if err := fs.Parse(args[1:]); err != nil {
-		return exitError
+	fs := newFlags("config "+args[0], "")
+	path := fs.String("config", deploy.GatewayConf, "configuration `FILE`")
+	offline, timeout, asUser := new(bool), new(time.Duration), new(string)
+	if args[0] == "check" {
+		fs.BoolVar(offline, "offline", false, "parse and validate only; skip what needs the host (roots, directories, programs, the backend)")
+		fs.DurationVar(timeout, "timeout", 5*time.Second, "longest wait for each backend's PONG")
+		fs.StringVar(asUser, "as-user", "", "run the checks as this `USER` (default: the User= of clamgate.service, else the current user)")
+	}
+	if code, ok := parseFlags(fs, args[1:], stdout, stderr); !ok {
+		return code
 	}
 	if args[0] == "check" && !*offline {
 		who, err := checkUser(*asUser)

@@ -30,6 +30,7 @@ var manualCommands = []struct {
 	{[]string{"deploy", "rollback"}, "Restores every file apply changed, byte for byte, and unmasks what it masked."},
 	{[]string{"config", "check"}, "Runs serve's start-up without serving: loads the configuration, then runs the very checks serve refuses to start on (roots opened as serve opens them, the sockets' directories, owners and ports, the engine's state directory, program and database, the watched database), as the user clamgate.service runs as (its User=, Group= and SupplementaryGroups=, or --as-user), and asks each external backend for PONG. Prints each error as file:line: key: message and exits 78, or exits 0. --offline only parses and validates."},
 	{[]string{"config", "show"}, "Prints the effective configuration, every default filled in, as a file clamgate accepts."},
+	{[]string{"manual"}, "Prints clamgate(8) or clamgate.toml(5) in man(7) roff, or the bash completion; the package installs what it prints."},
 	{[]string{"version"}, "Prints the version, VCS revision and package version of this build."},
 }
 
@@ -37,14 +38,19 @@ var manualCommands = []struct {
 // completion (`clamgate manual completion`).
 // scripts/package.sh installs what it prints.
 func manualCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	if len(args) == 1 && args[0] == "completion" {
+	fs := newFlags("manual", "8|5|completion")
+	if code, ok := parseFlags(fs, args, stdout, stderr); !ok {
+		return code
+	}
+	if fs.NArg() == 1 && fs.Arg(0) == "completion" {
 		completion(ctx, stdout)
 		return 0
 	}
-	if len(args) != 1 || (args[0] != "8" && args[0] != "5") {
-		fmt.Fprintln(stderr, "usage: clamgate manual 8|5|completion")
+	if fs.NArg() != 1 || (fs.Arg(0) != "8" && fs.Arg(0) != "5") {
+		fs.Usage()
 		return exitError
 	}
+	args = fs.Args()
 	page := configPage()
 	if args[0] == "8" {
 		page = commandPage(ctx)
@@ -62,7 +68,7 @@ func commandPage(ctx context.Context) manual.Page {
 		Name: "clamgate", Section: "8", Source: "clamgate", Manual: "System Administration",
 		Summary: "one hardened clamd gateway for every local ClamAV client",
 		Sections: []manual.Section{
-			{Heading: "Synopsis", Paras: synopsis()},
+			{Heading: "Synopsis", Paras: synopsis(ctx)},
 			{Heading: "Description", Paras: []string{description}},
 			{Heading: "Commands", Items: cmds},
 			{Heading: "Signals", Items: []manual.Item{
@@ -98,9 +104,12 @@ func configPage() manual.Page {
 
 // synopsis is the usage text, one paragraph a form of a command, so that
 // --help and the page cannot differ.
-func synopsis() []string {
+func synopsis(ctx context.Context) []string {
 	var paras []string
-	for _, l := range strings.Split(usage[strings.Index(usage, "usage:")+len("usage:"):], "\n") {
+	usage := topUsage(ctx)
+	usage = usage[strings.Index(usage, "usage:")+len("usage:"):]
+	usage, _, _ = strings.Cut(usage, "\n\n")
+	for _, l := range strings.Split(usage, "\n") {
 		l = strings.TrimSpace(l)
 		switch {
 		case l == "":

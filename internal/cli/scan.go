@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"io/fs"
@@ -29,14 +28,13 @@ type scanner struct {
 // scanCmd is a clamdscan-like client: it streams each file (or passes its
 // descriptor) to the gateway and prints clamdscan's line for it.
 func scanCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fset := flag.NewFlagSet("scan", flag.ContinueOnError)
-	fset.SetOutput(stderr)
-	gw := fset.String("gateway", DefaultGateway, "gateway address: unix:/path or tcp:host:port")
+	fset := newFlags("scan", "PATH...|-")
+	gw := fset.String("gateway", DefaultGateway, "gateway `ADDR`: unix:/path or tcp:host:port")
 	fdpass := fset.Bool("fdpass", false, "pass each file's descriptor (unix sockets) instead of streaming it")
 	quiet := fset.Bool("quiet", false, "print only infected files and errors")
 	timeout := fset.Duration("timeout", 5*time.Minute, "per-file timeout")
-	if err := fset.Parse(args); err != nil {
-		return exitError
+	if code, ok := parseFlags(fset, args, stdout, stderr); !ok {
+		return code
 	}
 	if fset.NArg() == 0 {
 		fmt.Fprintln(stderr, "clamgate scan: name at least one PATH, or - for standard input")

@@ -112,32 +112,32 @@ type file struct {
 	Server   serverSection            `toml:"server"`
 	Listener []listenerSection        `toml:"listener"`
 	Policy   map[string]policySection `toml:"policy"`
-	Database databaseSection          `toml:"database"`
+	Database databaseSection          `toml:"database,omitempty"`
 	ICAP     icapSection              `toml:"icap"`
 	Milter   milterSection            `toml:"milter"`
 }
 
 type backendSection struct {
 	Address         any      `toml:"address"` // a string or a list
-	Fallback        string   `toml:"fallback"`
+	Fallback        string   `toml:"fallback,omitempty"`
 	HealthInterval  Duration `toml:"health_interval"`
 	MaxJobs         int      `toml:"max_jobs"`
 	BulkCap         int      `toml:"bulk_cap"`
 	BulkSize        Size     `toml:"bulk_size"`
-	Cgroup          string   `toml:"cgroup"`
+	Cgroup          string   `toml:"cgroup,omitempty"`
 	SpoolDir        string   `toml:"spool_dir"`
 	Reserve         *int     `toml:"reserve"`
 	Timeout         Duration `toml:"timeout"`
-	StreamMaxLength Size     `toml:"stream_max_length"`
+	StreamMaxLength Size     `toml:"stream_max_length,omitempty"`
 }
 
 type engineSection struct {
 	Clamd           string `toml:"clamd"`
 	StateDir        string `toml:"state_dir"`
-	Database        string `toml:"database"`
+	Database        string `toml:"database,omitempty"`
 	MaxThreads      int    `toml:"max_threads"`
-	StreamMaxLength Size   `toml:"stream_max_length"`
-	User            string `toml:"user"`
+	StreamMaxLength Size   `toml:"stream_max_length,omitempty"`
+	User            string `toml:"user,omitempty"`
 }
 
 type serverSection struct {
@@ -148,7 +148,7 @@ type serverSection struct {
 	LogLevel             string   `toml:"log_level"`
 	LogFormat            string   `toml:"log_format"`
 	Audit                *bool    `toml:"audit"`
-	HTTP                 string   `toml:"http"`
+	HTTP                 string   `toml:"http,omitempty"`
 	HTTPAllowNonLoopback bool     `toml:"http_allow_non_loopback"`
 	HTTPMaxConnections   int      `toml:"http_max_connections"`
 }
@@ -158,8 +158,8 @@ type listenerSection struct {
 	Policy           string `toml:"policy"`
 	Protocol         string `toml:"protocol"`
 	Mode             Mode   `toml:"mode"`
-	Owner            string `toml:"owner"`
-	Group            string `toml:"group"`
+	Owner            string `toml:"owner,omitempty"`
+	Group            string `toml:"group,omitempty"`
 	AllowNonLoopback bool   `toml:"allow_non_loopback"`
 	MaxConnections   int    `toml:"max_connections"`
 	MaxPerUID        int    `toml:"max_connections_per_uid"`
@@ -168,15 +168,15 @@ type listenerSection struct {
 type policySection struct {
 	Admin         bool     `toml:"admin"`
 	Commands      []string `toml:"commands"`
-	Roots         []string `toml:"roots"`
+	Roots         []string `toml:"roots,omitempty"`
 	MaxStream     Size     `toml:"max_stream"`
-	MaxConcurrent int      `toml:"max_concurrent"`
+	MaxConcurrent int      `toml:"max_concurrent,omitempty"`
 	MaxWait       Duration `toml:"max_wait"`
 	MaxQueue      int      `toml:"max_queue"`
-	MaxQueueBytes Size     `toml:"max_queue_bytes"`
+	MaxQueueBytes Size     `toml:"max_queue_bytes,omitempty"`
 	Weight        int      `toml:"weight"`
-	Users         []string `toml:"users"`
-	Groups        []string `toml:"groups"`
+	Users         []string `toml:"users,omitempty"`
+	Groups        []string `toml:"groups,omitempty"`
 
 	AllowWritableRootAncestors bool `toml:"allow_writable_root_ancestors"`
 	MaxWalkDepth               int  `toml:"max_walk_depth"`

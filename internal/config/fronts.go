@@ -44,15 +44,15 @@ type Milter struct {
 type icapSection struct {
 	Service          string   `toml:"service"`
 	Preview          *int     `toml:"preview"`
-	MaxObject        Size     `toml:"max_object"`
+	MaxObject        Size     `toml:"max_object,omitempty"`
 	OverLimit        string   `toml:"over_limit"`
 	OnFailure        string   `toml:"on_failure"`
 	OptionsTTL       Duration `toml:"options_ttl"`
 	MaxConnections   int      `toml:"max_connections"`
 	RequestTimeout   Duration `toml:"request_timeout"`
 	TransferPreview  *string  `toml:"transfer_preview"`
-	TransferIgnore   string   `toml:"transfer_ignore"`
-	TransferComplete string   `toml:"transfer_complete"`
+	TransferIgnore   string   `toml:"transfer_ignore,omitempty"`
+	TransferComplete string   `toml:"transfer_complete,omitempty"`
 	SpoolDir         string   `toml:"spool_dir"`
 }
 
@@ -61,7 +61,7 @@ type milterSection struct {
 	OnFailure     string `toml:"on_failure"`
 	RejectMessage string `toml:"reject_message"`
 	AddHeader     bool   `toml:"add_header"`
-	MaxSize       Size   `toml:"max_size"`
+	MaxSize       Size   `toml:"max_size,omitempty"`
 	OverLimit     string `toml:"over_limit"`
 }
 

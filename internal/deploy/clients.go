@@ -212,11 +212,15 @@ func AmavisEdit(conf string) string {
 const SquidSnippet = "/etc/squid/conf.d/clamgate.conf"
 
 // SquidFile is the ICAP configuration; bypass=0 fails closed like the gateway.
+// It sets no preview: squid previews only when the service's OPTIONS asks
+// (Preview: N), and clamgate asks only when [icap] preview is set, so the
+// service alone decides. REQMOD scans what users send (uploads, form
+// posts), RESPMOD what they fetch.
 func SquidFile() string {
 	return header + `icap_enable on
-icap_preview_enable on
-icap_preview_size 1024
+# No icap_preview_*: clamgate's OPTIONS says whether to preview ([icap] preview, 0 = no preview).
 icap_service_failure_limit -1
+# REQMOD: request bodies users send (uploads, form posts); RESPMOD: what they download.
 icap_service clamgate_req reqmod_precache icap://127.0.0.1:1344/avscan bypass=0
 icap_service clamgate_resp respmod_precache icap://127.0.0.1:1344/avscan bypass=0
 adaptation_access clamgate_req allow all
