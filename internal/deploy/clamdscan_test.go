@@ -2,6 +2,7 @@ package deploy
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
 	"os/user"
@@ -131,4 +132,46 @@ func scanUser(t *testing.T, name, group string) *syscall.Credential {
 func atoi(s string) int {
 	n, _ := strconv.Atoi(s)
 	return n
+}
+
+// TestEngineIDsAreNoHostAccount (issue 23 item 6): with the container
+// engine, the socket directory deploy gives the engine, and so the uid its
+// clamd runs as, belong to no account of the host, whichever image: the
+// upstream image's uid 100 is messagebus on Debian 12 (this machine too),
+// which could otherwise replace clamd's socket with a fake clamd answering
+// OK. A host whose accounts or subordinate ranges meet the mapped range
+// is refused.
+func TestEngineIDsAreNoHostAccount(t *testing.T) {
+	for _, host := range []string{"debian", "rocky"} {
+		root := fixture(t, host)
+		for _, image := range []string{"", "localhost/clamgate/clamd@sha256:" + strings.Repeat("0", 64)} {
+			p := plan(t, root, func(o *Options) { o.Image = image })
+			line := ""
+			for _, l := range strings.Split(Tmpfiles(p.Host, p.Engine), "\n") {
+				if strings.HasPrefix(l, "d "+EngineDir+" ") {
+					line = l
+				}
+			}
+			f := strings.Fields(line)
+			if len(f) < 4 {
+				t.Fatalf("%s %q: no tmpfiles line for %s", host, image, EngineDir)
+			}
+			uid := atoi(f[3])
+			for _, passwd := range []string{filepath.Join(root, "etc/passwd"), "/etc/passwd"} {
+				b, _ := os.ReadFile(passwd)
+				for _, entry := range strings.Split(string(b), "\n") {
+					if p := strings.Split(entry, ":"); len(p) > 2 && p[2] == f[3] {
+						t.Errorf("%s %q: %s belongs to uid %d, %s's %s", host, image, EngineDir, uid, passwd, p[0])
+					}
+				}
+			}
+			if uid < EngineIDBase || !strings.Contains(p.Engine.PlainUnit(), "--uidmap="+idMap()) || !strings.Contains(p.Engine.Quadlet(), "UIDMap="+idMap()) {
+				t.Errorf("%s %q: socket directory uid %d, units without the mapping", host, image, uid)
+			}
+		}
+		must(t, os.WriteFile(filepath.Join(root, "etc/subuid"), []byte(fmt.Sprintf("someone:%d:65536\n", EngineIDBase+1000)), 0o644))
+		if _, err := Build(Options{Root: root, Engine: KindContainer}); err == nil || !strings.Contains(err.Error(), "someone") {
+			t.Errorf("%s: a subuid range inside the engine's ids: %v", host, err)
+		}
+	}
 }

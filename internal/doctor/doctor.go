@@ -172,5 +172,6 @@ func checks() []check {
 		amavisGroupsCheck(),
 		exposureCheck(),
 		imageDigestCheck(),
+		engineIDsCheck(),
 	}
 }
