@@ -16,6 +16,7 @@ import (
 
 	"clamgate/internal/buildinfo"
 	"clamgate/internal/config"
+	"clamgate/internal/deploy"
 	"clamgate/internal/gateway"
 	"clamgate/internal/milter"
 	"clamgate/internal/startup"
@@ -72,7 +73,7 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs := newFlags("serve", "")
 	var fl config.Flags
 	var listens, icaps, milters, roots multi
-	cfgPath := fs.String("config", "", "TOML configuration `FILE`")
+	cfgPath := fs.String("config", "", "TOML configuration `FILE` (default: "+deploy.GatewayConf+", unless the flags below describe the gateway)")
 	fs.StringVar(&fl.Backend, "backend", "", "clamd to use, at `ADDR`: unix:/path or tcp:host:port (default: run a managed clamd)")
 	fs.Var(&listens, "listen", "socket to serve, at `ADDR`: unix:/path or tcp:127.0.0.1:port (repeatable)")
 	fs.Var(&icaps, "icap", "ICAP service avscan for squid, at `ADDR`: tcp:127.0.0.1:1344 (repeatable)")
@@ -81,7 +82,8 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.BoolVar(&fl.AllowWritableRootAncestors, "allow-writable-root-ancestors", false, "start even if a directory above an --allow-root is writable by a non-root user (amavis owns /var/lib/amavis)")
 	fs.StringVar(&fl.SocketMode, "socket-mode", "0660", "`MODE` of the unix sockets")
 	fs.StringVar(&fl.SocketGroup, "socket-group", "", "`GROUP` of the unix sockets (default: the gateway's)")
-	fs.StringVar(&fl.MaxStream, "max-stream", "", "largest INSTREAM accepted, a `SIZE` such as 100M (default: clamd's limit)")
+	fs.StringVar(&fl.MaxStream, "max-object", "", "largest object accepted, a `SIZE` such as 100M (default: clamd's limit)")
+	renamedFlag(fs, "max-stream", "max-object", stderr)
 	fs.StringVar(&fl.WatchDB, "watch-db", "", "signature `DIR` to watch: reload clamd when freshclam updates it (default: the managed clamd's)")
 	fs.StringVar(&fl.StateDir, "state-dir", "/run/clamgate/engine", "managed clamd: its working `DIR`")
 	fs.StringVar(&fl.Database, "database", "", "managed clamd: its signature `DIR` (default: /var/lib/clamav if it has signatures, else a built-in test database)")
@@ -92,6 +94,9 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return code
 	}
 	fl.Listen, fl.ICAP, fl.Milter, fl.AllowRoots = listens, icaps, milters, roots
+	if *cfgPath == "" && !quickFlags(fs) {
+		*cfgPath = deploy.GatewayConf
+	}
 	cfg, err := loadConfig(*cfgPath, fl, fs)
 	if err != nil {
 		fmt.Fprintln(stderr, "clamgate: configuration error:")
@@ -103,6 +108,9 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	// Process-wide, so set here, once, and not by the gateway (which tests
 	// start many times).
 	milter.RouteLibraryLog(log)
+	for _, w := range cfg.Warnings {
+		log.Warn("renamed configuration key", "where", fmt.Sprintf("%s:%d", w.File, w.Line), "key", w.Key, "warning", w.Msg)
+	}
 	log.Info("clamgate starting", "version", buildinfo.Read().Version(), "listeners", len(cfg.Listeners), "policies", cfg.PolicyNames())
 	hup := hangups()
 	defer signal.Stop(hup)
@@ -119,6 +127,24 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return 1
 	}
 	return 0
+}
+
+// quickFlags reports whether serve was given flags that describe a
+// gateway (flags-only mode) rather than only how to log.
+func quickFlags(fs *flag.FlagSet) bool {
+	quick := false
+	fs.Visit(func(f *flag.Flag) { quick = quick || (f.Name != "log-level" && f.Name != "log-format") })
+	return quick
+}
+
+// renamedFlag accepts a flag's old name for one release, saying the new
+// one on stderr (config.Renamed lists them for the man page).
+func renamedFlag(fs *flag.FlagSet, old, current string, stderr io.Writer) {
+	f := fs.Lookup(current)
+	fs.Func(old, "renamed --"+current+"; accepted until the next release", func(v string) error {
+		fmt.Fprintf(stderr, "clamgate: --%s is renamed --%s; the old name is accepted until the next release\n", old, current)
+		return f.Value.Set(v)
+	})
 }
 
 func loadConfig(path string, fl config.Flags, fs *flag.FlagSet) (*config.Config, error) {

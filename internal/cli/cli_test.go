@@ -47,7 +47,7 @@ policy = "p"
 			os.Stdin = r
 			defer func() { os.Stdin = old; r.Close() }()
 		}
-		code := Main(context.Background(), append([]string{"scan", "--gateway", "unix:" + sock}, args...), &out, &errb)
+		code := Main(context.Background(), append([]string{"scan", "--address", "unix:" + sock}, args...), &out, &errb)
 		return code, out.String() + errb.String()
 	}
 	for _, mode := range [][]string{nil, {"--fdpass"}} {

@@ -62,6 +62,7 @@ func configCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		printErrors(stderr, err)
 		return exitConfig
 	}
+	printWarnings(stderr, cfg)
 	if args[0] == "show" {
 		out, err := cfg.Show()
 		if err != nil {
@@ -84,6 +85,7 @@ func checkConfig(ctx context.Context, path, user string, timeout time.Duration, 
 		printErrors(stderr, err)
 		return exitConfig
 	}
+	printWarnings(stderr, cfg)
 	var errs []error
 	var failed *startup.Failed
 	if err := startup.Run(ctx, cfg); errors.As(err, &failed) {
@@ -137,4 +139,14 @@ func printErrors(w io.Writer, err error) {
 		return
 	}
 	fmt.Fprintln(w, err)
+}
+
+// printWarnings writes the renamed keys the file still uses, one a line:
+// file:line: key: warning: renamed NEW (...).
+func printWarnings(w io.Writer, cfg *config.Config) {
+	for _, e := range cfg.Warnings {
+		warn := *e
+		warn.Msg = "warning: " + warn.Msg
+		fmt.Fprintln(w, &warn)
+	}
 }

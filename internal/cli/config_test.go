@@ -79,3 +79,31 @@ func TestConfigShowLoads(t *testing.T) {
 		}
 	}
 }
+
+// TestRenamedKeysWarnInCheck: config check accepts a file with renamed
+// keys, and prints a warning naming the new key at each old one's line.
+func TestRenamedKeysWarnInCheck(t *testing.T) {
+	dir := testenv.TempDir(t)
+	path := filepath.Join(dir, "old.toml")
+	src := "[backend]\naddress = \"unix:/run/clamav/clamd.sock\"\n[[listener]]\naddress = \"tcp:127.0.0.1:3310\"\npolicy = \"p\"\n[policy.p]\nmax_stream = \"10M\"\n"
+	must(t, os.WriteFile(path, []byte(src), 0o644))
+	var out, errb bytes.Buffer
+	if code := Main(context.Background(), []string{"config", "check", "--offline", "--config", path}, &out, &errb); code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	if want := path + ":7: policy.p.max_stream: warning: renamed policy.p.max_object"; !strings.HasPrefix(errb.String(), want) {
+		t.Errorf("stderr %q, want %q...", errb.String(), want)
+	}
+}
+
+// TestServeDefaultConfig: serve without flags reads the file config check
+// and doctor read by default.
+func TestServeDefaultConfig(t *testing.T) {
+	if _, err := os.Stat("/etc/clamgate/clamgate.toml"); err == nil {
+		t.Skip("/etc/clamgate/clamgate.toml exists here: serve would start")
+	}
+	var out bytes.Buffer
+	if code := Main(context.Background(), []string{"serve"}, &out, &out); code != exitConfig || !strings.Contains(out.String(), "/etc/clamgate/clamgate.toml") {
+		t.Errorf("serve without flags: exit %d\n%s", code, out.String())
+	}
+}

@@ -3,11 +3,14 @@ package cli
 import (
 	"bytes"
 	"context"
+	"io"
 	"maps"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
+
+	"clamgate/internal/config"
 )
 
 // TestHelpAgrees: every command Main dispatches is documented and every
@@ -50,6 +53,15 @@ func TestHelpAgrees(t *testing.T) {
 			if !strings.Contains(page, strings.ReplaceAll(f, "-", `\-`)) {
 				t.Errorf("%v: clamgate(8) lacks %s", c.args, f)
 			}
+		}
+	}
+	var pages bytes.Buffer
+	Main(ctx, []string{"manual", "5"}, &pages, io.Discard)
+	pages.WriteString(page)
+	for _, r := range config.Renamed {
+		old, _, _ := strings.Cut(r.Old, `"`) // roff spells quotes \(dq
+		if !strings.Contains(pages.String(), strings.ReplaceAll(old, "-", `\-`)) {
+			t.Errorf("the man pages do not list the rename of %s", r.Old)
 		}
 	}
 	for _, group := range []string{"deploy", "config"} {

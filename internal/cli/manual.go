@@ -80,6 +80,7 @@ func commandPage(ctx context.Context) manual.Page {
 				{Tag: "/run/clamgate/", Text: "Sockets, and the managed clamd's working directory (engine/)."},
 				{Tag: "/var/lib/clamav/", Text: "The signature database freshclam keeps, read by the engine."},
 			}},
+			{Heading: "Renamed", Paras: []string{"Old names still accepted, with a warning, until the next release (clamgate.toml(5) lists the keys):"}, Items: renamedItems("--")},
 			{Heading: "Exit status", Paras: []string{"0 on success (clean, all checks ok); 1 for a finding (infected, a warning, a stale database); 2 for a usage error or a failure; 78 (EX_CONFIG, status=78/CONFIG in systemctl status) when serve or config check finds the configuration wrong or unfit for the host."}},
 			{Heading: "See also", Paras: []string{"clamgate.toml(5), clamd(8), clamdscan(1), freshclam(1), squid(8), postconf(5)"}},
 		},
@@ -97,6 +98,7 @@ func configPage() manual.Page {
 				"clamgate serve --config FILE reads a TOML file (default " + deploy.GatewayConf + "). Unknown keys are errors; every error names the file, line and key. Sizes are bytes or a number with K, M or G; durations are Go durations such as 30s, 2m or 24h. clamgate config check tests a file, clamgate config show prints the effective configuration.",
 				"Each key below is shown with its default (or an example, where it has none) and what it does.",
 			}, Subs: manual.Reference(config.Reference)},
+			{Heading: "Renamed", Paras: []string{"Each old name is still accepted until the next release; serve logs, and clamgate config check prints, a warning naming the new one."}, Items: renamedItems("")},
 			{Heading: "See also", Paras: []string{"clamgate(8)"}},
 		},
 	}
@@ -177,4 +179,16 @@ func completion(ctx context.Context, w io.Writer) {
 	}
 	fmt.Fprintf(w, "\t\tesac\n\t\tif [[ \"$cur\" != -* ]]; then COMPREPLY=($(compgen -f -- \"$cur\")); return; fi\n\tfi\n")
 	fmt.Fprintf(w, "\tCOMPREPLY=($(compgen -W \"$words\" -- \"$cur\"))\n}\ncomplete -F _clamgate clamgate\n")
+}
+
+// renamedItems are the renames whose old name starts with a flag ("--")
+// or not (keys and values), one item each: old, then new and why.
+func renamedItems(flags string) []manual.Item {
+	var items []manual.Item
+	for _, r := range config.Renamed {
+		if isFlag := strings.Contains(r.Old, " --"); isFlag == (flags != "") {
+			items = append(items, manual.Item{Tag: r.Old, Text: "now " + r.New + ": " + r.Why + "."})
+		}
+	}
+	return items
 }

@@ -25,7 +25,7 @@ cd "$REPO"
 scripts/run.sh > "$OUT/run.log" 2>&1 &
 printf '%s' "$EICAR" > "$OUT/eicar.com"
 for i in $(seq 1 600); do
-  code=0; bin/clamgate scan --quiet --gateway unix:/run/clamgate/clamd.sock "$OUT/eicar.com" >/dev/null 2>&1 || code=$?
+  code=0; bin/clamgate scan --quiet --address unix:/run/clamgate/clamd.sock "$OUT/eicar.com" >/dev/null 2>&1 || code=$?
   [ "$code" = 1 ] && break
   sleep 1
 done

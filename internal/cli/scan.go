@@ -29,7 +29,8 @@ type scanner struct {
 // descriptor) to the gateway and prints clamdscan's line for it.
 func scanCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fset := newFlags("scan", "PATH...|-")
-	gw := fset.String("gateway", DefaultGateway, "gateway `ADDR`: unix:/path or tcp:host:port")
+	gw := fset.String("address", DefaultGateway, "the gateway's (or a clamd's) `ADDR`: unix:/path or tcp:host:port")
+	renamedFlag(fset, "gateway", "address", stderr)
 	fdpass := fset.Bool("fdpass", false, "pass each file's descriptor (unix sockets) instead of streaming it")
 	quiet := fset.Bool("quiet", false, "print only infected files and errors")
 	timeout := fset.Duration("timeout", 5*time.Minute, "per-file timeout")

@@ -5,6 +5,7 @@ package config
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"os"
@@ -72,6 +73,10 @@ type Config struct {
 	// line to fix as the parser's own errors do.
 	file  string
 	lines map[string]int
+
+	// Warnings name the renamed keys the file still uses, with their new
+	// names (Renamed), in the file's order.
+	Warnings []*Error
 }
 
 // ErrorAt is a configuration error found after loading, at key.
@@ -169,7 +174,8 @@ type policySection struct {
 	Admin         bool     `toml:"admin"`
 	Commands      []string `toml:"commands"`
 	Roots         []string `toml:"roots,omitempty"`
-	MaxStream     Size     `toml:"max_stream"`
+	MaxObject     Size     `toml:"max_object"`
+	MaxStream     Size     `toml:"max_stream,omitempty"` // renamed max_object
 	MaxConcurrent int      `toml:"max_concurrent,omitempty"`
 	MaxWait       Duration `toml:"max_wait"`
 	MaxQueue      int      `toml:"max_queue"`
@@ -245,7 +251,7 @@ func Parse(name string, src []byte) (*Config, error) {
 	}
 	v := validator{file: name, lines: lines}
 	cfg := v.build(&f)
-	cfg.file, cfg.lines = name, lines
+	cfg.file, cfg.lines, cfg.Warnings = name, lines, v.warns
 	return cfg, v.result()
 }
 
@@ -283,6 +289,7 @@ type validator struct {
 	file  string
 	lines map[string]int
 	errs  []error
+	warns []*Error // renamed keys, still accepted (renames.go)
 }
 
 // result joins the errors in the order of the file's lines.
@@ -319,6 +326,9 @@ func (v *validator) build(f *file) *Config {
 	v.checkBackend(cfg, f)
 	cfg.Database = v.database(f.Database, cfg.Engine)
 	v.jobs(cfg, f.Backend)
+	if cfg.Engine != nil && f.Engine.MaxThreads == 0 {
+		cfg.Engine.MaxThreads = cfg.MaxJobs // one key: backend.max_jobs
+	}
 	cfg.StreamMaxLength = int64(f.Backend.StreamMaxLength)
 	if cfg.Engine != nil {
 		cfg.StreamMaxLength = cfg.Engine.StreamMaxLength
@@ -426,6 +436,8 @@ func (v *validator) engine(es *engineSection) *Engine {
 	}
 	if e.MaxThreads == 0 {
 		e.MaxThreads = 10
+	} else {
+		v.renamed("engine.max_threads", "engine.max_threads", "backend.max_jobs")
 	}
 	if e.MaxThreads < 1 || e.MaxThreads > 256 {
 		v.fail("engine.max_threads", "%d is outside 1..256", e.MaxThreads)
@@ -453,7 +465,7 @@ func (v *validator) walkLimits(key string, ps policySection, p *policy.Policy) {
 func (v *validator) policy(name string, ps policySection, backendMax int64) *policy.Policy {
 	key := "policy." + name
 	p := &policy.Policy{
-		Name: name, Admin: ps.Admin, MaxStream: int64(ps.MaxStream), MaxConcurrent: ps.MaxConcurrent, MaxWait: time.Duration(ps.MaxWait),
+		Name: name, Admin: ps.Admin, MaxStream: int64(cmp.Or(ps.MaxObject, ps.MaxStream)), MaxConcurrent: ps.MaxConcurrent, MaxWait: time.Duration(ps.MaxWait),
 		MaxQueue: ps.MaxQueue, MaxQueueBytes: int64(ps.MaxQueueBytes), Weight: ps.Weight,
 		Commands: ps.Commands,
 	}
@@ -476,11 +488,14 @@ func (v *validator) policy(name string, ps policySection, backendMax int64) *pol
 		p.Roots = append(p.Roots, filepath.Clean(r))
 	}
 	v.walkLimits(key, ps, p)
+	if ps.MaxStream != 0 {
+		v.renamed(key+".max_stream", "policy.NAME.max_stream", key+".max_object")
+	}
 	switch {
 	case p.MaxStream == 0:
 		p.MaxStream = backendMax
 	case p.MaxStream > backendMax:
-		v.fail(key+".max_stream", "%d bytes is more than clamd accepts (stream_max_length %d)", p.MaxStream, backendMax)
+		v.fail(limitKey(key, ps), "%d bytes is more than clamd accepts (stream_max_length %d)", p.MaxStream, backendMax)
 	}
 	if p.MaxConcurrent < 0 {
 		v.fail(key+".max_concurrent", "must not be negative")

@@ -123,7 +123,7 @@ func listenerSectionOf(l Listener) listenerSection {
 }
 
 func policySectionOf(p *policy.Policy) policySection {
-	s := policySection{Admin: p.Admin, Commands: p.Commands, Roots: p.Roots, MaxStream: Size(p.MaxStream),
+	s := policySection{Admin: p.Admin, Commands: p.Commands, Roots: p.Roots, MaxObject: Size(p.MaxStream),
 		MaxConcurrent: p.MaxConcurrent, MaxWait: Duration(cmp.Or(p.MaxWait, scan.DefaultMaxWait)),
 		MaxQueue: cmp.Or(p.MaxQueue, scan.DefaultMaxQueue), Weight: cmp.Or(p.Weight, 1),
 		MaxQueueBytes: Size(p.MaxQueueBytes), AllowWritableRootAncestors: p.AllowWritableRootAncestors}

@@ -212,6 +212,10 @@ func (p *Plan) notes(opts Options) {
 	add("database: %s, %d bytes on disk -> MemoryHigh=%dM MemoryMax=%dM", h.DBDir, h.DBBytes, e.Mem.HighMiB, e.Mem.MaxMiB)
 	p.unitNotes(add)
 	for _, conf := range h.ClamdConf {
+		if slices.Contains(clamdscanConfs, conf) {
+			add("edited: %s, LocalSocket now %s, for clamdscan (rollback restores it)", conf, LocalSocket)
+			continue
+		}
 		add("left in place: %s (the masked daemons' configuration; rollback needs it)", conf)
 	}
 	p.packageNotes(add)

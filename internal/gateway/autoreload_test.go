@@ -37,7 +37,8 @@ func TestManagedAutoReload(t *testing.T) {
 clamd = "/usr/sbin/clamd"
 state_dir = "%s/state"
 database = "%s"
-max_threads = 3
+[backend]
+max_jobs = 3
 [database]
 settle = "300ms"
 [server]
