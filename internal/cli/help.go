@@ -54,6 +54,9 @@ func parseFlags(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) (code
 func synopsisOf(fs *flag.FlagSet, operands string) string {
 	parts := []string{fs.Name()}
 	fs.VisitAll(func(f *flag.Flag) {
+		if strings.HasPrefix(f.Usage, "renamed --") {
+			return // listed by -h and under RENAMED, not in the synopsis
+		}
 		value, _ := flag.UnquoteUsage(f)
 		s := "--" + f.Name
 		if value != "" {

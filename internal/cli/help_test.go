@@ -94,11 +94,15 @@ func help(t *testing.T, args ...string) string {
 var flagRE = regexp.MustCompile(`(?m)(?:^  -|\[--)([a-z][a-z-]*)`)
 
 // flagNames are the flags a usage text names, sorted and unique: "[--x"
-// in a synopsis, "  -x" in the flag package's list.
+// in a synopsis, "  -x" in the flag package's list. Old names of renamed
+// flags (config.Renamed) are left out: the synopsis leaves them out.
 func flagNames(text string) []string {
 	var out []string
 	for _, m := range flagRE.FindAllStringSubmatch(text, -1) {
-		out = append(out, "--"+m[1])
+		renamed := slices.ContainsFunc(config.Renamed, func(r config.Rename) bool { return strings.HasSuffix(r.Old, " --"+m[1]) })
+		if !renamed {
+			out = append(out, "--"+m[1])
+		}
 	}
 	slices.Sort(out)
 	return slices.Compact(out)
@@ -122,4 +126,13 @@ func usageOf(top string, args []string) string {
 		}
 	}
 	return b.String()
+}
+
+// TestRenamedFlags: an old flag name still works, and says the new one.
+func TestRenamedFlags(t *testing.T) {
+	var out, errb bytes.Buffer
+	Main(context.Background(), []string{"db", "--clamd", "unix:/nonexistent/clamd.sock", "--dir", t.TempDir(), "--json"}, &out, &errb)
+	if !strings.Contains(errb.String(), "--clamd is renamed --address") || !strings.Contains(out.String(), "/nonexistent/clamd.sock") {
+		t.Errorf("db --clamd: stdout %q stderr %q", out.String(), errb.String())
+	}
 }
