@@ -39,7 +39,7 @@ internal/gateway    | clamd clamdproto config engine hangup icap listen metrics 
 internal/engine     | clamd config rss sandbox scan sigdb                                   | -                                                                                    | golang.org/x/sys
 internal/testenv    | clamd config engine gateway                                           | -                                                                                    | -
 internal/clamdproto | listen policy scan                                                    | golang.org/x/sys                                                                     | connfuzz
-internal/icap       | config listen policy scan                                             | -                                                                                    | connfuzz testenv
+internal/icap       | config listen policy scan                                             | -                                                                                    | connfuzz deploy testenv
 internal/milter     | config policy scan                                                    | github.com/d--j/go-milter                                                            | connfuzz testenv
 internal/connfuzz   | policy                                                                | -                                                                                    | -
 internal/status     | listen                                                                | github.com/coreos/go-systemd/v22 golang.org/x/net golang.org/x/sys                   | metrics scan
