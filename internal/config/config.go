@@ -140,7 +140,7 @@ type engineSection struct {
 	Clamd           string `toml:"clamd"`
 	StateDir        string `toml:"state_dir"`
 	Database        string `toml:"database,omitempty"`
-	MaxThreads      int    `toml:"max_threads"`
+	MaxThreads      int    `toml:"max_threads,omitempty"`
 	StreamMaxLength Size   `toml:"stream_max_length,omitempty"`
 	User            string `toml:"user,omitempty"`
 }
@@ -330,15 +330,19 @@ func (v *validator) build(f *file) *Config {
 		cfg.Engine.MaxThreads = cfg.MaxJobs // one key: backend.max_jobs
 	}
 	cfg.StreamMaxLength = int64(f.Backend.StreamMaxLength)
+	policyDefault := cmp.Or(cfg.StreamMaxLength, DefaultStreamMax)
 	if cfg.Engine != nil {
+		// The managed clamd takes the largest object a policy allows.
+		cfg.Engine.StreamMaxLength = cmp.Or(cfg.Engine.StreamMaxLength, largestObject(f.Policy))
 		cfg.StreamMaxLength = cfg.Engine.StreamMaxLength
+		policyDefault = min(DefaultStreamMax, cfg.StreamMaxLength)
 	}
 	if cfg.StreamMaxLength == 0 {
 		cfg.StreamMaxLength = DefaultStreamMax
 	}
 	v.requestTimeouts(cfg, f.Server)
 	for name, ps := range f.Policy {
-		cfg.Policies[name] = v.policy(name, ps, cfg.StreamMaxLength)
+		cfg.Policies[name] = v.policy(name, ps, cfg.StreamMaxLength, policyDefault)
 	}
 	if len(f.Listener) == 0 {
 		v.fail("listener", "at least one [[listener]] is required")
@@ -442,8 +446,8 @@ func (v *validator) engine(es *engineSection) *Engine {
 	if e.MaxThreads < 1 || e.MaxThreads > 256 {
 		v.fail("engine.max_threads", "%d is outside 1..256", e.MaxThreads)
 	}
-	if e.StreamMaxLength == 0 {
-		e.StreamMaxLength = 100 << 20
+	if e.StreamMaxLength != 0 {
+		v.renamed("engine.stream_max_length", "engine.stream_max_length", "max_object in the policies (the managed clamd takes the largest)")
 	}
 	if !filepath.IsAbs(e.StateDir) {
 		v.fail("engine.state_dir", "%q is not an absolute path", e.StateDir)
@@ -462,7 +466,7 @@ func (v *validator) walkLimits(key string, ps policySection, p *policy.Policy) {
 	}
 }
 
-func (v *validator) policy(name string, ps policySection, backendMax int64) *policy.Policy {
+func (v *validator) policy(name string, ps policySection, backendMax, def int64) *policy.Policy {
 	key := "policy." + name
 	p := &policy.Policy{
 		Name: name, Admin: ps.Admin, MaxStream: int64(cmp.Or(ps.MaxObject, ps.MaxStream)), MaxConcurrent: ps.MaxConcurrent, MaxWait: time.Duration(ps.MaxWait),
@@ -493,7 +497,7 @@ func (v *validator) policy(name string, ps policySection, backendMax int64) *pol
 	}
 	switch {
 	case p.MaxStream == 0:
-		p.MaxStream = backendMax
+		p.MaxStream = def
 	case p.MaxStream > backendMax:
 		v.fail(limitKey(key, ps), "%d bytes is more than clamd accepts (stream_max_length %d)", p.MaxStream, backendMax)
 	}

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"cmp"
 	"slices"
 	"strings"
 )
@@ -17,6 +18,7 @@ var Renamed = []Rename{
 	{Old: "policy.NAME.max_stream", New: "policy.NAME.max_object", Why: "one key for the largest object, per policy, whatever the protocol"},
 	{Old: "icap.max_object", New: "policy.NAME.max_object", Why: "the policy of the ICAP listener sets it; the [icap] key still caps it"},
 	{Old: "milter.max_size", New: "policy.NAME.max_object", Why: "the policy of the milter listener sets it; the [milter] key still caps it"},
+	{Old: "engine.stream_max_length", New: "policy.NAME.max_object", Why: "the managed clamd's StreamMaxLength is the largest max_object of the policies"},
 	{Old: "engine.max_threads", New: "backend.max_jobs", Why: "the managed clamd's MaxThreads is the gateway's max_jobs"},
 	{Old: `milter.on_infected, on_failure, over_limit = "accept"`, New: `"pass"`, Why: "pass-through is pass in every front"},
 	{Old: "serve --max-stream", New: "serve --max-object", Why: "the policy key's name"},
@@ -56,4 +58,14 @@ func limitKey(policyKey string, ps policySection) string {
 		return policyKey + ".max_stream"
 	}
 	return policyKey + ".max_object"
+}
+
+// largestObject is what a managed clamd must accept: the largest object
+// any policy allows, and never less than clamd's default.
+func largestObject(policies map[string]policySection) int64 {
+	n := int64(DefaultStreamMax)
+	for _, ps := range policies {
+		n = max(n, int64(cmp.Or(ps.MaxObject, ps.MaxStream)))
+	}
+	return n
 }

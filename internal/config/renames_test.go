@@ -49,3 +49,25 @@ func TestRenamedKeysWarn(t *testing.T) {
 		t.Errorf("old and new names load differently:\n%+v\n%+v", a, b)
 	}
 }
+
+// TestManagedClamdTakesLargestObject: the managed clamd's StreamMaxLength
+// is the largest max_object of the policies (never below clamd's default),
+// a policy without one keeps the default, and engine.stream_max_length,
+// still accepted, warns.
+func TestManagedClamdTakesLargestObject(t *testing.T) {
+	src := "[engine]\n%s[[listener]]\naddress = \"unix:/run/x.sock\"\npolicy = \"big\"\n[[listener]]\naddress = \"unix:/run/y.sock\"\npolicy = \"plain\"\n[policy.big]\nmax_object = \"300M\"\n[policy.plain]\n"
+	cfg, err := Parse("a.toml", []byte(strings.Replace(src, "%s", "", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Engine.StreamMaxLength != 300<<20 || cfg.Policies["big"].MaxStream != 300<<20 || cfg.Policies["plain"].MaxStream != DefaultStreamMax || len(cfg.Warnings) != 0 {
+		t.Errorf("engine %d, big %d, plain %d, warnings %v", cfg.Engine.StreamMaxLength, cfg.Policies["big"].MaxStream, cfg.Policies["plain"].MaxStream, cfg.Warnings)
+	}
+	cfg, err = Parse("a.toml", []byte(strings.Replace(src, "%s", "stream_max_length = \"400M\"\n", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Engine.StreamMaxLength != 400<<20 || len(cfg.Warnings) != 1 || cfg.Warnings[0].Key != "engine.stream_max_length" {
+		t.Errorf("explicit: engine %d, warnings %v", cfg.Engine.StreamMaxLength, cfg.Warnings)
+	}
+}

@@ -80,8 +80,9 @@ func (c *Config) engineSection() *engineSection {
 	if e == nil {
 		return nil
 	}
-	return &engineSection{Clamd: e.Clamd, StateDir: e.StateDir, Database: e.Database, MaxThreads: e.MaxThreads,
-		StreamMaxLength: Size(e.StreamMaxLength), User: e.User}
+	// max_threads and stream_max_length follow backend.max_jobs and the
+	// policies' max_object: shown there.
+	return &engineSection{Clamd: e.Clamd, StateDir: e.StateDir, Database: e.Database, User: e.User}
 }
 
 func (c *Config) serverSection() serverSection {
