@@ -261,6 +261,8 @@ WatchdogSec=30
 ExecStart=` + binary + ` serve --config ` + GatewayConf + `
 ExecReload=/bin/kill -HUP $MAINPID
 Restart=on-failure
+# A configuration clamgate refuses exits 78 (EX_CONFIG): a restart cannot fix it.
+RestartPreventExitStatus=78
 User=clamgate
 Group=clamgate
 UMask=0077
