@@ -5,6 +5,8 @@ import (
 	"context"
 	"io"
 	"maps"
+	"net"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -134,5 +136,20 @@ func TestRenamedFlags(t *testing.T) {
 	Main(context.Background(), []string{"db", "--clamd", "unix:/nonexistent/clamd.sock", "--dir", t.TempDir(), "--json"}, &out, &errb)
 	if !strings.Contains(errb.String(), "--clamd is renamed --address") || !strings.Contains(out.String(), "/nonexistent/clamd.sock") {
 		t.Errorf("db --clamd: stdout %q stderr %q", out.String(), errb.String())
+	}
+}
+
+// TestScanDefaultAddress: scan takes the first socket that exists.
+func TestScanDefaultAddress(t *testing.T) {
+	dir := t.TempDir()
+	quick, deployed := "unix:"+filepath.Join(dir, "clamd.sock"), "unix:"+filepath.Join(dir, "local.sock")
+	if got := defaultAddress(quick, deployed); got != quick {
+		t.Errorf("neither exists: %s", got)
+	}
+	l, err := net.Listen("unix", strings.TrimPrefix(deployed, "unix:"))
+	must(t, err)
+	defer l.Close()
+	if got := defaultAddress(quick, deployed); got != deployed {
+		t.Errorf("only deploy's exists: %s", got)
 	}
 }
