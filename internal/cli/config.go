@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"time"
 
 	"clamgate/internal/clamd"
@@ -50,6 +52,10 @@ func configCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		if err != nil {
 			fmt.Fprintln(stderr, "clamgate config check:", err)
 			return exitConfig
+		}
+		if who.other && os.Geteuid() != 0 {
+			fmt.Fprintf(stderr, "clamgate config check: note: checking as uid %d, not as the service's user %s: only root can switch users\n", os.Geteuid(), who.name)
+			who = runAs{name: strconv.Itoa(os.Geteuid())}
 		}
 		if who.other {
 			abs, _ := filepath.Abs(*path)

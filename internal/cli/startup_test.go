@@ -195,3 +195,19 @@ func parityUID(t *testing.T) int {
 	uid, _ := strconv.Atoi(u.Uid)
 	return uid
 }
+
+// TestCheckAsUserNeedsRoot: a user who cannot switch checks as itself,
+// and says so.
+func TestCheckAsUserNeedsRoot(t *testing.T) {
+	uid := uint32(parityUID(t))
+	dir := testenv.TempDir(t)
+	path := filepath.Join(dir, "clamgate.toml")
+	must(t, os.WriteFile(path, []byte("[backend]\naddress = \"unix:/nonexistent/clamd.sock\"\n[[listener]]\naddress = \"tcp:127.0.0.1:3310\"\npolicy = \"p\"\n[policy.p]\n"), 0o644))
+	cmd := exec.Command("/proc/self/exe", "config", "check", "--config", path, "--as-user", "root", "--timeout", "1s")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: uid, Groups: []uint32{}}}
+	cmd.Dir = "/"
+	out, _ := cmd.CombinedOutput()
+	if want := "note: checking as uid " + strconv.Itoa(int(uid)) + ", not as the service's user root"; !strings.Contains(string(out), want) {
+		t.Errorf("want %q in:\n%s", want, out)
+	}
+}
