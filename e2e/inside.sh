@@ -162,14 +162,24 @@ scans() {
   ok "squid: clean download delivered intact ($(stat -c %s "$page") bytes)"
   rm -f "$page"
 
+  # The host's clamdscan, as root, through whatever /etc/clamav/clamd.conf's LocalSocket names:
+  # Debian's clamd before and after rollback, clamgate's host-wide socket after apply.
+  local mode out
+  for mode in "" --fdpass --stream; do
+    out=$(clamdscan --no-summary $mode /srv/www/eicar.txt 2>&1) && fail "clamdscan ${mode:-(path)}: EICAR passed: $out"
+    [[ $out == *"Eicar-Test-Signature"*FOUND* ]] || fail "clamdscan ${mode:-(path)} EICAR: $out"
+    out=$(clamdscan --no-summary $mode /srv/www/clean.txt 2>&1) || fail "clamdscan ${mode:-(path)} clean: $out"
+  done
+  ok "clamdscan (path, --fdpass, --stream): EICAR found, clean OK, via $(grep -m1 '^LocalSocket ' /etc/clamav/clamd.conf)"
+
   if [[ $phase != before && $phase != rollback ]]; then
     local audit
     audit=$(journalctl -u clamgate --since "$since" -o cat)
-    for client in amavis postfix squid; do
+    for client in amavis postfix squid local; do
       grep -q "msg=scan client=$client .*verdict=infected" <<<"$audit" || fail "no infected verdict for $client in clamgate's audit log"
       grep -q "msg=scan client=$client .*verdict=clean" <<<"$audit" || fail "no clean verdict for $client in clamgate's audit log"
     done
-    ok "clamgate's audit log has an infected and a clean verdict for amavis, postfix and squid"
+    ok "clamgate's audit log has an infected and a clean verdict for amavis, postfix, squid and local (clamdscan)"
   fi
 }
 

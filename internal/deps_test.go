@@ -34,17 +34,18 @@ import (
 const allowed = `
 package             | imports (internal)                                                    | third-party modules                                                                  | tests also import
 cmd/clamgate        | cli                                                                   | -                                                                                    | -
-internal/cli        | addr buildinfo clamd config deploy doctor engine gateway manual milter scan sigdb | golang.org/x/sys                                                                     | testenv
-internal/gateway    | clamd clamdproto config engine hangup icap identity listen metrics milter policy scan sigdb status | - | testenv testuser golang.org/x/sys github.com/d--j/go-milter
+internal/cli        | addr buildinfo clamd config deploy doctor engine gateway manual milter scan sigdb startup | golang.org/x/sys                                                                     | testenv
+internal/gateway    | clamd clamdproto config engine hangup icap identity listen metrics milter policy scan sigdb startup status | - | testenv testuser golang.org/x/sys github.com/d--j/go-milter
 internal/engine     | clamd config rss sandbox sigdb                                        | golang.org/x/sys                                                                     | testuser
 internal/testenv    | addr clamd config gateway                                             | -                                                                                    | -
 internal/testuser   | -                                                                     | -                                                                                    | -
 internal/clamdproto | listen policy scan                                                    | golang.org/x/sys                                                                     | connfuzz
-internal/icap       | config listen policy scan                                             | -                                                                                    | connfuzz testenv
+internal/icap       | config listen policy scan                                             | -                                                                                    | connfuzz deploy testenv
 internal/milter     | config policy scan                                                    | github.com/d--j/go-milter                                                            | connfuzz testenv
 internal/connfuzz   | policy                                                                | -                                                                                    | -
 internal/status     | addr listen                                                           | github.com/coreos/go-systemd/v22 golang.org/x/net golang.org/x/sys                   | metrics scan
 internal/metrics    | buildinfo rss scan                                                    | github.com/prometheus/client_golang                                                  | github.com/prometheus/common
+internal/startup    | addr config listen policy sigdb                                       | golang.org/x/sys                                                                     | -
 internal/config     | addr listen policy scan sigdb                                         | github.com/pelletier/go-toml/v2                                                      | -
 internal/listen     | addr                                                                  | github.com/coreos/go-systemd/v22 golang.org/x/sys                                    | -
 internal/identity   | policy                                                                | golang.org/x/sys                                                                     | listen

@@ -32,7 +32,7 @@ Its clamd runs sandboxed by clamgate: user clamgate-engine, no capabilities, no 
 In another terminal, scan the EICAR test string (exit code 1 = infected):
 
   printf '%s' 'X5O!P%@AP[4\PZX54(P^)7CC)7}\$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!\$H+H*' > /tmp/eicar.com
-  bin/clamgate scan --gateway unix:$sock /tmp/eicar.com
+  bin/clamgate scan --address unix:$sock /tmp/eicar.com
   echo 'LocalSocket $sock' > /tmp/clamgate-clamd.conf && clamdscan --config-file=/tmp/clamgate-clamd.conf /tmp/eicar.com
   curl -s http://127.0.0.1:9310/metrics | grep clamgate_scans_total
   bin/clamgate doctor

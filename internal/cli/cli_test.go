@@ -47,7 +47,7 @@ policy = "p"
 			os.Stdin = r
 			defer func() { os.Stdin = old; r.Close() }()
 		}
-		code := Main(context.Background(), append([]string{"scan", "--gateway", "unix:" + sock}, args...), &out, &errb)
+		code := Main(context.Background(), append([]string{"scan", "--address", "unix:" + sock}, args...), &out, &errb)
 		return code, out.String() + errb.String()
 	}
 	for _, mode := range [][]string{nil, {"--fdpass"}} {
@@ -77,12 +77,12 @@ policy = "p"
 func TestServeRefusesBadConfiguration(t *testing.T) {
 	var out bytes.Buffer
 	code := Main(context.Background(), []string{"serve", "--backend", "unix:/x.sock", "--listen", "tcp:0.0.0.0:3310"}, &out, &out)
-	if code != 2 || !strings.Contains(out.String(), "--listen") && !strings.Contains(out.String(), "not loopback") {
+	if code != exitConfig || !strings.Contains(out.String(), "--listen") && !strings.Contains(out.String(), "not loopback") {
 		t.Errorf("exit %d: %s", code, out.String())
 	}
 	out.Reset()
 	code = Main(context.Background(), []string{"serve", "--config", "/nonexistent.toml", "--listen", "unix:/x"}, &out, &out)
-	if code != 2 || !strings.Contains(out.String(), "cannot be combined") {
+	if code != exitConfig || !strings.Contains(out.String(), "cannot be combined") {
 		t.Errorf("exit %d: %s", code, out.String())
 	}
 }

@@ -3,38 +3,72 @@ package cli
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"slices"
+	"strconv"
 	"time"
 
 	"clamgate/internal/clamd"
 	"clamgate/internal/config"
 	"clamgate/internal/deploy"
+	"clamgate/internal/startup"
 )
+
+// configSubs are config's subcommands.
+var configSubs = []string{"check", "show"}
 
 // configCmd is `clamgate config check|show`: what administrators type by
 // habit before a restart (nginx -t, postfix check), and the effective
 // configuration with every default spelt out.
+//
+// check is serve's start-up without serving: the same list of checks
+// (internal/startup), run as the user the service runs as, so that what
+// it accepts, serve accepts.
 func configCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || (args[0] != "check" && args[0] != "show") {
-		fmt.Fprint(stderr, "usage: clamgate config check|show [--config FILE]\n")
+	switch {
+	case len(args) > 0 && isHelp(args[0]):
+		fmt.Fprint(stdout, groupUsage(ctx, "config", configSubs))
+		return 0
+	case len(args) == 0 || !slices.Contains(configSubs, args[0]):
+		fmt.Fprint(stderr, groupUsage(ctx, "config", configSubs))
 		return exitError
 	}
-	fs := flag.NewFlagSet("config "+args[0], flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	path := fs.String("config", deploy.GatewayConf, "configuration file")
-	offline := fs.Bool("offline", false, "check: skip what needs the host (directories, programs, the backend)")
-	timeout := fs.Duration("timeout", 5*time.Second, "check: longest wait for each backend's PONG")
-	if err := fs.Parse(args[1:]); err != nil {
-		return exitError
+	fs := newFlags("config "+args[0], "")
+	path := fs.String("config", deploy.GatewayConf, "configuration `FILE`")
+	offline, timeout, asUser := new(bool), new(time.Duration), new(string)
+	if args[0] == "check" {
+		fs.BoolVar(offline, "offline", false, "parse and validate only; skip what needs the host (roots, directories, programs, the backend)")
+		fs.DurationVar(timeout, "timeout", 5*time.Second, "longest wait for each backend's PONG")
+		fs.StringVar(asUser, "as-user", "", "run the checks as this `USER` (default: the User= of clamgate.service, else the current user)")
+	}
+	if code, ok := parseFlags(fs, args[1:], stdout, stderr); !ok {
+		return code
+	}
+	if args[0] == "check" && !*offline {
+		who, err := checkUser(*asUser)
+		if err != nil {
+			fmt.Fprintln(stderr, "clamgate config check:", err)
+			return exitConfig
+		}
+		if who.other && os.Geteuid() != 0 {
+			fmt.Fprintf(stderr, "clamgate config check: note: checking as uid %d, not as the service's user %s: only root can switch users\n", os.Geteuid(), who.name)
+			who = runAs{name: strconv.Itoa(os.Geteuid())}
+		}
+		if who.other {
+			abs, _ := filepath.Abs(*path)
+			return who.rerun(ctx, []string{"config", "check", "--config", abs, "--timeout", timeout.String(), "--as-user", who.name}, stdout, stderr)
+		}
+		return checkConfig(ctx, *path, who.name, *timeout, stdout, stderr)
 	}
 	cfg, err := config.Load(*path)
 	if err != nil {
 		printErrors(stderr, err)
-		return 1
+		return exitConfig
 	}
+	printWarnings(stderr, cfg)
 	if args[0] == "show" {
 		out, err := cfg.Show()
 		if err != nil {
@@ -44,16 +78,34 @@ func configCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		_, _ = stdout.Write(out)
 		return 0
 	}
-	if !*offline {
-		errs := cfg.CheckHost()
-		errs = append(errs, pingBackends(ctx, cfg, *timeout)...)
-		slices.SortStableFunc(errs, func(a, b error) int { return lineOf(a) - lineOf(b) })
-		if len(errs) > 0 {
-			printErrors(stderr, errors.Join(errs...))
-			return 1
-		}
+	fmt.Fprintf(stdout, "%s: configuration ok (offline: the host was not checked)\n", *path)
+	return 0
+}
+
+// checkConfig loads the file and runs serve's start-up checks, then asks
+// each external backend for PONG (serve would wait for it; a check says
+// it does not answer).
+func checkConfig(ctx context.Context, path, user string, timeout time.Duration, stdout, stderr io.Writer) int {
+	cfg, err := config.Load(path)
+	if err != nil {
+		printErrors(stderr, err)
+		return exitConfig
 	}
-	fmt.Fprintf(stdout, "%s: configuration ok\n", *path)
+	printWarnings(stderr, cfg)
+	var errs []error
+	var failed *startup.Failed
+	if err := startup.Run(ctx, cfg); errors.As(err, &failed) {
+		errs = failed.Errs
+	} else if err != nil {
+		errs = append(errs, err)
+	}
+	errs = append(errs, pingBackends(ctx, cfg, timeout)...)
+	slices.SortStableFunc(errs, func(a, b error) int { return startup.LineOf(a) - startup.LineOf(b) })
+	if len(errs) > 0 {
+		printErrors(stderr, errors.Join(errs...))
+		return exitConfig
+	}
+	fmt.Fprintf(stdout, "%s: configuration ok (checked as user %s)\n", path, user)
 	return 0
 }
 
@@ -83,14 +135,6 @@ func pingBackends(ctx context.Context, cfg *config.Config, timeout time.Duration
 	return errs
 }
 
-func lineOf(err error) int {
-	var e *config.Error
-	if errors.As(err, &e) {
-		return e.Line
-	}
-	return 0
-}
-
 // printErrors writes one error a line: file:line: key: message.
 func printErrors(w io.Writer, err error) {
 	var joined interface{ Unwrap() []error }
@@ -101,4 +145,14 @@ func printErrors(w io.Writer, err error) {
 		return
 	}
 	fmt.Fprintln(w, err)
+}
+
+// printWarnings writes the renamed keys the file still uses, one a line:
+// file:line: key: warning: renamed NEW (...).
+func printWarnings(w io.Writer, cfg *config.Config) {
+	for _, e := range cfg.Warnings {
+		warn := *e
+		warn.Msg = "warning: " + warn.Msg
+		fmt.Fprintln(w, &warn)
+	}
 }

@@ -5,6 +5,8 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -32,7 +34,7 @@ func TestConfigCheckGolden(t *testing.T) {
 			var out bytes.Buffer
 			code := Main(context.Background(), []string{"config", "check", "--config", path}, &out, &out)
 			got := strings.NewReplacer(clamd.Socket, "$CLAMD", dir, "$DIR").Replace(out.String())
-			got = "exit " + string(rune('0'+code)) + "\n" + got
+			got = "exit " + strconv.Itoa(code) + "\n" + got
 			golden := filepath.Join("testdata", "config", name+".golden")
 			if *updateGolden {
 				must(t, os.WriteFile(golden, []byte(got), 0o644))
@@ -46,25 +48,62 @@ func TestConfigCheckGolden(t *testing.T) {
 	}
 }
 
-// TestConfigShowLoads: what `config show` prints is accepted by `config
-// check --offline`.
+// TestConfigShowLoads: what `config show` prints, for an external clamd
+// and for a managed one, holds effective values only (no ” or 0 standing
+// for "unset") and is accepted by `config check --offline`.
 func TestConfigShowLoads(t *testing.T) {
 	dir := testenv.TempDir(t)
-	src := "[backend]\naddress = \"unix:/run/clamav/clamd.sock\"\n[[listener]]\naddress = \"tcp:127.0.0.1:3310\"\npolicy = \"p\"\n[policy.p]\n"
-	in, shown := filepath.Join(dir, "in.toml"), filepath.Join(dir, "shown.toml")
-	must(t, os.WriteFile(in, []byte(src), 0o644))
-	var out, errb bytes.Buffer
-	if code := Main(context.Background(), []string{"config", "show", "--config", in}, &out, &errb); code != 0 {
-		t.Fatalf("config show: %d %s", code, errb.String())
-	}
-	for _, key := range []string{"max_queue = 64", "read_timeout = '2m0s'", "weight = 1"} {
-		if !strings.Contains(out.String(), key) {
-			t.Errorf("config show lacks %q:\n%s", key, out.String())
+	listener := "[[listener]]\naddress = \"tcp:127.0.0.1:3310\"\npolicy = \"p\"\n[policy.p]\n"
+	for name, src := range map[string]string{
+		"backend": "[backend]\naddress = \"unix:/run/clamav/clamd.sock\"\n" + listener,
+		"engine":  "[engine]\n" + listener,
+	} {
+		in, shown := filepath.Join(dir, name+".toml"), filepath.Join(dir, name+"-shown.toml")
+		must(t, os.WriteFile(in, []byte(src), 0o644))
+		var out, errb bytes.Buffer
+		if code := Main(context.Background(), []string{"config", "show", "--config", in}, &out, &errb); code != 0 {
+			t.Fatalf("%s: config show: %d %s", name, code, errb.String())
+		}
+		for _, key := range []string{"max_queue = 64", "read_timeout = '2m0s'", "weight = 1"} {
+			if !strings.Contains(out.String(), key) {
+				t.Errorf("%s: config show lacks %q:\n%s", name, key, out.String())
+			}
+		}
+		if m := regexp.MustCompile(`(?m)^.*= (''|'0'|\[\])$`).FindAllString(out.String(), -1); len(m) > 0 {
+			t.Errorf("%s: config show prints placeholders, not effective values: %q", name, m)
+		}
+		must(t, os.WriteFile(shown, out.Bytes(), 0o644))
+		errb.Reset()
+		if code := Main(context.Background(), []string{"config", "check", "--offline", "--config", shown}, &out, &errb); code != 0 {
+			t.Errorf("%s: config check of the shown file: %d %s", name, code, errb.String())
 		}
 	}
-	must(t, os.WriteFile(shown, out.Bytes(), 0o644))
-	errb.Reset()
-	if code := Main(context.Background(), []string{"config", "check", "--offline", "--config", shown}, &out, &errb); code != 0 {
-		t.Errorf("config check of the shown file: %d %s", code, errb.String())
+}
+
+// TestRenamedKeysWarnInCheck: config check accepts a file with renamed
+// keys, and prints a warning naming the new key at each old one's line.
+func TestRenamedKeysWarnInCheck(t *testing.T) {
+	dir := testenv.TempDir(t)
+	path := filepath.Join(dir, "old.toml")
+	src := "[backend]\naddress = \"unix:/run/clamav/clamd.sock\"\n[[listener]]\naddress = \"tcp:127.0.0.1:3310\"\npolicy = \"p\"\n[policy.p]\nmax_stream = \"10M\"\n"
+	must(t, os.WriteFile(path, []byte(src), 0o644))
+	var out, errb bytes.Buffer
+	if code := Main(context.Background(), []string{"config", "check", "--offline", "--config", path}, &out, &errb); code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	if want := path + ":7: policy.p.max_stream: warning: renamed policy.p.max_object"; !strings.HasPrefix(errb.String(), want) {
+		t.Errorf("stderr %q, want %q...", errb.String(), want)
+	}
+}
+
+// TestServeDefaultConfig: serve without flags reads the file config check
+// and doctor read by default.
+func TestServeDefaultConfig(t *testing.T) {
+	if _, err := os.Stat("/etc/clamgate/clamgate.toml"); err == nil {
+		t.Skip("/etc/clamgate/clamgate.toml exists here: serve would start")
+	}
+	var out bytes.Buffer
+	if code := Main(context.Background(), []string{"serve"}, &out, &out); code != exitConfig || !strings.Contains(out.String(), "/etc/clamgate/clamgate.toml") {
+		t.Errorf("serve without flags: exit %d\n%s", code, out.String())
 	}
 }

@@ -33,7 +33,7 @@ const (
 type dbOptions struct {
 	dir      string
 	clamd    string
-	explicit bool // --clamd given: failing to reach it is an error, not a note
+	explicit bool // --address given: failing to reach it is an error, not a note
 	maxAge   time.Duration
 	timeout  time.Duration
 	json     bool
@@ -44,22 +44,22 @@ type dbOptions struct {
 // the exit code (0 fine, 1 stale or clamd behind, 2 error) is meant for
 // monitoring as much as the output is meant for people.
 func dbCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fset := flag.NewFlagSet("db", flag.ContinueOnError)
-	fset.SetOutput(stderr)
+	fset := newFlags("db", "")
 	var opt dbOptions
-	fset.StringVar(&opt.dir, "dir", DefaultDatabaseDir, "signature database directory")
-	fset.StringVar(&opt.clamd, "clamd", defaultEngineClamd, "clamd (or gateway) to ask for its loaded version: unix:/path or tcp:host:port")
+	fset.StringVar(&opt.dir, "dir", DefaultDatabaseDir, "signature database `DIR`")
+	fset.StringVar(&opt.clamd, "address", defaultEngineClamd, "clamd (or gateway) to ask for its loaded version, at `ADDR`: unix:/path or tcp:host:port")
+	renamedFlag(fset, "clamd", "address", stderr)
 	fset.DurationVar(&opt.maxAge, "max-age", 24*time.Hour, "warn when the database is older than this (0: never)")
 	fset.DurationVar(&opt.timeout, "timeout", 5*time.Second, "how long to wait for clamd")
 	fset.BoolVar(&opt.json, "json", false, "print one JSON object, for monitoring")
-	if err := fset.Parse(args); err != nil {
-		return exitError
+	if code, ok := parseFlags(fset, args, stdout, stderr); !ok {
+		return code
 	}
 	if fset.NArg() > 0 {
 		fmt.Fprintf(stderr, "clamgate db: unexpected argument %q\n", fset.Arg(0))
 		return exitError
 	}
-	fset.Visit(func(f *flag.Flag) { opt.explicit = opt.explicit || f.Name == "clamd" })
+	fset.Visit(func(f *flag.Flag) { opt.explicit = opt.explicit || f.Name == "address" || f.Name == "clamd" })
 	return runDB(ctx, opt, time.Now(), stdout)
 }
 

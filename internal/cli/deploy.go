@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -15,35 +14,38 @@ import (
 	"clamgate/internal/deploy"
 )
 
-const deployUsage = `usage:
-  clamgate deploy plan     [--root DIR] [--config FILE] [--engine container|unit] [--image REF] [--allow-moving-tag]
-  clamgate deploy apply    [--root DIR] [--config FILE] [--engine container|unit] [--image REF] [--allow-moving-tag] [--activate]
-  clamgate deploy rollback [--root DIR] [--activate]
-`
+// deploySubs are deploy's subcommands, in the order its usage lists them.
+var deploySubs = []string{"plan", "apply", "rollback"}
 
 // deployCmd runs plan, apply or rollback on the host tree under --root.
 func deployCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, deployUsage)
+	switch {
+	case len(args) == 0:
+		fmt.Fprint(stderr, groupUsage(ctx, "deploy", deploySubs))
+		return exitError
+	case isHelp(args[0]):
+		fmt.Fprint(stdout, groupUsage(ctx, "deploy", deploySubs))
+		return 0
+	case !slices.Contains(deploySubs, args[0]):
+		fmt.Fprintf(stderr, "clamgate deploy: unknown command %q\n%s", args[0], groupUsage(ctx, "deploy", deploySubs))
 		return exitError
 	}
 	sub := args[0]
-	fs := flag.NewFlagSet("deploy "+sub, flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlags("deploy "+sub, "")
 	var opts deploy.Options
-	fs.StringVar(&opts.Root, "root", "/", "the host's root directory (a tree standing for it in tests and image builds)")
+	fs.StringVar(&opts.Root, "root", "/", "the host's root `DIR` (a tree standing for it in tests and image builds)")
 	if sub != "rollback" {
-		fs.StringVar(&opts.Config, "config", "", "install this clamgate.toml instead of the generated one")
-		fs.StringVar(&opts.Engine, "engine", "", "how clamd runs: container (podman) or unit (a hardened systemd unit, no container runtime); default: container where podman is installed, else unit")
-		fs.StringVar(&opts.Image, "image", "", "engine image, pinned: NAME@sha256:... (default: "+deploy.UpstreamImage+")")
+		fs.StringVar(&opts.Config, "config", "", "install this clamgate.toml `FILE` instead of the generated one")
+		fs.StringVar(&opts.Engine, "engine", "", "how clamd runs, the `KIND`: container (podman) or unit (a hardened systemd unit, no container runtime); default: container where podman is installed, else unit")
+		fs.StringVar(&opts.Image, "image", "", "engine image `REF`, pinned: NAME@sha256:... (default: "+deploy.UpstreamImage+")")
 		fs.BoolVar(&opts.AllowMovingTag, "allow-moving-tag", false, "accept an image reference that is a tag, not a digest")
 	}
 	var act activation
 	if sub != "plan" {
 		fs.BoolVar(&act.on, "activate", false, "then run the systemctl, postfix and squid commands that put the change into service")
 	}
-	if err := fs.Parse(args[1:]); err != nil {
-		return exitError
+	if code, ok := parseFlags(fs, args[1:], stdout, stderr); !ok {
+		return code
 	}
 	if act.on && opts.Root != "/" {
 		fmt.Fprintln(stderr, "clamgate deploy: --activate acts on the running system; it cannot be combined with --root")
@@ -59,8 +61,7 @@ func deployCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	case "rollback":
 		return deployRollback(opts.Root, act, stdout, stderr, log)
 	}
-	fmt.Fprintf(stderr, "clamgate deploy: unknown command %q\n%s", sub, deployUsage)
-	return exitError
+	return exitError // deploySubs lists only the cases above
 }
 
 func deployPlan(opts deploy.Options, stdout, stderr io.Writer) int {

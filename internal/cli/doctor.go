@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -20,14 +19,13 @@ func doctorCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	if len(args) > 0 && args[0] == doctor.ProbeArg {
 		return doctor.ProbeMain(args[1:], stdout)
 	}
-	fs := flag.NewFlagSet("doctor", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlags("doctor", "")
 	jsonOut := fs.Bool("json", false, "print one JSON object, for monitoring")
-	cfgPath := fs.String("config", "", "clamgate configuration (default "+doctor.DefaultConfig+", under --root)")
-	root := fs.String("root", "/", "check a directory tree standing for a host: units and configuration only, no process")
+	cfgPath := fs.String("config", "", "clamgate configuration `FILE` (default "+doctor.DefaultConfig+", under --root)")
+	root := fs.String("root", "/", "check the `DIR` tree standing for a host: units and configuration only, no process")
 	timeout := fs.Duration("timeout", 5*time.Second, "longest wait for each connection doctor makes")
-	if err := fs.Parse(args); err != nil {
-		return exitError
+	if code, ok := parseFlags(fs, args, stdout, stderr); !ok {
+		return code
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "clamgate doctor: unexpected argument %q\n", fs.Arg(0))

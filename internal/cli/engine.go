@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"os/exec"
@@ -10,6 +9,7 @@ import (
 	"syscall"
 
 	"clamgate/internal/config"
+	"clamgate/internal/deploy"
 	"clamgate/internal/engine"
 )
 
@@ -32,16 +32,16 @@ func engineCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		fmt.Fprintln(stderr, "usage: clamgate engine prepare --unit NAME [--config FILE]")
 		return exitError
 	}
-	fs := flag.NewFlagSet("engine prepare", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	path := fs.String("config", "/etc/clamgate/clamgate.toml", "TOML configuration file")
-	unit := fs.String("unit", "", "the systemd service this runs for (%n)")
-	if err := fs.Parse(args[1:]); err != nil {
-		return exitError
+	fs := newFlags("engine prepare", "")
+	path := fs.String("config", deploy.GatewayConf, "TOML configuration `FILE`")
+	unit := fs.String("unit", "", "the systemd service this runs for (%n), a `NAME`")
+	if code, ok := parseFlags(fs, args[1:], stdout, stderr); !ok {
+		return code
 	}
 	cfg, err := config.Load(*path)
 	if err != nil {
-		fmt.Fprintln(stderr, "clamgate: configuration error:\n"+indent(err.Error()))
+		fmt.Fprintln(stderr, "clamgate: configuration error:")
+		printErrors(stderr, err)
 		return exitPrepareError
 	}
 	if cfg.Engine == nil || cfg.Engine.Unit != *unit || *unit == "" {

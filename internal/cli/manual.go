@@ -28,8 +28,9 @@ var manualCommands = []struct {
 	{[]string{"deploy", "plan"}, "Shows, as unified diffs, every file the hardened deployment would write or change and every unit it would mask. Changes nothing."},
 	{[]string{"deploy", "apply"}, "Writes the deployment shown by plan, keeping a backup and a manifest of every file it touches."},
 	{[]string{"deploy", "rollback"}, "Restores every file apply changed, byte for byte, and unmasks what it masked."},
-	{[]string{"config", "check"}, "Loads the configuration and checks it against the host (users, groups, roots, directories, the clamd binary and database, the backend's PONG). Prints each error as file:line: key: message and exits 1, or exits 0."},
+	{[]string{"config", "check"}, "Runs serve's start-up without serving: loads the configuration, then runs the very checks serve refuses to start on (roots opened as serve opens them, the sockets' directories, owners and ports, the engine's state directory, program and database, the watched database), as the user clamgate.service runs as (its User=, Group= and SupplementaryGroups=, or --as-user), and asks each external backend for PONG. Prints each error as file:line: key: message and exits 78, or exits 0. --offline only parses and validates."},
 	{[]string{"config", "show"}, "Prints the effective configuration, every default filled in, as a file clamgate accepts."},
+	{[]string{"manual"}, "Prints clamgate(8) or clamgate.toml(5) in man(7) roff, or the bash completion; the package installs what it prints."},
 	{[]string{"version"}, "Prints the version, VCS revision and package version of this build."},
 }
 
@@ -37,14 +38,19 @@ var manualCommands = []struct {
 // completion (`clamgate manual completion`).
 // scripts/package.sh installs what it prints.
 func manualCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	if len(args) == 1 && args[0] == "completion" {
+	fs := newFlags("manual", "8|5|completion")
+	if code, ok := parseFlags(fs, args, stdout, stderr); !ok {
+		return code
+	}
+	if fs.NArg() == 1 && fs.Arg(0) == "completion" {
 		completion(ctx, stdout)
 		return 0
 	}
-	if len(args) != 1 || (args[0] != "8" && args[0] != "5") {
-		fmt.Fprintln(stderr, "usage: clamgate manual 8|5|completion")
+	if fs.NArg() != 1 || (fs.Arg(0) != "8" && fs.Arg(0) != "5") {
+		fs.Usage()
 		return exitError
 	}
+	args = fs.Args()
 	page := configPage()
 	if args[0] == "8" {
 		page = commandPage(ctx)
@@ -62,7 +68,7 @@ func commandPage(ctx context.Context) manual.Page {
 		Name: "clamgate", Section: "8", Source: "clamgate", Manual: "System Administration",
 		Summary: "one hardened clamd gateway for every local ClamAV client",
 		Sections: []manual.Section{
-			{Heading: "Synopsis", Paras: synopsis()},
+			{Heading: "Synopsis", Paras: synopsis(ctx)},
 			{Heading: "Description", Paras: []string{description}},
 			{Heading: "Commands", Items: cmds},
 			{Heading: "Signals", Items: []manual.Item{
@@ -74,7 +80,8 @@ func commandPage(ctx context.Context) manual.Page {
 				{Tag: "/run/clamgate/", Text: "Sockets, and the managed clamd's working directory (engine/)."},
 				{Tag: "/var/lib/clamav/", Text: "The signature database freshclam keeps, read by the engine."},
 			}},
-			{Heading: "Exit status", Paras: []string{"0 on success (clean, all checks ok); 1 for a finding (infected, a warning, a stale database, configuration errors); 2 for a usage error or a failure."}},
+			{Heading: "Renamed", Paras: []string{"Old names still accepted, with a warning, until the next release (clamgate.toml(5) lists the keys):"}, Items: renamedItems("--")},
+			{Heading: "Exit status", Paras: []string{"0 on success (clean, all checks ok); 1 for a finding (infected, a warning, a stale database); 2 for a usage error or a failure; 78 (EX_CONFIG, status=78/CONFIG in systemctl status) when serve or config check finds the configuration wrong or unfit for the host."}},
 			{Heading: "Examples", Examples: commandExamples},
 			{Heading: "See also", Paras: []string{seeAlso}},
 		},
@@ -120,6 +127,7 @@ func configPage() manual.Page {
 				"clamgate serve --config FILE reads a TOML file (default " + deploy.GatewayConf + "). Unknown keys are errors; every error names the file, line and key. Sizes are bytes or a number with K, M or G; durations are Go durations such as 30s, 2m or 24h. clamgate config check tests a file, clamgate config show prints the effective configuration.",
 				"Each key below is shown with its default (or an example, where it has none) and what it does.",
 			}, Subs: manual.Reference(config.Reference)},
+			{Heading: "Renamed", Paras: []string{"Each old name is still accepted until the next release; serve logs, and clamgate config check prints, a warning naming the new one."}, Items: renamedItems("")},
 			{Heading: "Examples", Examples: configExamples},
 			{Heading: "See also", Paras: []string{"clamgate(8), clamd.conf(5), amavisd-new(8), postconf(5), squid(8). Per client (amavis, postfix, squid): /usr/share/doc/clamgate/docs/."}},
 		},
@@ -128,9 +136,12 @@ func configPage() manual.Page {
 
 // synopsis is the usage text, one paragraph a form of a command, so that
 // --help and the page cannot differ.
-func synopsis() []string {
+func synopsis(ctx context.Context) []string {
 	var paras []string
-	for _, l := range strings.Split(usage[strings.Index(usage, "usage:")+len("usage:"):], "\n") {
+	usage := topUsage(ctx)
+	usage = usage[strings.Index(usage, "usage:")+len("usage:"):]
+	usage, _, _ = strings.Cut(usage, "\n\n")
+	for _, l := range strings.Split(usage, "\n") {
 		l = strings.TrimSpace(l)
 		switch {
 		case l == "":
@@ -198,4 +209,16 @@ func completion(ctx context.Context, w io.Writer) {
 	}
 	fmt.Fprintf(w, "\t\tesac\n\t\tif [[ \"$cur\" != -* ]]; then COMPREPLY=($(compgen -f -- \"$cur\")); return; fi\n\tfi\n")
 	fmt.Fprintf(w, "\tCOMPREPLY=($(compgen -W \"$words\" -- \"$cur\"))\n}\ncomplete -F _clamgate clamgate\n")
+}
+
+// renamedItems are the renames whose old name starts with a flag ("--")
+// or not (keys and values), one item each: old, then new and why.
+func renamedItems(flags string) []manual.Item {
+	var items []manual.Item
+	for _, r := range config.Renamed {
+		if isFlag := strings.Contains(r.Old, " --"); isFlag == (flags != "") {
+			items = append(items, manual.Item{Tag: r.Old, Text: "now " + r.New + ": " + r.Why + "."})
+		}
+	}
+	return items
 }

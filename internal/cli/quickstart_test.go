@@ -44,7 +44,7 @@ done
 echo "FIRST_VERDICT_MS $(( ($(date +%s%N) - start) / 1000000 ))"
 echo "CLAMDSCAN_EXIT $code"
 echo "CLAMDSCAN $(tr '\n' ' ' < /tmp/clamdscan.out)"
-code=0; bin/clamgate scan --gateway unix:/run/clamgate/clamd.sock /tmp/eicar.com > /tmp/scan.out 2>&1 || code=$?
+code=0; bin/clamgate scan --address unix:/run/clamgate/clamd.sock /tmp/eicar.com > /tmp/scan.out 2>&1 || code=$?
 echo "SCAN_EXIT $code"
 echo "SCAN $(tr '\n' ' ' < /tmp/scan.out)"
 echo "STATE $(stat -c '%U:%G %a' /run/clamgate/engine) RUN $(stat -c '%U:%G %a' /run/clamgate)"

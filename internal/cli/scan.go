@@ -8,15 +8,29 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
 	"clamgate/internal/clamd"
+	"clamgate/internal/deploy"
 	"clamgate/internal/scan"
 )
 
-// DefaultGateway is where `clamgate scan` looks for the gateway.
+// DefaultGateway is where `clamgate scan` looks for the gateway: the
+// quick start's socket, else the host-wide one deploy makes for clamdscan.
 const DefaultGateway = "unix:/run/clamgate/clamd.sock"
+
+// defaultAddress is the first of the candidates whose socket exists, else
+// the first.
+func defaultAddress(candidates ...string) string {
+	for _, c := range candidates {
+		if fi, err := os.Stat(strings.TrimPrefix(c, "unix:")); err == nil && fi.Mode()&os.ModeSocket != 0 {
+			return c
+		}
+	}
+	return candidates[0]
+}
 
 type scanner struct {
 	client *clamd.Client
@@ -29,14 +43,17 @@ type scanner struct {
 // scanCmd is a clamdscan-like client: it streams each file (or passes its
 // descriptor) to the gateway and prints clamdscan's line for it.
 func scanCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fset := flag.NewFlagSet("scan", flag.ContinueOnError)
-	fset.SetOutput(stderr)
-	gw := fset.String("gateway", DefaultGateway, "gateway address: unix:/path or tcp:host:port")
+	fset := newFlags("scan", "PATH...|-")
+	gw := fset.String("address", DefaultGateway, "the gateway's (or a clamd's) `ADDR`: unix:/path or tcp:host:port (default: the first that exists of "+DefaultGateway+" and deploy's unix:"+deploy.LocalSocket+")")
+	renamedFlag(fset, "gateway", "address", stderr)
 	fdpass := fset.Bool("fdpass", false, "pass each file's descriptor (unix sockets) instead of streaming it")
 	quiet := fset.Bool("quiet", false, "print only infected files and errors")
 	timeout := fset.Duration("timeout", 5*time.Minute, "per-file timeout")
-	if err := fset.Parse(args); err != nil {
-		return exitError
+	if code, ok := parseFlags(fset, args, stdout, stderr); !ok {
+		return code
+	}
+	if !slices.ContainsFunc([]string{"address", "gateway"}, func(n string) bool { return visited(fset, n) }) {
+		*gw = defaultAddress(DefaultGateway, "unix:"+deploy.LocalSocket)
 	}
 	if fset.NArg() == 0 {
 		fmt.Fprintln(stderr, "clamgate scan: name at least one PATH, or - for standard input")
@@ -125,4 +142,11 @@ func (s *scanner) report(path, object, reply string, err error) {
 		fmt.Fprintln(s.out, line)
 		s.worst = exitError
 	}
+}
+
+// visited reports whether the flag name was given.
+func visited(fs *flag.FlagSet, name string) bool {
+	seen := false
+	fs.Visit(func(f *flag.Flag) { seen = seen || f.Name == name })
+	return seen
 }

@@ -5,6 +5,7 @@ package config
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"os"
@@ -76,6 +77,10 @@ type Config struct {
 	// line to fix as the parser's own errors do.
 	file  string
 	lines map[string]int
+
+	// Warnings name the renamed keys the file still uses, with their new
+	// names (Renamed), in the file's order.
+	Warnings []*Error
 }
 
 // ErrorAt is a configuration error found after loading, at key.
@@ -121,33 +126,33 @@ type file struct {
 	Server   serverSection            `toml:"server"`
 	Listener []listenerSection        `toml:"listener"`
 	Policy   map[string]policySection `toml:"policy"`
-	Database databaseSection          `toml:"database"`
+	Database databaseSection          `toml:"database,omitempty"`
 	ICAP     icapSection              `toml:"icap"`
 	Milter   milterSection            `toml:"milter"`
 }
 
 type backendSection struct {
 	Address         any      `toml:"address"` // a string or a list
-	Fallback        string   `toml:"fallback"`
+	Fallback        string   `toml:"fallback,omitempty"`
 	HealthInterval  Duration `toml:"health_interval"`
 	MaxJobs         int      `toml:"max_jobs"`
 	BulkCap         int      `toml:"bulk_cap"`
 	BulkSize        Size     `toml:"bulk_size"`
-	Cgroup          string   `toml:"cgroup"`
+	Cgroup          string   `toml:"cgroup,omitempty"`
 	SpoolDir        string   `toml:"spool_dir"`
 	Reserve         *int     `toml:"reserve"`
 	Timeout         Duration `toml:"timeout"`
-	StreamMaxLength Size     `toml:"stream_max_length"`
+	StreamMaxLength Size     `toml:"stream_max_length,omitempty"`
 }
 
 type engineSection struct {
 	Clamd           string `toml:"clamd"`
 	StateDir        string `toml:"state_dir"`
-	Database        string `toml:"database"`
-	MaxThreads      int    `toml:"max_threads"`
-	StreamMaxLength Size   `toml:"stream_max_length"`
-	User            string `toml:"user"`
-	Unit            string `toml:"unit"`
+	Database        string `toml:"database,omitempty"`
+	MaxThreads      int    `toml:"max_threads,omitempty"`
+	StreamMaxLength Size   `toml:"stream_max_length,omitempty"`
+	User            string `toml:"user,omitempty"`
+	Unit            string `toml:"unit,omitempty"`
 }
 
 type serverSection struct {
@@ -158,7 +163,7 @@ type serverSection struct {
 	LogLevel             string   `toml:"log_level"`
 	LogFormat            string   `toml:"log_format"`
 	Audit                *bool    `toml:"audit"`
-	HTTP                 string   `toml:"http"`
+	HTTP                 string   `toml:"http,omitempty"`
 	HTTPAllowNonLoopback bool     `toml:"http_allow_non_loopback"`
 	HTTPMaxConnections   int      `toml:"http_max_connections"`
 	SpoolBudget          Size     `toml:"spool_budget"`
@@ -169,8 +174,8 @@ type listenerSection struct {
 	Policy           string `toml:"policy"`
 	Protocol         string `toml:"protocol"`
 	Mode             Mode   `toml:"mode"`
-	Owner            string `toml:"owner"`
-	Group            string `toml:"group"`
+	Owner            string `toml:"owner,omitempty"`
+	Group            string `toml:"group,omitempty"`
 	AllowNonLoopback bool   `toml:"allow_non_loopback"`
 	MaxConnections   int    `toml:"max_connections"`
 	MaxPerUID        int    `toml:"max_connections_per_uid"`
@@ -179,16 +184,17 @@ type listenerSection struct {
 type policySection struct {
 	Admin         bool     `toml:"admin"`
 	Commands      []string `toml:"commands"`
-	Roots         []string `toml:"roots"`
-	MaxStream     Size     `toml:"max_stream"`
-	MaxConcurrent int      `toml:"max_concurrent"`
+	Roots         []string `toml:"roots,omitempty"`
+	MaxObject     Size     `toml:"max_object"`
+	MaxStream     Size     `toml:"max_stream,omitempty"` // renamed max_object
+	MaxConcurrent int      `toml:"max_concurrent,omitempty"`
 	MaxWait       Duration `toml:"max_wait"`
 	MaxQueue      int      `toml:"max_queue"`
-	MaxQueueBytes Size     `toml:"max_queue_bytes"`
+	MaxQueueBytes Size     `toml:"max_queue_bytes,omitempty"`
 	Weight        int      `toml:"weight"`
 	OnLimits      string   `toml:"on_limits"`
-	Users         []string `toml:"users"`
-	Groups        []string `toml:"groups"`
+	Users         []string `toml:"users,omitempty"`
+	Groups        []string `toml:"groups,omitempty"`
 
 	AllowWritableRootAncestors bool `toml:"allow_writable_root_ancestors"`
 	MaxWalkDepth               int  `toml:"max_walk_depth"`
@@ -257,7 +263,7 @@ func Parse(name string, src []byte) (*Config, error) {
 	}
 	v := validator{file: name, lines: lines}
 	cfg := v.build(&f)
-	cfg.file, cfg.lines = name, lines
+	cfg.file, cfg.lines, cfg.Warnings = name, lines, v.warns
 	return cfg, v.result()
 }
 
@@ -295,6 +301,7 @@ type validator struct {
 	file  string
 	lines map[string]int
 	errs  []error
+	warns []*Error // renamed keys, still accepted (renames.go)
 }
 
 // result joins the errors in the order of the file's lines.
@@ -332,16 +339,23 @@ func (v *validator) build(f *file) *Config {
 	v.checkBackend(cfg, f)
 	cfg.Database = v.database(f.Database, cfg.Engine)
 	v.jobs(cfg, f.Backend)
+	if cfg.Engine != nil && f.Engine.MaxThreads == 0 {
+		cfg.Engine.MaxThreads = cfg.MaxJobs // one key: backend.max_jobs
+	}
 	cfg.StreamMaxLength = int64(f.Backend.StreamMaxLength)
+	policyDefault := cmp.Or(cfg.StreamMaxLength, DefaultStreamMax)
 	if cfg.Engine != nil {
+		// The managed clamd takes the largest object a policy allows.
+		cfg.Engine.StreamMaxLength = cmp.Or(cfg.Engine.StreamMaxLength, largestObject(f.Policy))
 		cfg.StreamMaxLength = cfg.Engine.StreamMaxLength
+		policyDefault = min(DefaultStreamMax, cfg.StreamMaxLength)
 	}
 	if cfg.StreamMaxLength == 0 {
 		cfg.StreamMaxLength = DefaultStreamMax
 	}
 	v.requestTimeouts(cfg, f.Server)
 	for name, ps := range f.Policy {
-		cfg.Policies[name] = v.policy(name, ps, cfg.StreamMaxLength)
+		cfg.Policies[name] = v.policy(name, ps, cfg.StreamMaxLength, policyDefault)
 	}
 	if len(f.Listener) == 0 {
 		v.fail("listener", "at least one [[listener]] is required")
@@ -438,12 +452,14 @@ func (v *validator) engine(es *engineSection) *Engine {
 	v.engineUnit(e)
 	if e.MaxThreads == 0 {
 		e.MaxThreads = 10
+	} else {
+		v.renamed("engine.max_threads", "engine.max_threads", "backend.max_jobs")
 	}
 	if e.MaxThreads < 1 || e.MaxThreads > 256 {
 		v.fail("engine.max_threads", "%d is outside 1..256", e.MaxThreads)
 	}
-	if e.StreamMaxLength == 0 {
-		e.StreamMaxLength = 100 << 20
+	if e.StreamMaxLength != 0 {
+		v.renamed("engine.stream_max_length", "engine.stream_max_length", "max_object in the policies (the managed clamd takes the largest)")
 	}
 	if !filepath.IsAbs(e.StateDir) {
 		v.fail("engine.state_dir", "%q is not an absolute path", e.StateDir)
@@ -476,10 +492,10 @@ func (v *validator) walkLimits(key string, ps policySection, p *policy.Policy) {
 	}
 }
 
-func (v *validator) policy(name string, ps policySection, backendMax int64) *policy.Policy {
+func (v *validator) policy(name string, ps policySection, backendMax, def int64) *policy.Policy {
 	key := "policy." + name
 	p := &policy.Policy{
-		Name: name, Admin: ps.Admin, MaxStream: int64(ps.MaxStream), MaxConcurrent: ps.MaxConcurrent, MaxWait: time.Duration(ps.MaxWait),
+		Name: name, Admin: ps.Admin, MaxStream: int64(cmp.Or(ps.MaxObject, ps.MaxStream)), MaxConcurrent: ps.MaxConcurrent, MaxWait: time.Duration(ps.MaxWait),
 		MaxQueue: ps.MaxQueue, MaxQueueBytes: int64(ps.MaxQueueBytes), Weight: ps.Weight,
 		Commands: ps.Commands, OnLimits: or(ps.OnLimits, "block"),
 	}
@@ -503,11 +519,14 @@ func (v *validator) policy(name string, ps policySection, backendMax int64) *pol
 		p.Roots = append(p.Roots, filepath.Clean(r))
 	}
 	v.walkLimits(key, ps, p)
+	if ps.MaxStream != 0 {
+		v.renamed(key+".max_stream", "policy.NAME.max_stream", key+".max_object")
+	}
 	switch {
 	case p.MaxStream == 0:
-		p.MaxStream = backendMax
+		p.MaxStream = def
 	case p.MaxStream > backendMax:
-		v.fail(key+".max_stream", "%d bytes is more than clamd accepts (stream_max_length %d)", p.MaxStream, backendMax)
+		v.fail(limitKey(key, ps), "%d bytes is more than clamd accepts (stream_max_length %d)", p.MaxStream, backendMax)
 	}
 	if p.MaxConcurrent < 0 {
 		v.fail(key+".max_concurrent", "must not be negative")

@@ -17,7 +17,7 @@ type Database struct {
 }
 
 type databaseSection struct {
-	Dir    string   `toml:"dir"`
+	Dir    string   `toml:"dir,omitempty"`
 	Watch  *bool    `toml:"watch"`
 	Reload string   `toml:"reload"`
 	Settle Duration `toml:"settle"`

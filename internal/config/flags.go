@@ -71,10 +71,10 @@ func FromFlags(fl Flags) (*Config, error) {
 	if fl.MaxStream != "" {
 		n, err := ParseSize(fl.MaxStream)
 		if err != nil {
-			bad("max-stream", "%v", err)
+			bad("max-object", "%v", err)
 		}
 		ps := f.Policy[FlagsPolicy]
-		ps.MaxStream = Size(n)
+		ps.MaxObject = Size(n)
 		f.Policy[FlagsPolicy] = ps
 	}
 	if len(fl.Listen)+len(fl.ICAP)+len(fl.Milter) == 0 {

@@ -19,7 +19,7 @@ const (
 type ICAP struct {
 	Service          string        // path of the service URL: icap://host:port/SERVICE
 	Preview          int           // bytes of preview asked of clients in OPTIONS; 0 = no preview
-	MaxObject        int64         // largest body scanned; 0 = the listener policy's max_stream
+	MaxObject        int64         // largest body scanned; 0 = the listener policy's max_object (deprecated key)
 	OverLimit        string        // "block" or "pass" for bodies over MaxObject
 	OnFailure        string        // "error" (ICAP 500), "block" (403 page) or "pass"
 	OptionsTTL       time.Duration // how long clients may cache OPTIONS
@@ -33,26 +33,26 @@ type ICAP struct {
 
 // Milter configures the mail filter postfix or sendmail talks to.
 type Milter struct {
-	OnInfected    string // reject, discard, quarantine, accept
-	OnFailure     string // tempfail, reject, discard, quarantine, accept
+	OnInfected    string // reject, discard, quarantine, pass
+	OnFailure     string // tempfail, reject, discard, quarantine, pass
 	RejectMessage string // SMTP text; %v is the threat name
 	AddHeader     bool   // X-Virus-Scanned and X-Virus-Status
-	MaxSize       int64  // largest message scanned; 0 = the listener policy's max_stream
-	OverLimit     string // accept, tempfail, reject
+	MaxSize       int64  // largest message scanned; 0 = the listener policy's max_object (deprecated key)
+	OverLimit     string // pass, tempfail, reject
 }
 
 type icapSection struct {
 	Service          string   `toml:"service"`
 	Preview          *int     `toml:"preview"`
-	MaxObject        Size     `toml:"max_object"`
+	MaxObject        Size     `toml:"max_object,omitempty"`
 	OverLimit        string   `toml:"over_limit"`
 	OnFailure        string   `toml:"on_failure"`
 	OptionsTTL       Duration `toml:"options_ttl"`
 	MaxConnections   int      `toml:"max_connections"`
 	RequestTimeout   Duration `toml:"request_timeout"`
 	TransferPreview  *string  `toml:"transfer_preview"`
-	TransferIgnore   string   `toml:"transfer_ignore"`
-	TransferComplete string   `toml:"transfer_complete"`
+	TransferIgnore   string   `toml:"transfer_ignore,omitempty"`
+	TransferComplete string   `toml:"transfer_complete,omitempty"`
 	SpoolDir         string   `toml:"spool_dir"`
 }
 
@@ -61,7 +61,7 @@ type milterSection struct {
 	OnFailure     string `toml:"on_failure"`
 	RejectMessage string `toml:"reject_message"`
 	AddHeader     bool   `toml:"add_header"`
-	MaxSize       Size   `toml:"max_size"`
+	MaxSize       Size   `toml:"max_size,omitempty"`
 	OverLimit     string `toml:"over_limit"`
 }
 
@@ -112,6 +112,9 @@ func (v *validator) icap(s icapSection) ICAP {
 	if c.Preview < 0 || c.Preview > 1<<20 {
 		v.fail("icap.preview", "%d is outside 0..1048576", c.Preview)
 	}
+	if c.MaxObject != 0 {
+		v.renamed("icap.max_object", "icap.max_object", "max_object in the ICAP listener's policy")
+	}
 	v.oneOf("icap.over_limit", c.OverLimit, "block", "pass")
 	v.oneOf("icap.on_failure", c.OnFailure, "error", "block", "pass")
 	if c.MaxConnections < 0 {
@@ -129,9 +132,15 @@ func (v *validator) milter(s milterSection) Milter {
 		MaxSize:       int64(s.MaxSize),
 		OverLimit:     or(s.OverLimit, "reject"),
 	}
-	v.oneOf("milter.on_infected", c.OnInfected, "reject", "discard", "quarantine", "accept")
-	v.oneOf("milter.on_failure", c.OnFailure, "tempfail", "reject", "discard", "quarantine", "accept")
-	v.oneOf("milter.over_limit", c.OverLimit, "accept", "tempfail", "reject")
+	v.passValue("milter.on_infected", &c.OnInfected)
+	v.passValue("milter.on_failure", &c.OnFailure)
+	v.passValue("milter.over_limit", &c.OverLimit)
+	if c.MaxSize != 0 {
+		v.renamed("milter.max_size", "milter.max_size", "max_object in the milter listener's policy")
+	}
+	v.oneOf("milter.on_infected", c.OnInfected, "reject", "discard", "quarantine", "pass")
+	v.oneOf("milter.on_failure", c.OnFailure, "tempfail", "reject", "discard", "quarantine", "pass")
+	v.oneOf("milter.over_limit", c.OverLimit, "pass", "tempfail", "reject")
 	return c
 }
 
@@ -142,7 +151,7 @@ func (v *validator) oneOf(key, val string, allowed ...string) {
 }
 
 // checkFrontLimits refuses a size limit a listener's policy could never
-// honour: the scan would fail on the policy's max_stream instead.
+// honour: the scan would fail on the policy's max_object instead.
 func (v *validator) checkFrontLimits(cfg *Config) {
 	for _, l := range cfg.Listeners {
 		p := cfg.Policies[l.Policy]
@@ -150,10 +159,10 @@ func (v *validator) checkFrontLimits(cfg *Config) {
 			continue
 		}
 		if l.Protocol == ProtoICAP && cfg.ICAP.MaxObject > p.MaxStream {
-			v.fail("icap.max_object", "%d bytes is more than policy %q scans (max_stream %d)", cfg.ICAP.MaxObject, p.Name, p.MaxStream)
+			v.fail("icap.max_object", "%d bytes is more than policy %q scans (max_object %d)", cfg.ICAP.MaxObject, p.Name, p.MaxStream)
 		}
 		if l.Protocol == ProtoMilter && cfg.Milter.MaxSize > p.MaxStream {
-			v.fail("milter.max_size", "%d bytes is more than policy %q scans (max_stream %d)", cfg.Milter.MaxSize, p.Name, p.MaxStream)
+			v.fail("milter.max_size", "%d bytes is more than policy %q scans (max_object %d)", cfg.Milter.MaxSize, p.Name, p.MaxStream)
 		}
 	}
 }

@@ -53,7 +53,8 @@ func KeepRestartOnly(running, next *Config) []string {
 	for _, p := range next.Policies {
 		// Policies were checked against the file's stream_max_length; clamd
 		// still enforces the running one.
-		if p.MaxStream == fileStream || p.MaxStream > running.StreamMaxLength {
+		// (A managed clamd's limit follows the policies: only cap them.)
+		if (next.Engine == nil && p.MaxStream == fileStream) || p.MaxStream > running.StreamMaxLength {
 			p.MaxStream = running.StreamMaxLength
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"fmt"
 	"maps"
+	"os"
 	"os/user"
 	"slices"
 	"strconv"
@@ -17,9 +18,13 @@ import (
 )
 
 // Show renders the effective configuration in the file's own shape, with
-// every default filled in, so that `clamgate config show` answers "what will
-// the gateway actually do" and its output is itself a valid file that loads
-// to the same configuration (TestShowRoundTrip holds it to that).
+// every default filled in and nothing that is not a value: a key whose
+// value is "none" or "derived from another key" (an unset fallback, the
+// fronts' limits that follow their policy's max_stream, the managed
+// engine's database and user, which the engine chooses at start) is left
+// out rather than shown as an empty string or a zero, so that `clamgate
+// config show` answers "what will the gateway actually do" and its output
+// is itself a valid file that loads to the same configuration (TestShowRoundTrip holds it to that).
 func (c *Config) Show() ([]byte, error) {
 	var buf bytes.Buffer
 	enc := toml.NewEncoder(&buf)
@@ -56,7 +61,7 @@ func (c *Config) backendSection() backendSection {
 		MaxJobs:         c.MaxJobs,
 		BulkCap:         c.BulkCap,
 		Cgroup:          c.EngineCgroup,
-		SpoolDir:        c.SpoolDir,
+		SpoolDir:        cmp.Or(c.SpoolDir, os.TempDir()),
 		Reserve:         &c.Reserve,
 		Timeout:         Duration(c.BackendTimeout),
 		StreamMaxLength: Size(c.StreamMaxLength),
@@ -75,8 +80,9 @@ func (c *Config) engineSection() *engineSection {
 	if e == nil {
 		return nil
 	}
-	return &engineSection{Clamd: e.Clamd, StateDir: e.StateDir, Database: e.Database, MaxThreads: e.MaxThreads,
-		StreamMaxLength: Size(e.StreamMaxLength), User: e.User, Unit: e.Unit}
+	// max_threads and stream_max_length follow backend.max_jobs and the
+	// policies' max_object: shown there.
+	return &engineSection{Clamd: e.Clamd, StateDir: e.StateDir, Database: e.Database, User: e.User, Unit: e.Unit}
 }
 
 func (c *Config) serverSection() serverSection {
@@ -96,7 +102,7 @@ func (c *Config) icapSection() icapSection {
 	return icapSection{Service: i.Service, Preview: &i.Preview, MaxObject: Size(i.MaxObject), OverLimit: i.OverLimit,
 		OnFailure: i.OnFailure, OptionsTTL: Duration(i.OptionsTTL), MaxConnections: i.MaxConnections,
 		TransferPreview: &i.TransferPreview, TransferIgnore: i.TransferIgnore, TransferComplete: i.TransferComplete,
-		SpoolDir: i.SpoolDir, RequestTimeout: Duration(i.RequestTimeout)}
+		SpoolDir: cmp.Or(i.SpoolDir, os.TempDir()), RequestTimeout: Duration(i.RequestTimeout)}
 }
 
 func (c *Config) milterSection() milterSection {
@@ -118,7 +124,7 @@ func listenerSectionOf(l Listener) listenerSection {
 }
 
 func policySectionOf(p *policy.Policy) policySection {
-	s := policySection{Admin: p.Admin, Commands: p.Commands, Roots: p.Roots, MaxStream: Size(p.MaxStream),
+	s := policySection{Admin: p.Admin, Commands: p.Commands, Roots: p.Roots, MaxObject: Size(p.MaxStream),
 		MaxConcurrent: p.MaxConcurrent, MaxWait: Duration(cmp.Or(p.MaxWait, scan.DefaultMaxWait)),
 		MaxQueue: cmp.Or(p.MaxQueue, scan.DefaultMaxQueue), Weight: cmp.Or(p.Weight, 1),
 		MaxQueueBytes: Size(p.MaxQueueBytes), AllowWritableRootAncestors: p.AllowWritableRootAncestors,

@@ -102,10 +102,69 @@ service = "avscan"
 on_failure = "error"   # squid's bypass=0: a download that cannot be scanned is refused
 `)
 	}
-	if !c.Amavis && !c.Postfix && !c.Squid {
-		b.WriteString("\n# No client detected: one socket for root's clamdscan.\n[[listener]]\naddress = \"unix:/run/clamgate/clamd.sock\"\npolicy = \"local\"\nmode = \"0600\"\n\n[policy.local]\nusers = [\"root\"]\n")
-	}
+	b.WriteString(localListener(h))
 	return b.String()
+}
+
+// LocalSockDir holds the host-wide socket: the one clamdscan and other
+// ad-hoc clients reach through clamd.conf's LocalSocket (ClamdConfEdit).
+const LocalSockDir = "/run/clamgate/local"
+
+// LocalSocket is that socket.
+const LocalSocket = LocalSockDir + "/clamd.sock"
+
+// localListener serves root and the clamav group, as Debian's clamd.ctl
+// did (minus everyone else: Debian's is mode 666). Path scans may name any
+// file, since that is what clamdscan sends by default; the gateway opens
+// it as its own user, so, as with clamd running as clamav, a file it
+// cannot read needs --fdpass or --stream. No SHUTDOWN or RELOAD.
+func localListener(h *Host) string {
+	groups := ""
+	if h.ClamdUser != "" {
+		groups = fmt.Sprintf("groups = [%q]\n", h.ClamdUser)
+	}
+	return fmt.Sprintf(`
+# clamdscan and ad-hoc scans: root and the clamav group, through clamd.conf's LocalSocket.
+[[listener]]
+address = "unix:%s"
+protocol = "clamd"
+policy = "local"
+mode = "0660"
+
+[policy.local]
+users = ["root"]
+%sroots = ["/"]
+commands = ["PING", "VERSION", "VERSIONCOMMANDS", "STATS", "SCAN", "CONTSCAN", "MULTISCAN", "ALLMATCHSCAN", "INSTREAM", "FILDES"]
+max_concurrent = 2
+`, LocalSocket, groups)
+}
+
+// clamdscanConfs are the clamd.conf files clamdscan reads by default
+// (Debian, RHEL).
+var clamdscanConfs = []string{"/etc/clamav/clamd.conf", "/etc/clamd.d/scan.conf"}
+
+const localMark = "# clamgate deploy: "
+
+// ClamdConfEdit points clamd.conf's LocalSocket, which clamdscan reads to
+// find clamd, at the gateway's host-wide socket: the old line is kept as
+// a comment, and a second apply changes nothing. clamd itself no longer
+// reads this file (its units are masked); rollback restores it.
+func ClamdConfEdit(conf string) string {
+	lines := strings.Split(conf, "\n")
+	for i, l := range lines {
+		if f := strings.Fields(l); len(f) > 0 && f[0] == "LocalSocket" {
+			lines[i] = localMark + "was: " + l
+		}
+	}
+	out := strings.Join(lines, "\n")
+	if conf != "" && !strings.HasSuffix(out, "\n") {
+		out += "\n"
+	}
+	ours := localMark + "clamdscan scans through the gateway\nLocalSocket " + LocalSocket + "\n"
+	if strings.Contains(conf, ours) {
+		return conf
+	}
+	return out + ours
 }
 
 // AmavisScanner is the scanner entry pointing amavis at its clamgate socket.
@@ -153,11 +212,15 @@ func AmavisEdit(conf string) string {
 const SquidSnippet = "/etc/squid/conf.d/clamgate.conf"
 
 // SquidFile is the ICAP configuration; bypass=0 fails closed like the gateway.
+// It sets no preview: squid previews only when the service's OPTIONS asks
+// (Preview: N), and clamgate asks only when [icap] preview is set, so the
+// service alone decides. REQMOD scans what users send (uploads, form
+// posts), RESPMOD what they fetch.
 func SquidFile() string {
 	return header + `icap_enable on
-icap_preview_enable on
-icap_preview_size 1024
+# No icap_preview_*: clamgate's OPTIONS says whether to preview ([icap] preview, 0 = no preview).
 icap_service_failure_limit -1
+# REQMOD: request bodies users send (uploads, form posts); RESPMOD: what they download.
 icap_service clamgate_req reqmod_precache icap://127.0.0.1:1344/avscan bypass=0
 icap_service clamgate_resp respmod_precache icap://127.0.0.1:1344/avscan bypass=0
 adaptation_access clamgate_req allow all

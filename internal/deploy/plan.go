@@ -66,6 +66,8 @@ func Build(opts Options) (*Plan, error) {
 	p := &Plan{Host: h, Engine: NewEngine(img, h)}
 	if kind == KindUnit {
 		p.Engine = NewUnitEngine(h)
+	} else if used := h.idRangeUsers(); len(used) > 0 {
+		return nil, fmt.Errorf("--engine container maps the container's ids to host ids %d-%d, which this host already uses (%s): free them, or use --engine unit", EngineIDBase, EngineIDBase+engineIDCount-1, strings.Join(used, ", "))
 	}
 	want, err := p.desired(opts)
 	if err != nil {
@@ -169,6 +171,11 @@ func (p *Plan) clientChanges() []Change {
 	if h.PostfixCF != "" {
 		c = append(c, file(h.PostfixCF, PostfixEdit(string(h.read(h.PostfixCF)), h.PostfixChroot), "postfix milter"))
 	}
+	for _, conf := range clamdscanConfs {
+		if h.existing(conf) != "" {
+			c = append(c, file(conf, ClamdConfEdit(string(h.read(conf))), "clamdscan: LocalSocket at the gateway's host-wide socket"))
+		}
+	}
 	return c
 }
 
@@ -205,6 +212,10 @@ func (p *Plan) notes(opts Options) {
 	add("database: %s, %d bytes on disk -> MemoryHigh=%dM MemoryMax=%dM", h.DBDir, h.DBBytes, e.Mem.HighMiB, e.Mem.MaxMiB)
 	p.unitNotes(add)
 	for _, conf := range h.ClamdConf {
+		if slices.Contains(clamdscanConfs, conf) {
+			add("edited: %s, LocalSocket now %s, for clamdscan (rollback restores it)", conf, LocalSocket)
+			continue
+		}
 		add("left in place: %s (the masked daemons' configuration; rollback needs it)", conf)
 	}
 	p.packageNotes(add)
@@ -239,10 +250,11 @@ func (p *Plan) engineNotes(opts Options, add func(string, ...any)) {
 		}
 		return
 	}
-	how := "upstream image: its entrypoint starts as root, so chown dac_override fowner setgid setuid are added back; clamd itself runs as uid 100"
+	how := fmt.Sprintf("upstream image: its entrypoint starts as root, so chown dac_override fowner setgid setuid are added back; clamd itself runs as the image's uid 100, host uid %d", e.HostUID())
 	if !e.Image.Upstream {
-		how = fmt.Sprintf("local image: clamd runs as %d:%d with no capability and a read-only root", e.UID, e.GID)
+		how = fmt.Sprintf("local image: clamd runs as the image's %d:%d, host %d:%d, with no capability and a read-only root", e.UID, e.GID, e.HostUID(), e.HostGID())
 	}
+	how += fmt.Sprintf("; a user namespace maps the container's ids to host ids %d-%d, which no host account uses", EngineIDBase, EngineIDBase+engineIDCount-1)
 	chosen := "given"
 	if opts.Image == "" {
 		chosen = "default, the upstream image pinned by digest; without registry access build one with deploy/image/build.sh and pass --image"

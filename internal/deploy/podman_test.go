@@ -128,9 +128,9 @@ func engineDirs(t *testing.T, dir string, e Engine) map[string]string {
 	for _, d := range []string{p[EngineDir], p[EngineTmp], p["/var/lib/clamav"]} {
 		must(t, os.MkdirAll(d, 0o755))
 	}
-	must(t, os.Chown(p[EngineDir], e.UID, 0))
+	must(t, os.Chown(p[EngineDir], e.HostUID(), 0))
 	must(t, os.Chmod(p[EngineDir], 0o2770))
-	must(t, os.Chown(p[EngineTmp], e.UID, e.GID))
+	must(t, os.Chown(p[EngineTmp], e.HostUID(), e.HostGID()))
 	must(t, os.Chmod(dir, 0o755))
 	must(t, os.WriteFile(p[ClamdConf], []byte(e.ClamdConfFile()), 0o644))
 	for _, f := range []string{"clamgate-test.hdb", "clamgate-test.ndb"} {
@@ -170,6 +170,11 @@ func checkProcess(t *testing.T, name string) {
 	}
 	if uid := strings.Fields(fields["Uid"]); len(uid) == 0 || uid[0] == "0" || uid[1] == "0" {
 		t.Errorf("clamd runs as uid %q", fields["Uid"])
+	}
+	if uid := strings.Fields(fields["Uid"]); len(uid) > 0 {
+		if u, err := user.LookupId(uid[0]); err == nil {
+			t.Errorf("clamd runs as uid %s, the host's %s: the user namespace mapping is missing", uid[0], u.Username)
+		}
 	}
 	if fields["CapEff"] != "0000000000000000" || fields["CapPrm"] != "0000000000000000" {
 		t.Errorf("CapEff %s CapPrm %s", fields["CapEff"], fields["CapPrm"])

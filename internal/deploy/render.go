@@ -87,6 +87,7 @@ func (e Engine) PodmanArgs(cidfile string) []string {
 	}
 	// runc and explicit ulimits: crun and the default rlimits fail on some cgroup layouts (podman 4.3, Debian 12).
 	a = append(a, "--runtime=runc", "--ulimit=nofile=1024:1024", "--ulimit=nproc=1024:1024")
+	a = append(a, "--uidmap="+idMap(), "--gidmap="+idMap())
 	a = append(a, "--cap-drop=all", "--security-opt=no-new-privileges", "--network=none", fmt.Sprintf("--memory=%dm", e.Mem.MaxMiB))
 	if e.Image.Upstream {
 		a = append(a, "--cap-add=chown,dac_override,fowner,setgid,setuid", "--env=CLAMAV_NO_FRESHCLAMD=true", "--env=CLAMAV_NO_MILTERD=true")
@@ -176,6 +177,7 @@ ContainerName=` + containerName + "\nImage=" + e.Image.Ref + "\n")
 	if c := e.command(); c != nil {
 		b.WriteString("Exec=" + strings.Join(c, " ") + "\n")
 	}
+	b.WriteString("UIDMap=" + idMap() + "\nGIDMap=" + idMap() + "\n")
 	b.WriteString("DropCapability=all\n")
 	if e.Image.Upstream {
 		b.WriteString("AddCapability=chown dac_override fowner setgid setuid\nEnvironment=CLAMAV_NO_FRESHCLAMD=true\nEnvironment=CLAMAV_NO_MILTERD=true\n")
@@ -266,6 +268,8 @@ ExecReload=/bin/kill -HUP $MAINPID
 # or more on a busy host.
 TimeoutStartSec=600
 Restart=on-failure
+# A configuration clamgate refuses exits 78 (EX_CONFIG): a restart cannot fix it.
+RestartPreventExitStatus=78
 User=clamgate
 Group=clamgate
 UMask=0077
@@ -304,9 +308,9 @@ func Tmpfiles(h *Host, e Engine) string {
 	var b strings.Builder
 	b.WriteString(header)
 	b.WriteString("d /run/clamgate 0755 clamgate clamgate -\n")
-	fmt.Fprintf(&b, "d %s 2750 %d clamgate -\n", EngineDir, e.UID)
+	fmt.Fprintf(&b, "d %s 2750 %d clamgate -\n", EngineDir, e.HostUID())
 	if e.Kind == KindContainer && !e.Image.Upstream {
-		fmt.Fprintf(&b, "d %s 0700 %d %d 1d\n", EngineTmp, e.UID, e.GID)
+		fmt.Fprintf(&b, "d %s 0700 %d %d 1d\n", EngineTmp, e.HostUID(), e.HostGID())
 	}
 	if h.Amavis != nil {
 		fmt.Fprintf(&b, "d %s 2750 clamgate amavis -\n", AmavisSockDir)
@@ -321,6 +325,11 @@ func Tmpfiles(h *Host, e Engine) string {
 	if h.PostfixCF != "" {
 		fmt.Fprintf(&b, "d %s 2750 clamgate postfix -\n", PostfixSockDir)
 	}
+	group := "root"
+	if h.ClamdUser != "" {
+		group = h.ClamdUser
+	}
+	fmt.Fprintf(&b, "d %s 2750 clamgate %s -\n", LocalSockDir, group)
 	return b.String()
 }
 

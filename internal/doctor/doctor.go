@@ -180,5 +180,6 @@ func checks() []check {
 		amavisGroupsCheck(),
 		exposureCheck(),
 		imageDigestCheck(),
+		engineIDsCheck(),
 	}
 }

@@ -267,7 +267,7 @@ func TestAttackTrickle(t *testing.T) {
 // data in flight (issue 13), over unix and TCP.
 func TestSizeLimitReplyReadable(t *testing.T) {
 	clamd := testenv.StartClamd(t, testenv.ClamdOptions{})
-	gwUnix, gwTCP := gatewayFor(t, clamd, `max_stream = "1K"`)
+	gwUnix, gwTCP := gatewayFor(t, clamd, `max_object = "1K"`)
 	body := append([]byte("zINSTREAM\x00\x00\x10\x00\x00"), bytes.Repeat([]byte("x"), 1<<20)...)
 	for _, ep := range []struct{ network, addr string }{{"unix", gwUnix}, {"tcp", gwTCP}} {
 		failures := 0

@@ -37,8 +37,9 @@ func TestManagedAutoReload(t *testing.T) {
 clamd = "/usr/sbin/clamd"
 state_dir = "%s/state"
 database = "%s"
-max_threads = 3
 user = "%s"
+[backend]
+max_jobs = 3
 [database]
 settle = "300ms"
 [server]

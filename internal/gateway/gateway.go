@@ -25,6 +25,7 @@ import (
 	"clamgate/internal/milter"
 	"clamgate/internal/policy"
 	"clamgate/internal/scan"
+	"clamgate/internal/startup"
 	"clamgate/internal/status"
 )
 
@@ -34,6 +35,10 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, with ...Opti
 	var o options
 	for _, opt := range with {
 		opt(&o)
+	}
+	// The checks `config check` runs: a refusal of one is a refusal of both.
+	if err := startup.Run(ctx, cfg); err != nil {
+		return err
 	}
 	roots := &rootKeeper{}
 	if err := roots.open(cfg, log); err != nil {

@@ -24,7 +24,7 @@ func TestPolicyRefusals(t *testing.T) {
 	must(t, os.MkdirAll(tr.path("links"), 0o755))
 	must(t, os.Symlink(outside+"/secret.com", tr.path("links/out")))
 	must(t, os.Symlink("../../../../../../../.."+outside+"/secret.com", tr.path("links/rel_out")))
-	gw, _ := gatewayFor(t, clamd, fmt.Sprintf("roots = [%q]\nmax_stream = \"1K\"", tr.Root))
+	gw, _ := gatewayFor(t, clamd, fmt.Sprintf("roots = [%q]\nmax_object = \"1K\"", tr.Root))
 
 	cases := []struct {
 		name, request, want string
@@ -99,7 +99,7 @@ func TestAdminPolicy(t *testing.T) {
 // is answered after the slow one.
 func TestMaxConcurrent(t *testing.T) {
 	c := testenv.StartClamd(t, testenv.ClamdOptions{SlowSignatures: slowSignatures, StreamMaxLength: "40M"})
-	gw, _ := gatewayFor(t, c, "max_concurrent = 1\nmax_stream = \"10M\"")
+	gw, _ := gatewayFor(t, c, "max_concurrent = 1\nmax_object = \"10M\"")
 	order := make(chan string, 2)
 	go func() {
 		exchange(t, "unix", gw, step{Data: instream("z", randomData(10<<20, 6))})

@@ -56,6 +56,12 @@ type squid struct {
 // ICAP service at icapAddr, with bypass off (a failed scan is an error).
 func startSquid(t *testing.T, icapAddr string) *squid {
 	t.Helper()
+	return startSquidWith(t, fmt.Sprintf("icap_enable on\nicap_service avscan respmod_precache icap://%s/avscan bypass=off\nadaptation_access avscan allow all\n", icapAddr))
+}
+
+// startSquidWith runs a private squid with icapConf as its ICAP settings.
+func startSquidWith(t *testing.T, icapConf string) *squid {
+	t.Helper()
 	bin, err := exec.LookPath("squid")
 	if err != nil {
 		bin = "/usr/sbin/squid"
@@ -78,12 +84,9 @@ pinger_enable off
 shutdown_lifetime 0 seconds
 http_access allow localhost
 http_access deny all
-icap_enable on
-icap_service avscan respmod_precache icap://%[3]s/avscan bypass=off
-adaptation_access avscan allow all
 logformat icapstatus %%icap::rm %%icap::Hs %%icap::ru
 icap_log stdio:%[2]s/icap.log icapstatus
-`, addr, dir, icapAddr)
+%[3]s`, addr, dir, icapConf)
 	confPath := filepath.Join(dir, "squid.conf")
 	os.WriteFile(confPath, []byte(conf), 0o644)
 	cmd := exec.Command(bin, "-N", "-f", confPath)

@@ -41,7 +41,7 @@ func TestMiltertest(t *testing.T) {
 			{content: "eicar", expect: "quarantine"},
 			{content: "clean", expect: "accept"},
 		}},
-		{"accept with headers", backend, "on_infected = \"accept\"\nadd_header = true", []msg{
+		{"accept with headers", backend, "on_infected = \"pass\"\nadd_header = true", []msg{
 			{content: "eicar", expect: "accept", status: "Infected (" + testenv.EicarThreat + ")"},
 			{content: "clean", expect: "accept", status: "Clean"},
 		}},
@@ -51,7 +51,7 @@ func TestMiltertest(t *testing.T) {
 		{"over limit rejected", backend, `max_size = "300"`, []msg{
 			{content: "eicar", expect: "reject", code: "552", text: "5.3.4 Message too big to be scanned for viruses"},
 		}},
-		{"over limit accepted", backend, "max_size = \"300\"\nover_limit = \"accept\"\nadd_header = true", []msg{
+		{"over limit accepted", backend, "max_size = \"300\"\nover_limit = \"pass\"\nadd_header = true", []msg{
 			{content: "eicar", expect: "accept", status: "Not scanned (message too big)"},
 		}},
 		{"over limit tempfail", backend, "max_size = \"300\"\nover_limit = \"tempfail\"", []msg{
@@ -67,7 +67,7 @@ func TestMiltertest(t *testing.T) {
 		{"clamd down, reject", down, `on_failure = "reject"`, []msg{
 			{content: "clean", expect: "reject", code: "550", text: "5.7.1 Message could not be scanned for viruses"},
 		}},
-		{"clamd down, accept", down, "on_failure = \"accept\"\nadd_header = true", []msg{
+		{"clamd down, accept", down, "on_failure = \"pass\"\nadd_header = true", []msg{
 			{content: "clean", expect: "accept", status: "Not scanned (scan failed)"},
 		}},
 	}

@@ -32,7 +32,7 @@ func (s *session) respond(m gomilter.Modifier, msg *message, o outcome) (*gomilt
 	case o.res.Verdict == scan.Infected:
 		kind, action = kindInfected, cfg.OnInfected
 	default:
-		kind, action = kindClean, "accept"
+		kind, action = kindClean, "pass"
 	}
 	resp := s.act(m, msg, action, kind, o.res.Threat)
 	s.logMessage(m, msg, o, kind, action)
@@ -61,7 +61,7 @@ func (s *session) logMessage(m gomilter.Modifier, msg *message, o outcome, kind,
 // temporary failure: the message must not pass as if it had been handled.
 func (s *session) act(m gomilter.Modifier, msg *message, action, kind, threat string) *gomilter.Response {
 	switch action {
-	case "accept":
+	case "pass":
 		s.addHeaders(m, msg, kind, threat)
 		return gomilter.RespAccept
 	case "quarantine":
