@@ -166,7 +166,7 @@ type serverSection struct {
 	HTTP                 string   `toml:"http,omitempty"`
 	HTTPAllowNonLoopback bool     `toml:"http_allow_non_loopback"`
 	HTTPMaxConnections   int      `toml:"http_max_connections"`
-	SpoolBudget          Size     `toml:"spool_budget"`
+	SpoolBudget          Size     `toml:"spool_budget,omitempty"` // 0: derived at start (half the spool file system's free space)
 }
 
 type listenerSection struct {
