@@ -47,6 +47,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, with ...Opti
 	if err != nil {
 		return err
 	}
+	pool.DownWait = cfg.BackendDownWait
 	if !pool.Unix() && pathScans(cfg) {
 		log.Warn("path scans will fail: they reach clamd as descriptors (FILDES), which needs a unix socket backend", "backend", pool.Primary().String())
 	}

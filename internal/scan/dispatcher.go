@@ -149,6 +149,12 @@ func (d *Dispatcher) Do(ctx context.Context, job Job) (Result, error) {
 		return Result{}, o.Err
 	}
 	defer d.leave()
+	ctx, stop, err := d.serving(ctx)
+	if err != nil {
+		o.Err, o.Wait = err, time.Since(start)
+		return Result{}, err
+	}
+	defer stop()
 	defer d.hangups.Remove(d.hangups.Add(ctx))
 	if job.Kind == Command { // PING, VERSION... never wait behind scans
 		reply, err := d.run(ctx, job)
@@ -324,13 +330,51 @@ func (d *Dispatcher) WaitIdle(ctx context.Context) error {
 	}
 }
 
-func (d *Dispatcher) run(ctx context.Context, job Job) (string, error) {
+// Outages is a backend that bounds how long jobs wait on engines that
+// stopped answering (clamd.Pool, backend.backend_down_wait).
+type Outages interface {
+	// Serving returns a context that ends, with the error the job must
+	// fail with as its cause, once no engine has answered for the bound;
+	// it fails at once when that has already happened and lasts.
+	Serving(ctx context.Context) (context.Context, error)
+}
+
+// serving has the job, queued or running, end when the backend's outage
+// does (a hung engine), and not with the job's own timeout only.
+func (d *Dispatcher) serving(ctx context.Context) (context.Context, func(), error) {
+	b, ok := d.backend.(Outages)
+	if !ok {
+		return ctx, func() {}, nil
+	}
+	serve, err := b.Serving(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	unhook := context.AfterFunc(serve, func() { cancel(context.Cause(serve)) })
+	return ctx, func() { unhook(); cancel(nil) }, nil
+}
+
+func (d *Dispatcher) run(ctx context.Context, job Job) (reply string, err error) {
 	switch job.Kind {
 	case Stream:
-		return d.backend.Instream(ctx, job.Data)
+		reply, err = d.backend.Instream(ctx, job.Data)
 	case File:
-		return d.backend.Fildes(ctx, job.File)
+		reply, err = d.backend.Fildes(ctx, job.File)
 	default:
-		return d.backend.Command(ctx, job.Command)
+		reply, err = d.backend.Command(ctx, job.Command)
 	}
+	return reply, why(ctx, err)
+}
+
+// why returns the reason ctx was ended with (an outage, the client gone)
+// rather than the bare "context canceled" the backend saw.
+func why(ctx context.Context, err error) error {
+	if err == nil || ctx.Err() == nil {
+		return err
+	}
+	if c := context.Cause(ctx); c != ctx.Err() {
+		return c
+	}
+	return err
 }
