@@ -9,6 +9,8 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"io"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -251,4 +253,96 @@ func later(a, b time.Time) time.Time {
 		return a
 	}
 	return b
+}
+
+// TestFaultSpoolFull: the spool's file system fills up (a small private
+// tmpfs, and a spool budget too large to protect it). Streams that do not
+// fit get ERROR, and never a verdict; those that fit, and the small ones
+// (held in memory), go on with their verdicts; once space is back, every
+// stream scans again, and the gateway never stopped.
+func TestFaultSpoolFull(t *testing.T) {
+	t.Parallel()
+	c := testenv.StartClamd(t, testenv.ClamdOptions{StreamMaxLength: "100M"})
+	spool := privateTmpfs(t, "8m")
+	local, _, _ := spoolGateway(t, c, spool, `spool_budget = "1G"`)
+	gw, err := clamd.New("unix:"+local, time.Minute)
+	must(t, err)
+
+	// 6 clients × 2 MiB at once into 8 MiB: some do not fit.
+	type reply struct {
+		size     int
+		infected bool
+		text     string
+	}
+	scan := func(size int, infected bool) reply {
+		body := make([]byte, size)
+		rand.Read(body)
+		if infected {
+			copy(body[size/2:], testenv.EICAR)
+		}
+		r, err := gw.Instream(context.Background(), strings.NewReader(string(body)))
+		if err != nil {
+			r = "error: " + err.Error()
+		}
+		return reply{size, infected, r}
+	}
+	const full = "stream: the gateway could not store the stream. ERROR"
+	check := func(what string, rs []reply) (ok, failed int) {
+		for _, r := range rs {
+			want := "stream: OK"
+			if r.infected {
+				want = eicarReply
+			}
+			switch r.text {
+			case want:
+				ok++
+			case full:
+				failed++
+				if r.size < 128<<10 {
+					t.Errorf("%s: a %d-byte stream (held in memory) failed on the full spool", what, r.size)
+				}
+			default:
+				t.Errorf("%s: %d bytes, infected=%v: %q", what, r.size, r.infected, r.text)
+			}
+		}
+		return ok, failed
+	}
+	round := func(large int) []reply {
+		var wg sync.WaitGroup
+		rs := make([]reply, 2*large)
+		for i := range rs {
+			size := 2 << 20
+			if i >= large {
+				size = 16 << 10 // small: memory, not the spool
+			}
+			wg.Go(func() { rs[i] = scan(size, i%2 == 1) })
+		}
+		wg.Wait()
+		return rs
+	}
+	var ok, failed int
+	for range 3 {
+		o, f := check("6 × 2 MiB into 8 MiB", round(6))
+		ok, failed = ok+o, failed+f
+	}
+	if failed == 0 || ok == 0 {
+		t.Errorf("6 × 2 MiB into 8 MiB, 3 rounds: %d verdicts, %d stores failed; want both", ok, failed)
+	}
+
+	// Full to the last block: every large stream fails, the small ones go on.
+	filler, err := os.CreateTemp(spool, "filler")
+	must(t, err)
+	_, _ = io.Copy(filler, io.LimitReader(zeros{}, 64<<20)) // until ENOSPC
+	fullOK, fullFailed := check("spool full", round(4))
+	filler.Close()
+	must(t, os.Remove(filler.Name()))
+	if fullFailed != 4 {
+		t.Errorf("with the spool full: %d large streams failed, want all 4", fullFailed)
+	}
+	afterOK, afterFailed := check("space back", round(2))
+	if afterFailed > 0 {
+		t.Errorf("once space was back: %d streams still failed", afterFailed)
+	}
+	t.Logf("6 × 2 MiB + 6 × 16 KiB at once into an 8 MiB spool, 3 rounds: %d verdicts, %d ERROR (could not store); spool full: %d verdicts (16 KiB), %d ERROR (2 MiB); space back: %d verdicts, %d ERROR",
+		ok, failed, fullOK, fullFailed, afterOK, afterFailed)
 }
