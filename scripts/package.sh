@@ -27,6 +27,7 @@ CGO_ENABLED=1 go build -trimpath -buildvcs=true -buildmode=pie \
 bin="$root/usr/bin/clamgate"
 
 install -D -m 0644 "$src/clamgate.service" "$root/lib/systemd/system/clamgate.service"
+install -D -m 0644 "$src/clamgate.socket" "$root/lib/systemd/system/clamgate.socket"
 install -D -m 0644 "$src/clamgate.sysusers" "$root/usr/lib/sysusers.d/clamgate.conf"
 install -D -m 0644 "$src/clamgate.tmpfiles" "$root/usr/lib/tmpfiles.d/clamgate.conf"
 install -D -m 0644 "$src/clamgate.toml" "$root/etc/clamgate/clamgate.toml"

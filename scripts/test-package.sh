@@ -31,7 +31,7 @@ fail() { echo "test-package: FAIL: $*" >&2; exit 1; }
 dpkg -i "$deb" >/dev/null
 /usr/bin/clamgate version | grep -qx "package:  $version" || fail "clamgate version does not name package $version"
 getent passwd clamgate >/dev/null || fail "postinst did not create the clamgate user"
-for f in /lib/systemd/system/clamgate.service /etc/clamgate/clamgate.toml /usr/share/man/man8/clamgate.8.gz \
+for f in /lib/systemd/system/clamgate.service /lib/systemd/system/clamgate.socket /etc/clamgate/clamgate.toml /usr/share/man/man8/clamgate.8.gz \
          /usr/share/man/man5/clamgate.toml.5.gz /usr/share/bash-completion/completions/clamgate \
          /usr/lib/sysusers.d/clamgate.conf /usr/lib/tmpfiles.d/clamgate.conf; do
   [[ -f $f ]] || fail "$f is not installed"
@@ -47,11 +47,12 @@ grep -q '^License: Apache-2.0' "$doc/copyright" || fail "$doc/copyright does not
   || fail "the packaged configuration does not load"
 # The unit as systemd reads it (systemd is not PID 1 here: --man=no only
 # skips resolving the man: Documentation links against the host's pages).
-systemd-analyze verify --man=no /lib/systemd/system/clamgate.service || fail "systemd-analyze verify clamgate.service"
+systemd-analyze verify --man=no /lib/systemd/system/clamgate.service /lib/systemd/system/clamgate.socket \
+  || fail "systemd-analyze verify clamgate.service clamgate.socket"
 echo "test-package: installed $deb, unit verified, configuration loads"
 
 dpkg --purge clamgate >/dev/null
-left=$(find /etc/clamgate /lib/systemd/system/clamgate.service /usr/bin/clamgate /usr/share/doc/clamgate \
+left=$(find /etc/clamgate /lib/systemd/system/clamgate.service /lib/systemd/system/clamgate.socket /usr/bin/clamgate /usr/share/doc/clamgate \
   /usr/lib/sysusers.d/clamgate.conf /usr/lib/tmpfiles.d/clamgate.conf /run/clamgate 2>/dev/null || true)
 [[ -z $left ]] || fail "left after purge: $left"
 remove_new_users
