@@ -78,11 +78,19 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, with ...Opti
 		closeAll(listeners)
 		return err
 	}
+	ready := func() {}
 	if eng != nil {
+		// The managed clamd is loading its database: jobs wait for it (up
+		// to their policy's max_wait) as during a frugal reload, instead
+		// of failing, so that the connections a restart left queued in
+		// systemd's socket (clamgate.socket) get verdicts.
+		ready = dispatcher.Hold()
 		bg.Go(func() { _ = eng.Run(engCtx) })
 	}
 	bg.Go(func() {
-		if waitBackend(ctx, log, pool) {
+		ok := waitBackend(ctx, log, pool)
+		ready()
+		if ok {
 			tel.serving(ctx, &bg)
 		}
 	})

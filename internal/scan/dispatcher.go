@@ -61,11 +61,12 @@ type Options struct {
 var ErrClientGone = hangup.ErrGone
 
 // HeldError is a job that waited longer than its client's max_wait for a
-// held engine: the client gets an error, never a verdict.
+// held engine (a managed clamd starting, a frugal reload): the client gets
+// an error, never a verdict.
 type HeldError struct{ Waited time.Duration }
 
 func (e *HeldError) Error() string {
-	return fmt.Sprintf("engine is reloading its database: gave up after %s", e.Waited)
+	return fmt.Sprintf("engine is starting or reloading its database: gave up after %s", e.Waited)
 }
 
 // BusyError is a job the gateway would not queue (the client's queue is
