@@ -12,10 +12,10 @@ import (
 // tries it fails at once, and the first one after its return succeeds.
 
 // Serving returns the context a job runs under: it ends, with an
-// *UnavailableError as its cause, once every backend has been taken out
-// for not answering for DownWait. While they are, Serving first waits up
-// to DownWait (from the job's arrival) for one to answer again, having
-// the checker look at once; then it fails the job.
+// *UnavailableError as its cause, DownWait after every backend was taken
+// out, one of them for not answering. While they are out, Serving first
+// waits up to DownWait (from the job's arrival) for one to answer again,
+// having the checker look at once; then it fails the job.
 func (p *Pool) Serving(ctx context.Context) (context.Context, error) {
 	p.out.mu.Lock()
 	serve, back, since := p.out.serve, p.out.back, p.out.hungAt
@@ -51,13 +51,17 @@ func (p *Pool) checkNow() {
 	}
 }
 
-// followOutage starts an outage when every backend is hung and ends it
-// when one answers again (or is merely gone: jobs fail fast there).
+// followOutage starts an outage when no backend is up and one of them is
+// hung (a job may be sent to it), and ends it when one answers again.
+// Every backend merely gone is no outage: a job fails fast there, and the
+// first one after a return succeeds.
 func (p *Pool) followOutage() {
-	hung := true
+	up, hung := false, false
 	for _, m := range p.members {
-		hung = hung && !m.up.Load() && m.hung.Load()
+		up = up || m.up.Load()
+		hung = hung || m.hung.Load()
 	}
+	hung = hung && !up
 	o := &p.out
 	o.mu.Lock()
 	defer o.mu.Unlock()

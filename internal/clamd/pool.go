@@ -31,7 +31,7 @@ type Pool struct {
 	kick     chan struct{} // a job could not connect: check now
 
 	// DownWait bounds the jobs of an outage: once every backend has been
-	// taken out for not answering (a hung engine, not a gone one), jobs
+	// taken out, one for not answering (a hung engine, not a gone one), jobs
 	// wait at most this long for one to answer again (see Serving); 0 =
 	// no bound but each job's timeout. Set before Run.
 	DownWait time.Duration
