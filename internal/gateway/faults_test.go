@@ -256,7 +256,8 @@ func later(a, b time.Time) time.Time {
 }
 
 // TestFaultSpoolFull: the spool's file system fills up (a small private
-// tmpfs, and a spool budget too large to protect it). Streams that do not
+// tmpfs, and a spool budget too large to protect it; the budget that does
+// protect it is TestSpoolAttack's). Streams that do not
 // fit get ERROR, and never a verdict; those that fit, and the small ones
 // (held in memory), go on with their verdicts; once space is back, every
 // stream scans again, and the gateway never stopped.
@@ -268,7 +269,7 @@ func TestFaultSpoolFull(t *testing.T) {
 	gw, err := clamd.New("unix:"+local, time.Minute)
 	must(t, err)
 
-	// 6 clients × 2 MiB at once into 8 MiB: some do not fit.
+	// 8 clients × 2 MiB at once into 8 MiB: some do not fit.
 	type reply struct {
 		size     int
 		infected bool
@@ -322,11 +323,11 @@ func TestFaultSpoolFull(t *testing.T) {
 	}
 	var ok, failed int
 	for range 3 {
-		o, f := check("6 × 2 MiB into 8 MiB", round(6))
+		o, f := check("8 × 2 MiB into 8 MiB", round(8))
 		ok, failed = ok+o, failed+f
 	}
 	if failed == 0 || ok == 0 {
-		t.Errorf("6 × 2 MiB into 8 MiB, 3 rounds: %d verdicts, %d stores failed; want both", ok, failed)
+		t.Errorf("8 × 2 MiB into 8 MiB, 3 rounds: %d verdicts, %d stores failed; want both", ok, failed)
 	}
 
 	// Full to the last block: every large stream fails, the small ones go on.
@@ -343,6 +344,6 @@ func TestFaultSpoolFull(t *testing.T) {
 	if afterFailed > 0 {
 		t.Errorf("once space was back: %d streams still failed", afterFailed)
 	}
-	t.Logf("6 × 2 MiB + 6 × 16 KiB at once into an 8 MiB spool, 3 rounds: %d verdicts, %d ERROR (could not store); spool full: %d verdicts (16 KiB), %d ERROR (2 MiB); space back: %d verdicts, %d ERROR",
+	t.Logf("8 × 2 MiB + 8 × 16 KiB at once into an 8 MiB spool, 3 rounds: %d verdicts, %d ERROR (could not store); spool full: %d verdicts (16 KiB), %d ERROR (2 MiB); space back: %d verdicts, %d ERROR",
 		ok, failed, fullOK, fullFailed, afterOK, afterFailed)
 }
