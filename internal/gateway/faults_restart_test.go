@@ -145,6 +145,8 @@ mode = "0666"
 			failedKill++ // in flight at the kill: allowed, never OK
 		case s.end.After(term) && s.start.Before(restarted.Add(time.Second)):
 			failedRestart++
+			t.Logf("failed across the restart: started %v after the SIGTERM, ended %v after: %q %v",
+				s.start.Sub(term).Round(time.Millisecond), s.end.Sub(term).Round(time.Millisecond), s.reply, s.err)
 		default:
 			failedOther++
 		}

@@ -97,7 +97,8 @@ type Dispatcher struct {
 	hangups   hangup.Watcher // the clients of the jobs in flight
 
 	mu        sync.Mutex
-	held      chan struct{} // non-nil while held; closed on release
+	held      chan struct{} // non-nil while held; closed on the last release
+	holds     int           // Holds not yet released
 	heldSince time.Time
 	active    int           // jobs admitted and not finished
 	idle      chan struct{} // made by WaitIdle while active; closed at 0
@@ -289,20 +290,22 @@ func (d *Dispatcher) leave() {
 }
 
 // Hold makes new jobs wait until the returned release is called; jobs
-// already admitted go on. Calling release twice is harmless.
+// already admitted go on. Calling release twice is harmless. Holds add
+// up: jobs wait until every one is released (the managed clamd's start,
+// a reload that came meanwhile).
 func (d *Dispatcher) Hold() (release func()) {
 	d.mu.Lock()
 	if d.held == nil {
 		d.held, d.heldSince = make(chan struct{}), time.Now()
 	}
-	held := d.held
+	d.holds++
 	d.mu.Unlock()
 	var once sync.Once
 	return func() {
 		once.Do(func() {
 			d.mu.Lock()
-			if d.held == held {
-				close(held)
+			if d.holds--; d.holds == 0 {
+				close(d.held)
 				d.held = nil
 			}
 			d.mu.Unlock()
