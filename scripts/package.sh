@@ -28,6 +28,7 @@ bin="$root/usr/bin/clamgate"
 
 install -D -m 0644 "$src/clamgate.service" "$root/lib/systemd/system/clamgate.service"
 install -D -m 0644 "$src/clamgate-engine.service" "$root/lib/systemd/system/clamgate-engine.service"
+install -D -m 0644 "$src/clamgate.socket" "$root/lib/systemd/system/clamgate.socket"
 install -D -m 0644 "$src/clamgate.sysusers" "$root/usr/lib/sysusers.d/clamgate.conf"
 install -D -m 0644 "$src/clamgate.tmpfiles" "$root/usr/lib/tmpfiles.d/clamgate.conf"
 install -D -m 0644 "$src/clamgate.toml" "$root/etc/clamgate/clamgate.toml"

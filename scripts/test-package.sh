@@ -31,7 +31,7 @@ fail() { echo "test-package: FAIL: $*" >&2; exit 1; }
 dpkg -i "$deb" >/dev/null
 /usr/bin/clamgate version | grep -qx "package:  $version" || fail "clamgate version does not name package $version"
 getent passwd clamgate >/dev/null || fail "postinst did not create the clamgate user"
-for f in /lib/systemd/system/clamgate.service /lib/systemd/system/clamgate-engine.service /etc/clamgate/clamgate.toml /usr/share/man/man8/clamgate.8.gz \
+for f in /lib/systemd/system/clamgate.service /lib/systemd/system/clamgate-engine.service /lib/systemd/system/clamgate.socket /etc/clamgate/clamgate.toml /usr/share/man/man8/clamgate.8.gz \
          /usr/share/man/man5/clamgate.toml.5.gz /usr/share/bash-completion/completions/clamgate \
          /usr/lib/sysusers.d/clamgate.conf /usr/lib/tmpfiles.d/clamgate.conf; do
   [[ -f $f ]] || fail "$f is not installed"
@@ -47,17 +47,17 @@ grep -q '^License: Apache-2.0' "$doc/copyright" || fail "$doc/copyright does not
   || fail "the packaged configuration does not load"
 # The unit as systemd reads it (systemd is not PID 1 here: --man=no only
 # skips resolving the man: Documentation links against the host's pages).
-systemd-analyze verify --man=no /lib/systemd/system/clamgate.service /lib/systemd/system/clamgate-engine.service ||
-  fail "systemd-analyze verify clamgate.service clamgate-engine.service"
+systemd-analyze verify --man=no /lib/systemd/system/clamgate.service /lib/systemd/system/clamgate-engine.service \
+  /lib/systemd/system/clamgate.socket || fail "systemd-analyze verify clamgate.service clamgate-engine.service clamgate.socket"
 getent passwd clamgate-engine >/dev/null || fail "postinst did not create the clamgate-engine user"
-# The engine unit holds the article's hardening: systemd scores it as deploy's engine (doctor's bar: 1.0).
+# The engine unit holds the reference hardening: systemd scores it as deploy's engine (doctor's bar: 1.0).
 exposure=$(systemd-analyze security --offline=true /lib/systemd/system/clamgate-engine.service |
   sed -n 's/.*Overall exposure level for [^:]*: \([0-9.]*\).*/\1/p')
 awk -v e="$exposure" 'BEGIN { exit !(e != "" && e <= 1.0) }' || fail "clamgate-engine.service scores $exposure (over 1.0)"
 echo "test-package: installed $deb, units verified (engine exposure $exposure), configuration loads"
 
 dpkg --purge clamgate >/dev/null
-left=$(find /etc/clamgate /lib/systemd/system/clamgate.service /lib/systemd/system/clamgate-engine.service /run/clamgate-engine /usr/bin/clamgate /usr/share/doc/clamgate \
+left=$(find /etc/clamgate /lib/systemd/system/clamgate.service /lib/systemd/system/clamgate-engine.service /lib/systemd/system/clamgate.socket /run/clamgate-engine /usr/bin/clamgate /usr/share/doc/clamgate \
   /usr/lib/sysusers.d/clamgate.conf /usr/lib/tmpfiles.d/clamgate.conf /run/clamgate 2>/dev/null || true)
 [[ -z $left ]] || fail "left after purge: $left"
 remove_new_users

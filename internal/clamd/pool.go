@@ -29,6 +29,24 @@ type Pool struct {
 	interval time.Duration
 	next     atomic.Uint32
 	kick     chan struct{} // a job could not connect: check now
+
+	// DownWait bounds the jobs of an outage: once every backend has been
+	// taken out, one for not answering (a hung engine, not a gone one), jobs
+	// wait at most this long for one to answer again (see Serving); 0 =
+	// no bound but each job's timeout. Set before Run.
+	DownWait time.Duration
+	out      outage
+}
+
+// outage is what the jobs of a hung pool wait on; only the checker
+// changes it, under mu.
+type outage struct {
+	mu     sync.Mutex
+	serve  context.Context // ends DownWait after every backend hung
+	end    context.CancelCauseFunc
+	timer  *time.Timer   // ends serve; nil outside an outage
+	back   chan struct{} // closed when a backend answers again
+	hungAt time.Time
 }
 
 // failuresToDown is how many health checks in a row must time out before a
@@ -40,6 +58,7 @@ type member struct {
 	c        *Client
 	fallback bool
 	up       atomic.Bool
+	hung     atomic.Bool // taken out for not answering, not for refusing
 	answered atomic.Bool // it has answered once: failing before that is starting up
 	failures int         // checks failed in a row; only the checker goroutine touches it
 	mu       sync.Mutex
@@ -58,6 +77,7 @@ type State struct {
 // Backends start as up: the first job or check corrects that.
 func NewPool(primaries []string, fallback string, timeout, interval time.Duration, log *slog.Logger) (*Pool, error) {
 	p := &Pool{log: log, interval: interval, kick: make(chan struct{}, 1)}
+	p.out.serve, p.out.end = context.WithCancelCause(context.Background())
 	add := func(addr string, fb bool) error {
 		c, err := New(addr, timeout)
 		if err != nil {
@@ -169,6 +189,8 @@ func refused(err error) bool {
 // mark records a backend's health and logs each change.
 func (p *Pool) mark(m *member, err error) {
 	up := err == nil
+	m.hung.Store(err != nil && !refused(err))
+	defer p.followOutage()
 	m.mu.Lock()
 	if err != nil {
 		m.lastErr = err.Error()

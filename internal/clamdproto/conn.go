@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"clamgate/internal/listen"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -26,6 +28,7 @@ type connReader struct {
 	ctx   context.Context
 	drain context.Context
 	idle  atomic.Bool // waiting for a command, not serving one
+	heard atomic.Bool // the client has sent a byte
 	// stopDrain unregisters from drain, which outlives every connection.
 	stopDrain func() bool
 	conn      net.Conn
@@ -40,11 +43,27 @@ type connReader struct {
 // errDraining ends an idle connection when the gateway shuts down.
 var errDraining = errors.New("gateway shutting down")
 
+// drainWait is how long a connection that has sent nothing yet gets, once
+// the gateway drains, for its first command: a client that connected as
+// the shutdown began (systemd's socket hands the next ones to the next
+// process) has its request served, not its connection closed unanswered.
+const drainWait = 200 * time.Millisecond
+
+// drainDeadline is when an idle connection's wait ends once the gateway
+// drains: at once, unless the client's command is already there or it
+// has not sent anything yet.
+func (c *connReader) drainDeadline() time.Time {
+	if !c.heard.Load() || listen.Unread(c.conn) {
+		return time.Now().Add(drainWait)
+	}
+	return time.Unix(1, 0)
+}
+
 func newConnReader(ctx, drain context.Context, conn net.Conn, timeout time.Duration) *connReader {
 	cr := &connReader{ctx: ctx, drain: drain, conn: conn, timeout: timeout}
 	cr.stopDrain = context.AfterFunc(drain, func() {
 		if cr.idle.Load() {
-			_ = conn.SetReadDeadline(time.Unix(1, 0))
+			_ = conn.SetReadDeadline(cr.drainDeadline())
 		}
 	})
 	if uc, ok := conn.(*net.UnixConn); ok {
@@ -58,19 +77,32 @@ func (c *connReader) Read(p []byte) (int, error) {
 	if err := c.ctx.Err(); err != nil {
 		return 0, err
 	}
+	d := c.deadline()
 	if c.idle.Load() && c.drain.Err() != nil {
-		return 0, errDraining
+		drain := c.drainDeadline()
+		if drain.Before(time.Now()) {
+			return 0, errDraining
+		}
+		if d.IsZero() || drain.Before(d) {
+			d = drain
+		}
 	}
-	if d := c.deadline(); !d.IsZero() {
+	if !d.IsZero() {
 		_ = c.conn.SetReadDeadline(d)
 	}
 	if c.uc == nil {
 		n, err := c.conn.Read(p)
+		if n > 0 {
+			c.heard.Store(true)
+		}
 		return n, c.drainErr(err)
 	}
 	n, oobn, _, _, err := c.uc.ReadMsgUnix(p, c.oob)
 	err = c.drainErr(err)
 	n = max(n, 0) // recvmsg's -1 on error leaks through
+	if n > 0 {
+		c.heard.Store(true)
+	}
 	if oobn > 0 {
 		c.keepRights(c.oob[:oobn])
 	}

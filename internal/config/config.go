@@ -30,6 +30,9 @@ type Config struct {
 	Backends       []string // unix:/path or tcp:host:port, all loading the same database
 	Fallback       string   // used only while every backend is down; "" = none
 	HealthInterval time.Duration
+	// BackendDownWait is how long a job waits once every backend has been
+	// taken out for not answering (hung, not gone): then it fails.
+	BackendDownWait time.Duration
 	// EngineCgroup is an external clamd's cgroup v2 directory, read for the
 	// engine memory metrics ("" = none).
 	EngineCgroup string
@@ -135,6 +138,7 @@ type backendSection struct {
 	Address         any      `toml:"address"` // a string or a list
 	Fallback        string   `toml:"fallback,omitempty"`
 	HealthInterval  Duration `toml:"health_interval"`
+	DownWait        Duration `toml:"backend_down_wait"`
 	MaxJobs         int      `toml:"max_jobs"`
 	BulkCap         int      `toml:"bulk_cap"`
 	BulkSize        Size     `toml:"bulk_size"`
@@ -224,11 +228,14 @@ func (e *Error) Error() string {
 const (
 	DefaultBackendTimeout = 2 * time.Minute
 	DefaultHealthInterval = 2 * time.Second
-	DefaultMaxConnections = 256
-	DefaultReadTimeout    = 2 * time.Minute // clamd's own ReadTimeout is 120 s
-	DefaultShutdownGrace  = 10 * time.Second
-	DefaultSocketMode     = 0o660
-	DefaultStreamMax      = 100 << 20 // clamd's default StreamMaxLength
+	// DefaultBackendDownWait bounds how long a job waits on engines that
+	// stopped answering (backend.backend_down_wait).
+	DefaultBackendDownWait = 5 * time.Second
+	DefaultMaxConnections  = 256
+	DefaultReadTimeout     = 2 * time.Minute // clamd's own ReadTimeout is 120 s
+	DefaultShutdownGrace   = 10 * time.Second
+	DefaultSocketMode      = 0o660
+	DefaultStreamMax       = 100 << 20 // clamd's default StreamMaxLength
 )
 
 const (
@@ -320,6 +327,7 @@ func (v *validator) build(f *file) *Config {
 	cfg := &Config{
 		Fallback:             f.Backend.Fallback,
 		HealthInterval:       f.Backend.HealthInterval.Or(DefaultHealthInterval),
+		BackendDownWait:      f.Backend.DownWait.Or(DefaultBackendDownWait),
 		EngineCgroup:         f.Backend.Cgroup,
 		SpoolDir:             f.Backend.SpoolDir,
 		BackendTimeout:       f.Backend.Timeout.Or(DefaultBackendTimeout),

@@ -13,6 +13,7 @@ var restartOnly = []struct {
 	{"backend.address", func(c *Config) any { return &c.Backends }},
 	{"backend.fallback", func(c *Config) any { return &c.Fallback }},
 	{"backend.health_interval", func(c *Config) any { return &c.HealthInterval }},
+	{"backend.backend_down_wait", func(c *Config) any { return &c.BackendDownWait }},
 	{"backend.spool_dir", func(c *Config) any { return &c.SpoolDir }},
 	{"backend.cgroup", func(c *Config) any { return &c.EngineCgroup }},
 	{"backend.timeout", func(c *Config) any { return &c.BackendTimeout }},

@@ -58,6 +58,7 @@ func (c *Config) backendSection() backendSection {
 	b := backendSection{
 		Fallback:        c.Fallback,
 		HealthInterval:  Duration(c.HealthInterval),
+		DownWait:        Duration(c.BackendDownWait),
 		MaxJobs:         c.MaxJobs,
 		BulkCap:         c.BulkCap,
 		Cgroup:          c.EngineCgroup,

@@ -78,11 +78,7 @@ type probed struct {
 // reload and perform it, and checks that clamd finds the signature.
 func reloadProbe(t *testing.T, s *sandboxed, n int) probed {
 	t.Helper()
-	body := fmt.Sprintf("clamgate auto reload probe %d %d", n, os.Getpid())
-	hdb := fmt.Sprintf("%x:%d:Clamgate-Auto-Probe-%d\n", md5.Sum([]byte(body)), len(body), n)
-	if err := os.WriteFile(filepath.Join(s.db, "auto"+strconv.Itoa(n)+".hdb"), []byte(hdb), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	body := writeProbe(t, s, n)
 	start := time.Now()
 	var res probed
 	res.mode, res.restarted = s.e.Redecide()
@@ -90,16 +86,34 @@ func reloadProbe(t *testing.T, s *sandboxed, n int) probed {
 		t.Fatalf("reload %d: %v", n, err)
 	}
 	t.Logf("reload %d: %s, restarted %v, took %v", n, res.mode.Name(), res.restarted, time.Since(start).Round(time.Millisecond))
+	waitFound(t, s, body, n, res)
+	return res
+}
+
+// writeProbe adds signature n to the database and returns the body it
+// finds.
+func writeProbe(t *testing.T, s *sandboxed, n int) string {
+	t.Helper()
+	body := fmt.Sprintf("clamgate auto reload probe %d %d", n, os.Getpid())
+	hdb := fmt.Sprintf("%x:%d:Clamgate-Auto-Probe-%d\n", md5.Sum([]byte(body)), len(body), n)
+	if err := os.WriteFile(filepath.Join(s.db, "auto"+strconv.Itoa(n)+".hdb"), []byte(hdb), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return body
+}
+
+// waitFound waits until clamd finds probe n's body: a concurrent RELOAD
+// returns before clamd has swapped engines.
+func waitFound(t *testing.T, s *sandboxed, body string, n int, what any) {
+	t.Helper()
 	want := fmt.Sprintf("stream: Clamgate-Auto-Probe-%d.UNOFFICIAL FOUND", n)
 	var got string
-	// A concurrent RELOAD returns before clamd has swapped engines.
 	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
 		if got, _ = s.client.Instream(s.ctx, strings.NewReader(body)); got == want {
-			return res
+			return
 		}
 	}
-	t.Fatalf("after reload %d (%+v): %q", n, res, got)
-	return res
+	t.Fatalf("after reload %d (%+v): %q", n, what, got)
 }
 
 // engineReload restarts the managed clamd into its new mode, or sends it

@@ -23,6 +23,7 @@ import (
 
 	"clamgate/internal/clamd"
 	"clamgate/internal/config"
+	"clamgate/internal/rss"
 	"clamgate/internal/sandbox"
 	"clamgate/internal/sigdb"
 
@@ -46,6 +47,7 @@ type Engine struct {
 	pid     atomic.Int64               // the running clamd's, 0 between runs
 	next    atomic.Pointer[ReloadMode] // the mode clamd.conf sets
 	running atomic.Pointer[ReloadMode] // the mode the running clamd started with
+	oomed   atomic.Bool                // clamd was killed for memory: frugal from then on
 	restart chan chan struct{}         // Restart's requests to Run, closed once clamd has exited
 	health  healthBook
 	unitDir string // UnitDir when a systemd unit runs clamd ([engine] unit), else ""
@@ -302,13 +304,16 @@ func (e *Engine) Run(ctx context.Context) error {
 	}()
 	backoff := time.Second
 	for {
-		start := time.Now()
+		start, kills := time.Now(), e.oomKills()
 		err := e.runOnce(ctx)
 		if ctx.Err() != nil {
 			return nil
 		}
 		if errors.Is(err, errRestarted) {
 			continue
+		}
+		if e.oomKills() > kills {
+			e.afterOOM(err)
 		}
 		if time.Since(start) > time.Minute {
 			backoff = time.Second
@@ -439,4 +444,12 @@ func logWriter(log *slog.Logger, onError func(string)) io.WriteCloser {
 		}
 	}()
 	return pw
+}
+
+// oomKills counts the OOM kills in clamd's memory cgroup (0 without one).
+func (e *Engine) oomKills() int64 {
+	if dir := e.Cgroup(); dir != "" {
+		return rss.OOMKills(dir)
+	}
+	return 0
 }

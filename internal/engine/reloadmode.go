@@ -16,8 +16,9 @@ type ReloadMode struct {
 	Frugal bool
 	// Basis is what decided: "config" (an explicit frugal or concurrent),
 	// "cgroup" (the engine's memory cap), "host" (MemAvailable, no
-	// tighter cap), "unknown" (neither could be read) or "external" (a
-	// clamd whose setting the gateway can neither see nor change).
+	// tighter cap), "unknown" (neither could be read), "external" (a
+	// clamd whose setting the gateway can neither see nor change) or
+	// "oom" (clamd was killed for memory while reloads were concurrent).
 	Basis string
 	Why   string
 	// Loaded is the database's size in memory (measured RSS, or the
@@ -97,6 +98,9 @@ func autoMemoryMax(dir string) int64 {
 // can: the running clamd's RSS (else the estimate from disk), its
 // cgroup's cap and the host's MemAvailable.
 func (e *Engine) decideReload() ReloadMode {
+	if e.oomed.Load() {
+		return oomMode
+	}
 	if e.cfg.Reload != "auto" {
 		return ConfiguredMode(e.cfg.Reload)
 	}
@@ -181,4 +185,29 @@ func (e *Engine) writeConf() error {
 // only, in the state directory held by dir.
 func (e *Engine) writeConfAt(dir int) error {
 	return writeFile(dir, "clamd.conf", []byte(e.clamdConf()), 0o640, e.eng.rootUID(), e.eng.gid)
+}
+
+// oomMode is the mode after clamd was killed for memory in its cgroup
+// while its reloads were concurrent: whatever the figures or the
+// configuration said, two databases did not fit.
+var oomMode = ReloadMode{Frugal: true, Basis: "oom",
+	Why: "clamd was killed for memory (an OOM kill in its cgroup) while its reloads were concurrent: frugal until clamgate restarts"}
+
+// afterOOM makes every later clamd of this engine frugal, starting with
+// the one Run starts next: a concurrent reload holds two databases at
+// once, the likeliest reason for the kill.
+func (e *Engine) afterOOM(exit error) {
+	e.oomed.Store(true)
+	if e.nextMode().Frugal {
+		e.log.Error("clamd was killed for memory in frugal mode: its cap is below one database", "err", exit, "cgroup", e.Cgroup())
+		return
+	}
+	mode := oomMode
+	prev := e.next.Swap(&mode)
+	if err := e.writeConf(); err != nil {
+		e.next.Store(prev)
+		e.log.Error("clamd was killed for memory; cannot rewrite clamd.conf to frugal", "err", err)
+		return
+	}
+	e.log.Error("clamd was killed for memory during concurrent reloads: restarting it frugal", "err", exit, "cgroup", e.Cgroup(), "why", mode.Why)
 }

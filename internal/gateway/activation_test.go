@@ -20,10 +20,7 @@ import (
 func TestSocketActivation(t *testing.T) {
 	c := testenv.StartClamd(t, testenv.ClamdOptions{})
 	dir := testenv.TempDir(t)
-	bin := filepath.Join(dir, "clamgate")
-	if out, err := exec.Command("go", "build", "-o", bin, "clamgate/cmd/clamgate").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildClamgate(t, dir)
 	addr := testenv.FreePort(t)
 	conf := filepath.Join(dir, "clamgate.toml")
 	os.WriteFile(conf, []byte(fmt.Sprintf(`
@@ -60,4 +57,15 @@ policy = "proxy"
 	if !strings.Contains(string(log), `msg="socket from systemd" address=tcp:`+addr) {
 		t.Errorf("the gateway did not take the inherited socket:\n%s", log)
 	}
+}
+
+// buildClamgate builds the clamgate command into dir, for tests that run
+// it as its own process.
+func buildClamgate(t *testing.T, dir string) string {
+	t.Helper()
+	bin := filepath.Join(dir, "clamgate")
+	if out, err := exec.Command("go", "build", "-o", bin, "clamgate/cmd/clamgate").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
 }

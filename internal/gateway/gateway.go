@@ -53,6 +53,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, with ...Opti
 	if err != nil {
 		return err
 	}
+	pool.DownWait = cfg.BackendDownWait
 	if !pool.Unix() && pathScans(cfg) {
 		log.Warn("path scans will fail: they reach clamd as descriptors (FILDES), which needs a unix socket backend", "backend", pool.Primary().String())
 	}
@@ -84,11 +85,19 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, with ...Opti
 		closeAll(listeners)
 		return err
 	}
+	ready := func() {}
 	if eng != nil {
+		// The managed clamd is loading its database: jobs wait for it (up
+		// to their policy's max_wait) as during a frugal reload, instead
+		// of failing, so that the connections a restart left queued in
+		// systemd's socket (clamgate.socket) get verdicts.
+		ready = dispatcher.Hold()
 		bg.Go(func() { _ = eng.Run(engCtx) })
 	}
 	bg.Go(func() {
-		if waitBackend(ctx, log, pool) {
+		ok := waitBackend(ctx, log, pool)
+		ready()
+		if ok {
 			tel.serving(ctx, &bg)
 		}
 	})

@@ -61,11 +61,12 @@ type Options struct {
 var ErrClientGone = hangup.ErrGone
 
 // HeldError is a job that waited longer than its client's max_wait for a
-// held engine: the client gets an error, never a verdict.
+// held engine (a managed clamd starting, a frugal reload): the client gets
+// an error, never a verdict.
 type HeldError struct{ Waited time.Duration }
 
 func (e *HeldError) Error() string {
-	return fmt.Sprintf("engine is reloading its database: gave up after %s", e.Waited)
+	return fmt.Sprintf("engine is starting or reloading its database: gave up after %s", e.Waited)
 }
 
 // BusyError is a job the gateway would not queue (the client's queue is
@@ -96,7 +97,8 @@ type Dispatcher struct {
 	hangups   hangup.Watcher // the clients of the jobs in flight
 
 	mu        sync.Mutex
-	held      chan struct{} // non-nil while held; closed on release
+	held      chan struct{} // non-nil while held; closed on the last release
+	holds     int           // Holds not yet released
 	heldSince time.Time
 	active    int           // jobs admitted and not finished
 	idle      chan struct{} // made by WaitIdle while active; closed at 0
@@ -149,6 +151,12 @@ func (d *Dispatcher) Do(ctx context.Context, job Job) (Result, error) {
 		return Result{}, o.Err
 	}
 	defer d.leave()
+	ctx, stop, err := d.serving(ctx)
+	if err != nil {
+		o.Err, o.Wait = err, time.Since(start)
+		return Result{}, err
+	}
+	defer stop()
 	defer d.hangups.Remove(d.hangups.Add(ctx))
 	if job.Kind == Command { // PING, VERSION... never wait behind scans
 		reply, err := d.run(ctx, job)
@@ -282,20 +290,22 @@ func (d *Dispatcher) leave() {
 }
 
 // Hold makes new jobs wait until the returned release is called; jobs
-// already admitted go on. Calling release twice is harmless.
+// already admitted go on. Calling release twice is harmless. Holds add
+// up: jobs wait until every one is released (the managed clamd's start,
+// a reload that came meanwhile).
 func (d *Dispatcher) Hold() (release func()) {
 	d.mu.Lock()
 	if d.held == nil {
 		d.held, d.heldSince = make(chan struct{}), time.Now()
 	}
-	held := d.held
+	d.holds++
 	d.mu.Unlock()
 	var once sync.Once
 	return func() {
 		once.Do(func() {
 			d.mu.Lock()
-			if d.held == held {
-				close(held)
+			if d.holds--; d.holds == 0 {
+				close(d.held)
 				d.held = nil
 			}
 			d.mu.Unlock()
@@ -324,13 +334,51 @@ func (d *Dispatcher) WaitIdle(ctx context.Context) error {
 	}
 }
 
-func (d *Dispatcher) run(ctx context.Context, job Job) (string, error) {
+// Outages is a backend that bounds how long jobs wait on engines that
+// stopped answering (clamd.Pool, backend.backend_down_wait).
+type Outages interface {
+	// Serving returns a context that ends, with the error the job must
+	// fail with as its cause, once no engine has answered for the bound;
+	// it fails at once when that has already happened and lasts.
+	Serving(ctx context.Context) (context.Context, error)
+}
+
+// serving has the job, queued or running, end when the backend's outage
+// does (a hung engine), and not with the job's own timeout only.
+func (d *Dispatcher) serving(ctx context.Context) (context.Context, func(), error) {
+	b, ok := d.backend.(Outages)
+	if !ok {
+		return ctx, func() {}, nil
+	}
+	serve, err := b.Serving(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	unhook := context.AfterFunc(serve, func() { cancel(context.Cause(serve)) })
+	return ctx, func() { unhook(); cancel(nil) }, nil
+}
+
+func (d *Dispatcher) run(ctx context.Context, job Job) (reply string, err error) {
 	switch job.Kind {
 	case Stream:
-		return d.backend.Instream(ctx, job.Data)
+		reply, err = d.backend.Instream(ctx, job.Data)
 	case File:
-		return d.backend.Fildes(ctx, job.File)
+		reply, err = d.backend.Fildes(ctx, job.File)
 	default:
-		return d.backend.Command(ctx, job.Command)
+		reply, err = d.backend.Command(ctx, job.Command)
 	}
+	return reply, why(ctx, err)
+}
+
+// why returns the reason ctx was ended with (an outage, the client gone)
+// rather than the bare "context canceled" the backend saw.
+func why(ctx context.Context, err error) error {
+	if err == nil || ctx.Err() == nil {
+		return err
+	}
+	if c := context.Cause(ctx); c != ctx.Err() {
+		return c
+	}
+	return err
 }

@@ -97,6 +97,7 @@ func TestHold(t *testing.T) {
 		d := NewDispatcher(okBackend{}, slog.New(slog.DiscardHandler), Options{Limits: map[string]ClientLimits{"short": {MaxWait: 100 * time.Millisecond}}})
 		job := Job{Client: "patient", Kind: Stream, Data: strings.NewReader("x")}
 		release := d.Hold()
+		other := d.Hold() // a second hold meanwhile (a reload during the engine's start)
 		done := make(chan error, 1)
 		go func() { _, err := d.Do(context.Background(), job); done <- err }()
 		select {
@@ -111,6 +112,12 @@ func TestHold(t *testing.T) {
 		}
 		release()
 		release()
+		select {
+		case err := <-done:
+			t.Fatalf("job ran while the second hold lasted: %v", err)
+		case <-time.After(200 * time.Millisecond):
+		}
+		other()
 		if err := <-done; err != nil {
 			t.Fatalf("after release: %v", err)
 		}
