@@ -26,11 +26,13 @@ import (
 // JSON report after a DOCTOR line.
 const quickStart = `set -eu
 ip link set lo up
+# Into the checkout first: it may itself lie under /tmp (a CI clone), and
+# the working directory outlives the empty tmpfs mounted over it.
+cd "$REPO"
 mount -t tmpfs tmpfs /run
 mount -t tmpfs tmpfs /var/lib/clamgate
 mount -t tmpfs tmpfs /tmp
 eval "$LEFTOVERS"
-cd "$REPO"
 start=$(date +%s%N)
 scripts/run.sh > /tmp/run.log 2>&1 &
 printf '%s' "$EICAR" > /tmp/eicar.com
