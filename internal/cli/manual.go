@@ -90,9 +90,9 @@ func commandPage(ctx context.Context) manual.Page {
 
 // commandExamples are the three tasks a new administrator does first.
 var commandExamples = []manual.Example{
-	{Text: "Quick start: a gateway with its own sandboxed clamd, one socket, metrics on loopback; then scan the EICAR test file through it (exit status 1: infected).",
-		Code: "clamgate serve --listen unix:/run/clamgate/clamd.sock --http tcp:127.0.0.1:9310\n" +
-			"clamgate scan --gateway unix:/run/clamgate/clamd.sock /tmp/eicar.com"},
+	{Text: "Quick start: a gateway with its own sandboxed clamd (as the user clamgate-engine), one socket, metrics on loopback; then scan the EICAR test file through it (exit status 1: infected). --database test asks for the built-in EICAR-only test database, for a host whose /var/lib/clamav holds no signatures yet.",
+		Code: "clamgate serve --listen unix:/run/clamgate/clamd.sock --http tcp:127.0.0.1:9310 --database test\n" +
+			"clamgate scan --address unix:/run/clamgate/clamd.sock /tmp/eicar.com"},
 	{Text: "Check the configuration before a reload; a reload refuses a file with any error, whole, and keeps the running configuration.",
 		Code: "clamgate config check --config /etc/clamgate/clamgate.toml && systemctl reload clamgate"},
 	{Text: "Replace the host's clamd daemons by one engine under a hardened unit: show every change, write it with backups and start it, check the host, and undo it all if needed.",
