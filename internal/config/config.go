@@ -189,6 +189,8 @@ type policySection struct {
 	OnLimits      string   `toml:"on_limits"`
 	Users         []string `toml:"users"`
 	Groups        []string `toml:"groups"`
+	TokensSHA256  []string `toml:"tokens_sha256"` // HTTP bearer tokens, hashed (see http.go)
+	Status        bool     `toml:"status"`        // may read the HTTP status page
 
 	AllowWritableRootAncestors bool `toml:"allow_writable_root_ancestors"`
 	MaxWalkDepth               int  `toml:"max_walk_depth"`
@@ -352,6 +354,7 @@ func (v *validator) build(f *file) *Config {
 	cfg.ICAP = v.icap(f.ICAP)
 	cfg.Milter = v.milter(f.Milter)
 	v.checkFrontLimits(cfg)
+	v.checkHTTPListeners(cfg)
 	return cfg
 }
 
@@ -503,6 +506,7 @@ func (v *validator) policy(name string, ps policySection, backendMax int64) *pol
 		p.Roots = append(p.Roots, filepath.Clean(r))
 	}
 	v.walkLimits(key, ps, p)
+	v.httpPolicy(key, ps, p)
 	switch {
 	case p.MaxStream == 0:
 		p.MaxStream = backendMax
@@ -560,8 +564,8 @@ func (v *validator) listener(i int, ls listenerSection, policies map[string]*pol
 	if _, ok := policies[ls.Policy]; !ok {
 		v.fail(key+".policy", "no [policy.%s] section", ls.Policy)
 	}
-	if !slices.Contains([]string{ProtoClamd, ProtoICAP, ProtoMilter}, l.Protocol) {
-		v.fail(key+".protocol", "%q is not one of clamd, icap, milter", ls.Protocol)
+	if !slices.Contains([]string{ProtoClamd, ProtoICAP, ProtoMilter, ProtoHTTP}, l.Protocol) {
+		v.fail(key+".protocol", "%q is not one of clamd, icap, milter, http", ls.Protocol)
 	}
 	a, err := addr.Parse(ls.Address)
 	switch {

@@ -186,6 +186,7 @@ func newFronts(cfg *config.Config, log *slog.Logger, d *scan.Dispatcher, life *l
 		config.ProtoClamd:  cp,
 		config.ProtoMilter: &milter.Server{Dispatcher: d, Log: log, Config: cfg.Milter},
 		config.ProtoICAP:   ic,
+		config.ProtoHTTP:   newHTTPFront(cfg, log, d),
 	}
 }
 
