@@ -108,6 +108,7 @@ func (a *api) do(addr, method, path, token, ctype string, body io.Reader) (*http
 	}
 	defer resp.Body.Close()
 	out, _ := io.ReadAll(resp.Body)
+	checkContract(a.t, req, resp, out)
 	return resp, out
 }
 
@@ -283,11 +284,17 @@ func TestMalformed(t *testing.T) {
 		{"no parts", "multipart/form-data; boundary=zz", "--zz--\r\n"},
 		{"truncated multipart", "multipart/form-data; boundary=zz", "--zz\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a\"\r\n\r\nabc"},
 		{"no file part", "multipart/form-data; boundary=zz", "--zz\r\nContent-Disposition: form-data; name=\"f\"\r\n\r\nabc\r\n--zz--\r\n"},
+		{"large form field", "multipart/form-data; boundary=zz", "--zz\r\nContent-Disposition: form-data; name=\"f\"\r\n\r\n" + strings.Repeat("a", 65<<10) + "\r\n--zz--\r\n"},
+		{"large part header", "multipart/form-data; boundary=zz", "--zz\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a\"\r\nX-Big: " + strings.Repeat("a", 9<<10) + "\r\n\r\nabc\r\n--zz--\r\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			resp, body := a.do(a.open, "POST", "/v1/scan", "", tc.ctype, strings.NewReader(tc.body))
-			if resp.StatusCode != 400 {
-				t.Fatalf("status %d, want 400: %s", resp.StatusCode, body)
+			want := 400
+			if strings.Contains(tc.name, "header") {
+				want = 431
+			}
+			if resp.StatusCode != want {
+				t.Fatalf("status %d, want %d: %s", resp.StatusCode, want, body)
 			}
 		})
 	}
@@ -333,6 +340,7 @@ tokens_sha256 = ["`+sha("cg_busy")+`"]
 			}
 			body, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
+			checkContract(t, req, resp, body)
 			mu.Lock()
 			defer mu.Unlock()
 			codes[resp.StatusCode]++
@@ -406,6 +414,13 @@ func metric(t *testing.T, addr, name string) string {
 // TestVersion reads the engine's and database's versions.
 func TestVersion(t *testing.T) {
 	a := startAPI(t, testenv.ClamdOptions{}, "")
+	if resp, _ := a.do(a.tokened, "GET", "/v1/version", "", "", nil); resp.StatusCode != 401 {
+		t.Fatalf("version without a token: %d, want 401", resp.StatusCode)
+	}
+	resp, doc := a.do(a.open, "GET", "/v1/openapi.json", "", "", nil)
+	if resp.StatusCode != 200 || !bytes.Equal(doc, httpapi.OpenAPI()) {
+		t.Fatalf("openapi.json: %d", resp.StatusCode)
+	}
 	resp, body := a.do(a.open, "GET", "/v1/version", "", "", nil)
 	var v httpapi.Version
 	if resp.StatusCode != 200 || json.Unmarshal(body, &v) != nil || !strings.HasPrefix(v.Engine, "ClamAV ") {
