@@ -34,7 +34,7 @@ import (
 const allowed = `
 package             | imports (internal)                                                    | third-party modules                                                                  | tests also import
 cmd/clamgate        | cli                                                                   | -                                                                                    | -
-internal/cli        | addr buildinfo clamd config deploy doctor engine gateway manual milter scan sigdb | golang.org/x/sys                                                                     | testenv
+internal/cli        | addr buildinfo clamd config deploy doctor engine gateway identity manual milter scan sigdb | golang.org/x/sys                                                                     | testenv
 internal/gateway    | clamd clamdproto config engine hangup httpapi icap identity listen metrics milter policy scan sigdb status | - | testenv testuser golang.org/x/sys github.com/d--j/go-milter
 internal/engine     | clamd config rss sandbox sigdb                                        | golang.org/x/sys                                                                     | testuser
 internal/testenv    | addr clamd config gateway                                             | -                                                                                    | -

@@ -35,6 +35,7 @@ usage:
   clamgate doctor [--json] [--config FILE] [--root DIR]
   clamgate deploy plan|apply|rollback [--root DIR] [--config FILE] [--image REF] [--allow-moving-tag]
   clamgate config check|show [--config FILE]
+  clamgate token new POLICY
   clamgate version
 `
 
@@ -59,6 +60,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return configCmd(ctx, args[1:], stdout, stderr)
 	case "manual":
 		return manualCmd(ctx, args[1:], stdout, stderr)
+	case "token":
+		return tokenCmd(args[1:], stdout, stderr)
 	case "engine": // run by the packaged clamgate-engine.service, not by hand
 		return engineCmd(ctx, args[1:], stdout, stderr)
 	case "version", "--version":
