@@ -43,14 +43,26 @@ func sha(s string) string {
 	return fmt.Sprintf("%x", sha256Sum(s))
 }
 
-// startAPI starts clamd and the gateway; extra is TOML appended.
+// startAPI starts clamd and the gateway, which reaches clamd by its unix
+// socket; extra is TOML appended.
 func startAPI(t *testing.T, opt testenv.ClamdOptions, extra string) *api {
 	t.Helper()
+	return startAPIVia(t, opt, "unix", extra)
+}
+
+// startAPIVia is startAPI with the gateway reaching clamd by network
+// ("unix": descriptors of its spool files; "tcp": INSTREAM).
+func startAPIVia(t *testing.T, opt testenv.ClamdOptions, network, extra string) *api {
+	t.Helper()
 	c := testenv.StartClamd(t, opt)
+	backend := "unix:" + c.Socket
+	if network == "tcp" {
+		backend = "tcp:" + c.TCPAddr
+	}
 	a := &api{t: t, clamd: c, open: testenv.FreePort(t), tokened: testenv.FreePort(t), metrics: testenv.FreePort(t)}
 	src := fmt.Sprintf(`
 [backend]
-address = "unix:%s"
+address = "%s"
 timeout = "20s"
 stream_max_length = "10M"
 
@@ -80,7 +92,7 @@ tokens_sha256 = ["%s"]
 commands = ["PING", "VERSION"]
 tokens_sha256 = ["%s"]
 %s
-`, c.Socket, a.metrics, a.open, a.tokened, sha(tokenApp), sha(tokenNoScan), extra)
+`, backend, a.metrics, a.open, a.tokened, sha(tokenApp), sha(tokenNoScan), extra)
 	cfg, err := config.Parse("test.toml", []byte(src))
 	if err != nil {
 		t.Fatalf("config: %v", err)
