@@ -49,11 +49,17 @@ func TestRealClients(t *testing.T) {
 	url := "http://" + a.tokened + "/v1/scan"
 	auth := "Authorization: Bearer " + tokenApp
 	clients := map[string]func(file string) []string{
-		"curl raw":       func(f string) []string { return []string{"curl", "-sS", "-w", "\n%{http_code}", "-H", auth, "--data-binary", "@" + f, url + "?name=" + filepath.Base(f)} },
-		"curl multipart": func(f string) []string { return []string{"curl", "-sS", "-w", "\n%{http_code}", "-H", auth, "-F", "file=@" + f, url} },
-		"curl h2c":       func(f string) []string { return []string{"curl", "-sS", "--http2-prior-knowledge", "-w", "\n%{http_code} %{http_version}", "-H", auth, "-F", "file=@" + f, url} },
-		"python":         func(f string) []string { return []string{"python3", "-c", pyClient, a.tokened, tokenApp, f} },
-		"node":           func(f string) []string { return []string{"node", "-e", nodeClient, a.tokened, tokenApp, f} },
+		"curl raw": func(f string) []string {
+			return []string{"curl", "-sS", "-w", "\n%{http_code}", "-H", auth, "--data-binary", "@" + f, url + "?name=" + filepath.Base(f)}
+		},
+		"curl multipart": func(f string) []string {
+			return []string{"curl", "-sS", "-w", "\n%{http_code}", "-H", auth, "-F", "file=@" + f, url}
+		},
+		"curl h2c": func(f string) []string {
+			return []string{"curl", "-sS", "--http2-prior-knowledge", "-w", "\n%{http_code} %{http_version}", "-H", auth, "-F", "file=@" + f, url}
+		},
+		"python": func(f string) []string { return []string{"python3", "-c", pyClient, a.tokened, tokenApp, f} },
+		"node":   func(f string) []string { return []string{"node", "-e", nodeClient, a.tokened, tokenApp, f} },
 	}
 	for name, argv := range clients {
 		t.Run(name, func(t *testing.T) {
@@ -70,7 +76,9 @@ func TestRealClients(t *testing.T) {
 				if !strings.HasPrefix(status, "200") || (name == "curl h2c" && status != "200 2") {
 					t.Fatalf("%s: status %q: %s", filepath.Base(file), status, body)
 				}
-				var res struct{ Objects []struct{ Name, Verdict string } }
+				var res struct {
+					Objects []struct{ Name, Verdict string }
+				}
 				if err := json.Unmarshal([]byte(body), &res); err != nil || len(res.Objects) != 1 ||
 					res.Objects[0].Verdict != want || res.Objects[0].Name != filepath.Base(file) {
 					t.Fatalf("%s: answer %s, want %s", filepath.Base(file), body, want)
