@@ -35,6 +35,9 @@ type api struct {
 	open    string // listener whose policy needs no token
 	tokened string // listener whose policy has tokens
 	metrics string // the status port
+	// statusAddr serves a policy that may read the status page without a
+	// token (statusAPI).
+	statusAddr string
 }
 
 func sha(s string) string {

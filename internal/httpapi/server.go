@@ -50,6 +50,8 @@ type Server struct {
 	// keep-alive connection; RequestTimeout a whole request, body and
 	// scan included.
 	ReadTimeout, RequestTimeout time.Duration
+	// Status feeds the status page (/ and /v1/status); nil: none.
+	Status *StatusSource
 	// StaleAfter is the database age past which /v1/version says stale.
 	StaleAfter time.Duration
 

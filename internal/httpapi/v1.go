@@ -30,6 +30,8 @@ func (s *Server) routes() http.Handler {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(openAPI)
 	})
+	mux.HandleFunc("GET /v1/status", s.authed(s.statusJSON))
+	mux.HandleFunc("GET /{$}", s.authed(s.statusHTMLPage))
 	s.restRoutes(mux)
 	return mux
 }
