@@ -66,6 +66,7 @@ internal/docs       | -                                                         
 bench/benchenv      | addr clamd rss                                                        | -                                                                                    | -
 bench/up            | bench/benchenv clamd                                                  | -                                                                                    | -
 bench/gensigs       | -                                                                     | -                                                                                    | -
+bench/httpfront     | -                                                                     | -                                                                                    | -
 bench/instream      | bench/benchenv                                                        | -                                                                                    | -
 bench/icap/load     | bench/benchenv                                                        | -                                                                                    | -
 bench/memory        | bench/benchenv clamd config                                           | -                                                                                    | -
