@@ -258,4 +258,3 @@ func rss(pid int) int64 {
 	}
 	return 0
 }
-
