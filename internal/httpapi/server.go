@@ -30,6 +30,9 @@ const (
 	// MaxHeaderBytes bounds a request's header block (HTTP/1.1) and
 	// header list (HTTP/2).
 	MaxHeaderBytes = 16 << 10
+	// MaxStreams bounds the requests one HTTP/2 connection runs at once,
+	// as one HTTP/1.1 connection runs one: each may hold a spool file.
+	MaxStreams = 16
 	// MaxParts bounds the parts of one multipart request.
 	MaxParts = 256
 	// maxPartHeader bounds the header of one part: multipart's own limit
@@ -103,7 +106,7 @@ func (s *Server) httpServer(ci *connInfo) *http.Server {
 		ReadHeaderTimeout: s.ReadTimeout,
 		IdleTimeout:       s.ReadTimeout,
 		MaxHeaderBytes:    MaxHeaderBytes,
-		HTTP2:             &http.HTTP2Config{MaxDecoderHeaderTableSize: 4096, MaxReadFrameSize: 1 << 20},
+		HTTP2:             &http.HTTP2Config{MaxConcurrentStreams: MaxStreams, MaxDecoderHeaderTableSize: 4096, MaxReadFrameSize: 1 << 20},
 		ErrorLog:          slog.NewLogLogger(s.Log.Handler(), slog.LevelDebug),
 		BaseContext:       func(net.Listener) context.Context { return context.WithValue(context.Background(), infoKey{}, ci) },
 	}
