@@ -479,3 +479,31 @@ func TestParseVersion(t *testing.T) {
 		}
 	}
 }
+
+// TestRefusedPeer: on a unix socket, a peer the policy's users do not
+// admit is refused by the gateway on connect; the front words it as 403.
+func TestRefusedPeer(t *testing.T) {
+	sock := testenv.TempDir(t) + "/http.sock"
+	startAPI(t, testenv.ClamdOptions{}, `
+[policy.nobody]
+users = ["nobody"]
+
+[[listener]]
+address = "unix:`+sock+`"
+protocol = "http"
+policy = "nobody"
+mode = "0666"
+`)
+	client := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+	}}}
+	resp, err := client.Post("http://gw/v1/scan", "application/octet-stream", strings.NewReader(testenv.EICAR))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 403 || !strings.Contains(string(body), "not allowed by client policy") {
+		t.Fatalf("%d %s", resp.StatusCode, body)
+	}
+}
