@@ -179,15 +179,19 @@ func isMultipart(r *http.Request) bool {
 	return strings.HasPrefix(mt, "multipart/")
 }
 
-// requestContext is a request's scans' context: it ends with the request,
-// when the client hangs up (the gateway's watcher, whose cause abandons
-// the job) and after the front's RequestTimeout.
+// requestContext is a request's scans' context: it ends with
+// scan.ErrClientGone as its cause when the client hangs up (net/http ends
+// the request's context; the gateway's watcher ends the connection's), so
+// that the dispatcher drops the job and counts it abandoned, and after the
+// front's RequestTimeout.
 func (s *Server) requestContext(r *http.Request) (context.Context, context.CancelFunc) {
-	ctx, cancel := context.WithCancelCause(r.Context())
-	stop := context.AfterFunc(info(r).jobCtx, func() { cancel(context.Cause(info(r).jobCtx)) })
-	tctx, tcancel := context.WithTimeoutCause(ctx, s.RequestTimeout, errors.New("request_timeout"))
-	if s.RequestTimeout <= 0 {
-		tctx, tcancel = ctx, func() {}
+	ctx, cancel := context.WithCancelCause(context.WithoutCancel(r.Context()))
+	conn := info(r).jobCtx
+	stopReq := context.AfterFunc(r.Context(), func() { cancel(scan.ErrClientGone) })
+	stopConn := context.AfterFunc(conn, func() { cancel(context.Cause(conn)) })
+	tctx, tcancel := ctx, context.CancelFunc(func() {})
+	if s.RequestTimeout > 0 {
+		tctx, tcancel = context.WithTimeoutCause(ctx, s.RequestTimeout, errors.New("request_timeout"))
 	}
-	return tctx, func() { tcancel(); stop(); cancel(nil) }
+	return tctx, func() { stopReq(); stopConn(); tcancel(); cancel(nil) }
 }

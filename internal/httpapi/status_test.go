@@ -3,6 +3,9 @@ package httpapi_test
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
 	"os/exec"
 	"regexp"
 	"strings"
@@ -146,5 +149,50 @@ func TestStatusPageInChromium(t *testing.T) {
 	m1, m2 := scans.FindStringSubmatch(first), scans.FindStringSubmatch(second)
 	if m1 == nil || m2 == nil || m1[1] == m2[1] {
 		t.Fatalf("local's scan count did not change between loads: %v, %v", m1, m2)
+	}
+}
+
+// TestDisconnectWhileQueued: a client that hangs up while its job waits
+// for the engine has it dropped and counted abandoned, not failed.
+func TestDisconnectWhileQueued(t *testing.T) {
+	a := startAPI(t, testenv.ClamdOptions{SlowSignatures: 100000}, `
+[policy.ops]
+status = true
+max_concurrent = 1
+tokens_sha256 = ["`+sha(tokenOps)+`"]
+`)
+	busy := make(chan struct{})
+	go func() { // holds the policy's one slot for a while
+		defer close(busy)
+		req, _ := http.NewRequest("POST", "http://"+a.open+"/v1/scan", bytes.NewReader(randomBytes(8<<20)))
+		req.Header.Set("Authorization", "Bearer "+tokenOps)
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	time.Sleep(300 * time.Millisecond)
+	c, err := net.Dial("tcp", a.open)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(c, "POST /v1/scan HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Length: 5\r\n\r\nhello", tokenOps)
+	for deadline := time.Now().Add(10 * time.Second); policyLine(a.statusJSON(t), "ops").QueuedJobs != 1; {
+		if time.Now().After(deadline) {
+			t.Fatal("the second job never waited for the slot")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	c.Close()
+	<-busy
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ops := policyLine(a.statusJSON(t), "ops")
+		if ops.Abandoned == 1 && ops.Failed == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("ops %+v: want 1 abandoned, none failed", ops)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
