@@ -30,6 +30,7 @@ var manualCommands = []struct {
 	{[]string{"deploy", "rollback"}, "Restores every file apply changed, byte for byte, and unmasks what it masked."},
 	{[]string{"config", "check"}, "Loads the configuration and checks it against the host (users, groups, roots, directories, the clamd binary and database, the backend's PONG). Prints each error as file:line: key: message and exits 1, or exits 0."},
 	{[]string{"config", "show"}, "Prints the effective configuration, every default filled in, as a file clamgate accepts."},
+	{[]string{"token", "new"}, "Prints a new bearer token for the HTTP front, once, and the tokens_sha256 line that makes it choose the policy named (the configuration keeps only its SHA-256). Usage: clamgate token new POLICY."},
 	{[]string{"version"}, "Prints the version, VCS revision and package version of this build."},
 }
 

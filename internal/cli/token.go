@@ -3,6 +3,7 @@ package cli
 import (
 	"fmt"
 	"io"
+	"strings"
 
 	"clamgate/internal/identity"
 )
@@ -11,7 +12,7 @@ import (
 // HTTP front, and the line that lets it choose POLICY. Only the hash goes
 // into the configuration; the token is shown once.
 func tokenCmd(args []string, stdout, stderr io.Writer) int {
-	if len(args) != 2 || args[0] != "new" || args[1] == "" {
+	if len(args) != 2 || args[0] != "new" || args[1] == "" || strings.HasPrefix(args[1], "-") {
 		fmt.Fprintln(stderr, "usage: clamgate token new POLICY")
 		return 2
 	}

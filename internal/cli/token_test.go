@@ -29,7 +29,10 @@ func TestTokenNew(t *testing.T) {
 	if err != nil || len(cfg.Policies["app"].TokensSHA256) != 1 {
 		t.Fatalf("config with the line: %v", err)
 	}
-	if code := Main(context.Background(), []string{"token", "new"}, &out, &errOut); code != 2 {
-		t.Fatalf("token new without a policy: exit %d", code)
+	for _, args := range [][]string{{"token", "new"}, {"token", "new", "-h"}} {
+		out.Reset()
+		if code := Main(context.Background(), args, &out, &errOut); code != 2 || out.Len() > 0 {
+			t.Fatalf("%v: exit %d, printed %q", args, code, out.String())
+		}
 	}
 }
