@@ -75,11 +75,12 @@ func info(r *http.Request) *connInfo { return r.Context().Value(infoKey{}).(*con
 
 // ServeConn serves one admitted connection until the client closes it,
 // drain ends (running requests finish, idle ones close) or ctx ends
-// (everything stops).
+// (everything stops). A TLS connection (a tls: listener) is served as it
+// is, so that net/http sees its ALPN and serves HTTP/2 when it says h2.
 func (s *Server) ServeConn(ctx, drain context.Context, c net.Conn, pol *policy.Policy, peer policy.Peer) {
 	ln := newOneConn(c)
 	ci := &connInfo{pol: pol, peer: peer, jobCtx: ctx, drained: func() bool { return drain.Err() != nil }}
-	srv := s.httpServer(ci)
+	srv := s.httpServer(ci, ln)
 	go func() {
 		select {
 		case <-ln.closed:
@@ -93,13 +94,15 @@ func (s *Server) ServeConn(ctx, drain context.Context, c net.Conn, pol *policy.P
 		srv.Close()
 	}()
 	_ = srv.Serve(ln)
+	ln.unserved()
 	<-ln.closed
 }
 
-func (s *Server) httpServer(ci *connInfo) *http.Server {
+func (s *Server) httpServer(ci *connInfo, ln *oneConn) *http.Server {
 	var p http.Protocols
 	p.SetHTTP1(true)
 	p.SetUnencryptedHTTP2(true)
+	p.SetHTTP2(true) // over TLS, when the client's ALPN chose h2
 	return &http.Server{
 		Handler:           s.routes(),
 		Protocols:         &p,
@@ -109,6 +112,7 @@ func (s *Server) httpServer(ci *connInfo) *http.Server {
 		HTTP2:             &http.HTTP2Config{MaxConcurrentStreams: MaxStreams, MaxDecoderHeaderTableSize: 4096, MaxReadFrameSize: 1 << 20},
 		ErrorLog:          slog.NewLogLogger(s.Log.Handler(), slog.LevelDebug),
 		BaseContext:       func(net.Listener) context.Context { return context.WithValue(context.Background(), infoKey{}, ci) },
+		ConnState:         ln.state,
 	}
 }
 
@@ -117,7 +121,7 @@ func (s *Server) httpServer(ci *connInfo) *http.Server {
 func (s *Server) Refuse(ctx context.Context, c net.Conn, pol *policy.Policy, peer policy.Peer, why error) {
 	s.Log.Warn("connection refused", "protocol", "http", "client", pol.Name, "peer", peer.String(), "reason", why.Error())
 	ln := newOneConn(c)
-	srv := &http.Server{ReadHeaderTimeout: s.ReadTimeout, MaxHeaderBytes: MaxHeaderBytes,
+	srv := &http.Server{ReadHeaderTimeout: s.ReadTimeout, MaxHeaderBytes: MaxHeaderBytes, ConnState: ln.state,
 		ErrorLog: slog.NewLogLogger(s.Log.Handler(), slog.LevelDebug),
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Connection", "close")
@@ -131,11 +135,13 @@ func (s *Server) Refuse(ctx context.Context, c net.Conn, pol *policy.Policy, pee
 		}
 	}()
 	_ = srv.Serve(ln)
+	ln.unserved()
 	<-ln.closed
 }
 
 // oneConn is a listener that yields one connection, then blocks until
-// that connection is closed.
+// net/http reports that connection closed (or hijacked). The connection
+// is not wrapped: net/http must see a *tls.Conn as one.
 type oneConn struct {
 	c      chan net.Conn
 	closed chan struct{}
@@ -143,21 +149,28 @@ type oneConn struct {
 	addr   net.Addr
 }
 
-type trackedConn struct {
-	net.Conn
-	l *oneConn
-}
-
-func (t trackedConn) Close() error {
-	err := t.Conn.Close()
-	t.l.once.Do(func() { close(t.l.closed) })
-	return err
-}
-
 func newOneConn(c net.Conn) *oneConn {
 	l := &oneConn{c: make(chan net.Conn, 1), closed: make(chan struct{}), addr: c.LocalAddr()}
-	l.c <- trackedConn{c, l}
+	l.c <- c
 	return l
+}
+
+// state is the server's ConnState hook.
+func (l *oneConn) state(_ net.Conn, st http.ConnState) {
+	if st == http.StateClosed || st == http.StateHijacked {
+		l.once.Do(func() { close(l.closed) })
+	}
+}
+
+// unserved closes the connection if Serve returned without taking it (it
+// was shut down first): nothing else would.
+func (l *oneConn) unserved() {
+	select {
+	case c := <-l.c:
+		c.Close()
+		l.once.Do(func() { close(l.closed) })
+	default:
+	}
 }
 
 func (l *oneConn) Accept() (net.Conn, error) {
