@@ -34,13 +34,14 @@ import (
 const allowed = `
 package             | imports (internal)                                                    | third-party modules                                                                  | tests also import
 cmd/clamgate        | cli                                                                   | -                                                                                    | -
-internal/cli        | addr buildinfo clamd config deploy doctor engine gateway manual milter scan sigdb startup | golang.org/x/sys                                                                     | testenv
-internal/gateway    | clamd clamdproto config engine hangup icap identity listen metrics milter policy scan sigdb startup status | - | testenv testuser golang.org/x/sys github.com/d--j/go-milter
+internal/cli        | addr buildinfo clamd config deploy doctor engine gateway identity manual milter scan sigdb startup | golang.org/x/sys                                                                     | testenv
+internal/gateway    | clamd clamdproto config engine hangup httpapi icap identity listen metrics milter policy scan sigdb startup status | - | testenv testuser golang.org/x/sys github.com/d--j/go-milter
 internal/engine     | clamd config rss sandbox sigdb                                        | golang.org/x/sys                                                                     | testuser
 internal/testenv    | addr clamd config gateway                                             | -                                                                                    | -
 internal/testuser   | -                                                                     | -                                                                                    | -
 internal/clamdproto | listen policy scan                                                    | golang.org/x/sys                                                                     | connfuzz
 internal/icap       | config listen policy scan                                             | -                                                                                    | connfuzz deploy testenv
+internal/httpapi    | policy scan                                                           | -                                                                                    | config testenv github.com/getkin/kin-openapi
 internal/milter     | config policy scan                                                    | github.com/d--j/go-milter                                                            | connfuzz testenv
 internal/connfuzz   | policy                                                                | -                                                                                    | -
 internal/status     | addr listen                                                           | github.com/coreos/go-systemd/v22 golang.org/x/net golang.org/x/sys                   | metrics scan
@@ -66,6 +67,7 @@ internal/docs       | -                                                         
 bench/benchenv      | addr clamd rss                                                        | -                                                                                    | -
 bench/up            | bench/benchenv clamd                                                  | -                                                                                    | -
 bench/gensigs       | -                                                                     | -                                                                                    | -
+bench/httpfront     | -                                                                     | -                                                                                    | -
 bench/instream      | bench/benchenv                                                        | -                                                                                    | -
 bench/icap/load     | bench/benchenv                                                        | -                                                                                    | -
 bench/memory        | bench/benchenv clamd config                                           | -                                                                                    | -
@@ -81,7 +83,7 @@ bench/reload        | bench/benchenv clamd config gateway rss                   
 var (
 	// fronts speak a client protocol. Any later front belongs here too;
 	// until it is added, rule backend-side still keeps it off the backend.
-	fronts = []string{"clamdproto", "icap", "milter"}
+	fronts = []string{"clamdproto", "httpapi", "icap", "milter"}
 	// backend is what talks to clamd, or is clamd.
 	backend = []string{"clamd", "engine"}
 	// backendSide may reach the backend: the assembly behind the

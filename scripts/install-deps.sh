@@ -9,6 +9,7 @@ testing=(clamav-testfiles python3-pyclamd libclamav-client-perl amavisd-new acl 
          miltertest postfix swaks clamav-milter podman runc uidmap lintian
          mmdebstrap    # e2e/rehearse.sh builds the rehearsal host with it
          prometheus    # promtool: the alert rules and dashboard queries in monitoring/
+         chromium curl # the HTTP front's status page rendered headless; curl as an API client
          systemd man-db python3) # systemd-analyze scores the units; man lints the pages; listen's peer
 
 want=("${runtime[@]}")

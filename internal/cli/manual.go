@@ -30,6 +30,7 @@ var manualCommands = []struct {
 	{[]string{"deploy", "rollback"}, "Restores every file apply changed, byte for byte, and unmasks what it masked."},
 	{[]string{"config", "check"}, "Runs serve's start-up without serving: loads the configuration, then runs the very checks serve refuses to start on (roots opened as serve opens them, the sockets' directories, owners and ports, the engine's state directory, program and database, the watched database), as the user clamgate.service runs as (its User=, Group= and SupplementaryGroups=, or --as-user), and asks each external backend for PONG. Prints each error as file:line: key: message and exits 78, or exits 0. --offline only parses and validates."},
 	{[]string{"config", "show"}, "Prints the effective configuration, every default filled in, as a file clamgate accepts."},
+	{[]string{"token", "new"}, "Prints a new bearer token for the HTTP front, once, and the tokens_sha256 line that makes it choose the policy named (the configuration keeps only its SHA-256). Usage: clamgate token new POLICY."},
 	{[]string{"manual"}, "Prints clamgate(8) or clamgate.toml(5) in man(7) roff, or the bash completion; the package installs what it prints."},
 	{[]string{"version"}, "Prints the version, VCS revision and package version of this build."},
 }

@@ -199,6 +199,8 @@ type policySection struct {
 	OnLimits      string   `toml:"on_limits"`
 	Users         []string `toml:"users,omitempty"`
 	Groups        []string `toml:"groups,omitempty"`
+	TokensSHA256  []string `toml:"tokens_sha256,omitempty"` // HTTP bearer tokens, hashed (see http.go)
+	Status        bool     `toml:"status"`                  // may read the HTTP status page
 
 	AllowWritableRootAncestors bool `toml:"allow_writable_root_ancestors"`
 	MaxWalkDepth               int  `toml:"max_walk_depth"`
@@ -374,6 +376,7 @@ func (v *validator) build(f *file) *Config {
 	cfg.ICAP = v.icap(f.ICAP)
 	cfg.Milter = v.milter(f.Milter)
 	v.checkFrontLimits(cfg)
+	v.checkHTTPListeners(cfg)
 	return cfg
 }
 
@@ -530,6 +533,7 @@ func (v *validator) policy(name string, ps policySection, backendMax, def int64)
 	if ps.MaxStream != 0 {
 		v.renamed(key+".max_stream", "policy.NAME.max_stream", key+".max_object")
 	}
+	v.httpPolicy(key, ps, p)
 	switch {
 	case p.MaxStream == 0:
 		p.MaxStream = def
@@ -587,8 +591,8 @@ func (v *validator) listener(i int, ls listenerSection, policies map[string]*pol
 	if _, ok := policies[ls.Policy]; !ok {
 		v.fail(key+".policy", "no [policy.%s] section", ls.Policy)
 	}
-	if !slices.Contains([]string{ProtoClamd, ProtoICAP, ProtoMilter}, l.Protocol) {
-		v.fail(key+".protocol", "%q is not one of clamd, icap, milter", ls.Protocol)
+	if !slices.Contains([]string{ProtoClamd, ProtoICAP, ProtoMilter, ProtoHTTP}, l.Protocol) {
+		v.fail(key+".protocol", "%q is not one of clamd, icap, milter, http", ls.Protocol)
 	}
 	a, err := addr.Parse(ls.Address)
 	switch {

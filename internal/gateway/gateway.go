@@ -19,6 +19,7 @@ import (
 	"clamgate/internal/config"
 	"clamgate/internal/engine"
 	"clamgate/internal/hangup"
+	"clamgate/internal/httpapi"
 	"clamgate/internal/icap"
 	"clamgate/internal/identity"
 	"clamgate/internal/listen"
@@ -65,7 +66,8 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, with ...Opti
 	tel := newTelemetry(cfg, pool, eng, log)
 	opts := cfg.DispatchOptions()
 	opts.SpoolBudget = spoolBudget(cfg, log)
-	opts.Observers = append(opts.Observers, tel.metrics)
+	board := httpapi.NewBoard()
+	opts.Observers = append(opts.Observers, tel.metrics, board)
 	if cfg.Audit {
 		opts.Observers = append(opts.Observers, scan.AuditLog{Log: log})
 	}
@@ -77,7 +79,8 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, with ...Opti
 		life.base = ctx
 		tel.follow(life)
 	}
-	fronts := newFronts(cfg, log, dispatcher, life)
+	page := statusSource(board, tel, life)
+	fronts := newFronts(cfg, log, dispatcher, life, page)
 	var bg sync.WaitGroup
 	engCtx, stopEngine := context.WithCancel(context.WithoutCancel(ctx))
 	defer func() { stopEngine(); bg.Wait() }()
@@ -112,7 +115,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, with ...Opti
 	tel.metrics.ConfigLoaded(time.Now(), weights(cfg), false)
 	if o.hangups != nil {
 		r := &reloader{load: o.load, running: cfg, fronts: fronts, srv: srv, dispatcher: dispatcher, tel: tel, roots: roots, log: log,
-			newFronts: func(c *config.Config) map[string]front { return newFronts(c, log, dispatcher, life) }}
+			newFronts: func(c *config.Config) map[string]front { return newFronts(c, log, dispatcher, life, page) }}
 		bg.Go(func() { r.run(ctx, o.hangups) })
 	}
 	srv.serve()
@@ -189,7 +192,7 @@ type front interface {
 	ServeConn(ctx, drain context.Context, c net.Conn, pol *policy.Policy, peer policy.Peer)
 }
 
-func newFronts(cfg *config.Config, log *slog.Logger, d *scan.Dispatcher, life *lifecycle) map[string]front {
+func newFronts(cfg *config.Config, log *slog.Logger, d *scan.Dispatcher, life *lifecycle, page *httpapi.StatusSource) map[string]front {
 	cp := &clamdproto.Server{Dispatcher: d, Log: log, ReadTimeout: cfg.ReadTimeout,
 		CommandTimeout: cfg.CommandTimeout, StreamTimeout: cfg.StreamTimeout}
 	ic := &icap.Server{Dispatcher: d, Log: log, ReadTimeout: cfg.ReadTimeout, Settings: cfg.ICAP, Spool: d.Spool()}
@@ -200,6 +203,7 @@ func newFronts(cfg *config.Config, log *slog.Logger, d *scan.Dispatcher, life *l
 		config.ProtoClamd:  cp,
 		config.ProtoMilter: &milter.Server{Dispatcher: d, Log: log, Config: cfg.Milter},
 		config.ProtoICAP:   ic,
+		config.ProtoHTTP:   newHTTPFront(cfg, log, d, page),
 	}
 }
 

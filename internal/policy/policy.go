@@ -40,6 +40,10 @@ type Policy struct {
 	OnLimits      string        // an object past clamd's scan limits: "block", "error" or "pass"
 	UIDs          []uint32      // unix peers allowed by uid (empty with GIDs empty: any)
 	GIDs          []uint32      // unix peers allowed by primary or supplementary group
+	// TokensSHA256 are the SHA-256 hashes of the bearer tokens that choose
+	// this policy on an HTTP listener; Status lets it read the status page.
+	TokensSHA256 [][32]byte
+	Status       bool
 
 	// AllowWritableRootAncestors accepts roots below a directory a non-root
 	// user can write (see OpenRoot).
