@@ -44,7 +44,8 @@ func spool(r io.Reader, dir string, res *Reservation) (*os.File, Digest, error) 
 		return nil, Digest{}, err
 	}
 	var f *os.File
-	if errors.Is(err, io.EOF) {
+	ended := errors.Is(err, io.EOF)
+	if ended {
 		f = memfd()
 	}
 	if f == nil {
@@ -54,6 +55,9 @@ func spool(r io.Reader, dir string, res *Reservation) (*os.File, Digest, error) 
 		os.Remove(f.Name()) // nothing to clean up, whatever happens next
 	}
 	h := sha256.New()
+	if ended {
+		r = nil // all of it is in buf
+	}
 	if err := fill(budgeted{f, res, h}, buf[:n], r); err != nil {
 		f.Close()
 		return nil, Digest{}, err
@@ -63,18 +67,27 @@ func spool(r io.Reader, dir string, res *Reservation) (*os.File, Digest, error) 
 	return f, sum, nil
 }
 
+// fill writes head, then the rest of r (nil: none), to f. head's buffer,
+// written, carries the rest: no buffer is made per stream.
 func fill(f budgeted, head []byte, r io.Reader) error {
 	if _, err := f.Write(head); err != nil {
 		return storeError(err)
 	}
-	if _, err := io.Copy(onlyWriter{f}, onlyReader{r}); err != nil {
+	if r == nil {
+		return rewind(f.f)
+	}
+	if _, err := io.CopyBuffer(onlyWriter{f}, onlyReader{r}, head[:cap(head)]); err != nil {
 		var we *writeFailed
 		if errors.As(err, &we) {
 			return storeError(we.err)
 		}
 		return err
 	}
-	if _, err := f.f.Seek(0, io.SeekStart); err != nil {
+	return rewind(f.f)
+}
+
+func rewind(f *os.File) error {
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return &SpoolError{err}
 	}
 	return nil
