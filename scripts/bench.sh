@@ -144,6 +144,7 @@ fi
 overload_db=$db
 if [[ -z $db && $overload -gt 0 ]]; then
 	overload_db=$dir/small-db
+	mkdir -p "$overload_db"
 	"$dir/bin/gensigs" -dir "$overload_db" -body 30000 -hashes 100
 fi
 for ((i = 1; i <= overload; i++)); do
