@@ -50,6 +50,12 @@ import (
 // okReply is clamd's reply to a clean INSTREAM.
 const okReply = "stream: OK"
 
+// eicar is the EICAR test string, which -infected puts into every object.
+const eicar = `X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*`
+
+// infected: objects carry EICAR and a FOUND reply is the expected one.
+var infected bool
+
 type options struct {
 	direct, gateway string
 	floor           string
@@ -80,6 +86,7 @@ func main() {
 	flag.IntVar(&o.rounds, "rounds", 3, "measured rounds per side")
 	flag.StringVar(&o.order, "order", "abab", "round order: abab (direct, gateway[, floor] every round) or abba (that order, then reversed, alternately)")
 	flag.BoolVar(&o.unique, "unique", true, "make every scanned object distinct (defeats clamd's clean-file cache, as real traffic would)")
+	flag.BoolVar(&infected, "infected", false, "put the EICAR test string into every object (at byte 32) and expect a FOUND reply: with -unique=false, a campaign of one infected attachment")
 	flag.DurationVar(&o.timeout, "timeout", 30*time.Second, "deadline of one scan")
 	flag.BoolVar(&o.jsonOut, "json", false, "also print the results as one JSON document")
 	flag.StringVar(&ping, "ping", "", "only wait until this address answers PING (see -wait), then exit")
@@ -328,6 +335,9 @@ func newRequest(size, chunk int, worker uint64) *request {
 	for i := range obj {
 		obj[i] = byte(rng.Uint32())
 	}
+	if infected && size >= 32+len(eicar) {
+		copy(obj[32:], eicar)
+	}
 	var b bytes.Buffer
 	b.WriteString("zINSTREAM\x00")
 	var hdr [4]byte
@@ -370,7 +380,7 @@ func scanOnce(network, address string, req *request, reply []byte, timeout time.
 	if err != nil {
 		return err
 	}
-	if got != okReply {
+	if infected && (!strings.HasPrefix(got, "stream: ") || !strings.HasSuffix(got, " FOUND")) || !infected && got != okReply {
 		return fmt.Errorf("unexpected reply %q", got)
 	}
 	return nil

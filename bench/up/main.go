@@ -29,7 +29,8 @@ func main() {
 	dir := flag.String("dir", "", "the run's directory: clamd.sock, clamd.conf, the logs")
 	db := flag.String("db", "", "signature directory (default: the test database in DIR/db)")
 	bin := flag.String("gateway", "", "gateway binary to start after clamd; empty: clamd only")
-	var ready, env list
+	var ready, env, conf list
+	flag.Var(&conf, "clamd-conf", "an extra clamd.conf line, e.g. \"ConcurrentDatabaseReload no\" (repeatable)")
 	flag.Var(&ready, "ready", "address the gateway must accept connections on (repeatable)")
 	flag.Var(&env, "env", "NAME=VALUE for the gateway only (repeatable)")
 	flag.Parse()
@@ -39,7 +40,7 @@ func main() {
 	if fi, err := os.Stat(*db); *db != "" && (err != nil || !fi.IsDir()) {
 		fail(fmt.Errorf("-db %s is not a directory", *db))
 	}
-	c, err := benchenv.StartClamd(*dir, *db)
+	c, err := benchenv.StartClamd(*dir, *db, conf...)
 	if err != nil {
 		fail(err)
 	}

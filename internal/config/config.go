@@ -69,11 +69,14 @@ type Config struct {
 	// SpoolBudget bounds the bytes all spool files hold at once; 0 = half
 	// the spool file system's free space, measured at start.
 	SpoolBudget int64
-	Listeners   []Listener
-	Policies    map[string]*policy.Policy
-	Database    Database
-	ICAP        ICAP   // settings of every protocol = "icap" listener
-	Milter      Milter // settings of every protocol = "milter" listener
+	// CacheEntries and CacheBytes bound the verdict cache; 0 entries = off.
+	CacheEntries int
+	CacheBytes   int64
+	Listeners    []Listener
+	Policies     map[string]*policy.Policy
+	Database     Database
+	ICAP         ICAP   // settings of every protocol = "icap" listener
+	Milter       Milter // settings of every protocol = "milter" listener
 
 	// file and lines remember where each key was written, so that checks
 	// made later against the host (`clamgate config check`) point at the
@@ -171,6 +174,8 @@ type serverSection struct {
 	HTTPAllowNonLoopback bool     `toml:"http_allow_non_loopback"`
 	HTTPMaxConnections   int      `toml:"http_max_connections"`
 	SpoolBudget          Size     `toml:"spool_budget,omitempty"` // 0: derived at start (half the spool file system's free space)
+	CacheEntries         *int     `toml:"cache_entries"`
+	CacheBytes           Size     `toml:"cache_bytes"`
 }
 
 type listenerSection struct {
@@ -247,6 +252,11 @@ const (
 	// DefaultHTTPMaxConnections bounds /metrics and health: a scraper and
 	// a probe or two need no more, and each connection costs a descriptor.
 	DefaultHTTPMaxConnections = 16
+	// DefaultCacheEntries and DefaultCacheBytes bound the verdict cache:
+	// about 200 bytes an entry, a few MiB for the verdicts of a busy day's
+	// repeated attachments.
+	DefaultCacheEntries = 20000
+	DefaultCacheBytes   = 4 << 20
 	// minStreamRate is the slowest stream a local client is expected to
 	// send (bytes per second), for the default stream_timeout.
 	minStreamRate = 256 << 10
@@ -342,9 +352,12 @@ func (v *validator) build(f *file) *Config {
 		HTTPAllowNonLoopback: f.Server.HTTPAllowNonLoopback,
 		HTTPMaxConnections:   f.Server.HTTPMaxConnections,
 		SpoolBudget:          int64(f.Server.SpoolBudget),
+		CacheEntries:         DefaultCacheEntries,
+		CacheBytes:           int64(f.Server.CacheBytes),
 		Policies:             map[string]*policy.Policy{},
 	}
 	v.checkServer(cfg)
+	v.checkCache(cfg, f)
 	v.backends(cfg, f.Backend.Address)
 	v.checkBackend(cfg, f)
 	cfg.Database = v.database(f.Database, cfg.Engine)
@@ -655,4 +668,19 @@ func or(s, def string) string {
 		return def
 	}
 	return s
+}
+
+func (v *validator) checkCache(cfg *Config, f *file) {
+	if n := f.Server.CacheEntries; n != nil {
+		cfg.CacheEntries = *n
+	}
+	if cfg.CacheEntries < 0 {
+		v.fail("server.cache_entries", "must not be negative (0 turns the verdict cache off)")
+	}
+	if cfg.CacheBytes < 0 {
+		v.fail("server.cache_bytes", "must not be negative")
+	}
+	if cfg.CacheBytes == 0 {
+		cfg.CacheBytes = DefaultCacheBytes
+	}
 }

@@ -27,6 +27,8 @@ var restartOnly = []struct {
 	{"server.http_allow_non_loopback", func(c *Config) any { return &c.HTTPAllowNonLoopback }},
 	{"server.http_max_connections", func(c *Config) any { return &c.HTTPMaxConnections }},
 	{"server.spool_budget", func(c *Config) any { return &c.SpoolBudget }},
+	{"server.cache_entries", func(c *Config) any { return &c.CacheEntries }},
+	{"server.cache_bytes", func(c *Config) any { return &c.CacheBytes }},
 }
 
 // KeepRestartOnly gives next the running values of the settings that only

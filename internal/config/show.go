@@ -90,7 +90,8 @@ func (c *Config) serverSection() serverSection {
 	return serverSection{ReadTimeout: Duration(c.ReadTimeout), CommandTimeout: Duration(c.CommandTimeout),
 		StreamTimeout: Duration(c.StreamTimeout), ShutdownGrace: Duration(c.ShutdownGrace),
 		LogLevel: c.LogLevel, LogFormat: c.LogFormat, Audit: &c.Audit, HTTP: c.HTTP,
-		HTTPAllowNonLoopback: c.HTTPAllowNonLoopback, HTTPMaxConnections: c.HTTPMaxConnections, SpoolBudget: Size(c.SpoolBudget)}
+		HTTPAllowNonLoopback: c.HTTPAllowNonLoopback, HTTPMaxConnections: c.HTTPMaxConnections, SpoolBudget: Size(c.SpoolBudget),
+		CacheEntries: &c.CacheEntries, CacheBytes: Size(c.CacheBytes)}
 }
 
 func (c *Config) databaseSection() databaseSection {

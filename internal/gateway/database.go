@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"clamgate/internal/config"
+	"clamgate/internal/scan"
 	"clamgate/internal/sigdb"
 )
 
@@ -28,6 +29,21 @@ type lifecycle struct {
 	// reload SELFCHECK started outlives the request by.
 	reloading sync.Mutex
 	base      context.Context
+	// cache serves verdicts only while the gateway knows which database
+	// clamd runs: with a watched directory, from the start for the managed
+	// clamd (it loaded this directory) and from the first reload for an
+	// external one (it may run older files than those the gateway sees);
+	// paused at the first change seen. nil: no cache.
+	cache    *scan.VerdictCache
+	reloaded atomic.Bool // clamd is known to scan with the database last accepted
+}
+
+// hold gives the reloads the dispatcher to hold; the dispatcher is made
+// after the lifecycle, which hands it the cache.
+func (l *lifecycle) hold(d *scan.Dispatcher) {
+	if l != nil {
+		l.reloader.jobs = d
+	}
 }
 
 func (l *lifecycle) run(ctx context.Context) {
@@ -41,9 +57,16 @@ func (l *lifecycle) run(ctx context.Context) {
 	l.log.Info("database reload mode", "mode", m.Name(), "basis", m.Basis, "why", m.Why)
 	go l.watchAge(ctx)
 	if !l.cfg.Watch {
+		l.cacheOff("the gateway does not watch the database ([database] watch = false)")
 		return
 	}
-	w := &sigdb.Watcher{Dir: l.dir, Settle: l.cfg.Settle, Log: l.log}
+	w := &sigdb.Watcher{Dir: l.dir, Settle: l.cfg.Settle, Log: l.log, Stirred: l.cache.Pause, Unchanged: l.resume}
+	if l.reloader.engine != nil {
+		l.reloaded.Store(true) // the gateway started it on this directory
+		l.resume()
+	} else if l.cache != nil {
+		l.log.Info("verdict cache waits for a reload the gateway can follow (reload = \"frugal\"): the external clamd may run older files than " + l.dir)
+	}
 	if err := w.Run(ctx, snap.Digest, func(s *sigdb.Snapshot) bool { return l.reload(ctx, s) }); err != nil {
 		l.log.Error("cannot watch the signature database: clamd reloads only on its own SelfCheck", "dir", l.dir, "err", err)
 	}
@@ -60,6 +83,7 @@ func (l *lifecycle) reloadLocked(ctx context.Context, snap *sigdb.Snapshot) bool
 		return true // SELFCHECK reloaded it already
 	}
 	l.log.Info("signature database changed: reloading clamd", "dir", l.dir, "reload", l.cfg.Reload, "signatures", snap.Signatures)
+	l.cache.Pause()
 	res, err := l.reloader.reload(ctx)
 	l.log.Info("database reload mode", "mode", res.mode.Name(), "basis", res.mode.Basis, "restarted", res.restarted, "why", res.mode.Why)
 	if err != nil {
@@ -67,7 +91,45 @@ func (l *lifecycle) reloadLocked(ctx context.Context, snap *sigdb.Snapshot) bool
 		return false
 	}
 	l.accept(snap, "reload", res.took)
+	l.afterReload(res)
 	return true
+}
+
+// afterReload resumes the cache when the gateway knows clamd now scans
+// with the new database: the managed clamd was restarted, or reloaded
+// with ConcurrentDatabaseReload no (its PONG after RELOAD comes once the
+// new database is in), or the administrator says an external clamd does
+// (reload = "frugal"). A concurrent reload returns at once while clamd
+// still scans with the old database for as long as loading takes, and
+// says nothing when it switches: the cache stays paused rather than keep
+// verdicts of the old database under the new one.
+func (l *lifecycle) afterReload(res reloaded) {
+	if l.cache == nil {
+		return
+	}
+	if res.restarted || res.mode.Frugal && res.mode.Basis != "external" {
+		l.reloaded.Store(true)
+		l.cache.Resume()
+		return
+	}
+	l.reloaded.Store(false)
+	l.log.Info("verdict cache paused: after this reload the gateway cannot tell when clamd scans with the new database",
+		"mode", res.mode.Name(), "basis", res.mode.Basis)
+}
+
+// resume lets the cache serve again after a false alarm (the directory
+// settled on the database clamd runs), when that database is known: the
+// managed clamd loaded it at start, or a reload proved it.
+func (l *lifecycle) resume() {
+	if l.reloaded.Load() {
+		l.cache.Resume()
+	}
+}
+
+func (l *lifecycle) cacheOff(why string) {
+	if l.cache != nil {
+		l.log.Info("verdict cache off: "+why, "dir", l.dir)
+	}
 }
 
 func (l *lifecycle) accept(snap *sigdb.Snapshot, why string, took time.Duration) {

@@ -71,14 +71,20 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, with ...Opti
 	if cfg.Audit {
 		opts.Observers = append(opts.Observers, scan.AuditLog{Log: log})
 	}
-	dispatcher := scan.NewDispatcher(pool, log, opts)
-	tel.metrics.SetHeld(dispatcher.HeldFor)
-	tel.metrics.SetSpool(dispatcher.Spool())
-	life := newLifecycle(cfg, eng, dispatcher, pool.Clients(), log)
+	life := newLifecycle(cfg, eng, pool.Clients(), log)
 	if life != nil {
 		life.base = ctx
+		opts.Cache = scan.NewVerdictCache(cfg.CacheEntries, cfg.CacheBytes)
+		life.cache = opts.Cache
 		tel.follow(life)
+	} else if cfg.CacheEntries > 0 {
+		log.Info("verdict cache off: the gateway does not know clamd's database (no [database] dir, or the built-in test database)")
 	}
+	tel.metrics.SetCache(opts.Cache.Size)
+	dispatcher := scan.NewDispatcher(pool, log, opts)
+	life.hold(dispatcher)
+	tel.metrics.SetHeld(dispatcher.HeldFor)
+	tel.metrics.SetSpool(dispatcher.Spool())
 	page := statusSource(board, tel, life)
 	fronts := newFronts(cfg, log, dispatcher, life, page)
 	var bg sync.WaitGroup
@@ -138,7 +144,7 @@ func prepareEngine(cfg *config.Config, log *slog.Logger) (*engine.Engine, []stri
 
 // newLifecycle follows the database of a managed clamd, or the directory
 // the configuration names for an external one; nil when there is none.
-func newLifecycle(cfg *config.Config, eng *engine.Engine, d *scan.Dispatcher, backends []*clamd.Client, log *slog.Logger) *lifecycle {
+func newLifecycle(cfg *config.Config, eng *engine.Engine, backends []*clamd.Client, log *slog.Logger) *lifecycle {
 	dir := cfg.Database.Dir
 	if dir == "" && eng != nil {
 		var builtin bool
@@ -150,7 +156,7 @@ func newLifecycle(cfg *config.Config, eng *engine.Engine, d *scan.Dispatcher, ba
 		return nil
 	}
 	return &lifecycle{cfg: cfg.Database, dir: dir, log: log,
-		reloader: &dbReload{jobs: d, backends: backends, mode: cfg.Database.Reload, engine: eng, log: log}}
+		reloader: &dbReload{backends: backends, mode: cfg.Database.Reload, engine: eng, log: log}}
 }
 
 func pathScans(cfg *config.Config) bool {

@@ -53,6 +53,7 @@ type Metrics struct {
 	bytes    *prometheus.CounterVec
 	bulk     *prometheus.CounterVec
 	gone     *prometheus.CounterVec
+	lookups  *prometheus.CounterVec
 	state    *stateCollector
 	config   *configMetrics
 }
@@ -99,14 +100,15 @@ func New() *Metrics {
 			Namespace: namespace, Name: "jobs_abandoned_total",
 			Help: "Jobs dropped because their client disconnected, by client and where they were (queued, running).",
 		}, []string{"client", "state"}),
-		state:  &stateCollector{now: time.Now},
-		config: newConfigMetrics(),
+		lookups: newCacheCounter(),
+		state:   &stateCollector{now: time.Now},
+		config:  newConfigMetrics(),
 	}
 	m.reg.MustRegister(
 		buildInfo(buildinfo.Read()),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.scans, m.duration, m.wait, m.depth, m.queued, m.bytes, m.bulk, m.gone, m.state,
+		m.scans, m.duration, m.wait, m.depth, m.queued, m.bytes, m.bulk, m.gone, m.lookups, m.state,
 	)
 	m.reg.MustRegister(m.config.collectors()...)
 	return m
@@ -139,7 +141,7 @@ func (m *Metrics) Done(job scan.Job, o scan.Outcome) {
 	}
 	verdict := o.Verdict()
 	m.scans.WithLabelValues(job.Client, job.Protocol, verdict).Inc()
-	if o.Bytes > 0 {
+	if o.Bytes > 0 && o.Cache != "hit" {
 		m.bytes.WithLabelValues(job.Client, job.Protocol).Add(float64(o.Bytes))
 	}
 	if o.Bulk {
@@ -148,7 +150,10 @@ func (m *Metrics) Done(job scan.Job, o scan.Outcome) {
 	if o.Abandoned != "" {
 		m.gone.WithLabelValues(job.Client, o.Abandoned).Inc()
 	}
-	if verdict != "busy" && o.Abandoned != "queued" { // a refused, held or dropped job never reached clamd
+	if o.Cache != "" {
+		m.lookups.WithLabelValues(job.Client, o.Cache).Inc()
+	}
+	if verdict != "busy" && o.Abandoned != "queued" && o.Cache != "hit" { // a refused, held, dropped or cached job never reached clamd
 		m.duration.WithLabelValues(job.Client, job.Protocol).Observe(o.Duration.Seconds())
 	}
 	if !refusedAtOnce(o.Err) { // zero waits of refusals would hide the real queueing

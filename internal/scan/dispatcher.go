@@ -51,8 +51,11 @@ type Options struct {
 	// SpoolBudget bounds the bytes all spool files hold at once (see
 	// SpoolBudget); 0 = no bound. Set at start only.
 	SpoolBudget int64
-	Limits      map[string]ClientLimits
-	Observers   []Observer
+	// Cache answers streams it has seen under the same database; nil = no
+	// cache. The gateway pauses and resumes it around database changes.
+	Cache     *VerdictCache
+	Limits    map[string]ClientLimits
+	Observers []Observer
 }
 
 // ErrClientGone is the cause of a job's cancellation when its client has
@@ -94,6 +97,7 @@ type Dispatcher struct {
 	observers []Observer
 	spoolDir  string
 	budget    *SpoolBudget
+	cache     *VerdictCache
 	hangups   hangup.Watcher // the clients of the jobs in flight
 
 	mu        sync.Mutex
@@ -116,7 +120,7 @@ func (d *Dispatcher) HeldFor() time.Duration {
 
 // NewDispatcher serves jobs on b.
 func NewDispatcher(b Backend, log *slog.Logger, o Options) *Dispatcher {
-	d := &Dispatcher{backend: b, log: log, observers: o.Observers, spoolDir: o.SpoolDir}
+	d := &Dispatcher{backend: b, log: log, observers: o.Observers, spoolDir: o.SpoolDir, cache: o.Cache}
 	d.sched = newScheduler(o, d.queueChanged)
 	d.budget = NewSpoolBudget(o.SpoolBudget, func(client string) int64 { return d.sched.lockedLimits(client).MaxQueueBytes })
 	return d
@@ -137,14 +141,18 @@ func (d *Dispatcher) Do(ctx context.Context, job Job) (Result, error) {
 	var o Outcome
 	defer func() { d.done(job, o) }()
 	start := time.Now()
+	var key *Digest
 	if job.Kind == Stream {
-		f, closeIt, err := d.streamFile(job.Data, job.Client)
+		f, sum, closeIt, err := d.streamFile(job.Data, job.Client)
 		if err != nil {
 			o.Err = err
 			return Result{}, err
 		}
 		defer closeIt()
-		job.Data = f
+		job.Data, key = f, sum
+	}
+	if res, ok := d.cached(job, key, &o); ok {
+		return res, nil
 	}
 	if o.Err = d.enter(ctx, job.Client); o.Err != nil {
 		o.Wait = time.Since(start)
@@ -211,23 +219,48 @@ func (d *Dispatcher) scan(ctx context.Context, job Job, start time.Time, o *Outc
 	if o.Err != nil {
 		return Result{}, o.Err
 	}
+	if o.Cache != "" {
+		d.cache.store(o.cacheKey, o.cacheGen, o.Result, d.sched.lockedLimits(job.Client).OnLimits)
+	}
 	o.Result = d.limits(job, o.Result)
 	return o.Result, nil
 }
 
+// cached answers a stream the cache knows, with clamd's reply as it was,
+// under this client's on_limits; else it notes the miss and the
+// generation the verdict must be stored under.
+func (d *Dispatcher) cached(job Job, key *Digest, o *Outcome) (Result, bool) {
+	if d.cache == nil || key == nil {
+		return Result{}, false
+	}
+	res, gen, ok := d.cache.lookup(*key)
+	if gen == 0 { // paused: neither a hit nor a miss
+		return Result{}, false
+	}
+	if !ok {
+		o.Cache, o.cacheKey, o.cacheGen = "miss", *key, gen
+		return Result{}, false
+	}
+	o.Cache = "hit"
+	o.Bytes = fileSize(job.Data.(*os.File))
+	o.Result = d.limits(job, res)
+	return o.Result, true
+}
+
 // streamFile returns the stream as a file of known size, spooling it when
-// it is not one already (a front's own spool is used as it is).
-func (d *Dispatcher) streamFile(r io.Reader, client string) (*os.File, func(), error) {
+// it is not one already (a front's own spool is used as it is, and has no
+// digest: the cache would have to read it a second time).
+func (d *Dispatcher) streamFile(r io.Reader, client string) (*os.File, *Digest, func(), error) {
 	if f, ok := r.(*os.File); ok && fileSize(f) >= 0 {
-		return f, func() {}, nil
+		return f, nil, func() {}, nil
 	}
 	res := d.budget.Reserve(client)
-	f, _, err := spool(r, d.spoolDir, res)
+	f, sum, err := spool(r, d.spoolDir, res)
 	if err != nil {
 		res.Release()
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	return f, func() { f.Close(); res.Release() }, nil
+	return f, &sum, func() { f.Close(); res.Release() }, nil
 }
 
 func (d *Dispatcher) done(job Job, o Outcome) {

@@ -28,6 +28,12 @@ type Outcome struct {
 	// Abandoned is "queued" or "running" when the client disconnected and
 	// the job was dropped there.
 	Abandoned string
+	// Cache is "hit" when the verdict cache answered (clamd was not
+	// asked), "miss" when it was asked and did not know the stream, ""
+	// when it was not asked (no cache, paused, not a spooled stream).
+	Cache    string
+	cacheKey Digest
+	cacheGen uint64
 }
 
 // Verdict names the outcome for logs and metrics: clean, infected,
@@ -64,6 +70,9 @@ func (a AuditLog) Done(job Job, o Outcome) {
 	}
 	if o.Result.Threat != "" {
 		attrs = append(attrs, slog.String("threat", o.Result.Threat))
+	}
+	if o.Cache == "hit" {
+		attrs = append(attrs, slog.Bool("cached", true))
 	}
 	if o.Wait > time.Millisecond {
 		attrs = append(attrs, slog.Duration("queued", o.Wait.Round(time.Millisecond)))

@@ -1,8 +1,9 @@
 package scan
 
 import (
+	"crypto/sha256"
 	"errors"
-
+	"hash"
 	"io"
 	"os"
 	"sync"
@@ -32,49 +33,64 @@ func (e *SpoolError) Unwrap() error { return e.Err }
 // instead of reading the bytes through its single receiving thread. A read
 // error from r is returned as it is (the client's fault: the front tells
 // it apart); a failure to store is a *SpoolError. The file is positioned
-// at its start.
-func spool(r io.Reader, dir string, res *Reservation) (*os.File, int64, error) {
+// at its start. Its SHA-256 is computed on the way, for the verdict cache,
+// so that the bytes are read once.
+func spool(r io.Reader, dir string, res *Reservation) (*os.File, Digest, error) {
 	bp := smallBufs.Get().(*[]byte)
 	defer smallBufs.Put(bp)
 	buf := *bp
 	n, err := readUpTo(r, buf)
 	if err != nil && !errors.Is(err, io.EOF) {
-		return nil, 0, err
+		return nil, Digest{}, err
 	}
 	var f *os.File
-	if errors.Is(err, io.EOF) {
+	ended := errors.Is(err, io.EOF)
+	if ended {
 		f = memfd()
 	}
 	if f == nil {
 		if f, err = os.CreateTemp(dir, "clamgate-stream-*"); err != nil {
-			return nil, 0, &SpoolError{err}
+			return nil, Digest{}, &SpoolError{err}
 		}
 		os.Remove(f.Name()) // nothing to clean up, whatever happens next
 	}
-	size, err := fill(budgeted{f, res}, buf[:n], r)
-	if err != nil {
-		f.Close()
-		return nil, 0, err
+	h := sha256.New()
+	if ended {
+		r = nil // all of it is in buf
 	}
-	return f, size, nil
+	if err := fill(budgeted{f, res, h}, buf[:n], r); err != nil {
+		f.Close()
+		return nil, Digest{}, err
+	}
+	var sum Digest
+	h.Sum(sum[:0])
+	return f, sum, nil
 }
 
-func fill(f budgeted, head []byte, r io.Reader) (int64, error) {
+// fill writes head, then the rest of r (nil: none), to f. head's buffer,
+// written, carries the rest: no buffer is made per stream.
+func fill(f budgeted, head []byte, r io.Reader) error {
 	if _, err := f.Write(head); err != nil {
-		return 0, storeError(err)
+		return storeError(err)
 	}
-	rest, err := io.Copy(onlyWriter{f}, onlyReader{r})
-	if err != nil {
+	if r == nil {
+		return rewind(f.f)
+	}
+	if _, err := io.CopyBuffer(onlyWriter{f}, onlyReader{r}, head[:cap(head)]); err != nil {
 		var we *writeFailed
 		if errors.As(err, &we) {
-			return 0, storeError(we.err)
+			return storeError(we.err)
 		}
-		return 0, err
+		return err
 	}
-	if _, err := f.f.Seek(0, io.SeekStart); err != nil {
-		return 0, &SpoolError{err}
+	return rewind(f.f)
+}
+
+func rewind(f *os.File) error {
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return &SpoolError{err}
 	}
-	return int64(len(head)) + rest, nil
+	return nil
 }
 
 // storeError is a failed spool write as the client may see it: busy when
@@ -86,17 +102,20 @@ func storeError(err error) error {
 	return &SpoolError{err}
 }
 
-// budgeted writes to f what res has room for.
+// budgeted writes to f what res has room for, and hashes what it wrote.
 type budgeted struct {
 	f   *os.File
 	res *Reservation
+	sum hash.Hash
 }
 
 func (b budgeted) Write(p []byte) (int, error) {
 	if err := b.res.Grow(int64(len(p))); err != nil {
 		return 0, err
 	}
-	return b.f.Write(p)
+	n, err := b.f.Write(p)
+	b.sum.Write(p[:n])
+	return n, err
 }
 
 func memfd() *os.File {

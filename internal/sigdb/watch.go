@@ -24,6 +24,13 @@ type Watcher struct {
 	// Poll re-reads the directory this often even without events, in case
 	// inotify misses one (the directory replaced, an overflow).
 	Poll time.Duration
+	// Stirred, when set, is called at every event, before the change is
+	// complete: what depends on the database's identity stops trusting it
+	// at once, while clamd may already be loading the new files.
+	Stirred func()
+	// Unchanged, when set, is called when the directory, once quiet, holds
+	// the database last accepted.
+	Unchanged func()
 }
 
 // Run calls changed with each new snapshot whose digest differs from the
@@ -52,12 +59,14 @@ func (w *Watcher) Run(ctx context.Context, last string, changed func(*Snapshot) 
 				return nil
 			}
 			w.Log.Debug("database directory changed", "event", ev.String())
+			w.stirred()
 			settle.Reset(w.Settle)
 		case err, ok := <-fw.Errors:
 			if !ok {
 				return nil
 			}
 			w.Log.Warn("watching the database", "dir", w.Dir, "err", err)
+			w.stirred()
 			settle.Reset(w.Settle)
 		case <-poll.C:
 			last = w.check(last, changed, settle)
@@ -82,10 +91,23 @@ func (w *Watcher) check(last string, changed func(*Snapshot) bool, settle *time.
 		settle.Reset(w.Settle)
 		return last
 	}
-	if snap.Digest != last && !changed(snap) {
+	if snap.Digest == last {
+		if w.Unchanged != nil {
+			w.Unchanged()
+		}
+		return last
+	}
+	w.stirred()
+	if !changed(snap) {
 		return last
 	}
 	return snap.Digest
+}
+
+func (w *Watcher) stirred() {
+	if w.Stirred != nil {
+		w.Stirred()
+	}
 }
 
 // updating reports a temporary file or directory, left while freshclam (or
