@@ -35,7 +35,7 @@ const allowed = `
 package             | imports (internal)                                                    | third-party modules                                                                  | tests also import
 cmd/clamgate        | cli                                                                   | -                                                                                    | -
 internal/cli        | addr buildinfo clamd config deploy doctor engine gateway manual milter scan sigdb | golang.org/x/sys                                                                     | testenv
-internal/gateway    | clamd clamdproto config engine hangup icap identity listen metrics milter policy scan sigdb status | - | testenv testuser golang.org/x/sys github.com/d--j/go-milter
+internal/gateway    | clamd clamdproto config engine hangup icap identity listen metrics milter policy scan sigdb status tlsid | - | testenv testuser golang.org/x/sys github.com/d--j/go-milter
 internal/engine     | clamd config rss sandbox sigdb                                        | golang.org/x/sys                                                                     | testuser
 internal/testenv    | addr clamd config gateway                                             | -                                                                                    | -
 internal/testuser   | -                                                                     | -                                                                                    | -
@@ -45,8 +45,9 @@ internal/milter     | config policy scan                                        
 internal/connfuzz   | policy                                                                | -                                                                                    | -
 internal/status     | addr listen                                                           | github.com/coreos/go-systemd/v22 golang.org/x/net golang.org/x/sys                   | metrics scan
 internal/metrics    | buildinfo rss scan                                                    | github.com/prometheus/client_golang                                                  | github.com/prometheus/common
-internal/config     | addr listen policy scan sigdb                                         | github.com/pelletier/go-toml/v2                                                      | -
+internal/config     | addr listen policy scan sigdb tlsid                                   | github.com/pelletier/go-toml/v2                                                      | -
 internal/listen     | addr                                                                  | github.com/coreos/go-systemd/v22 golang.org/x/sys                                    | -
+internal/tlsid      | -                                                                     | github.com/fsnotify/fsnotify                                                         | -
 internal/identity   | policy                                                                | golang.org/x/sys                                                                     | listen
 internal/scan       | hangup                                                                | golang.org/x/sys                                                                     | hangup golang.org/x/sys
 internal/addr       | -                                                                     | -                                                                                    | -

@@ -14,7 +14,7 @@ var update = flag.Bool("update", false, "rewrite golden files")
 // TestErrorsGolden checks that every configuration error names its key and
 // line, with the exact text an administrator will read.
 func TestErrorsGolden(t *testing.T) {
-	for _, name := range []string{"bad_values", "bad_semantics", "unknown_key", "syntax"} {
+	for _, name := range []string{"bad_values", "bad_semantics", "bad_tls", "unknown_key", "syntax"} {
 		t.Run(name, func(t *testing.T) {
 			_, err := Load(filepath.Join("testdata", name+".toml"))
 			if err == nil {

@@ -55,6 +55,7 @@ type Metrics struct {
 	gone     *prometheus.CounterVec
 	state    *stateCollector
 	config   *configMetrics
+	tls      *tlsMetrics
 }
 
 var _ scan.Observer = (*Metrics)(nil)
@@ -101,12 +102,13 @@ func New() *Metrics {
 		}, []string{"client", "state"}),
 		state:  &stateCollector{now: time.Now},
 		config: newConfigMetrics(),
+		tls:    newTLSMetrics(),
 	}
 	m.reg.MustRegister(
 		buildInfo(buildinfo.Read()),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.scans, m.duration, m.wait, m.depth, m.queued, m.bytes, m.bulk, m.gone, m.state,
+		m.scans, m.duration, m.wait, m.depth, m.queued, m.bytes, m.bulk, m.gone, m.state, m.tls,
 	)
 	m.reg.MustRegister(m.config.collectors()...)
 	return m
