@@ -54,7 +54,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, with ...Opti
 		return err
 	}
 	if !pool.Unix() && pathScans(cfg) {
-		log.Warn("path scans will fail: they reach clamd as descriptors (FILDES), which needs a unix socket backend", "backend", pool.Primary().String())
+		log.Info("path scans and FILDES reach the backend as streams of the files opened here (INSTREAM): it is not on a unix socket", "backend", pool.Primary().String())
 	}
 	inherited := listen.Inherited()
 	listeners, err := openListeners(cfg, inherited, log)
