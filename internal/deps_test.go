@@ -40,7 +40,7 @@ internal/engine     | clamd config rss sandbox sigdb                            
 internal/testenv    | addr clamd config gateway                                             | -                                                                                    | -
 internal/testuser   | -                                                                     | -                                                                                    | -
 internal/clamdproto | listen policy scan                                                    | golang.org/x/sys                                                                     | connfuzz
-internal/icap       | config listen policy scan                                             | -                                                                                    | connfuzz testenv
+internal/icap       | config listen policy scan                                             | -                                                                                    | connfuzz testenv tlsid
 internal/milter     | config policy scan                                                    | github.com/d--j/go-milter                                                            | connfuzz testenv
 internal/connfuzz   | policy                                                                | -                                                                                    | -
 internal/status     | addr listen                                                           | github.com/coreos/go-systemd/v22 golang.org/x/net golang.org/x/sys                   | metrics scan

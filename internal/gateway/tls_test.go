@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -159,6 +160,14 @@ func TestTLSRefusals(t *testing.T) {
 		}
 		waitMetric(t, "http://"+metricsAddr, fmt.Sprintf(`clamgate_tls_refusals_total{listener="tls:%s",reason="%s"} 1`, addr, tc.reason))
 	}
+	// TLS 1.2 where 1.3 is the minimum (tls_min_version unset).
+	mxCert, mxKey := p.issue(t, "mx1", time.Now(), time.Hour, "dns:mx1.example.org")
+	old := p.client(t, mxCert, mxKey)
+	old.MaxVersion = tls.VersionTLS12
+	if got, err := tlsExchange(addr, old, []byte("zPING\x00")); err == nil || len(got) > 0 {
+		t.Errorf("TLS 1.2 client served: %q, %v", got, err)
+	}
+	waitMetric(t, "http://"+metricsAddr, fmt.Sprintf(`clamgate_tls_refusals_total{listener="tls:%s",reason="handshake"}`, addr))
 	// Plain clamd protocol on the TLS port: no reply in its protocol.
 	got := exchange(t, "tcp", addr, raw("zPING\x00"))
 	if strings.Contains(string(got), "PONG") {
@@ -166,4 +175,58 @@ func TestTLSRefusals(t *testing.T) {
 	}
 	waitMetric(t, "http://"+metricsAddr, fmt.Sprintf(`clamgate_tls_refusals_total{listener="tls:%s",reason="not_tls"} 1`, addr))
 	waitMetric(t, "http://"+metricsAddr, fmt.Sprintf(`clamgate_tls_certificate_expiry_seconds{address="tls:%s",role="listener"}`, addr))
+}
+
+// TestTLSRealClients: openssl s_client and Python's ssl module speak
+// clamd's protocol to a TLS listener with their client certificates.
+func TestTLSRealClients(t *testing.T) {
+	c := testenv.StartClamd(t, testenv.ClamdOptions{})
+	p := newPKI(t)
+	addr, _, gw := tlsGateway(t, c, p, "clamd")
+	cert, key := p.issue(t, "mx1", time.Now(), time.Hour, "dns:mx1.example.org")
+	t.Run("openssl s_client", func(t *testing.T) {
+		if _, err := exec.LookPath("openssl"); err != nil {
+			testenv.MissingPeer(t, "openssl", "openssl")
+		}
+		cmd := exec.Command("openssl", "s_client", "-connect", addr, "-cert", cert, "-key", key, "-CAfile", p.caFile,
+			"-verify_return_error", "-quiet", "-ign_eof")
+		cmd.Stdin = strings.NewReader("nPING\n")
+		out, err := cmd.Output()
+		if err != nil || string(out) != "PONG\n" {
+			t.Fatalf("openssl s_client nPING: %q, %v", out, err)
+		}
+		cmd = exec.Command("openssl", "s_client", "-connect", addr, "-CAfile", p.caFile, "-quiet", "-ign_eof")
+		cmd.Stdin = strings.NewReader("nPING\n")
+		if out, _ := cmd.Output(); strings.Contains(string(out), "PONG") {
+			t.Fatalf("openssl s_client without a certificate was served: %q", out)
+		}
+	})
+	t.Run("python ssl", func(t *testing.T) {
+		py, err := exec.LookPath("python3")
+		if err != nil {
+			testenv.MissingPeer(t, "python3", "python3")
+		}
+		host, port, _ := net.SplitHostPort(addr)
+		script := `
+import socket, ssl, struct, sys
+host, port, ca, cert, key, data = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5], sys.argv[6].encode()
+ctx = ssl.create_default_context(cafile=ca)
+ctx.load_cert_chain(cert, key)
+with socket.create_connection((host, port), timeout=10) as raw:
+    with ctx.wrap_socket(raw, server_hostname="localhost") as s:
+        s.sendall(b"zINSTREAM\0" + struct.pack(">I", len(data)) + data + struct.pack(">I", 0))
+        reply = b""
+        while True:
+            b = s.recv(4096)
+            if not b:
+                break
+            reply += b
+        print(s.version(), reply.decode())
+`
+		out, err := exec.Command(py, "-c", script, host, port, p.caFile, cert, key, testenv.EICAR).CombinedOutput()
+		if err != nil || !strings.HasPrefix(string(out), "TLSv1.3 stream: Eicar-Test-Signature") || !strings.Contains(string(out), "FOUND") {
+			t.Fatalf("python ssl INSTREAM EICAR: %q, %v", out, err)
+		}
+	})
+	must(t, gw.Log.WaitFor("identity=dns:mx1.example.org", 5*time.Second))
 }

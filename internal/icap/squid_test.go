@@ -56,6 +56,13 @@ type squid struct {
 // ICAP service at icapAddr, with bypass off (a failed scan is an error).
 func startSquid(t *testing.T, icapAddr string) *squid {
 	t.Helper()
+	return startSquidService(t, "icap://"+icapAddr+"/avscan")
+}
+
+// startSquidService is startSquid for a service URL and its options
+// (icaps://… tls-cert=…).
+func startSquidService(t *testing.T, service string) *squid {
+	t.Helper()
 	bin, err := exec.LookPath("squid")
 	if err != nil {
 		bin = "/usr/sbin/squid"
@@ -79,11 +86,11 @@ shutdown_lifetime 0 seconds
 http_access allow localhost
 http_access deny all
 icap_enable on
-icap_service avscan respmod_precache icap://%[3]s/avscan bypass=off
+icap_service avscan respmod_precache %[3]s bypass=off
 adaptation_access avscan allow all
 logformat icapstatus %%icap::rm %%icap::Hs %%icap::ru
 icap_log stdio:%[2]s/icap.log icapstatus
-`, addr, dir, icapAddr)
+`, addr, dir, service)
 	confPath := filepath.Join(dir, "squid.conf")
 	os.WriteFile(confPath, []byte(conf), 0o644)
 	cmd := exec.Command(bin, "-N", "-f", confPath)
