@@ -34,7 +34,7 @@ import (
 const allowed = `
 package             | imports (internal)                                                    | third-party modules                                                                  | tests also import
 cmd/clamgate        | cli                                                                   | -                                                                                    | -
-internal/cli        | addr buildinfo clamd config deploy doctor engine gateway manual milter scan sigdb | golang.org/x/sys                                                                     | testenv
+internal/cli        | addr buildinfo clamd config deploy doctor engine gateway manual milter scan sigdb tlsid | golang.org/x/sys                                                                     | testenv
 internal/gateway    | clamd clamdproto config engine hangup icap identity listen metrics milter policy scan sigdb status tlsid | - | testenv testuser golang.org/x/sys github.com/d--j/go-milter
 internal/engine     | clamd config rss sandbox sigdb                                        | golang.org/x/sys                                                                     | testuser
 internal/testenv    | addr clamd config gateway                                             | -                                                                                    | -
@@ -59,7 +59,7 @@ internal/manual     | -                                                         
 internal/policy     | -                                                                     | golang.org/x/sys                                                                     | -
 internal/clamd      | addr                                                                  | golang.org/x/sys                                                                     | testenv
 internal/sigdb      | -                                                                     | github.com/fsnotify/fsnotify                                                         | testenv
-internal/doctor     | addr clamd config deploy rss sigdb                                    | golang.org/x/sys                                                                     | testenv
+internal/doctor     | addr clamd config deploy rss sigdb tlsid                              | golang.org/x/sys                                                                     | testenv
 internal/deploy     | config sigdb                                                          | github.com/aymanbagabas/go-udiff github.com/coreos/go-systemd/v22 github.com/google/renameio/v2 github.com/pelletier/go-toml/v2 | clamd testenv
 internal/clientmatrix | -                                                                   | -                                                                                    | config testenv github.com/dutchcoders/go-clamd
 internal/docs       | -                                                                     | -                                                                                    | cli

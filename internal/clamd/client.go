@@ -74,6 +74,9 @@ func NewTLS(address string, timeout time.Duration, dial DialFunc) (*Client, erro
 	if a.Network != addr.TLS {
 		return New(address, timeout)
 	}
+	if dial == nil {
+		return nil, fmt.Errorf("%s: a tls: backend needs its certificate, key and CA", address)
+	}
 	return &Client{Network: a.Transport(), Address: a.Address, Timeout: timeout, TLS: true, Dial: dial}, nil
 }
 

@@ -12,6 +12,7 @@ import (
 	"clamgate/internal/clamd"
 	"clamgate/internal/config"
 	"clamgate/internal/deploy"
+	"clamgate/internal/tlsid"
 )
 
 // configCmd is `clamgate config check|show`: what administrators type by
@@ -61,8 +62,16 @@ func configCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int
 // started by serve itself, so there is nothing to ask yet.
 func pingBackends(ctx context.Context, cfg *config.Config, timeout time.Duration) []error {
 	var errs []error
+	var tlsDial clamd.DialFunc
+	if cfg.BackendTLS != (tlsid.Files{}) {
+		s, err := tlsid.Load("backend", cfg.BackendTLS)
+		if err != nil {
+			return []error{cfg.ErrorAt("backend.tls_cert", "%v", err)}
+		}
+		tlsDial = s.Dialer()
+	}
 	check := func(key, addr string) {
-		c, err := clamd.New(addr, timeout)
+		c, err := clamd.NewTLS(addr, timeout, tlsDial)
 		if err == nil {
 			var reply string
 			reply, err = c.Command(ctx, "PING")

@@ -41,6 +41,7 @@ func (c *Config) CheckHost() []error {
 			}
 		}
 	}
+	errs = append(errs, c.checkTLS()...)
 	if d := c.Database.Dir; d != "" && c.Database.Watch {
 		if err := checkSignatures(d); err != nil {
 			errs = append(errs, c.ErrorAt("database.dir", "%v", err))

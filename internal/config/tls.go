@@ -2,7 +2,10 @@ package config
 
 import (
 	"fmt"
+	"maps"
 	"path/filepath"
+	"slices"
+	"time"
 
 	"clamgate/internal/addr"
 	"clamgate/internal/listen"
@@ -138,5 +141,34 @@ func (c *Config) PoliciesFor(l Listener) []*policy.Policy {
 	return out
 }
 
-// TLSName labels a store in logs and metrics.
-func TLSName(role, address string) string { return fmt.Sprintf("%s %s", role, address) }
+// TLSFiles are the TLS files the configuration names, by the key of each
+// set ("listener[0]", "backend").
+func (c *Config) TLSFiles() map[string]tlsid.Files {
+	out := map[string]tlsid.Files{}
+	for i, l := range c.Listeners {
+		if l.TLS != (tlsid.Files{}) {
+			out[fmt.Sprintf("listener[%d]", i)] = l.TLS
+		}
+	}
+	if c.BackendTLS != (tlsid.Files{}) {
+		out["backend"] = c.BackendTLS
+	}
+	return out
+}
+
+// checkTLS reads the TLS files as the gateway would: they parse, the key
+// matches, the chain verifies, nothing expires within 14 days.
+func (c *Config) checkTLS() []error {
+	var errs []error
+	files := c.TLSFiles()
+	for _, key := range slices.Sorted(maps.Keys(files)) {
+		in := tlsid.Inspect(files[key], time.Now())
+		switch {
+		case in.Err != nil:
+			errs = append(errs, c.ErrorAt(key+".tls_cert", "%v", in.Err))
+		case in.Warning != "":
+			errs = append(errs, c.ErrorAt(key+".tls_cert", "%s: %s", files[key].Cert, in.Warning))
+		}
+	}
+	return errs
+}

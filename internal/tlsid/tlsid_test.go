@@ -53,3 +53,41 @@ func TestVersion(t *testing.T) {
 		}
 	}
 }
+
+func TestInspect(t *testing.T) {
+	dir := t.TempDir()
+	ca, caPair, _ := NewCA("test CA", 365*24*time.Hour)
+	caFile, _, _ := caPair.Write(dir, "ca")
+	other, otherPair, _ := NewCA("other CA", 365*24*time.Hour)
+	otherFile, _, _ := otherPair.Write(dir, "other")
+	now := time.Now()
+	for _, tc := range []struct {
+		name     string
+		issuer   *Issuer
+		from     time.Time
+		validity time.Duration
+		ca       string
+		err      bool
+		warning  bool
+	}{
+		{"good", ca, now, 90 * 24 * time.Hour, caFile, false, false},
+		{"expiring", ca, now, 10 * 24 * time.Hour, caFile, false, true},
+		{"expired", ca, now.Add(-48 * time.Hour), time.Hour, caFile, true, false},
+		{"another CA", other, now, 90 * 24 * time.Hour, caFile, false, true},
+		{"its own CA", other, now, 90 * 24 * time.Hour, otherFile, false, false},
+	} {
+		pair, _ := tc.issuer.Issue([]string{"dns:x.example"}, tc.from, tc.validity)
+		cert, key, _ := pair.Write(dir, "leaf")
+		in := Inspect(Files{Cert: cert, Key: key, CA: tc.ca}, now)
+		if (in.Err != nil) != tc.err || (in.Warning != "") != tc.warning {
+			t.Errorf("%s: %+v", tc.name, in)
+		}
+	}
+	pair, _ := ca.Issue([]string{"dns:x.example"}, now, time.Hour)
+	wrong, _ := ca.Issue([]string{"dns:y.example"}, now, time.Hour)
+	cert, _, _ := pair.Write(dir, "a")
+	_, key, _ := wrong.Write(dir, "b")
+	if in := Inspect(Files{Cert: cert, Key: key}, now); in.Err == nil {
+		t.Errorf("a key of another certificate: %+v", in)
+	}
+}
