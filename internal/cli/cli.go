@@ -30,11 +30,12 @@ usage:
                  [--socket-group GROUP] [--max-stream 100M] [--watch-db /var/lib/clamav]
                  [--http tcp:127.0.0.1:9310]
                  (without --backend, clamgate runs and supervises its own clamd)
-  clamgate scan [--gateway ADDR] [--fdpass] [--quiet] PATH...|-
+  clamgate scan [--gateway ADDR] [--fdpass] [--quiet] [--cert FILE --key FILE --ca FILE] PATH...|-
   clamgate db [--dir /var/lib/clamav] [--clamd ADDR] [--max-age 24h] [--json]
   clamgate doctor [--json] [--config FILE] [--root DIR]
   clamgate deploy plan|apply|rollback [--root DIR] [--config FILE] [--image REF] [--allow-moving-tag]
   clamgate config check|show [--config FILE]
+  clamgate tls new-ca|issue --dir DIR [--name NAME] [--id dns:HOST|uri:URI|ip:ADDR|cn:NAME]... [--days N]
   clamgate version
 `
 
@@ -59,6 +60,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return configCmd(ctx, args[1:], stdout, stderr)
 	case "manual":
 		return manualCmd(ctx, args[1:], stdout, stderr)
+	case "tls":
+		return tlsCmd(args[1:], stdout, stderr)
 	case "engine": // run by the packaged clamgate-engine.service, not by hand
 		return engineCmd(ctx, args[1:], stdout, stderr)
 	case "version", "--version":
