@@ -43,7 +43,13 @@ tls_identities = ["dns:edge1.example.org"]
 // TLS, with a unix listener for path scans beneath root (amavis' shape).
 func edgeGateway(t *testing.T, p *pki, root string, backends ...string) (sock string, gw *testenv.Gateway) {
 	t.Helper()
-	cert, key := p.issue(t, "edge1", time.Now(), time.Hour, "dns:edge1.example.org")
+	return edgeGatewayFor(t, p, root, "dns:edge1.example.org", backends...)
+}
+
+// edgeGatewayFor is edgeGateway with a certificate for identity.
+func edgeGatewayFor(t testing.TB, p *pki, root, identity string, backends ...string) (sock string, gw *testenv.Gateway) {
+	t.Helper()
+	cert, key := p.issue(t, "edge1", time.Now(), time.Hour, identity)
 	sock = filepath.Join(testenv.TempDir(t), "edge.sock")
 	src := fmt.Sprintf(`
 [backend]

@@ -23,7 +23,7 @@ type pki struct {
 	caFile string
 }
 
-func newPKI(t *testing.T) *pki {
+func newPKI(t testing.TB) *pki {
 	t.Helper()
 	dir := testenv.TempDir(t)
 	ca, pair, err := tlsid.NewCA("clamgate test CA", 24*time.Hour)
@@ -34,7 +34,7 @@ func newPKI(t *testing.T) *pki {
 }
 
 // issue writes a certificate for names valid from notBefore for validity.
-func (p *pki) issue(t *testing.T, name string, notBefore time.Time, validity time.Duration, names ...string) (cert, key string) {
+func (p *pki) issue(t testing.TB, name string, notBefore time.Time, validity time.Duration, names ...string) (cert, key string) {
 	t.Helper()
 	pair, err := p.ca.Issue(names, notBefore, validity)
 	must(t, err)
@@ -43,7 +43,7 @@ func (p *pki) issue(t *testing.T, name string, notBefore time.Time, validity tim
 	return cert, key
 }
 
-func (p *pki) client(t *testing.T, cert, key string) *tls.Config {
+func (p *pki) client(t testing.TB, cert, key string) *tls.Config {
 	t.Helper()
 	pool := x509.NewCertPool()
 	data, err := os.ReadFile(p.caFile)
@@ -62,6 +62,12 @@ func (p *pki) client(t *testing.T, cert, key string) *tls.Config {
 // (dns:mx1.example.org) and proxies (uri:spiffe://example.org/proxy/*),
 // and a status server for its metrics.
 func tlsGateway(t *testing.T, c *testenv.Clamd, p *pki, protocol string) (tlsAddr, metricsAddr string, gw *testenv.Gateway) {
+	t.Helper()
+	return tlsGatewayWith(t, c, p, protocol, "")
+}
+
+// tlsGatewayWith is tlsGateway with more [[listener]] blocks.
+func tlsGatewayWith(t testing.TB, c *testenv.Clamd, p *pki, protocol, listeners string) (tlsAddr, metricsAddr string, gw *testenv.Gateway) {
 	t.Helper()
 	cert, key := p.issue(t, "server", time.Now(), time.Hour, "dns:localhost", "ip:127.0.0.1")
 	tlsAddr, metricsAddr = testenv.FreePort(t), testenv.FreePort(t)
@@ -82,12 +88,13 @@ tls_cert = %q
 tls_key = %q
 tls_client_ca = %q
 
+%s
 [policy.mx]
 tls_identities = ["dns:mx1.example.org"]
 
 [policy.proxies]
 tls_identities = ["uri:spiffe://example.org/proxy/*"]
-`, c.Socket, metricsAddr, tlsAddr, protocol, cert, key, p.caFile)
+`, c.Socket, metricsAddr, tlsAddr, protocol, cert, key, p.caFile, listeners)
 	gw = testenv.StartGateway(t, mustParse(t, src))
 	return tlsAddr, metricsAddr, gw
 }
