@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -19,6 +20,10 @@ import (
 // log names squid's certificate. Debian's GnuTLS squid ignores tls-cert=
 // on an ICAP service; squid-openssl presents it.
 func TestSquidICAPS(t *testing.T) {
+	if out, err := exec.Command("squid", "-v").Output(); err != nil || !strings.Contains(string(out), "--with-openssl") {
+		testenv.MissingPeer(t, "squid built with OpenSSL (Debian's squid-openssl; squid is built with GnuTLS and cannot present tls-cert=)",
+			"scripts/install-deps.sh --test (apt-get install squid-openssl, which replaces squid)")
+	}
 	c := testenv.StartClamd(t, testenv.ClamdOptions{})
 	dir := testenv.TempDir(t)
 	ca, caPair, err := tlsid.NewCA("clamgate test CA", time.Hour)
