@@ -600,6 +600,9 @@ func (v *validator) listener(i int, ls listenerSection, policies map[string]*pol
 		v.listenerTLS(key, ls, &l, a.Address, policies)
 		v.noCredentials(key, l, policies)
 	}
+	if err == nil && a.Network != addr.TLS && len(l.Policies) > 1 {
+		v.fail(key+".policies", "only a tls: listener serves several policies (the client certificate chooses): serve one here")
+	}
 	if a.Network != addr.TLS && (ls.TLSCert != "" || ls.TLSKey != "" || ls.TLSClientCA != "" || ls.TLSMinVersion != "") {
 		v.fail(key+".tls_cert", "tls_cert, tls_key, tls_client_ca and tls_min_version are for a tls:HOST:PORT address")
 	}
