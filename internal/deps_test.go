@@ -34,21 +34,22 @@ import (
 const allowed = `
 package             | imports (internal)                                                    | third-party modules                                                                  | tests also import
 cmd/clamgate        | cli                                                                   | -                                                                                    | -
-internal/cli        | addr buildinfo clamd config deploy doctor engine gateway identity manual milter scan sigdb startup | golang.org/x/sys                                                                     | testenv
-internal/gateway    | clamd clamdproto config engine hangup httpapi icap identity listen metrics milter policy scan sigdb startup status | - | testenv testuser golang.org/x/sys github.com/d--j/go-milter
+internal/cli        | addr buildinfo clamd config deploy doctor engine gateway identity manual milter scan sigdb startup tlsid | golang.org/x/sys                                                                     | testenv
+internal/gateway    | clamd clamdproto config engine hangup httpapi icap identity listen metrics milter policy scan sigdb startup status tlsid | - | testenv testuser golang.org/x/sys github.com/d--j/go-milter
 internal/engine     | clamd config rss sandbox sigdb                                        | golang.org/x/sys                                                                     | testuser
 internal/testenv    | addr clamd config gateway                                             | -                                                                                    | -
 internal/testuser   | -                                                                     | -                                                                                    | -
 internal/clamdproto | listen policy scan                                                    | golang.org/x/sys                                                                     | connfuzz
-internal/icap       | config listen policy scan                                             | -                                                                                    | connfuzz deploy testenv
+internal/icap       | config listen policy scan                                             | -                                                                                    | connfuzz deploy testenv tlsid
 internal/httpapi    | policy scan                                                           | -                                                                                    | config testenv github.com/getkin/kin-openapi
 internal/milter     | config policy scan                                                    | github.com/d--j/go-milter                                                            | connfuzz testenv
 internal/connfuzz   | policy                                                                | -                                                                                    | -
 internal/status     | addr listen                                                           | github.com/coreos/go-systemd/v22 golang.org/x/net golang.org/x/sys                   | metrics scan
 internal/metrics    | buildinfo rss scan                                                    | github.com/prometheus/client_golang                                                  | github.com/prometheus/common
 internal/startup    | addr config listen policy sigdb                                       | golang.org/x/sys                                                                     | -
-internal/config     | addr listen policy scan sigdb                                         | github.com/pelletier/go-toml/v2                                                      | -
+internal/config     | addr listen policy scan sigdb tlsid                                      | github.com/pelletier/go-toml/v2                                                      | -
 internal/listen     | addr                                                                  | github.com/coreos/go-systemd/v22 golang.org/x/sys                                    | -
+internal/tlsid      | -                                                                     | github.com/fsnotify/fsnotify                                                         | -
 internal/identity   | policy                                                                | golang.org/x/sys                                                                     | listen
 internal/scan       | hangup                                                                | golang.org/x/sys                                                                     | hangup golang.org/x/sys
 internal/addr       | -                                                                     | -                                                                                    | -
@@ -60,7 +61,7 @@ internal/manual     | -                                                         
 internal/policy     | -                                                                     | golang.org/x/sys                                                                     | -
 internal/clamd      | addr                                                                  | golang.org/x/sys                                                                     | testenv
 internal/sigdb      | -                                                                     | github.com/fsnotify/fsnotify                                                         | testenv
-internal/doctor     | addr clamd config deploy rss sigdb                                    | golang.org/x/sys                                                                     | testenv
+internal/doctor     | addr clamd config deploy rss sigdb tlsid                              | golang.org/x/sys                                                                     | testenv
 internal/deploy     | config sigdb                                                          | github.com/aymanbagabas/go-udiff github.com/coreos/go-systemd/v22 github.com/google/renameio/v2 github.com/pelletier/go-toml/v2 | clamd testenv
 internal/clientmatrix | -                                                                   | -                                                                                    | config testenv github.com/dutchcoders/go-clamd
 internal/docs       | -                                                                     | -                                                                                    | cli

@@ -5,7 +5,8 @@ set -euo pipefail
 
 runtime=(clamav-daemon clamav-freshclam clamdscan)
 testing=(clamav-testfiles python3-pyclamd libclamav-client-perl amavisd-new acl util-linux procps iproute2
-         c-icap libc-icap-mod-virus-scan squid
+         c-icap libc-icap-mod-virus-scan
+         squid-openssl # squid with OpenSSL: presents its client certificate to an icaps:// service (replaces squid, GnuTLS)
          miltertest postfix swaks clamav-milter podman runc uidmap lintian
          mmdebstrap    # e2e/rehearse.sh builds the rehearsal host with it
          prometheus    # promtool: the alert rules and dashboard queries in monitoring/

@@ -1,9 +1,9 @@
 // Package addr is clamgate's one address syntax, parsed in one place for
 // the configuration, the listeners, the backend client, the status server,
-// the tools and the tests: "unix:/absolute/path" or "tcp:host:port". The
-// scheme names the transport, so that "tls:host:port" can join them (for
-// TLS fronts and a gateway forwarding to another) without a second syntax;
-// until then it is refused by name.
+// the tools and the tests: "unix:/absolute/path", "tcp:host:port" or
+// "tls:host:port" (TCP carrying TLS: a TLS front, or a gateway forwarding
+// to another). The scheme names the transport; a part of clamgate that
+// does not serve TLS refuses such an address by name (NoTLS).
 package addr
 
 import (
@@ -18,20 +18,36 @@ import (
 const (
 	Unix = "unix"
 	TCP  = "tcp"
-	// TLS is reserved: "tls:host:port" parses to an ErrTLS error.
-	TLS = "tls"
+	TLS  = "tls" // TCP carrying TLS
 )
 
-// ErrTLS is a tls: address, which no part of clamgate serves yet.
-var ErrTLS = errors.New("tls: addresses are not supported yet")
+// ErrTLS is a tls: address where only unix: and tcp: are served.
+var ErrTLS = errors.New("tls: addresses are not served here")
 
 // Addr is one parsed address.
 type Addr struct {
-	Network string // Unix or TCP: what net.Dial and net.Listen take
+	Network string // Unix, TCP or TLS
 	Address string // the socket's absolute path, or host:port
 }
 
-// Parse reads "unix:/absolute/path" or "tcp:host:port".
+// Transport is what net.Dial and net.Listen take: "tcp" for TLS.
+func (a Addr) Transport() string {
+	if a.Network == TLS {
+		return TCP
+	}
+	return a.Network
+}
+
+// NoTLS refuses a tls: address, for the parts of clamgate that do not
+// serve TLS.
+func (a Addr) NoTLS() error {
+	if a.Network == TLS {
+		return fmt.Errorf("%q: %w", a.String(), ErrTLS)
+	}
+	return nil
+}
+
+// Parse reads "unix:/absolute/path", "tcp:host:port" or "tls:host:port".
 func Parse(s string) (Addr, error) {
 	network, address, _ := strings.Cut(s, ":")
 	switch {
@@ -39,10 +55,10 @@ func Parse(s string) (Addr, error) {
 		return Addr{Unix, address}, nil
 	case network == TCP && validHostPort(address):
 		return Addr{TCP, address}, nil
-	case network == TLS:
-		return Addr{}, fmt.Errorf("%q: %w", s, ErrTLS)
+	case network == TLS && validHostPort(address):
+		return Addr{TLS, address}, nil
 	}
-	return Addr{}, fmt.Errorf("%q: want unix:/absolute/path or tcp:host:port", s)
+	return Addr{}, fmt.Errorf("%q: want unix:/absolute/path, tcp:host:port or tls:host:port", s)
 }
 
 func validHostPort(s string) bool {

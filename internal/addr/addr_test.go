@@ -27,7 +27,8 @@ func TestParse(t *testing.T) {
 		{"/run/clamd.sock", Addr{}, true},
 		{"127.0.0.1:3310", Addr{}, true},
 		{"", Addr{}, true},
-		{"tls:gw.example:3311", Addr{}, true},
+		{"tls:gw.example:3311", Addr{TLS, "gw.example:3311"}, false},
+		{"tls:gw.example", Addr{}, true},
 	}
 	for _, tt := range tests {
 		got, err := Parse(tt.in)
@@ -38,8 +39,9 @@ func TestParse(t *testing.T) {
 			t.Errorf("Parse(%q).String() = %q", tt.in, got.String())
 		}
 	}
-	if _, err := Parse("tls:gw.example:3311"); !errors.Is(err, ErrTLS) {
-		t.Errorf("tls: %v, want ErrTLS", err)
+	a, _ := Parse("tls:gw.example:3311")
+	if err := a.NoTLS(); !errors.Is(err, ErrTLS) || a.Transport() != TCP {
+		t.Errorf("tls: NoTLS %v (want ErrTLS), transport %q", err, a.Transport())
 	}
 }
 

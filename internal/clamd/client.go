@@ -32,8 +32,11 @@ const maxReply = 1 << 20
 
 // Client talks to one clamd (or one gateway) at Network/Address.
 type Client struct {
-	Network string // "unix" or "tcp"
+	Network string // "unix" or "tcp" (also for TLS: see TLS)
 	Address string
+	// TLS: the address is "tls:…", and Dial does the handshake. Such a
+	// backend is another clamgate: it takes no descriptors.
+	TLS bool
 	// Timeout bounds one whole exchange when the context has no deadline.
 	Timeout time.Duration
 	// PassStreams sends streams that are files (the dispatcher's spool) as
@@ -41,21 +44,48 @@ type Client struct {
 	PassStreams bool
 	// Dial connects; nil is a net.Dialer. doctor sets its own, so that its
 	// checks can run against a fake host.
-	Dial func(ctx context.Context, network, address string) (net.Conn, error)
+	Dial DialFunc
 	bufs sync.Pool // *[]byte stream buffers
 }
 
 // New returns a client for "unix:/absolute/path" or "tcp:host:port"
-// (internal/addr).
+// (internal/addr); "tls:host:port" needs NewTLS.
 func New(address string, timeout time.Duration) (*Client, error) {
 	a, err := addr.Parse(address)
 	if err != nil {
 		return nil, err
 	}
+	if a.Network == addr.TLS {
+		return nil, fmt.Errorf("%s: a tls: backend needs its certificate, key and CA", address)
+	}
 	return &Client{Network: a.Network, Address: a.Address, Timeout: timeout}, nil
 }
 
-func (c *Client) String() string { return c.Network + ":" + c.Address }
+// DialFunc connects to address; for TLS it also completes the handshake.
+type DialFunc func(ctx context.Context, network, address string) (net.Conn, error)
+
+// NewTLS returns a client for "tls:host:port" that connects with dial
+// (internal/tlsid's Store.Dialer).
+func NewTLS(address string, timeout time.Duration, dial DialFunc) (*Client, error) {
+	a, err := addr.Parse(address)
+	if err != nil {
+		return nil, err
+	}
+	if a.Network != addr.TLS {
+		return New(address, timeout)
+	}
+	if dial == nil {
+		return nil, fmt.Errorf("%s: a tls: backend needs its certificate, key and CA", address)
+	}
+	return &Client{Network: a.Transport(), Address: a.Address, Timeout: timeout, TLS: true, Dial: dial}, nil
+}
+
+func (c *Client) String() string {
+	if c.TLS {
+		return addr.TLS + ":" + c.Address
+	}
+	return c.Network + ":" + c.Address
+}
 
 // UnavailableError means clamd could not be reached or dropped the
 // exchange: the request was not scanned.

@@ -2,6 +2,7 @@ package clamd
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"strings"
@@ -38,4 +39,21 @@ func streamName(reply string) string {
 func isRegular(f *os.File) bool {
 	fi, err := f.Stat()
 	return err == nil && fi.Mode().IsRegular()
+}
+
+// FileAsStream scans f by INSTREAM, for a backend that takes no
+// descriptors, and names it in the reply as FILDES would ("fd[N]"), so
+// that the caller reads the verdict as it reads a local clamd's. The file
+// is read by offset (pread): the descriptor's own offset, which the client
+// that passed it shares, does not move.
+func (c *Client) FileAsStream(ctx context.Context, f *os.File) (string, error) {
+	fi, err := f.Stat()
+	if err != nil {
+		return "", err
+	}
+	reply, err := c.instream(ctx, io.NewSectionReader(f, 0, fi.Size()))
+	if rest, ok := strings.CutPrefix(reply, "stream: "); ok {
+		reply = fmt.Sprintf("fd[%d]: %s", f.Fd(), rest)
+	}
+	return reply, err
 }

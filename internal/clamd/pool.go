@@ -75,11 +75,16 @@ type State struct {
 
 // NewPool builds a pool of primaries and an optional fallback ("" = none).
 // Backends start as up: the first job or check corrects that.
-func NewPool(primaries []string, fallback string, timeout, interval time.Duration, log *slog.Logger) (*Pool, error) {
+//
+// tlsDial, when given, connects to the tls: backends (internal/tlsid).
+func NewPool(primaries []string, fallback string, timeout, interval time.Duration, log *slog.Logger, tlsDial ...DialFunc) (*Pool, error) {
 	p := &Pool{log: log, interval: interval, kick: make(chan struct{}, 1)}
 	p.out.serve, p.out.end = context.WithCancelCause(context.Background())
 	add := func(addr string, fb bool) error {
 		c, err := New(addr, timeout)
+		if len(tlsDial) > 0 && tlsDial[0] != nil {
+			c, err = NewTLS(addr, timeout, tlsDial[0])
+		}
 		if err != nil {
 			return err
 		}
@@ -256,12 +261,20 @@ func (p *Pool) Instream(ctx context.Context, r io.Reader) (string, error) {
 	return p.result(m, reply, err)
 }
 
+// Fildes hands f to a local clamd, or streams it to a backend that takes
+// no descriptors (another clamgate over TLS: the file was opened here,
+// beneath this gateway's roots, and only its bytes travel).
 func (p *Pool) Fildes(ctx context.Context, f *os.File) (string, error) {
-	m, err := p.pick(true)
+	m, err := p.pick(p.Unix())
 	if err != nil {
 		return "", err
 	}
-	reply, err := m.c.Fildes(ctx, f)
+	var reply string
+	if m.c.Network == "unix" {
+		reply, err = m.c.Fildes(ctx, f)
+	} else {
+		reply, err = m.c.FileAsStream(ctx, f)
+	}
 	return p.result(m, reply, err)
 }
 

@@ -90,7 +90,7 @@ func (w *walk) openFailed(cmd Command, display string, err error) {
 func (w *walk) file(f *os.File, display string) {
 	w.files++
 	res, err := w.c.srv.Dispatcher.Do(w.ctx, scan.Job{
-		Client: w.c.pol.Name, Protocol: "clamd", Kind: scan.File, File: f, Object: display,
+		Client: w.c.pol.Name, Identity: w.c.peer.Cert, Protocol: "clamd", Kind: scan.File, File: f, Object: display,
 	})
 	if err != nil {
 		w.aborted = true

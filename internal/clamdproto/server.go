@@ -404,7 +404,7 @@ func (c *conn) forward(ctx context.Context, cmd Command) bool {
 		c.srv.Log.Warn("admin command forwarded", "client", c.pol.Name, "peer", c.peer.String(), "command", cmd.Name)
 	}
 	res, err := c.srv.Dispatcher.Do(ctx, scan.Job{
-		Client: c.pol.Name, Protocol: "clamd", Kind: scan.Command, Command: name, Object: name,
+		Client: c.pol.Name, Identity: c.peer.Cert, Protocol: "clamd", Kind: scan.Command, Command: name, Object: name,
 	})
 	if err != nil {
 		c.reply(failure(name, err))
@@ -437,7 +437,7 @@ func (c *conn) instream(ctx context.Context) bool {
 	defer c.in.limit(0)
 	cr := NewChunkReader(c.r, c.pol.MaxStream)
 	res, err := c.srv.Dispatcher.Do(ctx, scan.Job{
-		Client: c.pol.Name, Protocol: "clamd", Kind: scan.Stream, Data: cr, Object: "stream",
+		Client: c.pol.Name, Identity: c.peer.Cert, Protocol: "clamd", Kind: scan.Stream, Data: cr, Object: "stream",
 	})
 	if !cr.Done() {
 		c.cutShort = true // the client may still be sending the stream
@@ -489,7 +489,7 @@ func (c *conn) fildes(ctx context.Context) bool {
 		return c.reply(refusal)
 	}
 	res, err := c.srv.Dispatcher.Do(ctx, scan.Job{
-		Client: c.pol.Name, Protocol: "clamd", Kind: scan.File, File: f, Object: "fildes",
+		Client: c.pol.Name, Identity: c.peer.Cert, Protocol: "clamd", Kind: scan.File, File: f, Object: "fildes",
 	})
 	if err != nil {
 		return c.reply(failure("fildes", err))

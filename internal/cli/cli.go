@@ -55,7 +55,7 @@ func commands() map[string]command {
 	return map[string]command{
 		"serve": serveCmd, "scan": scanCmd, "db": dbCmd, "doctor": doctorCmd, "deploy": deployCmd,
 		"config": configCmd, "manual": manualCmd, "version": versionCmd,
-		"token": tokenCmd,
+		"token": tokenCmd, "tls": tlsCmd,
 	}
 }
 

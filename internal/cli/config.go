@@ -15,6 +15,7 @@ import (
 	"clamgate/internal/config"
 	"clamgate/internal/deploy"
 	"clamgate/internal/startup"
+	"clamgate/internal/tlsid"
 )
 
 // configSubs are config's subcommands.
@@ -100,6 +101,7 @@ func checkConfig(ctx context.Context, path, user string, timeout time.Duration, 
 		errs = append(errs, err)
 	}
 	errs = append(errs, pingBackends(ctx, cfg, timeout)...)
+	errs = append(errs, expiringSoon(cfg)...)
 	slices.SortStableFunc(errs, func(a, b error) int { return startup.LineOf(a) - startup.LineOf(b) })
 	if len(errs) > 0 {
 		printErrors(stderr, errors.Join(errs...))
@@ -113,8 +115,16 @@ func checkConfig(ctx context.Context, path, user string, timeout time.Duration, 
 // started by serve itself, so there is nothing to ask yet.
 func pingBackends(ctx context.Context, cfg *config.Config, timeout time.Duration) []error {
 	var errs []error
+	var tlsDial clamd.DialFunc
+	if cfg.BackendTLS != (tlsid.Files{}) {
+		s, err := tlsid.Load("backend", cfg.BackendTLS)
+		if err != nil {
+			return []error{cfg.ErrorAt("backend.tls_cert", "%v", err)}
+		}
+		tlsDial = s.Dialer()
+	}
 	check := func(key, addr string) {
-		c, err := clamd.New(addr, timeout)
+		c, err := clamd.NewTLS(addr, timeout, tlsDial)
 		if err == nil {
 			var reply string
 			reply, err = c.Command(ctx, "PING")
@@ -155,4 +165,20 @@ func printWarnings(w io.Writer, cfg *config.Config) {
 		warn.Msg = "warning: " + warn.Msg
 		fmt.Fprintln(w, &warn)
 	}
+}
+
+// expiringSoon is what CheckTLS adds to the start-up check for config
+// check alone: a certificate that expires within 14 days.
+func expiringSoon(cfg *config.Config) []error {
+	failing := map[string]bool{}
+	for _, err := range cfg.CheckTLS(false) {
+		failing[err.Error()] = true
+	}
+	var soon []error
+	for _, err := range cfg.CheckTLS(true) {
+		if !failing[err.Error()] {
+			soon = append(soon, err)
+		}
+	}
+	return soon
 }

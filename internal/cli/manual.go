@@ -22,7 +22,7 @@ var manualCommands = []struct {
 	summary string
 }{
 	{[]string{"serve"}, "Runs the gateway: the clamd protocol, ICAP and milter listeners in front of one clamd (an external one, or one it starts and supervises itself). With --config it reads the TOML file described in clamgate.toml(5); the flags alone build a one-policy configuration."},
-	{[]string{"scan"}, "A clamdscan-like client: streams each file (or passes its descriptor with --fdpass), prints path: OK or path: NAME FOUND, and exits 0 when clean, 1 when infected, 2 on any error."},
+	{[]string{"scan"}, "A clamdscan-like client: streams each file (or passes its descriptor with --fdpass), prints path: OK or path: NAME FOUND, and exits 0 when clean, 1 when infected, 2 on any error. A tls: gateway needs --cert, --key and --ca."},
 	{[]string{"db"}, "Shows what the signature database holds on disk and what clamd has loaded, and how old it is; exits 1 when it is older than --max-age."},
 	{[]string{"doctor"}, "Runs the deployment checklist on this host (or a tree standing for one) and prints a table or JSON; exits 0 when every row is ok, 1 on a warning, 2 on a failure."},
 	{[]string{"deploy", "plan"}, "Shows, as unified diffs, every file the hardened deployment would write or change and every unit it would mask. Changes nothing."},
@@ -31,6 +31,8 @@ var manualCommands = []struct {
 	{[]string{"config", "check"}, "Runs serve's start-up without serving: loads the configuration, then runs the very checks serve refuses to start on (roots opened as serve opens them, the sockets' directories, owners and ports, the engine's state directory, program and database, the watched database), as the user clamgate.service runs as (its User=, Group= and SupplementaryGroups=, or --as-user), and asks each external backend for PONG. Prints each error as file:line: key: message and exits 78, or exits 0. --offline only parses and validates."},
 	{[]string{"config", "show"}, "Prints the effective configuration, every default filled in, as a file clamgate accepts."},
 	{[]string{"token", "new"}, "Prints a new bearer token for the HTTP front, once, and the tokens_sha256 line that makes it choose the policy named (the configuration keeps only its SHA-256). Usage: clamgate token new POLICY."},
+	{[]string{"tls", "new-ca"}, "Writes a private CA (ca.crt, ca.key) into --dir, for the TLS listeners and forwarding of a site with several hosts: a convenience, not a PKI. Refuses to overwrite a CA."},
+	{[]string{"tls", "issue"}, "Issues, from the CA in --dir, a certificate and key carrying each --id (dns:, uri:, ip:, cn:), usable as a server's and a client's; an edge gateway's, a central gateway's or a proxy's."},
 	{[]string{"manual"}, "Prints clamgate(8) or clamgate.toml(5) in man(7) roff, or the bash completion; the package installs what it prints."},
 	{[]string{"version"}, "Prints the version, VCS revision and package version of this build."},
 }

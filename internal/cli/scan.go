@@ -15,6 +15,7 @@ import (
 	"clamgate/internal/clamd"
 	"clamgate/internal/deploy"
 	"clamgate/internal/scan"
+	"clamgate/internal/tlsid"
 )
 
 // DefaultGateway is where `clamgate scan` looks for the gateway: the
@@ -44,8 +45,12 @@ type scanner struct {
 // descriptor) to the gateway and prints clamdscan's line for it.
 func scanCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fset := newFlags("scan", "PATH...|-")
-	gw := fset.String("address", DefaultGateway, "the gateway's (or a clamd's) `ADDR`: unix:/path or tcp:host:port (default: the first that exists of "+DefaultGateway+" and deploy's unix:"+deploy.LocalSocket+")")
+	gw := fset.String("address", DefaultGateway, "the gateway's (or a clamd's) `ADDR`: unix:/path, tcp:host:port or tls:host:port (default: the first that exists of "+DefaultGateway+" and deploy's unix:"+deploy.LocalSocket+")")
 	renamedFlag(fset, "gateway", "address", stderr)
+	var files tlsid.Files
+	fset.StringVar(&files.Cert, "cert", "", "tls: this client's certificate (PEM)")
+	fset.StringVar(&files.Key, "key", "", "tls: its key (PEM)")
+	fset.StringVar(&files.CA, "ca", "", "tls: the CA that signed the gateway's certificate (default: the system's)")
 	fdpass := fset.Bool("fdpass", false, "pass each file's descriptor (unix sockets) instead of streaming it")
 	quiet := fset.Bool("quiet", false, "print only infected files and errors")
 	timeout := fset.Duration("timeout", 5*time.Minute, "per-file timeout")
@@ -59,7 +64,7 @@ func scanCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "clamgate scan: name at least one PATH, or - for standard input")
 		return exitError
 	}
-	client, err := clamd.New(*gw, *timeout)
+	client, err := scanClient(*gw, *timeout, files)
 	if err != nil {
 		fmt.Fprintln(stderr, "clamgate scan:", err)
 		return exitError
@@ -69,6 +74,19 @@ func scanCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		s.target(ctx, p)
 	}
 	return s.worst
+}
+
+// scanClient connects to a unix: or tcp: gateway, or with a certificate
+// to a tls: one.
+func scanClient(address string, timeout time.Duration, files tlsid.Files) (*clamd.Client, error) {
+	if !strings.HasPrefix(address, "tls:") {
+		return clamd.New(address, timeout)
+	}
+	store, err := tlsid.Load("gateway", files)
+	if err != nil {
+		return nil, err
+	}
+	return clamd.NewTLS(address, timeout, store.Dialer())
 }
 
 func (s *scanner) target(ctx context.Context, p string) {

@@ -53,6 +53,12 @@ var startupCases = []startupCase{
 			must(t, os.Mkdir(filepath.Join(dir, "public"), 0o755))
 			must(t, os.Chmod(filepath.Join(dir, "public"), 0o777))
 		}},
+	{name: "TLS certificate that does not parse", check: "tls files", key: "listener[0].tls_cert",
+		conf: "[[listener]]\naddress = \"tls:127.0.0.1:0\"\npolicy = \"p\"\ntls_cert = \"$DIR/server.crt\"\ntls_key = \"$DIR/server.key\"\n[policy.p]\n",
+		setup: func(t *testing.T, dir string) {
+			must(t, os.WriteFile(filepath.Join(dir, "server.crt"), []byte("not a certificate\n"), 0o644))
+			must(t, os.WriteFile(filepath.Join(dir, "server.key"), []byte("not a key\n"), 0o600))
+		}},
 	{name: "socket path is a file", check: "sockets", key: "listener[0].address",
 		conf: "[[listener]]\naddress = \"unix:$DIR/clamd.sock\"\npolicy = \"p\"\n[policy.p]\n",
 		setup: func(t *testing.T, dir string) {

@@ -20,15 +20,19 @@ import (
 	"clamgate/internal/listen"
 	"clamgate/internal/policy"
 	"clamgate/internal/scan"
+	"clamgate/internal/tlsid"
 
 	"github.com/pelletier/go-toml/v2"
 )
 
 // Config is the validated configuration the gateway runs with.
 type Config struct {
-	Backend        string   // the first of Backends; "" with Engine set
-	Backends       []string // unix:/path or tcp:host:port, all loading the same database
-	Fallback       string   // used only while every backend is down; "" = none
+	Backend  string   // the first of Backends; "" with Engine set
+	Backends []string // unix:/path or tcp:host:port, all loading the same database
+	Fallback string   // used only while every backend is down; "" = none
+	// BackendTLS is the certificate, key and CA of tls: backends (another
+	// clamgate); zero when none is tls:.
+	BackendTLS     tlsid.Files
 	HealthInterval time.Duration
 	// BackendDownWait is how long a job waits once every backend has been
 	// taken out for not answering (hung, not gone): then it fails.
@@ -99,7 +103,12 @@ type Listener struct {
 	listen.Spec
 	MaxConnections int // connections served at once; more are closed at once
 	Policy         string
-	Protocol       string // ProtoClamd, ProtoICAP or ProtoMilter
+	// Policies are all the policies a TLS listener serves (Policy is the
+	// first); the client certificate chooses (internal/identity).
+	Policies []string
+	Protocol string // ProtoClamd, ProtoICAP or ProtoMilter
+	// TLS is a tls: listener's certificate, key and client CA; zero else.
+	TLS tlsid.Files
 	// MaxPerUID bounds the connections one unix peer uid holds at once,
 	// refused peers included, so that no user can fill the listener.
 	MaxPerUID int
@@ -150,6 +159,10 @@ type backendSection struct {
 	Reserve         *int     `toml:"reserve"`
 	Timeout         Duration `toml:"timeout"`
 	StreamMaxLength Size     `toml:"stream_max_length,omitempty"`
+	TLSCert         string   `toml:"tls_cert,omitempty"`
+	TLSKey          string   `toml:"tls_key,omitempty"`
+	TLSCA           string   `toml:"tls_ca,omitempty"`
+	TLSMinVersion   string   `toml:"tls_min_version,omitempty"`
 }
 
 type engineSection struct {
@@ -188,6 +201,12 @@ type listenerSection struct {
 	AllowNonLoopback bool   `toml:"allow_non_loopback"`
 	MaxConnections   int    `toml:"max_connections"`
 	MaxPerUID        int    `toml:"max_connections_per_uid"`
+
+	Policies      []string `toml:"policies"`
+	TLSCert       string   `toml:"tls_cert"`
+	TLSKey        string   `toml:"tls_key"`
+	TLSClientCA   string   `toml:"tls_client_ca"`
+	TLSMinVersion string   `toml:"tls_min_version"`
 }
 
 type policySection struct {
@@ -210,6 +229,9 @@ type policySection struct {
 	AllowWritableRootAncestors bool `toml:"allow_writable_root_ancestors"`
 	MaxWalkDepth               int  `toml:"max_walk_depth"`
 	MaxDirEntries              int  `toml:"max_dir_entries"`
+
+	TLSIdentities         []string `toml:"tls_identities"`
+	AllowAnonymousNetwork bool     `toml:"allow_anonymous_network"`
 }
 
 // Error is a configuration error at a key (and line, when from a file).
@@ -360,6 +382,7 @@ func (v *validator) build(f *file) *Config {
 	v.checkCache(cfg, f)
 	v.backends(cfg, f.Backend.Address)
 	v.checkBackend(cfg, f)
+	v.backendTLS(cfg, f.Backend)
 	cfg.Database = v.database(f.Database, cfg.Engine)
 	v.jobs(cfg, f.Backend)
 	if cfg.Engine != nil && f.Engine.MaxThreads == 0 {
@@ -547,6 +570,7 @@ func (v *validator) policy(name string, ps policySection, backendMax, def int64)
 		v.renamed(key+".max_stream", "policy.NAME.max_stream", key+".max_object")
 	}
 	v.httpPolicy(key, ps, p)
+	v.policyTLS(key, ps, p)
 	switch {
 	case p.MaxStream == 0:
 		p.MaxStream = def
@@ -601,9 +625,7 @@ func (v *validator) listener(i int, ls listenerSection, policies map[string]*pol
 	if l.MaxPerUID < 0 {
 		v.fail(key+".max_connections_per_uid", "must not be negative")
 	}
-	if _, ok := policies[ls.Policy]; !ok {
-		v.fail(key+".policy", "no [policy.%s] section", ls.Policy)
-	}
+	v.listenerPolicies(key, ls, &l, policies)
 	if !slices.Contains([]string{ProtoClamd, ProtoICAP, ProtoMilter, ProtoHTTP}, l.Protocol) {
 		v.fail(key+".protocol", "%q is not one of clamd, icap, milter, http", ls.Protocol)
 	}
@@ -617,9 +639,16 @@ func (v *validator) listener(i int, ls listenerSection, policies map[string]*pol
 		if err := listen.CheckTCP(a.Address, ls.AllowNonLoopback); err != nil {
 			v.fail(key+".address", "%v", err)
 		}
-		if p := policies[ls.Policy]; p != nil && (len(p.UIDs) > 0 || len(p.GIDs) > 0) {
-			v.fail(key+".policy", "policy %q admits only some users or groups, which TCP cannot tell apart (no peer credentials): serve it on a unix socket", ls.Policy)
-		}
+		v.noCredentials(key, l, policies)
+	case a.Network == addr.TLS:
+		v.listenerTLS(key, ls, &l, a.Address, policies)
+		v.noCredentials(key, l, policies)
+	}
+	if err == nil && a.Network != addr.TLS && len(l.Policies) > 1 {
+		v.fail(key+".policies", "only a tls: listener serves several policies (the client certificate chooses): serve one here")
+	}
+	if a.Network != addr.TLS && (ls.TLSCert != "" || ls.TLSKey != "" || ls.TLSClientCA != "" || ls.TLSMinVersion != "") {
+		v.fail(key+".tls_cert", "tls_cert, tls_key, tls_client_ca and tls_min_version are for a tls:HOST:PORT address")
 	}
 	return l
 }

@@ -14,7 +14,7 @@ var update = flag.Bool("update", false, "rewrite golden files")
 // TestErrorsGolden checks that every configuration error names its key and
 // line, with the exact text an administrator will read.
 func TestErrorsGolden(t *testing.T) {
-	for _, name := range []string{"bad_values", "bad_semantics", "unknown_key", "syntax"} {
+	for _, name := range []string{"bad_values", "bad_semantics", "bad_tls", "unknown_key", "syntax"} {
 		t.Run(name, func(t *testing.T) {
 			_, err := Load(filepath.Join("testdata", name+".toml"))
 			if err == nil {
@@ -180,7 +180,7 @@ policy = "proxy"
 // TestShowRoundTrip: what `config show` prints is a valid file that loads
 // to a configuration shown the same way, and it names every default.
 func TestShowRoundTrip(t *testing.T) {
-	for _, name := range []string{"good.toml", "nonloopback_allowed.toml"} {
+	for _, name := range []string{"good.toml", "nonloopback_allowed.toml", "tls.toml"} {
 		t.Run(name, func(t *testing.T) {
 			cfg, err := Load(filepath.Join("testdata", name))
 			if err != nil {
@@ -193,6 +193,14 @@ func TestShowRoundTrip(t *testing.T) {
 			}
 			if string(reshown) != string(shown) {
 				t.Errorf("show is not a fixed point:\nfirst:\n%s\nsecond:\n%s", shown, reshown)
+			}
+			if name == "tls.toml" {
+				for _, want := range []string{`tls_client_ca = '/etc/clamgate/tls/ca.crt'`, `policies = ['mail', 'proxies']`, `tls_ca = '/etc/clamgate/tls/ca.crt'`,
+					`tls_identities = ['cn:proxy-7']`, `allow_anonymous_network = true`, `tls_min_version = '1.2'`} {
+					if !strings.Contains(string(shown), want) {
+						t.Errorf("shown TLS configuration lacks %s:\n%s", want, shown)
+					}
+				}
 			}
 			for _, key := range []string{"read_timeout", "health_interval", "max_queue", "weight", "settle", "options_ttl", "on_infected"} {
 				if !strings.Contains(string(shown), key+" = ") {

@@ -18,6 +18,7 @@ var restartOnly = []struct {
 	{"backend.cgroup", func(c *Config) any { return &c.EngineCgroup }},
 	{"backend.timeout", func(c *Config) any { return &c.BackendTimeout }},
 	{"backend.stream_max_length", func(c *Config) any { return &c.StreamMaxLength }},
+	{"backend.tls_cert", func(c *Config) any { return &c.BackendTLS }}, // the files, not their contents: those are re-read
 	{"engine", func(c *Config) any { return &c.Engine }},
 	{"database", func(c *Config) any { return &c.Database }},
 	{"server.log_level", func(c *Config) any { return &c.LogLevel }},

@@ -13,6 +13,7 @@ import (
 
 	"clamgate/internal/policy"
 	"clamgate/internal/scan"
+	"clamgate/internal/tlsid"
 
 	"github.com/pelletier/go-toml/v2"
 )
@@ -68,6 +69,7 @@ func (c *Config) backendSection() backendSection {
 		StreamMaxLength: Size(c.StreamMaxLength),
 		BulkSize:        Size(cmp.Or(c.BulkSize, scan.DefaultBulkSize)),
 	}
+	b.TLSCert, b.TLSKey, b.TLSCA, b.TLSMinVersion = c.BackendTLS.Cert, c.BackendTLS.Key, c.BackendTLS.CA, c.BackendTLS.MinVersion
 	if c.Engine == nil { // a managed clamd's limit is the engine's key
 		b.Address = c.Backends
 	} else {
@@ -116,6 +118,13 @@ func (c *Config) milterSection() milterSection {
 func listenerSectionOf(l Listener) listenerSection {
 	s := listenerSection{Address: l.Address, Policy: l.Policy, Protocol: l.Protocol, Mode: Mode(l.Mode),
 		AllowNonLoopback: l.AllowNonLoopback, MaxConnections: l.MaxConnections, MaxPerUID: l.MaxPerUID}
+	if l.TLS != (tlsid.Files{}) {
+		s.TLSCert, s.TLSKey, s.TLSClientCA, s.TLSMinVersion = l.TLS.Cert, l.TLS.Key, l.TLS.CA, l.TLS.MinVersion
+		s.AllowNonLoopback = false // derived from the client CA or the policy, not written
+	}
+	if len(l.Policies) > 1 {
+		s.Policy, s.Policies = "", l.Policies
+	}
 	if l.UID >= 0 {
 		s.Owner = userName(uint32(l.UID))
 	}
@@ -130,7 +139,7 @@ func policySectionOf(p *policy.Policy) policySection {
 		MaxConcurrent: p.MaxConcurrent, MaxWait: Duration(cmp.Or(p.MaxWait, scan.DefaultMaxWait)),
 		MaxQueue: cmp.Or(p.MaxQueue, scan.DefaultMaxQueue), Weight: cmp.Or(p.Weight, 1),
 		MaxQueueBytes: Size(p.MaxQueueBytes), AllowWritableRootAncestors: p.AllowWritableRootAncestors,
-		OnLimits: p.OnLimits}
+		OnLimits: p.OnLimits, TLSIdentities: p.TLSIdentities, AllowAnonymousNetwork: p.AllowAnonymousNetwork}
 	s.MaxWalkDepth, s.MaxDirEntries = p.WalkLimits()
 	for _, id := range p.UIDs {
 		s.Users = append(s.Users, userName(id))

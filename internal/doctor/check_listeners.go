@@ -32,7 +32,7 @@ type listenerScan struct {
 
 func checkListeners(_ context.Context, h *host) verdict {
 	ls := scanListeners(h)
-	ports := listenerPorts(h.env)
+	ports, authenticated := listenerPorts(h.env), tlsPorts(h.env)
 	v := verdict{status: Pass, fix: "bind to 127.0.0.1 (clamd.conf TCPAddr 127.0.0.1, Quadlet PublishPort=127.0.0.1:3310:3310) or serve a unix socket only"}
 	var items []string
 	for _, ns := range ls.namespaces() {
@@ -43,6 +43,9 @@ func checkListeners(_ context.Context, h *host) verdict {
 				continue
 			}
 			st, note := ls.judge(ns, s)
+			if st != Pass && ns == ls.hostNS && authenticated[s.Port] {
+				st, note = Pass, ", TLS with client certificates"
+			}
 			v.status = worse(v.status, st)
 			items = append(items, s.String()+" ("+ls.ownerName(owner, s)+note+")")
 		}
@@ -133,7 +136,7 @@ func listenerPorts(env *Env) map[int]bool {
 	}
 	for _, l := range env.Config.Listeners {
 		a, err := addr.Parse(l.Address)
-		if err != nil || a.Network != addr.TCP {
+		if err != nil || a.Network == addr.Unix {
 			continue
 		}
 		if _, port, err := net.SplitHostPort(a.Address); err == nil {

@@ -160,6 +160,7 @@ func checks() []check {
 	return []check{
 		gatewayEngineCheck(),
 		listenersCheck(),
+		tlsCheck(),
 		clamdUIDCheck(),
 		clamdCapEffCheck(),
 		clamdCapBndCheck(),

@@ -28,6 +28,7 @@ import (
 	"clamgate/internal/scan"
 	"clamgate/internal/startup"
 	"clamgate/internal/status"
+	"clamgate/internal/tlsid"
 )
 
 // Run serves until ctx is cancelled, then stops accepting, lets running
@@ -50,13 +51,17 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, with ...Opti
 	if err != nil {
 		return err
 	}
-	pool, err := clamd.NewPool(addrs, cfg.Fallback, cfg.BackendTimeout, cfg.HealthInterval, log)
+	tlsMaterial, err := newTLSSet(cfg, log)
+	if err != nil {
+		return err
+	}
+	pool, err := clamd.NewPool(addrs, cfg.Fallback, cfg.BackendTimeout, cfg.HealthInterval, log, tlsMaterial.dial())
 	if err != nil {
 		return err
 	}
 	pool.DownWait = cfg.BackendDownWait
 	if !pool.Unix() && pathScans(cfg) {
-		log.Warn("path scans will fail: they reach clamd as descriptors (FILDES), which needs a unix socket backend", "backend", pool.Primary().String())
+		log.Info("path scans and FILDES reach the backend as streams of the files opened here (INSTREAM): it is not on a unix socket", "backend", pool.Primary().String())
 	}
 	inherited := listen.Inherited()
 	listeners, err := openListeners(cfg, inherited, log)
@@ -64,6 +69,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, with ...Opti
 		return err
 	}
 	tel := newTelemetry(cfg, pool, eng, log)
+	tel.metrics.SetTLS(tlsMaterial.expiry)
 	opts := cfg.DispatchOptions()
 	opts.SpoolBudget = spoolBudget(cfg, log)
 	board := httpapi.NewBoard()
@@ -111,16 +117,18 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, with ...Opti
 		}
 	})
 	bg.Go(func() { pool.Run(ctx) })
+	bg.Go(func() { tlsMaterial.run(ctx) })
 	if life != nil {
 		bg.Go(func() { life.run(ctx) })
 	}
 	srv := newServer(ctx, log, cfg.ShutdownGrace)
+	srv.tlsRefused = tel.metrics.TLSRefused
 	for _, l := range listeners {
-		srv.add(l.Listener, srv.newRoute(l.cfg, cfg.PolicyFor(l.cfg), fronts[l.cfg.Protocol]))
+		srv.add(l.Listener, srv.newRoute(l.cfg, cfg.PoliciesFor(l.cfg), fronts[l.cfg.Protocol], tlsMaterial.serve[l.cfg.Address]))
 	}
 	tel.metrics.ConfigLoaded(time.Now(), weights(cfg), false)
 	if o.hangups != nil {
-		r := &reloader{load: o.load, running: cfg, fronts: fronts, srv: srv, dispatcher: dispatcher, tel: tel, roots: roots, log: log,
+		r := &reloader{load: o.load, running: cfg, fronts: fronts, srv: srv, dispatcher: dispatcher, tel: tel, roots: roots, log: log, tls: tlsMaterial,
 			newFronts: func(c *config.Config) map[string]front { return newFronts(c, log, dispatcher, life, page) }}
 		bg.Go(func() { r.run(ctx, o.hangups) })
 	}
@@ -254,6 +262,8 @@ type server struct {
 	grace     time.Duration
 	turning   chan struct{}       // turned-away connections being drained
 	wait      func(time.Duration) // pause, replaced in tests; nil: sleep
+	// tlsRefused counts a TLS connection refused before its protocol.
+	tlsRefused func(listener, reason string)
 }
 
 // served is one listening socket.
@@ -266,13 +276,18 @@ type served struct {
 // its policy, its protocol's front, its connection slots. drain ends when
 // the gateway stops or a reload replaces the route.
 type route struct {
-	cfg    config.Listener
-	pol    *policy.Policy
-	front  front
-	slots  chan struct{} // the listener's max_connections
-	uids   *uidSlots     // its max_connections_per_uid
-	drain  context.Context
-	retire context.CancelFunc
+	cfg   config.Listener
+	pol   *policy.Policy   // the first of pols: what logs name the route by
+	pols  []*policy.Policy // a TLS listener's policies, chosen by certificate
+	front front
+	// tls is a tls: listener's material, nil else; handshakes bounds the
+	// handshakes in progress.
+	tls        *tlsid.Store
+	handshakes chan struct{}
+	slots      chan struct{} // the listener's max_connections
+	uids       *uidSlots     // its max_connections_per_uid
+	drain      context.Context
+	retire     context.CancelFunc
 }
 
 func newServer(ctx context.Context, log *slog.Logger, grace time.Duration) *server {
@@ -281,10 +296,10 @@ func newServer(ctx context.Context, log *slog.Logger, grace time.Duration) *serv
 		turning: make(chan struct{}, maxTurningAway)}
 }
 
-func (s *server) newRoute(l config.Listener, pol *policy.Policy, f front) *route {
+func (s *server) newRoute(l config.Listener, pols []*policy.Policy, f front, material *tlsid.Store) *route {
 	drain, retire := context.WithCancel(s.stop)
-	return &route{cfg: l, pol: pol, front: f, slots: make(chan struct{}, l.MaxConnections), uids: newUIDSlots(l.MaxPerUID),
-		drain: drain, retire: retire}
+	return &route{cfg: l, pol: pols[0], pols: pols, front: f, slots: make(chan struct{}, l.MaxConnections), uids: newUIDSlots(l.MaxPerUID),
+		drain: drain, retire: retire, tls: material, handshakes: make(chan struct{}, l.MaxConnections)}
 }
 
 // add starts accepting on ln.
@@ -386,13 +401,29 @@ func (s *server) pause(d time.Duration) {
 	}
 }
 
-// admit decides, from the peer's identity alone and before reading any
-// byte, whether a connection is served and what it may hold, and serves it
-// by its listener's route. This is the only admission decision: the fronts
-// are handed it (internal/deps_test.go keeps internal/identity from them).
+// admit serves a connection by its listener's route; a TLS listener's
+// completes its handshake first.
 func (s *server) admit(c net.Conn, r *route) {
+	if r.tls != nil {
+		s.handshake(c, r)
+		return
+	}
+	s.admitConn(c, r)
+}
+
+// admitConn decides, from the peer's identity alone and before reading
+// any byte, whether a connection is served, under which of the listener's
+// policies and what it may hold, and serves it. This is the only admission
+// decision: the fronts are handed it (internal/deps_test.go keeps
+// internal/identity from them).
+func (s *server) admitConn(c net.Conn, r *route) {
 	id := identity.Of(c, r.cfg.Address)
 	peer := id.Peer
+	pol, err := id.Choose(r.pols)
+	if err != nil {
+		s.refuseTLS(c, r, tlsid.NoPolicy, fmt.Errorf("%s: %w", peer.Cert, err))
+		return
+	}
 	if !r.uids.take(peer) {
 		s.log.Warn("connection refused: peer uid at max_connections_per_uid", "address", r.cfg.Address,
 			"peer", peer.String(), "max_connections_per_uid", r.cfg.MaxPerUID)
@@ -402,7 +433,7 @@ func (s *server) admit(c net.Conn, r *route) {
 	// A peer the policy refuses gets its refusal from the front, but takes
 	// none of the listener's connections: outsiders cannot fill it. Its
 	// uid's bound still applies.
-	refusal := id.Admit(r.pol)
+	refusal := id.Admit(pol)
 	if refusal == nil && !r.takeSlot() {
 		r.uids.release(peer)
 		s.log.Warn("connection refused: listener at max_connections", "address", r.cfg.Address, "max_connections", r.cfg.MaxConnections)
@@ -419,13 +450,13 @@ func (s *server) admit(c net.Conn, r *route) {
 		}()
 		// A client of clamd's protocol may half-close and still read its
 		// verdict; an ICAP or milter client does not.
-		jobCtx, stop := hangup.With(s.connCtx, c, r.cfg.Protocol != config.ProtoClamd)
+		jobCtx, stop := hangup.With(s.connCtx, netConn(c), r.cfg.Protocol != config.ProtoClamd)
 		defer stop()
 		if refusal != nil {
-			s.refuse(jobCtx, c, r, peer, refusal)
+			s.refuse(jobCtx, c, r, pol, peer, refusal)
 			return
 		}
-		r.front.ServeConn(jobCtx, r.drain, c, r.pol, peer)
+		r.front.ServeConn(jobCtx, r.drain, c, pol, peer)
 	})
 }
 
@@ -437,12 +468,12 @@ type refuser interface {
 	Refuse(ctx context.Context, c net.Conn, pol *policy.Policy, peer policy.Peer, why error)
 }
 
-func (s *server) refuse(ctx context.Context, c net.Conn, r *route, peer policy.Peer, why error) {
+func (s *server) refuse(ctx context.Context, c net.Conn, r *route, pol *policy.Policy, peer policy.Peer, why error) {
 	if f, ok := r.front.(refuser); ok {
-		f.Refuse(ctx, c, r.pol, peer, why)
+		f.Refuse(ctx, c, pol, peer, why)
 		return
 	}
-	s.log.Warn("connection refused", "address", r.cfg.Address, "protocol", r.cfg.Protocol, "client", r.pol.Name,
+	s.log.Warn("connection refused", "address", r.cfg.Address, "protocol", r.cfg.Protocol, "client", pol.Name,
 		"peer", peer.String(), "reason", why.Error())
 }
 

@@ -158,7 +158,7 @@ func makeTree(t *testing.T) tree {
 	return tree{Root: root}
 }
 
-func must(t *testing.T, err error) {
+func must(t testing.TB, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
@@ -198,7 +198,7 @@ read_timeout = "5s"
 `, c.Socket, serverTOML, listeners, policyTOML)
 }
 
-func mustParse(t *testing.T, src string) *config.Config {
+func mustParse(t testing.TB, src string) *config.Config {
 	t.Helper()
 	cfg, err := config.Parse("test.toml", []byte(src))
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"os"
 	"reflect"
+	"slices"
 	"time"
 
 	"clamgate/internal/config"
@@ -12,6 +13,7 @@ import (
 	"clamgate/internal/policy"
 	"clamgate/internal/scan"
 	"clamgate/internal/status"
+	"clamgate/internal/tlsid"
 )
 
 // Option changes how Run serves.
@@ -49,6 +51,7 @@ type reloader struct {
 	dispatcher *scan.Dispatcher
 	tel        *telemetry
 	roots      *rootKeeper
+	tls        *tlsSet
 	log        *slog.Logger
 }
 
@@ -75,6 +78,9 @@ func (r *reloader) reload() {
 		defer status.NotifyReady(r.log)
 	}
 	r.log.Info("SIGHUP: re-reading the configuration")
+	// TLS files are re-read whatever becomes of the configuration: a
+	// renewed certificate must not wait for a valid file.
+	defer r.tls.reload()
 	next, err := r.load()
 	if err == nil {
 		err = r.apply(next)
@@ -112,6 +118,7 @@ func (r *reloader) apply(next *config.Config) error {
 	r.dispatcher.Reconfigure(next.DispatchOptions())
 	r.srv.setGrace(next.ShutdownGrace)
 	c.commit(r.srv, next)
+	r.tls.set(c.tls)
 	r.running, r.fronts = next, c.fronts
 	// Kept listeners go on with the policies they had; the roots no
 	// listener serves any more close once retired requests have had the
@@ -136,10 +143,15 @@ type change struct {
 	// repermed are kept listeners whose socket got a new mode, owner or
 	// group: their connections go on.
 	repermed []string
+	tls      map[string]*tlsid.Store // the tls: listeners' material
 }
 
 func (r *reloader) prepare(next *config.Config) (*change, error) {
-	c := &change{fronts: r.reuseFronts(next)}
+	material, err := r.tls.load(next)
+	if err != nil {
+		return nil, err
+	}
+	c := &change{fronts: r.reuseFronts(next), tls: material}
 	running, gone := map[string]config.Listener{}, map[string]bool{}
 	for _, l := range r.running.Listeners {
 		running[l.Address], gone[l.Address] = l, true
@@ -185,8 +197,8 @@ func (r *reloader) prepare(next *config.Config) (*change, error) {
 // reason: like a file's, they are checked when a client opens it.
 func (r *reloader) rerouted(old, l config.Listener, next *config.Config, fronts map[string]front) bool {
 	old.Mode, old.UID, old.GID = l.Mode, l.UID, l.GID
-	return old != l || r.fronts[old.Protocol] != fronts[l.Protocol] ||
-		!r.running.PolicyFor(old).SameRules(next.PolicyFor(l))
+	return !reflect.DeepEqual(old, l) || r.fronts[old.Protocol] != fronts[l.Protocol] ||
+		!slices.EqualFunc(r.running.PoliciesFor(old), next.PoliciesFor(l), (*policy.Policy).SameRules)
 }
 
 // reuseFronts keeps the running front of each protocol whose settings are
@@ -212,10 +224,10 @@ func (c *change) commit(srv *server, next *config.Config) {
 		srv.remove(addr)
 	}
 	for _, l := range c.reroute {
-		srv.reroute(srv.newRoute(l, next.PolicyFor(l), c.fronts[l.Protocol]))
+		srv.reroute(srv.newRoute(l, next.PoliciesFor(l), c.fronts[l.Protocol], c.tls[l.Address]))
 	}
 	for _, b := range c.bound {
-		srv.add(b.Listener, srv.newRoute(b.cfg, next.PolicyFor(b.cfg), c.fronts[b.cfg.Protocol]))
+		srv.add(b.Listener, srv.newRoute(b.cfg, next.PoliciesFor(b.cfg), c.fronts[b.cfg.Protocol], c.tls[b.cfg.Address]))
 	}
 }
 
@@ -241,7 +253,9 @@ func (s *server) policies() map[*policy.Policy]bool {
 	defer s.mu.Unlock()
 	in := map[*policy.Policy]bool{}
 	for _, l := range s.listeners {
-		in[l.route.Load().pol] = true
+		for _, p := range l.route.Load().pols {
+			in[p] = true
+		}
 	}
 	return in
 }

@@ -88,7 +88,7 @@ func (x *exchange) inStep() bool { return x.body.eof || x.body.cont != nil || x.
 func (x *exchange) verdict(ctx context.Context) bool {
 	cn := x.cn
 	res, err := cn.srv.Dispatcher.Do(ctx, scan.Job{
-		Client: cn.pol.Name, Protocol: "icap", Kind: scan.Stream, Data: x.data(), Object: x.url,
+		Client: cn.pol.Name, Identity: cn.peer.Cert, Protocol: "icap", Kind: scan.Stream, Data: x.data(), Object: x.url,
 	})
 	switch {
 	case errors.Is(x.body.clientErr, errTooBig):

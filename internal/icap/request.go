@@ -91,8 +91,9 @@ func (req *Request) parseRequestLine(line string) error {
 	default:
 		return &statusError{501, "method not implemented"}
 	}
+	// squid names a service it reaches over TLS icaps://.
 	u, err := url.Parse(uri)
-	if err != nil || u.Scheme != "icap" || u.Host == "" {
+	if err != nil || (u.Scheme != "icap" && u.Scheme != "icaps") || u.Host == "" {
 		return badRequest("request URI is not icap://host/service")
 	}
 	req.Method, req.URI, req.Service = method, uri, strings.TrimPrefix(u.Path, "/")

@@ -59,6 +59,13 @@ func startSquid(t *testing.T, icapAddr string) *squid {
 	return startSquidWith(t, fmt.Sprintf("icap_enable on\nicap_service avscan respmod_precache icap://%s/avscan bypass=off\nadaptation_access avscan allow all\n", icapAddr))
 }
 
+// startSquidService is startSquid for a service URL and its options
+// (icaps://… tls-cert=…).
+func startSquidService(t *testing.T, service string) *squid {
+	t.Helper()
+	return startSquidWith(t, fmt.Sprintf("icap_enable on\nicap_service avscan respmod_precache %s bypass=off\nadaptation_access avscan allow all\n", service))
+}
+
 // startSquidWith runs a private squid with icapConf as its ICAP settings.
 func startSquidWith(t *testing.T, icapConf string) *squid {
 	t.Helper()

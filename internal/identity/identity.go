@@ -6,6 +6,8 @@
 package identity
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -20,10 +22,14 @@ import (
 
 // Identity is what the gateway knows of one connection's client: for a
 // unix socket the kernel's word (SO_PEERCRED, SO_PEERGROUPS), over TCP
-// its address only (the listener decides). A TLS client certificate
-// joins here when TLS lands, so that every front inherits it.
+// its address only (the listener decides), over TLS the client
+// certificate the handshake verified, so that every front inherits it.
 type Identity struct {
 	Peer policy.Peer
+	// Cert is the verified client certificate of a TLS connection; nil
+	// otherwise (or when the listener takes anonymous clients).
+	Cert *x509.Certificate
+	tls  bool // a TLS connection: its policy is chosen by Choose
 	// unverified is why a unix peer's credentials could not be read. Such
 	// a peer is never admitted: taking it for a TCP client would let any
 	// local user in whenever the kernel does not answer.
@@ -37,6 +43,9 @@ var errNoCredentials = errors.New("peer credentials could not be read")
 // Of identifies the client at the other end of conn, accepted on listener.
 func Of(conn net.Conn, listener string) Identity {
 	id := Identity{Peer: policy.Peer{Listener: listener, Remote: conn.RemoteAddr().String()}}
+	if tc, ok := conn.(*tls.Conn); ok {
+		return id.withCert(tc)
+	}
 	if !strings.HasPrefix(conn.LocalAddr().Network(), "unix") {
 		return id
 	}

@@ -56,6 +56,7 @@ type Metrics struct {
 	lookups  *prometheus.CounterVec
 	state    *stateCollector
 	config   *configMetrics
+	tls      *tlsMetrics
 }
 
 var _ scan.Observer = (*Metrics)(nil)
@@ -103,12 +104,13 @@ func New() *Metrics {
 		lookups: newCacheCounter(),
 		state:   &stateCollector{now: time.Now},
 		config:  newConfigMetrics(),
+		tls:     newTLSMetrics(),
 	}
 	m.reg.MustRegister(
 		buildInfo(buildinfo.Read()),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.scans, m.duration, m.wait, m.depth, m.queued, m.bytes, m.bulk, m.gone, m.lookups, m.state,
+		m.scans, m.duration, m.wait, m.depth, m.queued, m.bytes, m.bulk, m.gone, m.lookups, m.state, m.tls,
 	)
 	m.reg.MustRegister(m.config.collectors()...)
 	return m

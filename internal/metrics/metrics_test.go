@@ -51,6 +51,10 @@ func feed(m *Metrics) {
 	m.SetEngineMemory(func() (int64, int64, bool) { return 1 << 30, 2 << 30, true })
 	m.SetHeld(func() time.Duration { return 0 })
 	m.SetReloadMode(func() (string, string) { return "concurrent", "cgroup" })
+	m.TLSRefused("tls:0.0.0.0:3311", "unknown_ca")
+	m.SetTLS(func() []TLSExpiry {
+		return []TLSExpiry{{Role: "listener", Address: "tls:0.0.0.0:3311", NotAfter: time.Now().Add(90 * 24 * time.Hour)}}
+	})
 }
 
 func TestDoneCountsByLabels(t *testing.T) {

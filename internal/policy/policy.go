@@ -44,6 +44,12 @@ type Policy struct {
 	// this policy on an HTTP listener; Status lets it read the status page.
 	TokensSHA256 [][32]byte
 	Status       bool
+	// TLSIdentities are the client certificates a TLS listener serves with
+	// this policy ("dns:NAME", "uri:URI" or "uri:PREFIX*", "cn:NAME").
+	TLSIdentities []string
+	// AllowAnonymousNetwork lets a listener beyond loopback serve this
+	// policy without client certificates, by name.
+	AllowAnonymousNetwork bool
 
 	// AllowWritableRootAncestors accepts roots below a directory a non-root
 	// user can write (see OpenRoot).
@@ -69,9 +75,15 @@ type Peer struct {
 	UID, GID uint32
 	PID      int32
 	Groups   []uint32 // supplementary groups, as the kernel reported them on connect
+	// Cert names a TLS client by its verified certificate ("dns:mx1…",
+	// "uri:spiffe://…", "cn:…"); "" for any other client.
+	Cert string
 }
 
 func (p Peer) String() string {
+	if p.Cert != "" {
+		return fmt.Sprintf("%s from %s cert=%s", p.Listener, p.Remote, p.Cert)
+	}
 	if !p.HasCreds {
 		return fmt.Sprintf("%s from %s", p.Listener, p.Remote)
 	}
@@ -170,4 +182,19 @@ func (p *Policy) RootFor(name string) (root *Root, rel string, ok bool) {
 func within(clean, dir string) bool {
 	rest, found := strings.CutPrefix(clean, dir)
 	return found && (rest == "" || strings.HasPrefix(rest, "/") || dir == "/")
+}
+
+// CheckTLSIdentity validates one tls_identities entry; whether a
+// certificate matches it is internal/identity's decision.
+func CheckTLSIdentity(p string) error {
+	kind, name, _ := strings.Cut(p, ":")
+	switch {
+	case name == "":
+		return fmt.Errorf("%q: want dns:NAME, uri:URI (a trailing * matches a path prefix) or cn:NAME", p)
+	case kind == "uri":
+		return nil
+	case (kind == "dns" || kind == "cn") && !strings.Contains(name, "*"):
+		return nil
+	}
+	return fmt.Errorf("%q: want dns:NAME, uri:URI (a trailing * matches a path prefix) or cn:NAME", p)
 }

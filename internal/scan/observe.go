@@ -65,6 +65,9 @@ func (a AuditLog) Done(job Job, o Outcome) {
 	attrs = append(attrs, slog.String("client", job.Client), slog.String("protocol", job.Protocol),
 		slog.String("object", job.Object), slog.String("verdict", o.Verdict()),
 		slog.Duration("duration", (o.Wait+o.Duration).Round(time.Microsecond)))
+	if job.Identity != "" {
+		attrs = append(attrs, slog.String("identity", job.Identity))
+	}
 	if job.Kind == Stream {
 		attrs = append(attrs, slog.Int64("bytes", o.Bytes))
 	}

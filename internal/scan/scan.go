@@ -27,6 +27,9 @@ type Job struct {
 	File     *os.File  // File
 	Command  string    // Command: clamd command name
 	Object   string    // what the client called it (path, "stream"), for logs
+	// Identity is the TLS client certificate's name ("dns:mx1…"), for the
+	// audit log; "" for other clients.
+	Identity string
 }
 
 // Verdict is what a scan reply means for the client.

@@ -38,6 +38,7 @@ func List() []Check {
 		{Name: "engine program", Run: clamdProgram},
 		{Name: "engine database", Run: engineDatabase},
 		{Name: "watched database", Run: watchedDatabase},
+		{Name: "tls files", Run: tlsFiles},
 	}
 }
 
@@ -74,3 +75,7 @@ func LineOf(err error) int {
 	}
 	return 0
 }
+
+// tlsFiles: the certificates, keys and CAs of tls: listeners and backends
+// parse, match and verify.
+func tlsFiles(_ context.Context, cfg *config.Config) []error { return cfg.CheckTLS(false) }

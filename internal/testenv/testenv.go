@@ -266,7 +266,7 @@ func StartGateway(t testing.TB, cfg *config.Config, opts ...gateway.Option) *Gat
 		}
 		deadline := time.Now().Add(10 * time.Second)
 		for {
-			c, err := net.Dial(a.Network, a.Address)
+			c, err := net.Dial(a.Transport(), a.Address)
 			if err == nil {
 				c.Close()
 				break
