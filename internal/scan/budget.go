@@ -77,13 +77,17 @@ type Reservation struct {
 // Grow reserves n more bytes before they are written, or refuses them with
 // a *BusyError: the whole spool is at its budget, or the client holds its
 // share in other spool files (a client's only file may pass its share, as
-// its only job always fits max_queue_bytes, within the budget).
+// its only job always fits max_queue_bytes, within half the budget).
 func (r *Reservation) Grow(n int64) error {
 	if r == nil || r.b == nil {
 		return nil
 	}
 	mine := r.acct.Add(n)
-	if r.share > 0 && mine > r.share && mine-r.held-n > 0 {
+	// Past its share, a client's only file may go on (its one object
+	// always fits, as its only job fits max_queue_bytes), but only into
+	// the budget's first half: the other half stays for other clients,
+	// whatever one client's stream grows to.
+	if r.share > 0 && mine > r.share && (mine-r.held-n > 0 || r.b.total > 0 && r.b.used.Load()+n > r.b.total/2) {
 		r.acct.Add(-n)
 		return &BusyError{Reason: fmt.Sprintf("%d bytes of the client's streams already spooled, %d more do not fit (%s = %d)",
 			mine-n, n, r.shareKey, r.share)}
