@@ -145,7 +145,7 @@ func (s *server) handshake(c net.Conn, r *route) {
 		return
 	}
 	s.conns.Go(func() {
-		tc := tls.Server(c, r.tls.ServerConfig())
+		tc := tls.Server(c, serverConfig(r))
 		err := tlsid.Handshake(s.stop, tc, handshakeTimeout)
 		<-r.handshakes
 		if err != nil {
@@ -154,6 +154,27 @@ func (s *server) handshake(c net.Conn, r *route) {
 		}
 		s.admitConn(tc, r)
 	})
+}
+
+// serverConfig is the listener's TLS configuration; an HTTP listener also
+// offers HTTP/2 and HTTP/1.1 by ALPN (net/http serves h2 on a connection
+// that negotiated it), the clamd protocol and ICAP name no protocol.
+func serverConfig(r *route) *tls.Config {
+	conf := r.tls.ServerConfig()
+	if r.cfg.Protocol != config.ProtoHTTP {
+		return conf
+	}
+	conf = conf.Clone()
+	current := conf.GetConfigForClient
+	conf.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+		c, err := current(hello)
+		if c != nil {
+			c = c.Clone()
+			c.NextProtos = []string{"h2", "http/1.1"}
+		}
+		return c, err
+	}
+	return conf
 }
 
 // refuseTLS closes a connection refused before its protocol, logs why and

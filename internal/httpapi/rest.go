@@ -73,7 +73,7 @@ func (s *Server) restMultipart(w http.ResponseWriter, r *http.Request, pol *poli
 	ctx, cancel := s.requestContext(r)
 	defer cancel()
 	s.bodyDeadline(w)
-	sc := &scanner{s: s, ctx: ctx, pol: pol}
+	sc := &scanner{s: s, ctx: ctx, pol: pol, id: info(r).peer.Cert}
 	var objs []Object
 	err := each(r, func(file, _ string, body io.Reader) error {
 		if file == "" {
@@ -148,7 +148,7 @@ func (s *Server) restScanBody(w http.ResponseWriter, r *http.Request, pol *polic
 	ctx, cancel := s.requestContext(r)
 	defer cancel()
 	s.bodyDeadline(w)
-	obj, err := (&scanner{s: s, ctx: ctx, pol: pol}).object("stream", r.Body)
+	obj, err := (&scanner{s: s, ctx: ctx, pol: pol, id: info(r).peer.Cert}).object("stream", r.Body)
 	if err != nil {
 		s.failed(w, r, pol, err)
 		return
@@ -186,7 +186,7 @@ func (s *Server) restScanFile(w http.ResponseWriter, r *http.Request, pol *polic
 	}
 	ctx, cancel := s.requestContext(r)
 	defer cancel()
-	res, err := s.Dispatcher.Do(ctx, scan.Job{Client: pol.Name, Protocol: "http", Kind: scan.File, File: f, Object: "scanFile"})
+	res, err := s.Dispatcher.Do(ctx, scan.Job{Client: pol.Name, Identity: info(r).peer.Cert, Protocol: "http", Kind: scan.File, File: f, Object: "scanFile"})
 	if err != nil {
 		s.failed(w, r, pol, engineOrGone(ctx, err))
 		return

@@ -46,6 +46,7 @@ type scanner struct {
 	s   *Server
 	ctx context.Context
 	pol *policy.Policy
+	id  string // the client's certificate identity on a tls: listener, for the audit log
 }
 
 // object streams body to the dispatcher, which spools it within the
@@ -53,7 +54,7 @@ type scanner struct {
 // *requestError, or ctx's cause when the client went away.
 func (sc *scanner) object(name string, body io.Reader) (Object, error) {
 	lr := &limitReader{r: body, max: sc.pol.MaxStream}
-	job := scan.Job{Client: sc.pol.Name, Protocol: "http", Kind: scan.Stream, Data: lr, Object: "stream"}
+	job := scan.Job{Client: sc.pol.Name, Identity: sc.id, Protocol: "http", Kind: scan.Stream, Data: lr, Object: "stream"}
 	res, err := sc.s.Dispatcher.Do(sc.ctx, job)
 	obj := Object{Name: name, Size: lr.n, Database: sc.s.databaseVersion(sc.ctx)}
 	switch {

@@ -109,7 +109,7 @@ func (s *Server) v1Scan(w http.ResponseWriter, r *http.Request, pol *policy.Poli
 	ctx, cancel := s.requestContext(r)
 	defer cancel()
 	s.bodyDeadline(w)
-	sc := &scanner{s: s, ctx: ctx, pol: pol}
+	sc := &scanner{s: s, ctx: ctx, pol: pol, id: info(r).peer.Cert}
 	var out ScanResponse
 	var err error
 	if isMultipart(r) {
