@@ -26,9 +26,10 @@ import (
 // JSON report after a DOCTOR line.
 const quickStart = `set -eu
 ip link set lo up
-# Into the checkout first: it may itself lie under /tmp (a CI clone), and
-# the working directory outlives the empty tmpfs mounted over it.
-cd "$REPO"
+# The checkout may lie under /tmp or /run (a CI clone): bound at /mnt, in
+# this mount namespace only, it stays reachable below the empty tmpfs.
+mount --bind "$REPO" /mnt
+cd /mnt
 mount -t tmpfs tmpfs /run
 mount -t tmpfs tmpfs /var/lib/clamgate
 mount -t tmpfs tmpfs /tmp

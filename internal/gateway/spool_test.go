@@ -380,12 +380,12 @@ policy = "p"
 mode = "0666"
 [policy.p]
 `, c.Socket, sock, icapAddr, milterSock)))
-	// 1.5 MiB of a stream that has not ended: past the client's share
-	// (half the budget), which its only stream may pass.
+	// 1 MiB of a stream that has not ended: the client's whole share
+	// (half the budget).
 	holder, err := net.Dial("unix", sock)
 	must(t, err)
 	defer holder.Close()
-	head := instream("z", bytes.Repeat([]byte("h"), 1536<<10))
+	head := instream("z", bytes.Repeat([]byte("h"), 1024<<10))
 	_, err = holder.Write(head[:len(head)-4])
 	must(t, err)
 	time.Sleep(300 * time.Millisecond) // read and spooled
