@@ -108,6 +108,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, with ...Opti
 		// systemd's socket (clamgate.socket) get verdicts.
 		ready = dispatcher.Hold()
 		bg.Go(func() { _ = eng.Run(engCtx) })
+		bg.Go(func() { releaseOnExit(ctx, eng, pool, ready) })
 	}
 	bg.Go(func() {
 		ok := waitBackend(ctx, log, pool)
@@ -183,6 +184,29 @@ func announceDatabase(log *slog.Logger, eng *engine.Engine) {
 		return
 	}
 	log.Info("managed clamd uses database", "dir", dir)
+}
+
+// releaseOnExit ends the start's hold when the managed clamd exits before
+// it ever answered: a clamd that cannot load its database crash-loops, and
+// jobs then get clamd's unavailability at once (as /readyz names the
+// loop) instead of waiting max_wait each for an engine that is not coming.
+func releaseOnExit(ctx context.Context, eng *engine.Engine, pool *clamd.Pool, release func()) {
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		if pool.Ready() == nil {
+			return // answered: waitBackend releases
+		}
+		if eng.Health().Exits > 0 {
+			release()
+			return
+		}
+	}
 }
 
 func waitBackend(ctx context.Context, log *slog.Logger, pool *clamd.Pool) bool {
