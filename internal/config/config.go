@@ -202,11 +202,11 @@ type listenerSection struct {
 	MaxConnections   int    `toml:"max_connections"`
 	MaxPerUID        int    `toml:"max_connections_per_uid"`
 
-	Policies      []string `toml:"policies"`
-	TLSCert       string   `toml:"tls_cert"`
-	TLSKey        string   `toml:"tls_key"`
-	TLSClientCA   string   `toml:"tls_client_ca"`
-	TLSMinVersion string   `toml:"tls_min_version"`
+	Policies      []string `toml:"policies,omitempty"`
+	TLSCert       string   `toml:"tls_cert,omitempty"`
+	TLSKey        string   `toml:"tls_key,omitempty"`
+	TLSClientCA   string   `toml:"tls_client_ca,omitempty"`
+	TLSMinVersion string   `toml:"tls_min_version,omitempty"`
 }
 
 type policySection struct {
@@ -230,7 +230,7 @@ type policySection struct {
 	MaxWalkDepth               int  `toml:"max_walk_depth"`
 	MaxDirEntries              int  `toml:"max_dir_entries"`
 
-	TLSIdentities         []string `toml:"tls_identities"`
+	TLSIdentities         []string `toml:"tls_identities,omitempty"`
 	AllowAnonymousNetwork bool     `toml:"allow_anonymous_network"`
 }
 

@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"path/filepath"
+	"regexp"
 	"testing"
+	"time"
 
 	"clamgate/internal/testenv"
 )
@@ -99,22 +102,26 @@ func TestAdminPolicy(t *testing.T) {
 // is answered after the slow one.
 func TestMaxConcurrent(t *testing.T) {
 	c := testenv.StartClamd(t, testenv.ClamdOptions{SlowSignatures: slowSignatures, StreamMaxLength: "40M"})
-	gw, _ := gatewayFor(t, c, "max_concurrent = 1\nmax_object = \"10M\"")
-	order := make(chan string, 2)
+	sock := filepath.Join(testenv.TempDir(t), "gw.sock")
+	g := testenv.StartGateway(t, mustParse(t, gatewaySource(c, "", fmt.Sprintf("[[listener]]\naddress = \"unix:%s\"\npolicy = \"test\"\nmode = \"0666\"\n", sock),
+		"max_concurrent = 1\nmax_object = \"10M\"")))
+	slow := make(chan struct{})
 	go func() {
-		exchange(t, "unix", gw, step{Data: instream("z", randomData(10<<20, 6))})
-		order <- "slow"
+		defer close(slow)
+		exchange(t, "unix", sock, step{Data: instream("z", randomData(10<<20, 6))})
 	}()
 	waitScanning(t, c)
-	go func() {
-		got := exchange(t, "unix", gw, step{Data: instream("z", []byte(testenv.EICAR))})
-		if string(got) != "stream: "+testenv.EicarThreat+" FOUND\x00" {
-			t.Errorf("second scan: %q", got)
-		}
-		order <- "eicar"
-	}()
-	if first := <-order; first != "slow" {
-		t.Fatal("the second scan ran beside the first")
+	got := exchange(t, "unix", sock, step{Data: instream("z", []byte(testenv.EICAR))})
+	if string(got) != "stream: "+testenv.EicarThreat+" FOUND\x00" {
+		t.Errorf("second scan: %q", got)
 	}
-	<-order
+	// The second scan waited for the first one's slot: its audit line says
+	// how long it was queued (a scan run beside the first waits for none).
+	// The log, not the order of the two replies, which race each other
+	// once the slot is free.
+	must(t, g.Log.WaitFor("verdict=infected", 5*time.Second))
+	if !regexp.MustCompile(`object=stream verdict=infected [^\n]*queued=`).MatchString(g.Log.String()) {
+		t.Fatalf("the second scan ran beside the first (no queued= on its audit line):\n%s", g.Log.String())
+	}
+	<-slow
 }
