@@ -21,6 +21,8 @@ import (
 
 	"clamgate/internal/clamd"
 	"clamgate/internal/testenv"
+
+	"golang.org/x/sys/unix"
 )
 
 // scanned is one request of a faultLoad: when it ran and what it got.
@@ -331,6 +333,15 @@ func TestFaultSpoolFull(t *testing.T) {
 	}
 
 	// Full to the last block: every large stream fails, the small ones go on.
+	// The last round's spool files are closed just after their replies:
+	// fill only once they are gone, or their space comes back mid-round.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		var st unix.Statfs_t
+		must(t, unix.Statfs(spool, &st))
+		if st.Bfree == st.Blocks || time.Now().After(deadline) {
+			break
+		}
+	}
 	filler, err := os.CreateTemp(spool, "filler")
 	must(t, err)
 	_, _ = io.Copy(filler, io.LimitReader(zeros{}, 64<<20)) // until ENOSPC

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 
+	"clamgate/internal/addr"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -20,17 +22,21 @@ import (
 // process serves is not an error here: a check runs while the gateway it
 // checks for may be running.
 func Check(spec Spec) error {
-	network, address, _ := strings.Cut(spec.Address, ":")
-	if network == "tcp" {
-		return CheckPort(address)
+	a, err := addr.Parse(spec.Address)
+	if err != nil {
+		return err
 	}
+	if a.Path() == "" { // tcp: and tls:
+		return CheckPort(a.Address)
+	}
+	address := a.Path()
 	if fi, err := os.Lstat(address); err == nil && fi.Mode()&os.ModeSocket == 0 {
 		return fmt.Errorf("%s exists and is not a socket", address)
 	}
 	if err := CheckDir(filepath.Dir(address)); err != nil {
 		return err
 	}
-	return checkOwner(spec)
+	return checkOwner(spec, filepath.Dir(address))
 }
 
 // CheckDir says whether this process can make entries in dir: write and
@@ -61,8 +67,10 @@ func CheckDir(dir string) error {
 }
 
 // checkOwner: only root may give a socket to another user, and a user
-// only to one of its own groups.
-func checkOwner(spec Spec) error {
+// only to one of its own groups, or to the group the socket gets anyway
+// from a setgid directory (the kernel lets an owner keep a file's group:
+// postfix's milter directory, 2750 clamgate:postfix).
+func checkOwner(spec Spec, dir string) error {
 	euid := os.Geteuid()
 	if euid == 0 {
 		return nil
@@ -70,7 +78,7 @@ func checkOwner(spec Spec) error {
 	if spec.UID >= 0 && spec.UID != euid {
 		return fmt.Errorf("uid %d cannot give its socket to uid %d (only root can)", euid, spec.UID)
 	}
-	if spec.GID < 0 || spec.GID == os.Getegid() {
+	if spec.GID < 0 || spec.GID == os.Getegid() || setgidTo(dir, spec.GID) {
 		return nil
 	}
 	groups, _ := os.Getgroups()
@@ -110,4 +118,11 @@ func bindCapable() bool {
 		return os.Geteuid() == 0
 	}
 	return data[0].Effective&(1<<unix.CAP_NET_BIND_SERVICE) != 0
+}
+
+// setgidTo reports whether dir is a setgid directory of group gid, whose
+// new entries are born in that group.
+func setgidTo(dir string, gid int) bool {
+	var st unix.Stat_t
+	return unix.Stat(dir, &st) == nil && st.Mode&unix.S_ISGID != 0 && int(st.Gid) == gid
 }

@@ -86,7 +86,10 @@ func httpAddress(_ context.Context, cfg *config.Config) []error {
 // stateDir: the managed engine makes its directory and writes clamd.conf
 // there at start.
 func stateDir(_ context.Context, cfg *config.Config) []error {
-	if cfg.Engine == nil {
+	// Under an engine unit ([engine] unit), clamd's own user writes its
+	// directory, which systemd-tmpfiles makes; the gateway writes nothing
+	// there, it only connects to the socket.
+	if cfg.Engine == nil || cfg.Engine.Unit != "" {
 		return nil
 	}
 	if err := listen.CheckDir(cfg.Engine.StateDir); err != nil {
