@@ -188,6 +188,16 @@ func milterMessage(t *testing.T, sock, body string) *gomilter.Action {
 // milterUpToEnd sends a message's events up to its end of body.
 func milterUpToEnd(t *testing.T, s *gomilter.ClientSession, body string) {
 	t.Helper()
+	for _, step := range milterEvents(s, []byte(body)) {
+		if act, err := step(); err != nil || act.Type != gomilter.ActionContinue {
+			t.Fatalf("milter before the end of the message: %v %v", act, err)
+		}
+	}
+}
+
+// milterEvents are an MTA's events for one message, up to its end of
+// body, the body sent in chunks.
+func milterEvents(s *gomilter.ClientSession, chunks ...[]byte) []func() (*gomilter.Action, error) {
 	steps := []func() (*gomilter.Action, error){
 		func() (*gomilter.Action, error) {
 			return s.Conn("c.example.org", gomilter.FamilyInet, 2525, "192.0.2.7")
@@ -197,13 +207,11 @@ func milterUpToEnd(t *testing.T, s *gomilter.ClientSession, body string) {
 		func() (*gomilter.Action, error) { return s.Rcpt("<b@example.net>", "") },
 		s.DataStart,
 		s.HeaderEnd,
-		func() (*gomilter.Action, error) { return s.BodyChunk([]byte(body)) },
 	}
-	for _, step := range steps {
-		if act, err := step(); err != nil || act.Type != gomilter.ActionContinue {
-			t.Fatalf("milter before the end of the message: %v %v", act, err)
-		}
+	for _, chunk := range chunks {
+		steps = append(steps, func() (*gomilter.Action, error) { return s.BodyChunk(chunk) })
 	}
+	return steps
 }
 
 func firstLine(s string) string {

@@ -418,19 +418,11 @@ func milterSized(t *testing.T, sock string, size int) *gomilter.Action {
 	s, err := gomilter.NewClient("unix", sock, gomilter.WithReadTimeout(time.Minute)).Session(gomilter.NewMacroBag())
 	must(t, err)
 	defer s.Close()
-	steps := []func() (*gomilter.Action, error){
-		func() (*gomilter.Action, error) {
-			return s.Conn("c.example.org", gomilter.FamilyInet, 2525, "192.0.2.7")
-		},
-		func() (*gomilter.Action, error) { return s.Helo("c.example.org") },
-		func() (*gomilter.Action, error) { return s.Mail("<a@example.org>", "") },
-		func() (*gomilter.Action, error) { return s.Rcpt("<b@example.net>", "") },
-		s.DataStart,
-		s.HeaderEnd,
-	}
+	var chunks [][]byte
 	for sent := 0; sent < size; sent += 60000 {
-		steps = append(steps, func() (*gomilter.Action, error) { return s.BodyChunk(bytes.Repeat([]byte("m"), 60000)) })
+		chunks = append(chunks, bytes.Repeat([]byte("m"), 60000))
 	}
+	steps := milterEvents(s, chunks...)
 	for _, step := range steps {
 		if act, err := step(); err != nil || act.StopProcessing() {
 			must(t, err)
