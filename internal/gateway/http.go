@@ -8,17 +8,18 @@ import (
 	"clamgate/internal/config"
 	"clamgate/internal/httpapi"
 	"clamgate/internal/identity"
+	"clamgate/internal/pathscan"
 	"clamgate/internal/scan"
 )
 
 // newHTTPFront is the HTTP front of cfg. Which policy a bearer token
 // chooses is identity's decision, made here and handed to the front as a
 // lookup (the front never imports internal/identity).
-func newHTTPFront(cfg *config.Config, log *slog.Logger, d *scan.Dispatcher, page *httpapi.StatusSource) *httpapi.Server {
+func newHTTPFront(cfg *config.Config, log *slog.Logger, d *scan.Dispatcher, page *httpapi.StatusSource, walks *pathscan.Slots) *httpapi.Server {
 	own := *page
 	own.Policies = slices.Sorted(maps.Keys(cfg.Policies))
 	return &httpapi.Server{Dispatcher: d, Log: log, Tokens: identity.NewTokens(cfg.Policies).Policy,
-		ReadTimeout: cfg.ReadTimeout, RequestTimeout: cfg.StreamTimeout, StaleAfter: cfg.Database.MaxAge, Status: &own}
+		ReadTimeout: cfg.ReadTimeout, RequestTimeout: cfg.StreamTimeout, StaleAfter: cfg.Database.MaxAge, Status: &own, Walks: walks}
 }
 
 // statusSource feeds the HTTP front's status page: the dispatcher's

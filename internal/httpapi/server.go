@@ -21,6 +21,7 @@ import (
 	"sync"
 	"time"
 
+	"clamgate/internal/pathscan"
 	"clamgate/internal/policy"
 	"clamgate/internal/scan"
 )
@@ -57,8 +58,13 @@ type Server struct {
 	Status *StatusSource
 	// StaleAfter is the database age past which /v1/version says stale.
 	StaleAfter time.Duration
+	// Walks bounds the directory descriptors all path scans hold, shared
+	// with the other fronts that walk; nil: the server's own bound.
+	Walks *pathscan.Slots
 
-	version versionCache
+	version  versionCache
+	walkOnce sync.Once
+	walk     *pathscan.Walker
 }
 
 // conn carries what the gateway decided about a connection to its requests.
