@@ -41,7 +41,8 @@ internal/testenv    | addr clamd config gateway                                 
 internal/testuser   | -                                                                     | -                                                                                    | -
 internal/clamdproto | listen pathscan policy scan                                            | golang.org/x/sys                                                                     | connfuzz
 internal/icap       | config listen policy scan                                             | -                                                                                    | connfuzz deploy testenv tlsid
-internal/httpapi    | pathscan policy scan                                                  | -                                                                                    | config testenv testuser github.com/getkin/kin-openapi
+internal/httpapi    | pathscan policy scan                                                  | -                                                                                    | config internal/httpapi/apiclient testenv testuser github.com/getkin/kin-openapi
+internal/httpapi/apiclient | -                                                               | github.com/oapi-codegen/runtime                                                      | -
 internal/milter     | config policy scan                                                    | github.com/d--j/go-milter                                                            | connfuzz testenv
 internal/connfuzz   | policy                                                                | -                                                                                    | -
 internal/status     | addr listen                                                           | github.com/coreos/go-systemd/v22 golang.org/x/net golang.org/x/sys                   | metrics scan
@@ -105,7 +106,9 @@ var (
 	// reaches a front (nor, by rule backend-side, the backend).
 	belowFronts = []string{"pathscan"}
 	// testHelpers are for _test.go files only.
-	testHelpers = []string{"testenv", "connfuzz", "testuser"}
+	// (apiclient is the Go client generated from the HTTP front's OpenAPI
+	// document, for its tests.)
+	testHelpers = []string{"testenv", "connfuzz", "testuser", "internal/httpapi/apiclient"}
 )
 
 const (
@@ -115,7 +118,7 @@ const (
 	ruleTools       = "tools-not-server: doctor and deploy never import serving packages, directly or through another package"
 	ruleIdentity    = "one-identity-decision: a front never imports internal/identity, directly or through another package; the gateway admits each connection once, and a front is handed the decision"
 	ruleBelowFronts = "below-fronts: a package the fronts share (belowFronts in internal/deps_test.go) never imports a front, directly or through another package"
-	ruleTestOnly    = "test-helpers: testenv, connfuzz and testuser are imported by _test.go files only"
+	ruleTestOnly    = "test-helpers: testenv, connfuzz, testuser and httpapi/apiclient are imported by _test.go files only"
 )
 
 const module = "clamgate"
