@@ -35,13 +35,14 @@ const allowed = `
 package             | imports (internal)                                                    | third-party modules                                                                  | tests also import
 cmd/clamgate        | cli                                                                   | -                                                                                    | -
 internal/cli        | addr buildinfo clamd config deploy doctor engine gateway identity manual milter scan sigdb startup tlsid | golang.org/x/sys                                                                     | testenv
-internal/gateway    | clamd clamdproto config engine hangup httpapi icap identity listen metrics milter policy scan sigdb startup status tlsid | - | testenv testuser golang.org/x/sys github.com/d--j/go-milter
+internal/gateway    | clamd clamdproto config engine hangup httpapi icap identity listen metrics milter pathscan policy scan sigdb startup status tlsid | - | testenv testuser golang.org/x/sys github.com/d--j/go-milter
 internal/engine     | clamd config rss sandbox sigdb                                        | golang.org/x/sys                                                                     | testuser
 internal/testenv    | addr clamd config gateway                                             | -                                                                                    | -
 internal/testuser   | -                                                                     | -                                                                                    | -
-internal/clamdproto | listen policy scan                                                    | golang.org/x/sys                                                                     | connfuzz
+internal/clamdproto | listen pathscan policy scan                                            | golang.org/x/sys                                                                     | connfuzz
 internal/icap       | config listen policy scan                                             | -                                                                                    | connfuzz deploy testenv tlsid
-internal/httpapi    | policy scan                                                           | -                                                                                    | config testenv github.com/getkin/kin-openapi
+internal/httpapi    | pathscan policy scan                                                  | -                                                                                    | config internal/httpapi/apiclient testenv testuser github.com/getkin/kin-openapi
+internal/httpapi/apiclient | -                                                               | github.com/oapi-codegen/runtime                                                      | -
 internal/milter     | config policy scan                                                    | github.com/d--j/go-milter                                                            | connfuzz testenv
 internal/connfuzz   | policy                                                                | -                                                                                    | -
 internal/status     | addr listen                                                           | github.com/coreos/go-systemd/v22 golang.org/x/net golang.org/x/sys                   | metrics scan
@@ -58,6 +59,7 @@ internal/hangup     | -                                                         
 internal/sandbox    | -                                                                     | github.com/elastic/go-seccomp-bpf github.com/landlock-lsm/go-landlock golang.org/x/sys | -
 internal/buildinfo  | -                                                                     | -                                                                                    | -
 internal/manual     | -                                                                     | -                                                                                    | -
+internal/pathscan   | policy scan                                                           | golang.org/x/sys                                                                     | -
 internal/policy     | -                                                                     | golang.org/x/sys                                                                     | -
 internal/clamd      | addr                                                                  | golang.org/x/sys                                                                     | testenv
 internal/sigdb      | -                                                                     | github.com/fsnotify/fsnotify                                                         | testenv
@@ -99,8 +101,14 @@ var (
 	// identity decides who a client is and whether a policy admits it: the
 	// gateway asks it once per connection; a front only words the refusal.
 	identity = []string{"identity"}
+	// belowFronts is what several fronts share (the confined directory
+	// walk): fronts import it, and it serves them all alike, so it never
+	// reaches a front (nor, by rule backend-side, the backend).
+	belowFronts = []string{"pathscan"}
 	// testHelpers are for _test.go files only.
-	testHelpers = []string{"testenv", "connfuzz", "testuser"}
+	// (apiclient is the Go client generated from the HTTP front's OpenAPI
+	// document, for its tests.)
+	testHelpers = []string{"testenv", "connfuzz", "testuser", "internal/httpapi/apiclient"}
 )
 
 const (
@@ -109,7 +117,8 @@ const (
 	ruleBackendSide = "backend-side: only the dispatcher side and the tools (backendSide in internal/deps_test.go) reach internal/clamd or internal/engine"
 	ruleTools       = "tools-not-server: doctor and deploy never import serving packages, directly or through another package"
 	ruleIdentity    = "one-identity-decision: a front never imports internal/identity, directly or through another package; the gateway admits each connection once, and a front is handed the decision"
-	ruleTestOnly    = "test-helpers: testenv, connfuzz and testuser are imported by _test.go files only"
+	ruleBelowFronts = "below-fronts: a package the fronts share (belowFronts in internal/deps_test.go) never imports a front, directly or through another package"
+	ruleTestOnly    = "test-helpers: testenv, connfuzz, testuser and httpapi/apiclient are imported by _test.go files only"
 )
 
 const module = "clamgate"
@@ -307,6 +316,12 @@ func (g *graph) checkRules(t *testing.T) {
 		}
 		g.forbid(t, f, backend, ruleFront, true)
 		g.forbid(t, f, identity, ruleIdentity, true)
+	}
+	for _, b := range belowFronts {
+		if g.own[b] == nil {
+			t.Errorf("%s is not a package of the module\n\trule %s\n\tfix: correct belowFronts in internal/deps_test.go", b, ruleBelowFronts)
+		}
+		g.forbid(t, b, fronts, ruleBelowFronts, true)
 	}
 	for _, name := range slices.Sorted(maps.Keys(g.own)) {
 		if !inList(backendSide, name) && !slices.Contains(fronts, name) {

@@ -13,7 +13,7 @@
 #   scripts/bench.sh -long              # 6 rounds x 10 s, 5 overload runs of 30 s
 #   scripts/bench.sh -old main          # the before side built from a git revision (default: none)
 #   scripts/bench.sh -old-bin /path/clamgate
-#   scripts/bench.sh -sizes 4K,1M -rounds 4 -duration 8s -overload 0 -no-campaign
+#   scripts/bench.sh -sizes 4K,1M -rounds 4 -duration 8s -overload 0 -no-campaign -no-http
 #   scripts/bench.sh -db /var/lib/clamav  # real signatures instead of the synthetic set
 #
 # Environment: CLAMD (clamd binary), BENCH_KEEP=1 (keep the run's directory).
@@ -24,7 +24,7 @@ cd "$repo"
 # shellcheck source=bench/lib.sh
 source bench/lib.sh
 
-sizes=4K,64K,1M rounds=3 duration=5s overload=1 overload_for=20s campaign=1 old= old_bin= db= concurrency=4
+sizes=4K,64K,1M rounds=3 duration=5s overload=1 overload_for=20s campaign=1 http=1 old= old_bin= db= concurrency=4
 while (($#)); do
 	case $1 in
 	-long) rounds=6 duration=10s overload=5 overload_for=30s ;;
@@ -35,6 +35,7 @@ while (($#)); do
 	-overload) overload=$2; shift ;;
 	-overload-duration) overload_for=$2; shift ;;
 	-no-campaign) campaign=0 ;;
+	-no-http) http=0 ;;
 	-old) old=$2; shift ;;
 	-old-bin) old_bin=$2; shift ;;
 	-db) db=$2; shift ;;
@@ -65,7 +66,7 @@ trap 'exit 143' TERM
 echo "bench.sh: building into $dir/bin" >&2
 mkdir -p "$dir/bin" "$dir/db"
 go build -o "$dir/bin/clamgate" ./cmd/clamgate
-for p in instream up gensigs; do go build -o "$dir/bin/$p" "./bench/$p"; done
+for p in instream up gensigs httpfront; do go build -o "$dir/bin/$p" "./bench/$p"; done
 if [[ -n $old ]]; then
 	mkdir "$dir/old-src"
 	git archive "$old" | tar -x -C "$dir/old-src"
@@ -88,6 +89,11 @@ out=$("$dir/bin/up" -dir "$dir" -db "$dir/db" -clamd-conf "ConcurrentDatabaseRel
 eval "$out"
 echo "bench.sh: $clamd_version up (pid $clamd_pid)" >&2
 
+# The fronts compared over loopback TCP: two free ports.
+read -r clamd_port http_port < <(python3 -c 'import socket
+s = [socket.socket() for _ in range(2)]
+for x in s: x.bind(("127.0.0.1", 0))
+print(*(x.getsockname()[1] for x in s))')
 cat >"$dir/gateway.toml" <<EOF
 [backend]
 address = "unix:$dir/clamd.sock"
@@ -103,6 +109,13 @@ audit = false
 address = "unix:$dir/gw.sock"
 policy = "bench"
 mode = "0666"
+[[listener]]
+address = "tcp:127.0.0.1:$clamd_port"
+policy = "bench"
+[[listener]]
+address = "tcp:127.0.0.1:$http_port"
+protocol = "http"
+policy = "bench"
 [policy.bench]
 EOF
 "$dir/bin/clamgate" serve --config "$dir/gateway.toml" >"$dir/gateway.log" 2>&1 &
@@ -138,6 +151,11 @@ if [[ $campaign == 1 ]]; then
 	echo "== campaign: one infected 1 MiB object again and again (gateway: verdict cache)"
 	bench -size 1M -unique=false -infected | tee "$dir/campaign.txt"
 fi
+if [[ $http == 1 ]]; then
+	echo "== HTTP front ÷ clamd-protocol front (POST /v1/scan on keep-alive connections ÷ INSTREAM, a connection per scan)"
+	"$dir/bin/httpfront" -clamd "tcp:127.0.0.1:$clamd_port" -http "127.0.0.1:$http_port" -sizes 4096,1048576 \
+		-c "$concurrency" -rounds "$rounds" -round "$duration" | tee "$dir/httpfront.txt"
+fi
 # The overload runs start their own clamd and gateway (bench/neighbour).
 # With the 3 M-signature set a 20 KiB mail takes ~0.5 s on 2 busy cores and
 # a 1 MiB stream longer than a run: a 30 000-signature set, unless -db.
@@ -165,6 +183,15 @@ summary() {
 }
 summary "unique" "$results"
 [[ $campaign == 1 ]] && summary "campaign" "$dir/campaign.txt"
+if [[ $http == 1 ]]; then
+	awk '/^[0-9]+ +(clamd|http) / { tput[$1 " " $2] = $3; p99[$1 " " $2] = $5 }
+	/^RESULT/ {
+		for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+		s = v["size"]
+		printf "http front %8s bytes: http/clamd-protocol throughput %s, p99 %s (scans/s %s vs %s; p99 %s vs %s ms)\n", s, v["throughput"], v["p99"], tput[s " http"], tput[s " clamd"], p99[s " http"], p99[s " clamd"]
+		delete v
+	}' "$dir/httpfront.txt"
+fi
 for ((i = 1; i <= overload; i++)); do
 	printf 'overload run %d: %s; %s; %s\n' "$i" \
 		"$(grep -o 'mail p99 under flood / alone: [0-9.]*x' "$dir/overload$i.txt")" \

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"clamgate/internal/listen"
+	"clamgate/internal/pathscan"
 	"clamgate/internal/policy"
 	"clamgate/internal/scan"
 )
@@ -42,8 +43,17 @@ type Server struct {
 	// SelfCheck answers SELFCHECK; nil when the gateway follows no
 	// database (SELFCHECK is then unknown, as to clamd 1.4).
 	SelfCheck SelfChecker
-	readers   sync.Pool // *bufio.Reader
-	walkFDs   walkSlots // directory descriptors all walks hold, bounded
+	// Walks bounds the directory descriptors all path scans hold, shared
+	// with the other fronts that walk; nil: the server's own bound.
+	Walks    *pathscan.Slots
+	readers  sync.Pool // *bufio.Reader
+	walkOnce sync.Once
+	walk     *pathscan.Walker
+}
+
+func (s *Server) walker() *pathscan.Walker {
+	s.walkOnce.Do(func() { s.walk = pathscan.NewWalker(s.Dispatcher, s.Log, s.Walks) })
+	return s.walk
 }
 
 // oldStyle are the commands clamd still accepts without a z/n prefix.

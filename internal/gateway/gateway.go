@@ -24,6 +24,7 @@ import (
 	"clamgate/internal/identity"
 	"clamgate/internal/listen"
 	"clamgate/internal/milter"
+	"clamgate/internal/pathscan"
 	"clamgate/internal/policy"
 	"clamgate/internal/scan"
 	"clamgate/internal/startup"
@@ -92,7 +93,8 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, with ...Opti
 	tel.metrics.SetHeld(dispatcher.HeldFor)
 	tel.metrics.SetSpool(dispatcher.Spool())
 	page := statusSource(board, tel, life)
-	fronts := newFronts(cfg, log, dispatcher, life, page)
+	walks := &pathscan.Slots{} // one bound for every front's path scans, kept across reloads
+	fronts := newFronts(cfg, log, dispatcher, life, page, walks)
 	var bg sync.WaitGroup
 	engCtx, stopEngine := context.WithCancel(context.WithoutCancel(ctx))
 	defer func() { stopEngine(); bg.Wait() }()
@@ -130,7 +132,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, with ...Opti
 	tel.metrics.ConfigLoaded(time.Now(), weights(cfg), false)
 	if o.hangups != nil {
 		r := &reloader{load: o.load, running: cfg, fronts: fronts, srv: srv, dispatcher: dispatcher, tel: tel, roots: roots, log: log, tls: tlsMaterial,
-			newFronts: func(c *config.Config) map[string]front { return newFronts(c, log, dispatcher, life, page) }}
+			newFronts: func(c *config.Config) map[string]front { return newFronts(c, log, dispatcher, life, page, walks) }}
 		bg.Go(func() { r.run(ctx, o.hangups) })
 	}
 	srv.serve()
@@ -230,9 +232,9 @@ type front interface {
 	ServeConn(ctx, drain context.Context, c net.Conn, pol *policy.Policy, peer policy.Peer)
 }
 
-func newFronts(cfg *config.Config, log *slog.Logger, d *scan.Dispatcher, life *lifecycle, page *httpapi.StatusSource) map[string]front {
+func newFronts(cfg *config.Config, log *slog.Logger, d *scan.Dispatcher, life *lifecycle, page *httpapi.StatusSource, walks *pathscan.Slots) map[string]front {
 	cp := &clamdproto.Server{Dispatcher: d, Log: log, ReadTimeout: cfg.ReadTimeout,
-		CommandTimeout: cfg.CommandTimeout, StreamTimeout: cfg.StreamTimeout}
+		CommandTimeout: cfg.CommandTimeout, StreamTimeout: cfg.StreamTimeout, Walks: walks}
 	ic := &icap.Server{Dispatcher: d, Log: log, ReadTimeout: cfg.ReadTimeout, Settings: cfg.ICAP, Spool: d.Spool()}
 	if life != nil {
 		cp.StatsExtra, cp.SelfCheck, ic.Tag = life.Stats, life, life.Tag
@@ -241,7 +243,7 @@ func newFronts(cfg *config.Config, log *slog.Logger, d *scan.Dispatcher, life *l
 		config.ProtoClamd:  cp,
 		config.ProtoMilter: &milter.Server{Dispatcher: d, Log: log, Config: cfg.Milter},
 		config.ProtoICAP:   ic,
-		config.ProtoHTTP:   newHTTPFront(cfg, log, d, page),
+		config.ProtoHTTP:   newHTTPFront(cfg, log, d, page, walks),
 	}
 }
 

@@ -8,17 +8,44 @@ import (
 	"clamgate/internal/config"
 	"clamgate/internal/httpapi"
 	"clamgate/internal/identity"
+	"clamgate/internal/pathscan"
+	"clamgate/internal/policy"
 	"clamgate/internal/scan"
 )
 
 // newHTTPFront is the HTTP front of cfg. Which policy a bearer token
 // chooses is identity's decision, made here and handed to the front as a
 // lookup (the front never imports internal/identity).
-func newHTTPFront(cfg *config.Config, log *slog.Logger, d *scan.Dispatcher, page *httpapi.StatusSource) *httpapi.Server {
+func newHTTPFront(cfg *config.Config, log *slog.Logger, d *scan.Dispatcher, page *httpapi.StatusSource, walks *pathscan.Slots) *httpapi.Server {
 	own := *page
 	own.Policies = slices.Sorted(maps.Keys(cfg.Policies))
 	return &httpapi.Server{Dispatcher: d, Log: log, Tokens: identity.NewTokens(cfg.Policies).Policy,
-		ReadTimeout: cfg.ReadTimeout, RequestTimeout: cfg.StreamTimeout, StaleAfter: cfg.Database.MaxAge, Status: &own}
+		ReadTimeout: cfg.ReadTimeout, RequestTimeout: cfg.StreamTimeout, StaleAfter: cfg.Database.MaxAge, Status: &own, Walks: walks}
+}
+
+// sameHTTPFront says whether the HTTP front built for cur serves next as
+// it is, once reconfigured (reconfigureHTTP): its connections then go on.
+func sameHTTPFront(cur, next *config.Config) bool {
+	return cur.ReadTimeout == next.ReadTimeout && cur.StreamTimeout == next.StreamTimeout && cur.Database.MaxAge == next.Database.MaxAge
+}
+
+// reconfigureHTTP hands a kept HTTP front what next changes in it: the
+// policies bearer tokens choose, and the status page's list.
+func reconfigureHTTP(fronts map[string]front, next *config.Config) {
+	if h, ok := fronts[config.ProtoHTTP].(*httpapi.Server); ok {
+		h.Reconfigure(identity.NewTokens(next.Policies).Policy, slices.Sorted(maps.Keys(next.Policies)))
+	}
+}
+
+// tokenPolicies are the policies a bearer token can choose: in use
+// whatever listener serves them, so their roots stay open.
+func tokenPolicies(cfg *config.Config, inUse map[*policy.Policy]bool) map[*policy.Policy]bool {
+	for _, p := range cfg.Policies {
+		if len(p.TokensSHA256) > 0 {
+			inUse[p] = true
+		}
+	}
+	return inUse
 }
 
 // statusSource feeds the HTTP front's status page: the dispatcher's

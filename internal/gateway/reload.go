@@ -123,7 +123,7 @@ func (r *reloader) apply(next *config.Config) error {
 	// Kept listeners go on with the policies they had; the roots no
 	// listener serves any more close once retired requests have had the
 	// grace to finish.
-	unused := r.roots.unused(r.srv.policies())
+	unused := r.roots.unused(tokenPolicies(next, r.srv.policies()))
 	time.AfterFunc(next.ShutdownGrace, func() { r.roots.close(unused) })
 	r.log.Info("configuration reloaded", "listeners_added", c.added(), "listeners_removed", c.removed,
 		"listeners_rerouted", c.rerouted(), "listeners_repermissioned", c.repermed, "needs_restart", restart,
@@ -210,6 +210,7 @@ func (r *reloader) reuseFronts(next *config.Config) map[string]front {
 		config.ProtoClamd:  cur.ReadTimeout == next.ReadTimeout && cur.CommandTimeout == next.CommandTimeout && cur.StreamTimeout == next.StreamTimeout,
 		config.ProtoICAP:   cur.ReadTimeout == next.ReadTimeout && reflect.DeepEqual(cur.ICAP, next.ICAP),
 		config.ProtoMilter: reflect.DeepEqual(cur.Milter, next.Milter),
+		config.ProtoHTTP:   sameHTTPFront(cur, next),
 	}
 	for proto := range fronts {
 		if same[proto] {
@@ -220,6 +221,7 @@ func (r *reloader) reuseFronts(next *config.Config) map[string]front {
 }
 
 func (c *change) commit(srv *server, next *config.Config) {
+	reconfigureHTTP(c.fronts, next)
 	for _, addr := range c.removed {
 		srv.remove(addr)
 	}

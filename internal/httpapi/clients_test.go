@@ -38,8 +38,8 @@ fetch("http://" + addr + "/v1/scan", {method: "POST", body: form, headers: {Auth
 
 // TestRealClients: curl (HTTP/1.1 raw and multipart, and h2c with prior
 // knowledge), Python's http.client and Node's fetch each upload EICAR and
-// a clean file with a bearer token; the Go client is the one the other
-// tests use (net/http, answers decoded as openapi.json describes them).
+// a clean file with a bearer token, and so does the Go client oapi-codegen
+// generates from openapi.json.
 func TestRealClients(t *testing.T) {
 	a := startAPI(t, testenv.ClamdOptions{}, "")
 	dir := t.TempDir()
@@ -86,6 +86,7 @@ func TestRealClients(t *testing.T) {
 			}
 		})
 	}
+	t.Run("go generated", func(t *testing.T) { testGeneratedClient(t, a) })
 }
 
 // splitStatus parses the clients' output: the status on the first line

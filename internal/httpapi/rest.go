@@ -36,6 +36,7 @@ func (s *Server) restRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /scan", s.authed(s.restScanLegacy))
 	mux.HandleFunc("POST /scanHandlerBody", s.authed(s.restScanBody))
 	mux.HandleFunc("GET /scanFile", s.authed(s.restScanFile))
+	mux.HandleFunc("GET /scanPath", s.authed(s.restScanPath))
 	mux.HandleFunc("GET /version", s.authed(s.restVersion))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		problem(w, http.StatusNotImplemented, "unknown request")
@@ -57,6 +58,8 @@ func restStatus(o Object) (word string, code int) {
 func severity(code int) int {
 	switch code {
 	case http.StatusNotAcceptable:
+		return 3
+	case http.StatusPreconditionFailed:
 		return 2
 	case http.StatusBadRequest:
 		return 1

@@ -87,7 +87,9 @@ func TestRestRoutes(t *testing.T) {
 
 // TestRestScanFile: /scanFile opens the path beneath the policy's roots,
 // as the clamd front's path scans do, and hands clamd the descriptor.
-func TestRestScanFile(t *testing.T) {
+// TestRestPathScans drives clamav-rest's path routes, /scanFile and
+// /scanPath, against a real clamd, confined to the policy's root.
+func TestRestPathScans(t *testing.T) {
 	dir := testenv.TempDir(t)
 	os.WriteFile(filepath.Join(dir, "eicar.txt"), []byte(testenv.EICAR), 0o644)
 	os.WriteFile(filepath.Join(dir, "clean.txt"), []byte("clean"), 0o644)
@@ -102,6 +104,11 @@ address = "tcp:%s"
 protocol = "http"
 policy = "files"
 `, dir, files))
+	t.Run("scanFile", func(t *testing.T) { testScanFile(t, a, dir, files) })
+	t.Run("scanPath", func(t *testing.T) { testScanPath(t, a, dir, files) })
+}
+
+func testScanFile(t *testing.T, a *api, dir, files string) {
 	for _, tc := range []struct {
 		addr, path string
 		status     int

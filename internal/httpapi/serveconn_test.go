@@ -91,3 +91,37 @@ func TestServeConnDrainedFirst(t *testing.T) {
 		t.Fatal("ServeConn hangs on a connection handed over after the drain")
 	}
 }
+
+// TestServeConnDrainIdle: an idle HTTP/1.1 keep-alive connection is closed
+// when the gateway drains (a reload that reroutes its listener).
+func TestServeConnDrainIdle(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	s := &Server{Log: slog.New(slog.DiscardHandler), ReadTimeout: 30 * time.Second}
+	drain, retire := context.WithCancel(context.Background())
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		s.ServeConn(context.Background(), drain, c, &policy.Policy{Name: "p"}, policy.Peer{})
+	}()
+	resp, err := http.Get("http://" + ln.Addr().String() + "/v1/openapi.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.ReadAll(resp.Body)
+	resp.Body.Close()
+	time.Sleep(100 * time.Millisecond)
+	retire()
+	select {
+	case <-served:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the idle connection still served after the drain")
+	}
+}

@@ -19,8 +19,10 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"clamgate/internal/pathscan"
 	"clamgate/internal/policy"
 	"clamgate/internal/scan"
 )
@@ -57,8 +59,14 @@ type Server struct {
 	Status *StatusSource
 	// StaleAfter is the database age past which /v1/version says stale.
 	StaleAfter time.Duration
+	// Walks bounds the directory descriptors all path scans hold, shared
+	// with the other fronts that walk; nil: the server's own bound.
+	Walks *pathscan.Slots
 
-	version versionCache
+	version  versionCache
+	walkOnce sync.Once
+	walk     *pathscan.Walker
+	reconf   atomic.Pointer[reconf]
 }
 
 // conn carries what the gateway decided about a connection to its requests.
@@ -143,14 +151,16 @@ func (s *Server) Refuse(ctx context.Context, c net.Conn, pol *policy.Policy, pee
 // net/http reports that connection closed (or hijacked). The connection
 // is not wrapped: net/http must see a *tls.Conn as one.
 type oneConn struct {
-	c      chan net.Conn
-	closed chan struct{}
-	once   sync.Once
-	addr   net.Addr
+	c        chan net.Conn
+	closed   chan struct{}
+	once     sync.Once
+	shut     chan struct{} // Close was called
+	shutOnce sync.Once
+	addr     net.Addr
 }
 
 func newOneConn(c net.Conn) *oneConn {
-	l := &oneConn{c: make(chan net.Conn, 1), closed: make(chan struct{}), addr: c.LocalAddr()}
+	l := &oneConn{c: make(chan net.Conn, 1), closed: make(chan struct{}), shut: make(chan struct{}), addr: c.LocalAddr()}
 	l.c <- c
 	return l
 }
@@ -177,14 +187,25 @@ func (l *oneConn) Accept() (net.Conn, error) {
 	select {
 	case c := <-l.c:
 		return c, nil
-	case <-l.closed:
-		return nil, net.ErrClosed
+	default:
 	}
+	select {
+	case c := <-l.c:
+		return c, nil
+	case <-l.closed:
+	case <-l.shut:
+	}
+	return nil, net.ErrClosed
 }
 
-// Close is called by the http.Server on shutdown; the connection itself
-// closes when served.
-func (l *oneConn) Close() error   { return nil }
+// Close is called by the http.Server on shutdown: Accept returns, so that
+// Serve does, which Shutdown waits for before it closes idle connections
+// (an HTTP/1.1 keep-alive connection would otherwise stay open until its
+// idle timeout). The connection itself closes when served.
+func (l *oneConn) Close() error {
+	l.shutOnce.Do(func() { close(l.shut) })
+	return nil
+}
 func (l *oneConn) Addr() net.Addr { return l.addr }
 
 var errTooLarge = errors.New("object larger than the policy's max_object")

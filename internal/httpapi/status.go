@@ -66,7 +66,7 @@ func (s *Server) status(r *http.Request) Status {
 	if s.Status.Backends != nil {
 		st.Backends = s.Status.Backends()
 	}
-	st.Policies, st.LastErrors = s.Status.Board.snapshot(s.Status.Policies)
+	st.Policies, st.LastErrors = s.Status.Board.snapshot(s.current().policies)
 	if st.LastErrors == nil {
 		st.LastErrors = []LastError{}
 	}

@@ -2,12 +2,14 @@ package httpapi_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
 	"os/exec"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -170,7 +172,15 @@ tokens_sha256 = ["`+sha(tokenOps)+`"]
 			resp.Body.Close()
 		}
 	}()
-	time.Sleep(300 * time.Millisecond)
+	// The holder is in the engine once clamd has a second live thread
+	// (the first answers STATS): its upload is spooled before it takes
+	// the slot, which can take long on a loaded machine.
+	for deadline := time.Now().Add(20 * time.Second); clamdBusyThreads(t, a) < 1; {
+		if time.Now().After(deadline) {
+			t.Fatal("the holder's scan never reached clamd")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	c, err := net.Dial("tcp", a.open)
 	if err != nil {
 		t.Fatal(err)
@@ -195,4 +205,20 @@ tokens_sha256 = ["`+sha(tokenOps)+`"]
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// clamdBusyThreads is how many of clamd's threads are busy besides the one
+// answering STATS.
+func clamdBusyThreads(t *testing.T, a *api) int {
+	t.Helper()
+	stats, err := a.clamd.Client("unix").Command(context.Background(), "STATS")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`THREADS: live (\d+)`).FindStringSubmatch(stats)
+	if m == nil {
+		t.Fatalf("STATS: %s", stats)
+	}
+	n, _ := strconv.Atoi(m[1])
+	return n - 1
 }

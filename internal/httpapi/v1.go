@@ -66,8 +66,8 @@ func (s *Server) policyFor(r *http.Request) (*policy.Policy, *requestError) {
 	}
 	token, ok := cutBearer(auth)
 	var pol *policy.Policy
-	if ok && s.Tokens != nil {
-		pol = s.Tokens(token)
+	if lookup := s.current().tokens; ok && lookup != nil {
+		pol = lookup(token)
 	}
 	if pol == nil {
 		s.Log.Warn("request refused: unknown bearer token", "protocol", "http", "peer", ci.peer.String(), "path", r.URL.Path)

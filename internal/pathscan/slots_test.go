@@ -1,9 +1,9 @@
-package clamdproto
+package pathscan
 
 import "testing"
 
-func TestWalkSlotsBound(t *testing.T) {
-	var s walkSlots
+func TestSlotsBound(t *testing.T) {
+	var s Slots
 	if !s.acquire() || s.limit < 64 {
 		t.Fatalf("derived limit %d", s.limit)
 	}

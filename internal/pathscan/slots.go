@@ -1,4 +1,4 @@
-package clamdproto
+package pathscan
 
 import (
 	"sync"
@@ -7,20 +7,21 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// walkSlots bounds the directory descriptors all walks hold at once, so
-// that clients walking deep trees on every connection cannot take the
+// Slots bounds the directory descriptors all walks hold at once, so that
+// clients walking deep trees on every connection cannot take the
 // descriptors the gateway needs to accept and to reach clamd. The bound is
 // a quarter of the process's descriptor limit: with max_walk_depth, each
 // walk holds at most that many, and a walk that finds none free fails
 // closed for the directory rather than wait (waiting while holding others
-// could deadlock walks against each other).
-type walkSlots struct {
+// could deadlock walks against each other). The zero value is ready; the
+// fronts that walk share one.
+type Slots struct {
 	once  sync.Once
 	limit int64
 	held  atomic.Int64
 }
 
-func (s *walkSlots) acquire() bool {
+func (s *Slots) acquire() bool {
 	s.once.Do(func() {
 		s.limit = 1024
 		var rl unix.Rlimit
@@ -35,4 +36,4 @@ func (s *walkSlots) acquire() bool {
 	return true
 }
 
-func (s *walkSlots) release() { s.held.Add(-1) }
+func (s *Slots) release() { s.held.Add(-1) }
