@@ -35,13 +35,13 @@ func ReloadOn(hangups <-chan os.Signal, load func() (*config.Config, error)) Opt
 // whole: a file with any error, or a listener that cannot be bound, leaves
 // the running configuration in force.
 //
-// What changes live: policies (for new connections; a listener whose rules
-// change retires its connections, which finish their request in progress
-// and close, so that no client keeps the old rights), the dispatcher's
-// limits and weights (for jobs admitted from then on), listeners (added,
-// removed, re-permissioned), the fronts' settings ([icap], [milter],
-// read_timeout) and shutdown_grace. What does not is config.KeepRestartOnly's
-// list: logged as needing a restart, kept at its running value.
+// config.Keys says, key by key, what applies a new value here: the
+// dispatcher's limits and weights (for jobs admitted from then on), a
+// listener's route (its policies and front: a listener whose rules change
+// retires its connections, which finish their request in progress and
+// close, so that no client keeps the old rights), its socket's rights, the
+// fronts' settings and shutdown_grace. A restart-only key is logged as
+// needing a restart and keeps its running value (config.KeepRestartOnly).
 type reloader struct {
 	load       func() (*config.Config, error)
 	running    *config.Config
