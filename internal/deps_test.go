@@ -46,7 +46,7 @@ internal/milter     | config policy scan                                        
 internal/connfuzz   | policy                                                                | -                                                                                    | -
 internal/status     | addr listen                                                           | github.com/coreos/go-systemd/v22 golang.org/x/net golang.org/x/sys                   | metrics scan
 internal/metrics    | buildinfo rss scan                                                    | github.com/prometheus/client_golang                                                  | github.com/prometheus/common
-internal/startup    | addr config listen policy sigdb                                       | golang.org/x/sys                                                                     | -
+internal/startup    | addr config listen policy sigdb tlsid                                 | golang.org/x/sys                                                                     | -
 internal/config     | addr listen policy scan sigdb tlsid                                      | github.com/pelletier/go-toml/v2                                                      | -
 internal/listen     | addr                                                                  | github.com/coreos/go-systemd/v22 golang.org/x/sys                                    | -
 internal/tlsid      | -                                                                     | github.com/fsnotify/fsnotify                                                         | -
@@ -101,6 +101,12 @@ var (
 	identity = []string{"identity"}
 	// testHelpers are for _test.go files only.
 	testHelpers = []string{"testenv", "connfuzz", "testuser"}
+	// hostSide resolves names on the host and makes what serves from the
+	// configuration; config itself stays data (configData).
+	hostSide = []string{"startup", "gateway", "identity", "engine", "clamd", "sigdb"}
+	// hostLookups are the standard packages that ask the host's name
+	// service or run programs.
+	hostLookups = []string{"os/user", "os/exec"}
 )
 
 const (
@@ -110,6 +116,7 @@ const (
 	ruleTools       = "tools-not-server: doctor and deploy never import serving packages, directly or through another package"
 	ruleIdentity    = "one-identity-decision: a front never imports internal/identity, directly or through another package; the gateway admits each connection once, and a front is handed the decision"
 	ruleTestOnly    = "test-helpers: testenv, connfuzz and testuser are imported by _test.go files only"
+	ruleConfigData  = "config-is-data: internal/config reaches neither os/user nor os/exec nor the packages that resolve names on the host or serve (hostSide in internal/deps_test.go): users and groups stay names, resolved by internal/startup's checks, and the gateway builds its policies from the configuration"
 )
 
 const module = "clamgate"
@@ -316,6 +323,14 @@ func (g *graph) checkRules(t *testing.T) {
 	}
 	for _, tool := range tools {
 		g.forbid(t, tool, server, ruleTools, true)
+	}
+	g.forbid(t, "config", hostSide, ruleConfigData, true)
+	if p := g.own["config"]; p != nil {
+		for _, std := range hostLookups {
+			if slices.Contains(p.Deps, std) {
+				t.Errorf("internal/config reaches %s\n\trule %s\n\tfix: take the import out; look the host up in internal/startup", std, ruleConfigData)
+			}
+		}
 	}
 }
 

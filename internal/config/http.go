@@ -7,7 +7,6 @@ import (
 
 	"clamgate/internal/addr"
 	"clamgate/internal/listen"
-	"clamgate/internal/policy"
 )
 
 // ProtoHTTP is the HTTP front: the /v1 scan API, clamav-rest's routes and
@@ -17,7 +16,7 @@ const ProtoHTTP = "http"
 // httpPolicy reads the policy's HTTP credentials: each token is stored as
 // its SHA-256, 64 hex digits, so that the file holds nothing a client
 // could present.
-func (v *validator) httpPolicy(key string, ps policySection, p *policy.Policy) {
+func (v *validator) httpPolicy(key string, ps policySection, p *Policy) {
 	p.Status = ps.Status
 	for _, h := range ps.TokensSHA256 {
 		b, err := hex.DecodeString(strings.TrimSpace(h))

@@ -232,8 +232,8 @@ func KeepRestartOnly(running, next *Config) []string {
 		// Policies were checked against the file's stream_max_length; clamd
 		// still enforces the running one.
 		// (A managed clamd's limit follows the policies: only cap them.)
-		if (next.Engine == nil && p.MaxStream == fileStream) || p.MaxStream > running.StreamMaxLength {
-			p.MaxStream = running.StreamMaxLength
+		if (next.Engine == nil && p.MaxObject == fileStream) || p.MaxObject > running.StreamMaxLength {
+			p.MaxObject = running.StreamMaxLength
 		}
 	}
 	return changed

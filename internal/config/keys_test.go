@@ -139,8 +139,8 @@ weight = 1
 		{name: "stream limit", from: `stream_max_length = "20M"`, to: `stream_max_length = "50M"`,
 			keys: []string{"backend.stream_max_length"},
 			check: func(t *testing.T, c *Config) {
-				if c.StreamMaxLength != 20<<20 || c.Policies["a"].MaxStream != 20<<20 {
-					t.Errorf("stream limit not kept: %d, policy %d", c.StreamMaxLength, c.Policies["a"].MaxStream)
+				if c.StreamMaxLength != 20<<20 || c.Policies["a"].MaxObject != 20<<20 {
+					t.Errorf("stream limit not kept: %d, policy %d", c.StreamMaxLength, c.Policies["a"].MaxObject)
 				}
 			}},
 	} {

@@ -5,7 +5,6 @@ import (
 	"maps"
 	"slices"
 
-	"clamgate/internal/config"
 	"clamgate/internal/httpapi"
 	"clamgate/internal/identity"
 	"clamgate/internal/scan"
@@ -14,10 +13,11 @@ import (
 // newHTTPFront is the HTTP front of cfg. Which policy a bearer token
 // chooses is identity's decision, made here and handed to the front as a
 // lookup (the front never imports internal/identity).
-func newHTTPFront(cfg *config.Config, log *slog.Logger, d *scan.Dispatcher, page *httpapi.StatusSource) *httpapi.Server {
+func newHTTPFront(sv *serving, log *slog.Logger, d *scan.Dispatcher, page *httpapi.StatusSource) *httpapi.Server {
+	cfg := sv.cfg
 	own := *page
-	own.Policies = slices.Sorted(maps.Keys(cfg.Policies))
-	return &httpapi.Server{Dispatcher: d, Log: log, Tokens: identity.NewTokens(cfg.Policies).Policy,
+	own.Policies = slices.Sorted(maps.Keys(sv.policies))
+	return &httpapi.Server{Dispatcher: d, Log: log, Tokens: identity.NewTokens(sv.policies).Policy,
 		ReadTimeout: cfg.ReadTimeout, RequestTimeout: cfg.StreamTimeout, StaleAfter: cfg.Database.MaxAge, Status: &own}
 }
 

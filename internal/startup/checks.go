@@ -21,13 +21,14 @@ import (
 // them again; then refuses a root other local users could change.
 func roots(_ context.Context, cfg *config.Config) []error {
 	var errs []error
+	ids, _ := Resolve(cfg) // an unknown user is the accounts check's error
 	for _, name := range cfg.PolicyNames() {
 		p := cfg.Policies[name]
 		for _, dir := range p.Roots {
 			r, err := policy.OpenRoot(dir, p.AllowWritableRootAncestors)
 			if err == nil {
 				r.Close()
-				err = checkRoot(dir, p.UIDs)
+				err = checkRoot(dir, ids.UIDs(p.Users))
 			}
 			if err != nil {
 				errs = append(errs, cfg.ErrorAt("policy."+name+".roots", "%v", err))
@@ -62,11 +63,12 @@ func checkRoot(root string, owners []uint32) error {
 func sockets(_ context.Context, cfg *config.Config) []error {
 	var errs []error
 	activated := os.Getenv("LISTEN_FDS") != ""
+	ids, _ := Resolve(cfg)
 	for i, l := range cfg.Listeners {
 		if activated && strings.HasPrefix(l.Address, "unix:") {
 			continue
 		}
-		if err := listen.Check(l.Spec); err != nil {
+		if err := listen.Check(ids.Spec(l)); err != nil {
 			errs = append(errs, cfg.ErrorAt(fmt.Sprintf("listener[%d].address", i), "%v", err))
 		}
 	}
