@@ -122,6 +122,16 @@ func TestReloadLiveKeys(t *testing.T) {
 			s.after(t)
 		})
 	}
+	// Users are looked up at each reload: one the host lacks refuses it.
+	conf.users = `["cghcfg-no-such-user"]`
+	write()
+	hup <- syscall.SIGHUP
+	if err := g.Log.WaitFor("reload refused", 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if want := path + `:18: policy.a.users: unknown user \"cghcfg-no-such-user\"`; !strings.Contains(g.Log.String(), want) {
+		t.Errorf("log lacks %s", want)
+	}
 }
 
 func keyOf(path string) config.Key {
