@@ -47,7 +47,7 @@ internal/connfuzz   | policy                                                    
 internal/status     | addr listen                                                           | github.com/coreos/go-systemd/v22 golang.org/x/net golang.org/x/sys                   | metrics scan
 internal/metrics    | buildinfo rss scan                                                    | github.com/prometheus/client_golang                                                  | github.com/prometheus/common
 internal/startup    | addr config listen policy sigdb tlsid                                 | golang.org/x/sys                                                                     | -
-internal/config     | addr listen policy scan sigdb tlsid                                      | github.com/pelletier/go-toml/v2                                                      | -
+internal/config     | addr policy scan tlsid                                                   | github.com/pelletier/go-toml/v2                                                      | -
 internal/listen     | addr                                                                  | github.com/coreos/go-systemd/v22 golang.org/x/sys                                    | -
 internal/tlsid      | -                                                                     | github.com/fsnotify/fsnotify                                                         | -
 internal/identity   | policy                                                                | golang.org/x/sys                                                                     | listen
@@ -94,16 +94,16 @@ var (
 	// tools inspect and change a host; they must not drag the server in.
 	tools = []string{"doctor", "deploy"}
 	// server is the serving code tools must not reach, even indirectly.
-	// (scan, listen and policy are not in it: config's types carry them.)
+	// (scan and policy are not in it: config's validation uses their names.)
 	server = append([]string{"gateway", "engine", "metrics", "status"}, fronts...)
 	// identity decides who a client is and whether a policy admits it: the
 	// gateway asks it once per connection; a front only words the refusal.
 	identity = []string{"identity"}
 	// testHelpers are for _test.go files only.
 	testHelpers = []string{"testenv", "connfuzz", "testuser"}
-	// hostSide resolves names on the host and makes what serves from the
-	// configuration; config itself stays data (configData).
-	hostSide = []string{"startup", "gateway", "identity", "engine", "clamd", "sigdb"}
+	// hostSide resolves names on the host, binds or checks sockets, and
+	// makes what serves from the configuration; config itself stays data.
+	hostSide = []string{"startup", "gateway", "identity", "listen", "engine", "clamd", "sigdb"}
 	// hostLookups are the standard packages that ask the host's name
 	// service or run programs.
 	hostLookups = []string{"os/user", "os/exec"}

@@ -66,6 +66,8 @@ var startupCases = []startupCase{
 			must(t, os.WriteFile(filepath.Join(dir, "server.crt"), []byte("not a certificate\n"), 0o644))
 			must(t, os.WriteFile(filepath.Join(dir, "server.key"), []byte("not a key\n"), 0o600))
 		}},
+	{name: "listener host name beyond loopback", check: "sockets", key: "listener[0].address",
+		conf: "[[listener]]\naddress = \"tcp:cghcfg-no-such-host.invalid:3310\"\npolicy = \"p\"\n[policy.p]\n"},
 	{name: "socket path is a file", check: "sockets", key: "listener[0].address",
 		conf: "[[listener]]\naddress = \"unix:$DIR/clamd.sock\"\npolicy = \"p\"\n[policy.p]\n",
 		setup: func(t *testing.T, dir string) {

@@ -22,7 +22,6 @@ import (
 	"time"
 
 	"clamgate/internal/addr"
-	"clamgate/internal/listen"
 	"clamgate/internal/tlsid"
 
 	"github.com/pelletier/go-toml/v2"
@@ -431,7 +430,7 @@ func (v *validator) checkServer(cfg *Config) {
 		a, err := addr.Parse(cfg.HTTP)
 		if err != nil || a.Network != addr.TCP {
 			v.fail("server.http", "%q: want tcp:127.0.0.1:port", cfg.HTTP)
-		} else if err := listen.CheckTCP(a.Address, cfg.HTTPAllowNonLoopback); err != nil {
+		} else if err := checkLoopback(a.Address, cfg.HTTPAllowNonLoopback); err != nil {
 			v.fail("server.http", "%v", err)
 		}
 	}
@@ -570,7 +569,7 @@ func (v *validator) listener(i int, ls listenerSection, policies map[string]*Pol
 	case a.Network == addr.Unix:
 		v.owner(ls, &l)
 	case a.Network == addr.TCP:
-		if err := listen.CheckTCP(a.Address, ls.AllowNonLoopback); err != nil {
+		if err := checkLoopback(a.Address, ls.AllowNonLoopback); err != nil {
 			v.fail(key+".address", "%v", err)
 		}
 		v.noCredentials(key, l, policies)

@@ -6,7 +6,6 @@ import (
 	"strings"
 
 	"clamgate/internal/addr"
-	"clamgate/internal/listen"
 )
 
 // ProtoHTTP is the HTTP front: the /v1 scan API, clamav-rest's routes and
@@ -41,7 +40,7 @@ func (v *validator) checkHTTPListeners(cfg *Config) {
 		if err != nil || a.Network != addr.TCP {
 			continue
 		}
-		if listen.CheckTCP(a.Address, false) != nil {
+		if !surelyLoopback(a.Address) {
 			v.fail(fmt.Sprintf("listener[%d].policy", i), "policy %q has no tokens_sha256: an HTTP listener without credentials serves loopback only (add a token with `clamgate token new %s`)", p.Name, p.Name)
 		}
 	}

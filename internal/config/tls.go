@@ -5,7 +5,6 @@ import (
 	"path/filepath"
 
 	"clamgate/internal/addr"
-	"clamgate/internal/listen"
 	"clamgate/internal/policy"
 	"clamgate/internal/tlsid"
 )
@@ -71,7 +70,7 @@ func (v *validator) listenerTLS(key string, ls listenerSection, l *Listener, hos
 		l.AllowNonLoopback = true
 		return
 	}
-	if listen.CheckTCP(hostPort, false) != nil {
+	if !surelyLoopback(hostPort) {
 		v.fail(key+".tls_client_ca", "%q is not loopback: a tls: listener beyond loopback needs client certificates (tls_client_ca), or its policy must say allow_anonymous_network = true", hostPort)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"syscall"
 
+	"clamgate/internal/addr"
 	"clamgate/internal/config"
 	"clamgate/internal/listen"
 	"clamgate/internal/policy"
@@ -68,7 +69,11 @@ func sockets(_ context.Context, cfg *config.Config) []error {
 		if activated && strings.HasPrefix(l.Address, "unix:") {
 			continue
 		}
-		if err := listen.Check(ids.Spec(l)); err != nil {
+		err := listen.Check(ids.Spec(l))
+		if a, perr := addr.Parse(l.Address); err == nil && perr == nil && a.Path() == "" {
+			err = listen.CheckTCP(a.Address, l.AllowNonLoopback) // a name, resolved here
+		}
+		if err != nil {
 			errs = append(errs, cfg.ErrorAt(fmt.Sprintf("listener[%d].address", i), "%v", err))
 		}
 	}
@@ -79,7 +84,12 @@ func httpAddress(_ context.Context, cfg *config.Config) []error {
 	if cfg.HTTP == "" {
 		return nil
 	}
-	if err := listen.CheckPort(strings.TrimPrefix(cfg.HTTP, "tcp:")); err != nil {
+	hostPort := strings.TrimPrefix(cfg.HTTP, "tcp:")
+	err := listen.CheckPort(hostPort)
+	if err == nil {
+		err = listen.CheckTCP(hostPort, cfg.HTTPAllowNonLoopback)
+	}
+	if err != nil {
 		return []error{cfg.ErrorAt("server.http", "%v", err)}
 	}
 	return nil
