@@ -47,8 +47,8 @@ internal/milter     | config policy scan                                        
 internal/connfuzz   | policy                                                                | -                                                                                    | -
 internal/status     | addr listen                                                           | github.com/coreos/go-systemd/v22 golang.org/x/net golang.org/x/sys                   | metrics scan
 internal/metrics    | buildinfo rss scan                                                    | github.com/prometheus/client_golang                                                  | github.com/prometheus/common
-internal/startup    | addr config listen policy sigdb                                       | golang.org/x/sys                                                                     | -
-internal/config     | addr listen policy scan sigdb tlsid                                      | github.com/pelletier/go-toml/v2                                                      | -
+internal/startup    | addr config listen policy sigdb tlsid                                 | golang.org/x/sys                                                                     | -
+internal/config     | addr policy scan tlsid                                                   | github.com/pelletier/go-toml/v2                                                      | -
 internal/listen     | addr                                                                  | github.com/coreos/go-systemd/v22 golang.org/x/sys                                    | -
 internal/tlsid      | -                                                                     | github.com/fsnotify/fsnotify                                                         | -
 internal/identity   | policy                                                                | golang.org/x/sys                                                                     | listen
@@ -96,7 +96,7 @@ var (
 	// tools inspect and change a host; they must not drag the server in.
 	tools = []string{"doctor", "deploy"}
 	// server is the serving code tools must not reach, even indirectly.
-	// (scan, listen and policy are not in it: config's types carry them.)
+	// (scan and policy are not in it: config's validation uses their names.)
 	server = append([]string{"gateway", "engine", "metrics", "status"}, fronts...)
 	// identity decides who a client is and whether a policy admits it: the
 	// gateway asks it once per connection; a front only words the refusal.
@@ -109,6 +109,12 @@ var (
 	// (apiclient is the Go client generated from the HTTP front's OpenAPI
 	// document, for its tests.)
 	testHelpers = []string{"testenv", "connfuzz", "testuser", "internal/httpapi/apiclient"}
+	// hostSide resolves names on the host, binds or checks sockets, and
+	// makes what serves from the configuration; config itself stays data.
+	hostSide = []string{"startup", "gateway", "identity", "listen", "engine", "clamd", "sigdb"}
+	// hostLookups are the standard packages that ask the host's name
+	// service or run programs.
+	hostLookups = []string{"os/user", "os/exec"}
 )
 
 const (
@@ -119,6 +125,7 @@ const (
 	ruleIdentity    = "one-identity-decision: a front never imports internal/identity, directly or through another package; the gateway admits each connection once, and a front is handed the decision"
 	ruleBelowFronts = "below-fronts: a package the fronts share (belowFronts in internal/deps_test.go) never imports a front, directly or through another package"
 	ruleTestOnly    = "test-helpers: testenv, connfuzz, testuser and httpapi/apiclient are imported by _test.go files only"
+	ruleConfigData  = "config-is-data: internal/config reaches neither os/user nor os/exec nor the packages that resolve names on the host or serve (hostSide in internal/deps_test.go): users and groups stay names, resolved by internal/startup's checks, and the gateway builds its policies from the configuration"
 )
 
 const module = "clamgate"
@@ -331,6 +338,14 @@ func (g *graph) checkRules(t *testing.T) {
 	}
 	for _, tool := range tools {
 		g.forbid(t, tool, server, ruleTools, true)
+	}
+	g.forbid(t, "config", hostSide, ruleConfigData, true)
+	if p := g.own["config"]; p != nil {
+		for _, std := range hostLookups {
+			if slices.Contains(p.Deps, std) {
+				t.Errorf("internal/config reaches %s\n\trule %s\n\tfix: take the import out; look the host up in internal/startup", std, ruleConfigData)
+			}
+		}
 	}
 }
 

@@ -171,11 +171,11 @@ func printWarnings(w io.Writer, cfg *config.Config) {
 // check alone: a certificate that expires within 14 days.
 func expiringSoon(cfg *config.Config) []error {
 	failing := map[string]bool{}
-	for _, err := range cfg.CheckTLS(false) {
+	for _, err := range startup.CheckTLS(cfg, false) {
 		failing[err.Error()] = true
 	}
 	var soon []error
-	for _, err := range cfg.CheckTLS(true) {
+	for _, err := range startup.CheckTLS(cfg, true) {
 		if !failing[err.Error()] {
 			soon = append(soon, err)
 		}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"os"
+	"os/user"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -76,6 +77,36 @@ func TestConfigShowLoads(t *testing.T) {
 		errb.Reset()
 		if code := Main(context.Background(), []string{"config", "check", "--offline", "--config", shown}, &out, &errb); code != 0 {
 			t.Errorf("%s: config check of the shown file: %d %s", name, code, errb.String())
+		}
+	}
+}
+
+// TestOfflineUnknownUser: the file is data, so `config check --offline`
+// accepts one naming users and groups this host lacks (it may be written
+// for another host); without --offline, the host check names each one as
+// file:line: key:, and so does serve.
+func TestOfflineUnknownUser(t *testing.T) {
+	if _, err := user.Lookup(unknownUser); err == nil {
+		t.Fatalf("user %s exists here", unknownUser)
+	}
+	dir := testenv.TempDir(t)
+	path := filepath.Join(dir, "clamgate.toml")
+	src := "[backend]\naddress = \"unix:/run/clamav/clamd.sock\"\n[[listener]]\naddress = \"unix:" + dir + "/clamd.sock\"\npolicy = \"p\"\n" +
+		"owner = \"" + unknownUser + "\"\n[policy.p]\nusers = [\"" + unknownUser + "\", \"0\"]\ngroups = [\"" + unknownUser + "\"]\n"
+	must(t, os.WriteFile(path, []byte(src), 0o644))
+	var out bytes.Buffer
+	if code := Main(context.Background(), []string{"config", "check", "--offline", "--config", path}, &out, &out); code != 0 {
+		t.Errorf("--offline: exit %d\n%s", code, out.String())
+	}
+	out.Reset()
+	code := Main(context.Background(), []string{"config", "check", "--config", path, "--timeout", "100ms"}, &out, &out)
+	for _, want := range []string{
+		path + ":6: listener[0].owner: unknown user \"" + unknownUser + "\"",
+		path + ":8: policy.p.users: unknown user \"" + unknownUser + "\"",
+		path + ":9: policy.p.groups: unknown group \"" + unknownUser + "\"",
+	} {
+		if code != exitConfig || !strings.Contains(out.String(), want+"\n") {
+			t.Errorf("config check: exit %d, want %d and %q in:\n%s", code, exitConfig, want, out.String())
 		}
 	}
 }

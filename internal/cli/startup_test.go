@@ -21,6 +21,9 @@ import (
 // parityUser is the unprivileged service user of TestStartupParity.
 const parityUser = "cghcliparity"
 
+// unknownUser names a user and group no host has (TestOfflineUnknownUser).
+const unknownUser = "cghcfg-no-such-user"
+
 // startupCase is one configuration serve refuses to start with. check
 // names the startup.List entry that refuses it ("parse" for the parser).
 type startupCase struct {
@@ -35,6 +38,10 @@ type startupCase struct {
 var startupCases = []startupCase{
 	{name: "unknown key", check: "parse", key: "backend.adress",
 		conf: "[backend]\nadress = \"unix:$CLAMD\"\n"},
+	{name: "policy user the host does not know", check: "users and groups", key: "policy.p.users",
+		conf: "[[listener]]\naddress = \"unix:$DIR/clamd.sock\"\npolicy = \"p\"\n[policy.p]\nusers = [\"" + unknownUser + "\"]\n"},
+	{name: "socket group the host does not know", check: "users and groups", key: "listener[0].group",
+		conf: "[[listener]]\naddress = \"unix:$DIR/clamd.sock\"\npolicy = \"p\"\ngroup = \"" + unknownUser + "\"\n[policy.p]\n"},
 	{name: "root below a directory amavis owns", check: "roots", key: "policy.amavis.roots",
 		conf: "[policy.amavis]\nroots = [\"$DIR/amavis/tmp\"]\n",
 		setup: func(t *testing.T, dir string) {
@@ -59,6 +66,8 @@ var startupCases = []startupCase{
 			must(t, os.WriteFile(filepath.Join(dir, "server.crt"), []byte("not a certificate\n"), 0o644))
 			must(t, os.WriteFile(filepath.Join(dir, "server.key"), []byte("not a key\n"), 0o600))
 		}},
+	{name: "listener host name beyond loopback", check: "sockets", key: "listener[0].address",
+		conf: "[[listener]]\naddress = \"tcp:cghcfg-no-such-host.invalid:3310\"\npolicy = \"p\"\n[policy.p]\n"},
 	{name: "socket path is a file", check: "sockets", key: "listener[0].address",
 		conf: "[[listener]]\naddress = \"unix:$DIR/clamd.sock\"\npolicy = \"p\"\n[policy.p]\n",
 		setup: func(t *testing.T, dir string) {

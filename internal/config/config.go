@@ -1,6 +1,13 @@
 // Package config reads clamgate's TOML file (and the quick flags, which
 // build the same structure) and validates it, naming the bad key and its
 // line so that an administrator can fix it without guessing.
+//
+// A Config is data: names and values as the file gives them, with the
+// defaults filled in. Nothing here asks the host (whether a user exists,
+// a root opens, a certificate parses: internal/startup), so `config check
+// --offline` judges the file alone; the gateway builds what it serves with
+// (policy.Policy values, listen.Spec sockets, the dispatcher's options)
+// from it. Keys (keys.go) says which keys a reload applies, and by what.
 package config
 
 import (
@@ -9,17 +16,12 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/user"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
 	"clamgate/internal/addr"
-	"clamgate/internal/listen"
-	"clamgate/internal/policy"
-	"clamgate/internal/scan"
 	"clamgate/internal/tlsid"
 
 	"github.com/pelletier/go-toml/v2"
@@ -77,7 +79,7 @@ type Config struct {
 	CacheEntries int
 	CacheBytes   int64
 	Listeners    []Listener
-	Policies     map[string]*policy.Policy
+	Policies     map[string]*Policy
 	Database     Database
 	ICAP         ICAP   // settings of every protocol = "icap" listener
 	Milter       Milter // settings of every protocol = "milter" listener
@@ -100,9 +102,16 @@ func (c *Config) ErrorAt(key, format string, args ...any) *Error {
 
 // Listener is one socket and the client policy it serves.
 type Listener struct {
-	listen.Spec
-	MaxConnections int // connections served at once; more are closed at once
-	Policy         string
+	Address string      // unix:/path, tcp:host:port or tls:host:port
+	Mode    os.FileMode // a unix socket's permissions
+	// Owner and Group are a unix socket's, as written: names or numeric
+	// ids, resolved on the host at start (startup.Accounts); "" = the
+	// gateway's own.
+	Owner, Group string
+	// AllowNonLoopback must be set explicitly to bind TCP beyond loopback.
+	AllowNonLoopback bool
+	MaxConnections   int // connections served at once; more are closed at once
+	Policy           string
 	// Policies are all the policies a TLS listener serves (Policy is the
 	// first); the client certificate chooses (internal/identity).
 	Policies []string
@@ -376,7 +385,7 @@ func (v *validator) build(f *file) *Config {
 		SpoolBudget:          int64(f.Server.SpoolBudget),
 		CacheEntries:         DefaultCacheEntries,
 		CacheBytes:           int64(f.Server.CacheBytes),
-		Policies:             map[string]*policy.Policy{},
+		Policies:             map[string]*Policy{},
 	}
 	v.checkServer(cfg)
 	v.checkCache(cfg, f)
@@ -421,7 +430,7 @@ func (v *validator) checkServer(cfg *Config) {
 		a, err := addr.Parse(cfg.HTTP)
 		if err != nil || a.Network != addr.TCP {
 			v.fail("server.http", "%q: want tcp:127.0.0.1:port", cfg.HTTP)
-		} else if err := listen.CheckTCP(a.Address, cfg.HTTPAllowNonLoopback); err != nil {
+		} else if err := checkLoopback(a.Address, cfg.HTTPAllowNonLoopback); err != nil {
 			v.fail("server.http", "%v", err)
 		}
 	}
@@ -528,86 +537,10 @@ func (v *validator) engineUnit(e *Engine) {
 	}
 }
 
-func (v *validator) walkLimits(key string, ps policySection, p *policy.Policy) {
-	p.AllowWritableRootAncestors = ps.AllowWritableRootAncestors
-	p.MaxWalkDepth, p.MaxDirEntries = ps.MaxWalkDepth, ps.MaxDirEntries
-	if p.MaxWalkDepth < 0 {
-		v.fail(key+".max_walk_depth", "must not be negative")
-	}
-	if p.MaxDirEntries < 0 {
-		v.fail(key+".max_dir_entries", "must not be negative")
-	}
-}
-
-func (v *validator) policy(name string, ps policySection, backendMax, def int64) *policy.Policy {
-	key := "policy." + name
-	p := &policy.Policy{
-		Name: name, Admin: ps.Admin, MaxStream: int64(cmp.Or(ps.MaxObject, ps.MaxStream)), MaxConcurrent: ps.MaxConcurrent, MaxWait: time.Duration(ps.MaxWait),
-		MaxQueue: ps.MaxQueue, MaxQueueBytes: int64(ps.MaxQueueBytes), Weight: ps.Weight,
-		Commands: ps.Commands, OnLimits: or(ps.OnLimits, "block"),
-	}
-	v.oneOf(key+".on_limits", p.OnLimits, "block", "error", "pass")
-	if p.Commands == nil {
-		p.Commands = slices.Clone(policy.DefaultCommands)
-	}
-	for _, c := range p.Commands {
-		switch {
-		case slices.Contains(policy.AdminCommands, c) && !p.Admin:
-			v.fail(key+".commands", "%s is only allowed in an admin policy (admin = true): it stops or stalls the engine for every client", c)
-		case !slices.Contains(policy.DefaultCommands, c) && !slices.Contains(policy.AdminCommands, c):
-			v.fail(key+".commands", "%q is not a clamd command", c)
-		}
-	}
-	for _, r := range ps.Roots {
-		if !filepath.IsAbs(r) {
-			v.fail(key+".roots", "%q is not an absolute path", r)
-			continue
-		}
-		p.Roots = append(p.Roots, filepath.Clean(r))
-	}
-	v.walkLimits(key, ps, p)
-	if ps.MaxStream != 0 {
-		v.renamed(key+".max_stream", "policy.NAME.max_stream", key+".max_object")
-	}
-	v.httpPolicy(key, ps, p)
-	v.policyTLS(key, ps, p)
-	switch {
-	case p.MaxStream == 0:
-		p.MaxStream = def
-	case p.MaxStream > backendMax:
-		v.fail(limitKey(key, ps), "%d bytes is more than clamd accepts (stream_max_length %d)", p.MaxStream, backendMax)
-	}
-	if p.MaxConcurrent < 0 {
-		v.fail(key+".max_concurrent", "must not be negative")
-	}
-	if p.MaxQueue < 0 {
-		v.fail(key+".max_queue", "%d: must not be negative (0 or unset: %d jobs)", p.MaxQueue, scan.DefaultMaxQueue)
-	}
-	if p.Weight < 0 || p.Weight > 100 {
-		v.fail(key+".weight", "%d: must be 1..100 (0 or unset: 1)", p.Weight)
-	}
-	for _, u := range ps.Users {
-		if id, err := lookupUser(u); err != nil {
-			v.fail(key+".users", "%v", err)
-		} else {
-			p.UIDs = append(p.UIDs, uint32(id))
-		}
-	}
-	for _, g := range ps.Groups {
-		if id, err := lookupGroup(g); err != nil {
-			v.fail(key+".groups", "%v", err)
-		} else {
-			p.GIDs = append(p.GIDs, uint32(id))
-		}
-	}
-	return p
-}
-
-func (v *validator) listener(i int, ls listenerSection, policies map[string]*policy.Policy) Listener {
+func (v *validator) listener(i int, ls listenerSection, policies map[string]*Policy) Listener {
 	key := fmt.Sprintf("listener[%d]", i)
-	l := Listener{Policy: ls.Policy, Protocol: or(ls.Protocol, ProtoClamd), Spec: listen.Spec{
-		Address: ls.Address, Mode: os.FileMode(ls.Mode), UID: -1, GID: -1, AllowNonLoopback: ls.AllowNonLoopback,
-	}}
+	l := Listener{Policy: ls.Policy, Protocol: or(ls.Protocol, ProtoClamd),
+		Address: ls.Address, Mode: os.FileMode(ls.Mode), AllowNonLoopback: ls.AllowNonLoopback}
 	if ls.Mode == 0 {
 		l.Mode = DefaultSocketMode
 	}
@@ -634,9 +567,9 @@ func (v *validator) listener(i int, ls listenerSection, policies map[string]*pol
 	case err != nil:
 		v.fail(key+".address", "%v", err)
 	case a.Network == addr.Unix:
-		v.owner(key, ls, &l)
+		v.owner(ls, &l)
 	case a.Network == addr.TCP:
-		if err := listen.CheckTCP(a.Address, ls.AllowNonLoopback); err != nil {
+		if err := checkLoopback(a.Address, ls.AllowNonLoopback); err != nil {
 			v.fail(key+".address", "%v", err)
 		}
 		v.noCredentials(key, l, policies)
@@ -653,43 +586,11 @@ func (v *validator) listener(i int, ls listenerSection, policies map[string]*pol
 	return l
 }
 
-func (v *validator) owner(key string, ls listenerSection, l *Listener) {
-	if ls.Owner != "" {
-		id, err := lookupUser(ls.Owner)
-		if err != nil {
-			v.fail(key+".owner", "%v", err)
-		}
-		l.UID = id
-	}
-	if ls.Group != "" {
-		id, err := lookupGroup(ls.Group)
-		if err != nil {
-			v.fail(key+".group", "%v", err)
-		}
-		l.GID = id
-	}
-}
-
-func lookupUser(name string) (int, error) {
-	if id, err := strconv.Atoi(name); err == nil {
-		return id, nil
-	}
-	u, err := user.Lookup(name)
-	if err != nil {
-		return -1, fmt.Errorf("unknown user %q", name)
-	}
-	return strconv.Atoi(u.Uid)
-}
-
-func lookupGroup(name string) (int, error) {
-	if id, err := strconv.Atoi(name); err == nil {
-		return id, nil
-	}
-	g, err := user.LookupGroup(name)
-	if err != nil {
-		return -1, fmt.Errorf("unknown group %q", name)
-	}
-	return strconv.Atoi(g.Gid)
+// owner keeps a unix socket's owner and group as written (names, or
+// numeric ids): whether the host knows them is a start-up check
+// (internal/startup), so that --offline checks the file on any host.
+func (v *validator) owner(ls listenerSection, l *Listener) {
+	l.Owner, l.Group = ls.Owner, ls.Group
 }
 
 func or(s, def string) string {

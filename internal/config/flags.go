@@ -7,9 +7,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-
-	"clamgate/internal/policy"
-	"clamgate/internal/scan"
 )
 
 // Flags is the quick, flags-only configuration: one policy ("local") for
@@ -103,22 +100,6 @@ func FromFlags(fl Flags) (*Config, error) {
 	return cfg, nil
 }
 
-// DispatchOptions are the dispatcher's settings.
-func (c *Config) DispatchOptions() scan.Options {
-	return scan.Options{Capacity: c.ScanSlots(), Reserve: c.Reserve, BulkCap: c.BulkCap, BulkSize: c.BulkSize,
-		SpoolDir: c.SpoolDir, SpoolBudget: c.SpoolBudget, Limits: c.Limits()}
-}
-
-// Limits returns each policy's limits, for the dispatcher.
-func (c *Config) Limits() map[string]scan.ClientLimits {
-	out := map[string]scan.ClientLimits{}
-	for name, p := range c.Policies {
-		out[name] = scan.ClientLimits{Concurrent: p.MaxConcurrent, MaxWait: p.MaxWait, MaxQueue: p.MaxQueue,
-			MaxQueueBytes: p.MaxQueueBytes, Weight: p.Weight, OnLimits: p.OnLimits}
-	}
-	return out
-}
-
 // PolicyNames lists the policies in a stable order, for logs.
 func (c *Config) PolicyNames() []string {
 	var names []string
@@ -130,4 +111,4 @@ func (c *Config) PolicyNames() []string {
 }
 
 // PolicyFor returns the policy a listener serves.
-func (c *Config) PolicyFor(l Listener) *policy.Policy { return c.Policies[l.Policy] }
+func (c *Config) PolicyFor(l Listener) *Policy { return c.Policies[l.Policy] }

@@ -4,8 +4,6 @@ import (
 	"slices"
 	"strings"
 	"time"
-
-	"clamgate/internal/policy"
 )
 
 // Listener protocols.
@@ -158,19 +156,11 @@ func (v *validator) checkFrontLimits(cfg *Config) {
 		if p == nil {
 			continue
 		}
-		if l.Protocol == ProtoICAP && cfg.ICAP.MaxObject > p.MaxStream {
-			v.fail("icap.max_object", "%d bytes is more than policy %q scans (max_object %d)", cfg.ICAP.MaxObject, p.Name, p.MaxStream)
+		if l.Protocol == ProtoICAP && cfg.ICAP.MaxObject > p.MaxObject {
+			v.fail("icap.max_object", "%d bytes is more than policy %q scans (max_object %d)", cfg.ICAP.MaxObject, p.Name, p.MaxObject)
 		}
-		if l.Protocol == ProtoMilter && cfg.Milter.MaxSize > p.MaxStream {
-			v.fail("milter.max_size", "%d bytes is more than policy %q scans (max_object %d)", cfg.Milter.MaxSize, p.Name, p.MaxStream)
+		if l.Protocol == ProtoMilter && cfg.Milter.MaxSize > p.MaxObject {
+			v.fail("milter.max_size", "%d bytes is more than policy %q scans (max_object %d)", cfg.Milter.MaxSize, p.Name, p.MaxObject)
 		}
 	}
-}
-
-// LimitFor is the largest object a front scans for a listener's policy.
-func LimitFor(configured int64, p *policy.Policy) int64 {
-	if configured == 0 || configured > p.MaxStream {
-		return p.MaxStream
-	}
-	return configured
 }

@@ -6,8 +6,6 @@ import (
 	"strings"
 
 	"clamgate/internal/addr"
-	"clamgate/internal/listen"
-	"clamgate/internal/policy"
 )
 
 // ProtoHTTP is the HTTP front: the /v1 scan API, clamav-rest's routes and
@@ -17,7 +15,7 @@ const ProtoHTTP = "http"
 // httpPolicy reads the policy's HTTP credentials: each token is stored as
 // its SHA-256, 64 hex digits, so that the file holds nothing a client
 // could present.
-func (v *validator) httpPolicy(key string, ps policySection, p *policy.Policy) {
+func (v *validator) httpPolicy(key string, ps policySection, p *Policy) {
 	p.Status = ps.Status
 	for _, h := range ps.TokensSHA256 {
 		b, err := hex.DecodeString(strings.TrimSpace(h))
@@ -42,7 +40,7 @@ func (v *validator) checkHTTPListeners(cfg *Config) {
 		if err != nil || a.Network != addr.TCP {
 			continue
 		}
-		if listen.CheckTCP(a.Address, false) != nil {
+		if !surelyLoopback(a.Address) {
 			v.fail(fmt.Sprintf("listener[%d].policy", i), "policy %q has no tokens_sha256: an HTTP listener without credentials serves loopback only (add a token with `clamgate token new %s`)", p.Name, p.Name)
 		}
 	}

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -33,4 +34,39 @@ func TestHTTPListener(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestLoopbackFromText: the file is judged by its text alone. An address
+// is loopback or not; a name is left to the start-up checks to resolve,
+// except where being beyond loopback would serve clients without
+// credentials: there a name counts as beyond it.
+func TestLoopbackFromText(t *testing.T) {
+	const listener = "[backend]\naddress = \"unix:/run/clamav/clamd.sock\"\n[[listener]]\naddress = \"tcp:%s\"\npolicy = \"p\"\nprotocol = %q\nallow_non_loopback = true\n[policy.p]\n"
+	for _, tc := range []struct {
+		hostPort, protocol string
+		allow              bool
+		err                string
+	}{
+		{"127.0.0.1:3310", "clamd", false, ""},
+		{"[::1]:3310", "clamd", false, ""},
+		{"localhost:3310", "clamd", false, ""},
+		{"0.0.0.0:3310", "clamd", false, "is not loopback"},
+		{":3310", "clamd", false, "is not loopback"},
+		{"mx.example.invalid:3310", "clamd", false, ""}, // resolved by startup
+		{"mx.example.invalid:8080", "http", true, "has no tokens_sha256"},
+		{"localhost:8080", "http", true, ""},
+	} {
+		src := strings.Replace(fmt.Sprintf(listener, tc.hostPort, tc.protocol), "allow_non_loopback = true\n", "", btoi(!tc.allow))
+		_, err := Parse("t.toml", []byte(src))
+		if (tc.err == "") != (err == nil) || err != nil && !strings.Contains(err.Error(), tc.err) {
+			t.Errorf("%s %s: %v, want %q", tc.protocol, tc.hostPort, err, tc.err)
+		}
+	}
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

@@ -60,8 +60,8 @@ func TestManagedClamdTakesLargestObject(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Engine.StreamMaxLength != 300<<20 || cfg.Policies["big"].MaxStream != 300<<20 || cfg.Policies["plain"].MaxStream != DefaultStreamMax || len(cfg.Warnings) != 0 {
-		t.Errorf("engine %d, big %d, plain %d, warnings %v", cfg.Engine.StreamMaxLength, cfg.Policies["big"].MaxStream, cfg.Policies["plain"].MaxStream, cfg.Warnings)
+	if cfg.Engine.StreamMaxLength != 300<<20 || cfg.Policies["big"].MaxObject != 300<<20 || cfg.Policies["plain"].MaxObject != DefaultStreamMax || len(cfg.Warnings) != 0 {
+		t.Errorf("engine %d, big %d, plain %d, warnings %v", cfg.Engine.StreamMaxLength, cfg.Policies["big"].MaxObject, cfg.Policies["plain"].MaxObject, cfg.Warnings)
 	}
 	cfg, err = Parse("a.toml", []byte(strings.Replace(src, "%s", "stream_max_length = \"400M\"\n", 1)))
 	if err != nil {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"maps"
 	"os"
-	"os/user"
 	"slices"
 	"strconv"
 	"time"
@@ -125,47 +124,19 @@ func listenerSectionOf(l Listener) listenerSection {
 	if len(l.Policies) > 1 {
 		s.Policy, s.Policies = "", l.Policies
 	}
-	if l.UID >= 0 {
-		s.Owner = userName(uint32(l.UID))
-	}
-	if l.GID >= 0 {
-		s.Group = groupName(uint32(l.GID))
-	}
+	s.Owner, s.Group = l.Owner, l.Group
 	return s
 }
 
-func policySectionOf(p *policy.Policy) policySection {
-	s := policySection{Admin: p.Admin, Commands: p.Commands, Roots: p.Roots, MaxObject: Size(p.MaxStream),
+func policySectionOf(p *Policy) policySection {
+	s := policySection{Admin: p.Admin, Commands: p.Commands, Roots: p.Roots, MaxObject: Size(p.MaxObject),
 		MaxConcurrent: p.MaxConcurrent, MaxWait: Duration(cmp.Or(p.MaxWait, scan.DefaultMaxWait)),
 		MaxQueue: cmp.Or(p.MaxQueue, scan.DefaultMaxQueue), Weight: cmp.Or(p.Weight, 1),
 		MaxQueueBytes: Size(p.MaxQueueBytes), AllowWritableRootAncestors: p.AllowWritableRootAncestors,
-		OnLimits: p.OnLimits, TLSIdentities: p.TLSIdentities, AllowAnonymousNetwork: p.AllowAnonymousNetwork}
-	s.MaxWalkDepth, s.MaxDirEntries = p.WalkLimits()
-	for _, id := range p.UIDs {
-		s.Users = append(s.Users, userName(id))
-	}
-	for _, id := range p.GIDs {
-		s.Groups = append(s.Groups, groupName(id))
-	}
-	return s
-}
-
-// userName and groupName show an id by name when the host knows it (the
-// file was most likely written with names), else as the number, which the
-// parser takes too.
-func userName(id uint32) string {
-	s := strconv.FormatUint(uint64(id), 10)
-	if u, err := user.LookupId(s); err == nil {
-		return u.Username
-	}
-	return s
-}
-
-func groupName(id uint32) string {
-	s := strconv.FormatUint(uint64(id), 10)
-	if g, err := user.LookupGroupId(s); err == nil {
-		return g.Name
-	}
+		OnLimits: p.OnLimits, TLSIdentities: p.TLSIdentities, AllowAnonymousNetwork: p.AllowAnonymousNetwork,
+		Users: p.Users, Groups: p.Groups}
+	s.MaxWalkDepth = cmp.Or(p.MaxWalkDepth, policy.DefaultMaxWalkDepth)
+	s.MaxDirEntries = cmp.Or(p.MaxDirEntries, policy.DefaultMaxDirEntries)
 	return s
 }
 

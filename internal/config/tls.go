@@ -2,20 +2,16 @@ package config
 
 import (
 	"fmt"
-	"maps"
 	"path/filepath"
-	"slices"
-	"time"
 
 	"clamgate/internal/addr"
-	"clamgate/internal/listen"
 	"clamgate/internal/policy"
 	"clamgate/internal/tlsid"
 )
 
 // listenerPolicies reads policy (one) or policies (a TLS listener's
 // several, chosen by the client certificate).
-func (v *validator) listenerPolicies(key string, ls listenerSection, l *Listener, policies map[string]*policy.Policy) {
+func (v *validator) listenerPolicies(key string, ls listenerSection, l *Listener, policies map[string]*Policy) {
 	switch {
 	case ls.Policy != "" && len(ls.Policies) > 0:
 		v.fail(key+".policies", "set policy or policies, not both")
@@ -39,9 +35,9 @@ func (v *validator) listenerPolicies(key string, ls listenerSection, l *Listener
 
 // noCredentials refuses users and groups on a network listener: only a
 // unix socket tells them (SO_PEERCRED).
-func (v *validator) noCredentials(key string, l Listener, policies map[string]*policy.Policy) {
+func (v *validator) noCredentials(key string, l Listener, policies map[string]*Policy) {
 	for _, name := range l.Policies {
-		if p := policies[name]; p != nil && (len(p.UIDs) > 0 || len(p.GIDs) > 0) {
+		if p := policies[name]; p != nil && p.Restricted() {
 			v.fail(key+".policy", "policy %q admits only some users or groups, which a network socket cannot tell apart (no peer credentials): serve it on a unix socket, or name its clients by certificate (tls_identities)", name)
 		}
 	}
@@ -51,7 +47,7 @@ func (v *validator) noCredentials(key string, l Listener, policies map[string]*p
 // a certificate from it, and each of the listener's policies must say
 // whose (tls_identities); without one the listener takes anonymous
 // clients, which beyond loopback a policy must allow by name.
-func (v *validator) listenerTLS(key string, ls listenerSection, l *Listener, hostPort string, policies map[string]*policy.Policy) {
+func (v *validator) listenerTLS(key string, ls listenerSection, l *Listener, hostPort string, policies map[string]*Policy) {
 	l.TLS = tlsid.Files{Cert: ls.TLSCert, Key: ls.TLSKey, CA: ls.TLSClientCA, MinVersion: ls.TLSMinVersion}
 	v.tlsFiles(key, "tls_client_ca", l.TLS)
 	if l.Protocol == ProtoMilter {
@@ -74,7 +70,7 @@ func (v *validator) listenerTLS(key string, ls listenerSection, l *Listener, hos
 		l.AllowNonLoopback = true
 		return
 	}
-	if listen.CheckTCP(hostPort, false) != nil {
+	if !surelyLoopback(hostPort) {
 		v.fail(key+".tls_client_ca", "%q is not loopback: a tls: listener beyond loopback needs client certificates (tls_client_ca), or its policy must say allow_anonymous_network = true", hostPort)
 	}
 }
@@ -119,7 +115,7 @@ func (v *validator) tlsFiles(key, caKey string, f tlsid.Files) {
 }
 
 // policyTLS reads a policy's tls_identities and allow_anonymous_network.
-func (v *validator) policyTLS(key string, ps policySection, p *policy.Policy) {
+func (v *validator) policyTLS(key string, ps policySection, p *Policy) {
 	for _, id := range ps.TLSIdentities {
 		if err := policy.CheckTLSIdentity(id); err != nil {
 			v.fail(key+".tls_identities", "%v", err)
@@ -130,8 +126,8 @@ func (v *validator) policyTLS(key string, ps policySection, p *policy.Policy) {
 
 // PoliciesFor returns every policy a listener serves, its first (Policy)
 // first.
-func (c *Config) PoliciesFor(l Listener) []*policy.Policy {
-	out := make([]*policy.Policy, 0, len(l.Policies))
+func (c *Config) PoliciesFor(l Listener) []*Policy {
+	out := make([]*Policy, 0, len(l.Policies))
 	for _, name := range l.Policies {
 		out = append(out, c.Policies[name])
 	}
@@ -154,23 +150,4 @@ func (c *Config) TLSFiles() map[string]tlsid.Files {
 		out["backend"] = c.BackendTLS
 	}
 	return out
-}
-
-// CheckTLS reads the TLS files as the gateway would: they parse, the key
-// matches, the chain verifies; with soon, nothing expires within 14 days
-// either (config check says so; serve starts with such a certificate and
-// lets the expiry metric and alert speak).
-func (c *Config) CheckTLS(soon bool) []error {
-	var errs []error
-	files := c.TLSFiles()
-	for _, key := range slices.Sorted(maps.Keys(files)) {
-		in := tlsid.Inspect(files[key], time.Now())
-		switch {
-		case in.Err != nil:
-			errs = append(errs, c.ErrorAt(key+".tls_cert", "%v", in.Err))
-		case soon && in.Warning != "":
-			errs = append(errs, c.ErrorAt(key+".tls_cert", "%s: %s", files[key].Cert, in.Warning))
-		}
-	}
-	return errs
 }

@@ -21,7 +21,7 @@ roots = ["/srv"]
 		t.Fatal(err)
 	}
 	p := cfg.Policies["p"]
-	if depth, entries := p.WalkLimits(); !p.AllowWritableRootAncestors || depth != 8 || entries != 100 {
+	if depth, entries := p.MaxWalkDepth, p.MaxDirEntries; !p.AllowWritableRootAncestors || depth != 8 || entries != 100 {
 		t.Errorf("allow %v, depth %d, entries %d", p.AllowWritableRootAncestors, depth, entries)
 	}
 	_, err = Parse("t.toml", []byte(strings.Replace(src, "%s", "max_walk_depth = -1\nmax_dir_entries = -1", 1)))

@@ -68,7 +68,7 @@ func checkSocketModes(_ context.Context, h *host) verdict {
 
 func restricted(cfg *config.Config, l config.Listener) bool {
 	p := cfg.PolicyFor(l)
-	return p != nil && (len(p.UIDs) > 0 || len(p.GIDs) > 0)
+	return p != nil && p.Restricted()
 }
 
 func judgeSocket(env *Env, l config.Listener, policyRestricts bool) (Status, string) {
@@ -86,11 +86,11 @@ func judgeSocket(env *Env, l config.Listener, policyRestricts bool) (Status, str
 	if mode != l.Mode.Perm() {
 		wrong = append(wrong, fmt.Sprintf("mode %04o, configured %04o", mode, l.Mode.Perm()))
 	}
-	if l.UID >= 0 && int(st.Uid) != l.UID {
-		wrong = append(wrong, "owner configured "+strconv.Itoa(l.UID))
+	if l.Owner != "" && !names(l.Owner, int(st.Uid), ownerName) {
+		wrong = append(wrong, "owner configured "+l.Owner)
 	}
-	if l.GID >= 0 && int(st.Gid) != l.GID {
-		wrong = append(wrong, "group configured "+strconv.Itoa(l.GID))
+	if l.Group != "" && !names(l.Group, int(st.Gid), groupName) {
+		wrong = append(wrong, "group configured "+l.Group)
 	}
 	switch {
 	case len(wrong) > 0:
@@ -108,6 +108,12 @@ func lsMode(m os.FileMode) string {
 		return "s" + s[1:]
 	}
 	return s
+}
+
+// names reports whether a user or group as the file writes it (a name, or
+// the id) is id. The file keeps names; the host says what they are now.
+func names(written string, id int, name func(int) string) bool {
+	return written == strconv.Itoa(id) || written == name(id)
 }
 
 func ownerName(uid int) string {
@@ -157,7 +163,10 @@ func outsider() (Cred, string) {
 }
 
 func probeOutsider(ctx context.Context, env *Env, l config.Listener, cred Cred, name string) (Status, string) {
-	if p := env.Config.PolicyFor(l); p != nil && (slices.Contains(p.UIDs, cred.UID) || slices.Contains(p.GIDs, cred.GID)) {
+	admits := func(written []string, id uint32, name func(int) string) bool {
+		return slices.ContainsFunc(written, func(w string) bool { return names(w, int(id), name) })
+	}
+	if p := env.Config.PolicyFor(l); p != nil && (admits(p.Users, cred.UID, ownerName) || admits(p.Groups, cred.GID, groupName)) {
 		return Warn, "policy " + p.Name + " admits " + name + ": not probed"
 	}
 	clamdProto := l.Protocol == "" || l.Protocol == config.ProtoClamd

@@ -66,7 +66,7 @@ func TestAcceptBackoff(t *testing.T) {
 	var waits []time.Duration
 	s.wait = func(d time.Duration) { mu.Lock(); waits = append(waits, d); mu.Unlock() }
 	l := &served{Listener: &failingListener{script: script}}
-	l.route.Store(s.newRoute(config.Listener{Spec: listen.Spec{Address: "unix:/test"}}, []*policy.Policy{{Name: "t"}}, closingFront{}, nil))
+	l.route.Store(s.newRoute(config.Listener{Address: "unix:/test"}, []*policy.Policy{{Name: "t"}}, closingFront{}, nil))
 	s.accept(l)
 	s.conns.Wait()
 	ms := func(n ...int) []time.Duration {
@@ -113,7 +113,7 @@ func TestUnverifiedPeerRefused(t *testing.T) {
 	log := slog.New(slog.DiscardHandler)
 	s := newServer(ctx, log, time.Second)
 	front := &clamdproto.Server{Log: log, ReadTimeout: 5 * time.Second}
-	s.add(wrappedListener{ln}, s.newRoute(config.Listener{Spec: listen.Spec{Address: "unix:" + path}, MaxConnections: 4},
+	s.add(wrappedListener{ln}, s.newRoute(config.Listener{Address: "unix:" + path, MaxConnections: 4},
 		[]*policy.Policy{{Name: "open", Commands: policy.DefaultCommands}}, front, nil))
 	done := make(chan struct{})
 	go func() { s.serve(); close(done) }()

@@ -1,6 +1,9 @@
 // Package gateway assembles the daemon: listeners and their policies, the
 // protocol fronts, the dispatcher and the clamd backend (external, or a
-// managed clamd), and shuts them down gracefully.
+// managed clamd), and shuts them down gracefully. The configuration is
+// data; what it is served with (the enforced policies, the sockets, the
+// dispatcher's options) is made here, at start and at each reload
+// (serving.go, reload.go).
 package gateway
 
 import (
@@ -39,12 +42,12 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, with ...Opti
 	for _, opt := range with {
 		opt(&o)
 	}
-	// The checks `config check` runs: a refusal of one is a refusal of both.
-	if err := startup.Run(ctx, cfg); err != nil {
+	sv, err := checkedServing(ctx, cfg)
+	if err != nil {
 		return err
 	}
 	roots := &rootKeeper{}
-	if err := roots.open(cfg, log); err != nil {
+	if err := roots.open(sv, log); err != nil {
 		return err
 	}
 	defer roots.closeAll()
@@ -65,13 +68,13 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, with ...Opti
 		log.Info("path scans and FILDES reach the backend as streams of the files opened here (INSTREAM): it is not on a unix socket", "backend", pool.Primary().String())
 	}
 	inherited := listen.Inherited()
-	listeners, err := openListeners(cfg, inherited, log)
+	listeners, err := openListeners(sv, inherited, log)
 	if err != nil {
 		return err
 	}
 	tel := newTelemetry(cfg, pool, eng, log)
 	tel.metrics.SetTLS(tlsMaterial.expiry)
-	opts := cfg.DispatchOptions()
+	opts := sv.dispatchOptions()
 	opts.SpoolBudget = spoolBudget(cfg, log)
 	board := httpapi.NewBoard()
 	opts.Observers = append(opts.Observers, tel.metrics, board)
@@ -94,7 +97,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, with ...Opti
 	tel.metrics.SetSpool(dispatcher.Spool())
 	page := statusSource(board, tel, life)
 	walks := &pathscan.Slots{} // one bound for every front's path scans, kept across reloads
-	fronts := newFronts(cfg, log, dispatcher, life, page, walks)
+	fronts := newFronts(sv, log, dispatcher, life, page, walks)
 	var bg sync.WaitGroup
 	engCtx, stopEngine := context.WithCancel(context.WithoutCancel(ctx))
 	defer func() { stopEngine(); bg.Wait() }()
@@ -127,16 +130,25 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, with ...Opti
 	srv := newServer(ctx, log, cfg.ShutdownGrace)
 	srv.tlsRefused = tel.metrics.TLSRefused
 	for _, l := range listeners {
-		srv.add(l.Listener, srv.newRoute(l.cfg, cfg.PoliciesFor(l.cfg), fronts[l.cfg.Protocol], tlsMaterial.serve[l.cfg.Address]))
+		srv.add(l.Listener, srv.newRoute(l.cfg, sv.policiesFor(l.cfg), fronts[l.cfg.Protocol], tlsMaterial.serve[l.cfg.Address]))
 	}
 	tel.metrics.ConfigLoaded(time.Now(), weights(cfg), false)
 	if o.hangups != nil {
-		r := &reloader{load: o.load, running: cfg, fronts: fronts, srv: srv, dispatcher: dispatcher, tel: tel, roots: roots, log: log, tls: tlsMaterial,
-			newFronts: func(c *config.Config) map[string]front { return newFronts(c, log, dispatcher, life, page, walks) }}
+		r := &reloader{load: o.load, running: sv, fronts: fronts, srv: srv, dispatcher: dispatcher, tel: tel, roots: roots, log: log, tls: tlsMaterial,
+			newFronts: func(s *serving) map[string]front { return newFronts(s, log, dispatcher, life, page, walks) }}
 		bg.Go(func() { r.run(ctx, o.hangups) })
 	}
 	srv.serve()
 	return nil
+}
+
+// checkedServing runs the start-up checks `config check` runs (a refusal
+// of one is a refusal of both), then makes what cfg is served with.
+func checkedServing(ctx context.Context, cfg *config.Config) (*serving, error) {
+	if err := startup.Run(ctx, cfg); err != nil {
+		return nil, err
+	}
+	return newServing(cfg)
 }
 
 // prepareEngine writes the managed clamd's configuration, when there is
@@ -232,7 +244,8 @@ type front interface {
 	ServeConn(ctx, drain context.Context, c net.Conn, pol *policy.Policy, peer policy.Peer)
 }
 
-func newFronts(cfg *config.Config, log *slog.Logger, d *scan.Dispatcher, life *lifecycle, page *httpapi.StatusSource, walks *pathscan.Slots) map[string]front {
+func newFronts(sv *serving, log *slog.Logger, d *scan.Dispatcher, life *lifecycle, page *httpapi.StatusSource, walks *pathscan.Slots) map[string]front {
+	cfg := sv.cfg
 	cp := &clamdproto.Server{Dispatcher: d, Log: log, ReadTimeout: cfg.ReadTimeout,
 		CommandTimeout: cfg.CommandTimeout, StreamTimeout: cfg.StreamTimeout, Walks: walks}
 	ic := &icap.Server{Dispatcher: d, Log: log, ReadTimeout: cfg.ReadTimeout, Settings: cfg.ICAP, Spool: d.Spool()}
@@ -243,7 +256,7 @@ func newFronts(cfg *config.Config, log *slog.Logger, d *scan.Dispatcher, life *l
 		config.ProtoClamd:  cp,
 		config.ProtoMilter: &milter.Server{Dispatcher: d, Log: log, Config: cfg.Milter},
 		config.ProtoICAP:   ic,
-		config.ProtoHTTP:   newHTTPFront(cfg, log, d, page, walks),
+		config.ProtoHTTP:   newHTTPFront(sv, log, d, page, walks),
 	}
 }
 
@@ -252,16 +265,16 @@ type boundListener struct {
 	cfg config.Listener
 }
 
-func openListeners(cfg *config.Config, inherited map[string]net.Listener, log *slog.Logger) ([]boundListener, error) {
+func openListeners(sv *serving, inherited map[string]net.Listener, log *slog.Logger) ([]boundListener, error) {
 	var out []boundListener
-	for _, l := range cfg.Listeners {
+	for _, l := range sv.cfg.Listeners {
 		if ln, ok := inherited[l.Address]; ok {
 			delete(inherited, l.Address)
 			log.Info("socket from systemd", "address", l.Address)
 			out = append(out, boundListener{Listener: ln, cfg: l})
 			continue
 		}
-		ln, err := listen.Listen(l.Spec)
+		ln, err := listen.Listen(sv.spec(l))
 		if err != nil {
 			closeAll(out)
 			return nil, fmt.Errorf("listener %s: %w", l.Address, err)

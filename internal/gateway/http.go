@@ -16,10 +16,11 @@ import (
 // newHTTPFront is the HTTP front of cfg. Which policy a bearer token
 // chooses is identity's decision, made here and handed to the front as a
 // lookup (the front never imports internal/identity).
-func newHTTPFront(cfg *config.Config, log *slog.Logger, d *scan.Dispatcher, page *httpapi.StatusSource, walks *pathscan.Slots) *httpapi.Server {
+func newHTTPFront(sv *serving, log *slog.Logger, d *scan.Dispatcher, page *httpapi.StatusSource, walks *pathscan.Slots) *httpapi.Server {
+	cfg := sv.cfg
 	own := *page
-	own.Policies = slices.Sorted(maps.Keys(cfg.Policies))
-	return &httpapi.Server{Dispatcher: d, Log: log, Tokens: identity.NewTokens(cfg.Policies).Policy,
+	own.Policies = slices.Sorted(maps.Keys(sv.policies))
+	return &httpapi.Server{Dispatcher: d, Log: log, Tokens: identity.NewTokens(sv.policies).Policy,
 		ReadTimeout: cfg.ReadTimeout, RequestTimeout: cfg.StreamTimeout, StaleAfter: cfg.Database.MaxAge, Status: &own, Walks: walks}
 }
 
@@ -31,16 +32,16 @@ func sameHTTPFront(cur, next *config.Config) bool {
 
 // reconfigureHTTP hands a kept HTTP front what next changes in it: the
 // policies bearer tokens choose, and the status page's list.
-func reconfigureHTTP(fronts map[string]front, next *config.Config) {
+func reconfigureHTTP(fronts map[string]front, next *serving) {
 	if h, ok := fronts[config.ProtoHTTP].(*httpapi.Server); ok {
-		h.Reconfigure(identity.NewTokens(next.Policies).Policy, slices.Sorted(maps.Keys(next.Policies)))
+		h.Reconfigure(identity.NewTokens(next.policies).Policy, slices.Sorted(maps.Keys(next.policies)))
 	}
 }
 
 // tokenPolicies are the policies a bearer token can choose: in use
 // whatever listener serves them, so their roots stay open.
-func tokenPolicies(cfg *config.Config, inUse map[*policy.Policy]bool) map[*policy.Policy]bool {
-	for _, p := range cfg.Policies {
+func tokenPolicies(next *serving, inUse map[*policy.Policy]bool) map[*policy.Policy]bool {
+	for _, p := range next.policies {
 		if len(p.TokensSHA256) > 0 {
 			inUse[p] = true
 		}

@@ -35,18 +35,18 @@ func ReloadOn(hangups <-chan os.Signal, load func() (*config.Config, error)) Opt
 // whole: a file with any error, or a listener that cannot be bound, leaves
 // the running configuration in force.
 //
-// What changes live: policies (for new connections; a listener whose rules
-// change retires its connections, which finish their request in progress
-// and close, so that no client keeps the old rights), the dispatcher's
-// limits and weights (for jobs admitted from then on), listeners (added,
-// removed, re-permissioned), the fronts' settings ([icap], [milter],
-// read_timeout) and shutdown_grace. What does not is config.KeepRestartOnly's
-// list: logged as needing a restart, kept at its running value.
+// config.Keys says, key by key, what applies a new value here: the
+// dispatcher's limits and weights (for jobs admitted from then on), a
+// listener's route (its policies and front: a listener whose rules change
+// retires its connections, which finish their request in progress and
+// close, so that no client keeps the old rights), its socket's rights, the
+// fronts' settings and shutdown_grace. A restart-only key is logged as
+// needing a restart and keeps its running value (config.KeepRestartOnly).
 type reloader struct {
 	load       func() (*config.Config, error)
-	running    *config.Config
+	running    *serving
 	fronts     map[string]front
-	newFronts  func(*config.Config) map[string]front
+	newFronts  func(*serving) map[string]front
 	srv        *server
 	dispatcher *scan.Dispatcher
 	tel        *telemetry
@@ -101,9 +101,13 @@ func errorList(err error) []error {
 	return []error{err}
 }
 
-func (r *reloader) apply(next *config.Config) error {
+func (r *reloader) apply(cfg *config.Config) error {
 	start := time.Now()
-	restart := config.KeepRestartOnly(r.running, next)
+	restart := config.KeepRestartOnly(r.running.cfg, cfg)
+	next, err := newServing(cfg)
+	if err != nil {
+		return err
+	}
 	if err := r.roots.open(next, r.log); err != nil {
 		return err
 	}
@@ -115,8 +119,8 @@ func (r *reloader) apply(next *config.Config) error {
 	for _, key := range restart {
 		r.log.Warn("configuration changed a key that needs a restart: the running value stays until then", "key", key)
 	}
-	r.dispatcher.Reconfigure(next.DispatchOptions())
-	r.srv.setGrace(next.ShutdownGrace)
+	r.dispatcher.Reconfigure(next.dispatchOptions())
+	r.srv.setGrace(cfg.ShutdownGrace)
 	c.commit(r.srv, next)
 	r.tls.set(c.tls)
 	r.running, r.fronts = next, c.fronts
@@ -124,11 +128,11 @@ func (r *reloader) apply(next *config.Config) error {
 	// listener serves any more close once retired requests have had the
 	// grace to finish.
 	unused := r.roots.unused(tokenPolicies(next, r.srv.policies()))
-	time.AfterFunc(next.ShutdownGrace, func() { r.roots.close(unused) })
+	time.AfterFunc(cfg.ShutdownGrace, func() { r.roots.close(unused) })
 	r.log.Info("configuration reloaded", "listeners_added", c.added(), "listeners_removed", c.removed,
 		"listeners_rerouted", c.rerouted(), "listeners_repermissioned", c.repermed, "needs_restart", restart,
 		"took", time.Since(start).Round(time.Microsecond))
-	r.tel.metrics.ConfigLoaded(time.Now(), weights(next), true)
+	r.tel.metrics.ConfigLoaded(time.Now(), weights(cfg), true)
 	return nil
 }
 
@@ -146,40 +150,40 @@ type change struct {
 	tls      map[string]*tlsid.Store // the tls: listeners' material
 }
 
-func (r *reloader) prepare(next *config.Config) (*change, error) {
-	material, err := r.tls.load(next)
+func (r *reloader) prepare(next *serving) (*change, error) {
+	material, err := r.tls.load(next.cfg)
 	if err != nil {
 		return nil, err
 	}
 	c := &change{fronts: r.reuseFronts(next), tls: material}
 	running, gone := map[string]config.Listener{}, map[string]bool{}
-	for _, l := range r.running.Listeners {
+	for _, l := range r.running.cfg.Listeners {
 		running[l.Address], gone[l.Address] = l, true
 	}
 	var repermed []config.Listener
 	undo := func(err error) (*change, error) {
 		closeAll(c.bound)
 		for _, l := range repermed {
-			_ = listen.Repermission(r.srv.listener(l.Address), l.Spec, running[l.Address].Spec)
+			_ = listen.Repermission(r.srv.listener(l.Address), next.spec(l), r.running.spec(running[l.Address]))
 		}
 		return nil, err
 	}
-	for _, l := range next.Listeners {
+	for _, l := range next.cfg.Listeners {
 		old, kept := running[l.Address]
 		delete(gone, l.Address)
 		if !kept {
-			ln, err := listen.Listen(l.Spec)
+			ln, err := listen.Listen(next.spec(l))
 			if err != nil {
 				return undo(&config.Error{File: "listener", Key: l.Address, Msg: err.Error()})
 			}
 			c.bound = append(c.bound, boundListener{Listener: ln, cfg: l})
 			continue
 		}
-		if err := listen.Repermission(r.srv.listener(l.Address), old.Spec, l.Spec); err != nil {
+		if err := listen.Repermission(r.srv.listener(l.Address), r.running.spec(old), next.spec(l)); err != nil {
 			return undo(&config.Error{File: "listener", Key: l.Address, Msg: err.Error()})
 		}
 		repermed = append(repermed, l)
-		if l.Spec != old.Spec {
+		if next.spec(l) != r.running.spec(old) {
 			c.repermed = append(c.repermed, l.Address)
 		}
 		if r.rerouted(old, l, next, c.fronts) {
@@ -195,17 +199,17 @@ func (r *reloader) prepare(next *config.Config) (*change, error) {
 // rerouted reports whether a kept listener serves differently under next:
 // then its connections are retired. New socket rights alone are not a
 // reason: like a file's, they are checked when a client opens it.
-func (r *reloader) rerouted(old, l config.Listener, next *config.Config, fronts map[string]front) bool {
-	old.Mode, old.UID, old.GID = l.Mode, l.UID, l.GID
+func (r *reloader) rerouted(old, l config.Listener, next *serving, fronts map[string]front) bool {
+	old.Mode, old.Owner, old.Group = l.Mode, l.Owner, l.Group
 	return !reflect.DeepEqual(old, l) || r.fronts[old.Protocol] != fronts[l.Protocol] ||
-		!slices.EqualFunc(r.running.PoliciesFor(old), next.PoliciesFor(l), (*policy.Policy).SameRules)
+		!slices.EqualFunc(r.running.policiesFor(old), next.policiesFor(l), (*policy.Policy).SameRules)
 }
 
 // reuseFronts keeps the running front of each protocol whose settings are
 // unchanged, so that its connections (and its per-listener counts) go on.
-func (r *reloader) reuseFronts(next *config.Config) map[string]front {
-	fronts := r.newFronts(next)
-	cur := r.running
+func (r *reloader) reuseFronts(sv *serving) map[string]front {
+	fronts := r.newFronts(sv)
+	cur, next := r.running.cfg, sv.cfg
 	same := map[string]bool{
 		config.ProtoClamd:  cur.ReadTimeout == next.ReadTimeout && cur.CommandTimeout == next.CommandTimeout && cur.StreamTimeout == next.StreamTimeout,
 		config.ProtoICAP:   cur.ReadTimeout == next.ReadTimeout && reflect.DeepEqual(cur.ICAP, next.ICAP),
@@ -220,16 +224,16 @@ func (r *reloader) reuseFronts(next *config.Config) map[string]front {
 	return fronts
 }
 
-func (c *change) commit(srv *server, next *config.Config) {
+func (c *change) commit(srv *server, next *serving) {
 	reconfigureHTTP(c.fronts, next)
 	for _, addr := range c.removed {
 		srv.remove(addr)
 	}
 	for _, l := range c.reroute {
-		srv.reroute(srv.newRoute(l, next.PoliciesFor(l), c.fronts[l.Protocol], c.tls[l.Address]))
+		srv.reroute(srv.newRoute(l, next.policiesFor(l), c.fronts[l.Protocol], c.tls[l.Address]))
 	}
 	for _, b := range c.bound {
-		srv.add(b.Listener, srv.newRoute(b.cfg, next.PoliciesFor(b.cfg), c.fronts[b.cfg.Protocol], c.tls[b.cfg.Address]))
+		srv.add(b.Listener, srv.newRoute(b.cfg, next.policiesFor(b.cfg), c.fronts[b.cfg.Protocol], c.tls[b.cfg.Address]))
 	}
 }
 
@@ -309,7 +313,7 @@ func (s *server) setGrace(d time.Duration) {
 // weights is each policy's weight, for the metrics.
 func weights(cfg *config.Config) map[string]int {
 	out := map[string]int{}
-	for name, l := range cfg.Limits() {
+	for name, l := range limits(cfg) {
 		out[name] = l.Weight
 	}
 	return out

@@ -4,7 +4,6 @@ import (
 	"log/slog"
 	"sync"
 
-	"clamgate/internal/config"
 	"clamgate/internal/policy"
 )
 
@@ -17,13 +16,13 @@ type rootKeeper struct {
 	held map[*policy.Policy]bool
 }
 
-// open opens every policy's roots of cfg; on error, none of them stay open.
-func (k *rootKeeper) open(cfg *config.Config, log *slog.Logger) error {
-	if warning := policy.HardlinkWarning(); warning != "" && pathScans(cfg) {
+// open opens every policy's roots of sv; on error, none of them stay open.
+func (k *rootKeeper) open(sv *serving, log *slog.Logger) error {
+	if warning := policy.HardlinkWarning(); warning != "" && pathScans(sv.cfg) {
 		log.Warn(warning)
 	}
 	var opened []*policy.Policy
-	for _, p := range cfg.Policies {
+	for _, p := range sv.policies {
 		if err := p.OpenRoots(); err != nil {
 			for _, q := range opened {
 				q.CloseRoots()
@@ -48,12 +47,12 @@ func (k *rootKeeper) open(cfg *config.Config, log *slog.Logger) error {
 	return nil
 }
 
-// forget closes the roots of cfg's policies, opened for a reload that was
+// forget closes the roots of sv's policies, opened for a reload that was
 // refused.
-func (k *rootKeeper) forget(cfg *config.Config) {
+func (k *rootKeeper) forget(sv *serving) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	for _, p := range cfg.Policies {
+	for _, p := range sv.policies {
 		if k.held[p] {
 			p.CloseRoots()
 			delete(k.held, p)

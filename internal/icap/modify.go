@@ -10,7 +10,6 @@ import (
 	"os"
 	"time"
 
-	"clamgate/internal/config"
 	"clamgate/internal/scan"
 )
 
@@ -29,7 +28,7 @@ type exchange struct {
 // echoed back, a block page or an error.
 func (cn *conn) modify(ctx context.Context, req *Request) bool {
 	x := &exchange{cn: cn, req: req, url: req.URL(), start: time.Now(),
-		limit: config.LimitFor(cn.srv.Settings.MaxObject, cn.pol)}
+		limit: cn.pol.Limit(cn.srv.Settings.MaxObject)}
 	if !req.HasBody {
 		x.body = &body{eof: true}
 		return x.pass("no body")

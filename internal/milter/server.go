@@ -77,7 +77,7 @@ func (s *Server) ServeConn(ctx, drain context.Context, c net.Conn, pol *policy.P
 	stopDrain := context.AfterFunc(drain, g.drain)
 	defer stopDrain()
 
-	sess := &session{srv: s, ctx: ctx, pol: pol, peer: peer, limit: config.LimitFor(s.Config.MaxSize, pol), guard: g}
+	sess := &session{srv: s, ctx: ctx, pol: pol, peer: peer, limit: pol.Limit(s.Config.MaxSize), guard: g}
 	ms := gomilter.NewServer(
 		gomilter.WithMilter(func() gomilter.Milter { return sess }),
 		gomilter.WithNegotiationCallback(sess.negotiate),

@@ -138,6 +138,16 @@ func (p *Policy) CloseRoots() {
 	}
 }
 
+// Limit is the largest object a front scans for this policy, given the
+// front's own (deprecated) cap: the policy's max_object, or the cap when
+// it is set and smaller.
+func (p *Policy) Limit(frontCap int64) int64 {
+	if frontCap == 0 || frontCap > p.MaxStream {
+		return p.MaxStream
+	}
+	return frontCap
+}
+
 // WalkLimits are the policy's bounds on one directory walk.
 func (p *Policy) WalkLimits() (depth, entries int) {
 	depth, entries = p.MaxWalkDepth, p.MaxDirEntries

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"syscall"
 
+	"clamgate/internal/addr"
 	"clamgate/internal/config"
 	"clamgate/internal/listen"
 	"clamgate/internal/policy"
@@ -21,13 +22,14 @@ import (
 // them again; then refuses a root other local users could change.
 func roots(_ context.Context, cfg *config.Config) []error {
 	var errs []error
+	ids, _ := Resolve(cfg) // an unknown user is the accounts check's error
 	for _, name := range cfg.PolicyNames() {
 		p := cfg.Policies[name]
 		for _, dir := range p.Roots {
 			r, err := policy.OpenRoot(dir, p.AllowWritableRootAncestors)
 			if err == nil {
 				r.Close()
-				err = checkRoot(dir, p.UIDs)
+				err = checkRoot(dir, ids.UIDs(p.Users))
 			}
 			if err != nil {
 				errs = append(errs, cfg.ErrorAt("policy."+name+".roots", "%v", err))
@@ -62,11 +64,16 @@ func checkRoot(root string, owners []uint32) error {
 func sockets(_ context.Context, cfg *config.Config) []error {
 	var errs []error
 	activated := os.Getenv("LISTEN_FDS") != ""
+	ids, _ := Resolve(cfg)
 	for i, l := range cfg.Listeners {
 		if activated && strings.HasPrefix(l.Address, "unix:") {
 			continue
 		}
-		if err := listen.Check(l.Spec); err != nil {
+		err := listen.Check(ids.Spec(l))
+		if a, perr := addr.Parse(l.Address); err == nil && perr == nil && a.Path() == "" {
+			err = listen.CheckTCP(a.Address, l.AllowNonLoopback) // a name, resolved here
+		}
+		if err != nil {
 			errs = append(errs, cfg.ErrorAt(fmt.Sprintf("listener[%d].address", i), "%v", err))
 		}
 	}
@@ -77,7 +84,12 @@ func httpAddress(_ context.Context, cfg *config.Config) []error {
 	if cfg.HTTP == "" {
 		return nil
 	}
-	if err := listen.CheckPort(strings.TrimPrefix(cfg.HTTP, "tcp:")); err != nil {
+	hostPort := strings.TrimPrefix(cfg.HTTP, "tcp:")
+	err := listen.CheckPort(hostPort)
+	if err == nil {
+		err = listen.CheckTCP(hostPort, cfg.HTTPAllowNonLoopback)
+	}
+	if err != nil {
 		return []error{cfg.ErrorAt("server.http", "%v", err)}
 	}
 	return nil

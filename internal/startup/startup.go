@@ -4,7 +4,8 @@
 // without serving. A check added here is therefore a refusal of both, and
 // the parity test (internal/cli) fails until it has a case.
 //
-// Every check opens what serve will open, as the process running it: roots
+// Every check opens what serve will open, as the process running it: users
+// and groups through the host's name service (the file keeps names), roots
 // through policy.OpenRoot, directories by access(2) on the nearest
 // existing ancestor, the database through sigdb. Nothing is created,
 // bound or changed.
@@ -13,9 +14,12 @@ package startup
 import (
 	"context"
 	"errors"
+	"maps"
 	"slices"
+	"time"
 
 	"clamgate/internal/config"
+	"clamgate/internal/tlsid"
 )
 
 // Check is one start-up check. Key is the configuration key (or key
@@ -31,6 +35,7 @@ type Check struct {
 // config check both pick it up, and TestStartupParity asks for its case.
 func List() []Check {
 	return []Check{
+		{Name: "users and groups", Run: accounts},
 		{Name: "roots", Run: roots},
 		{Name: "sockets", Run: sockets},
 		{Name: "http", Run: httpAddress},
@@ -78,4 +83,23 @@ func LineOf(err error) int {
 
 // tlsFiles: the certificates, keys and CAs of tls: listeners and backends
 // parse, match and verify.
-func tlsFiles(_ context.Context, cfg *config.Config) []error { return cfg.CheckTLS(false) }
+func tlsFiles(_ context.Context, cfg *config.Config) []error { return CheckTLS(cfg, false) }
+
+// CheckTLS reads the TLS files as the gateway would: they parse, the key
+// matches, the chain verifies; with soon, nothing expires within 14 days
+// either (config check says so; serve starts with such a certificate and
+// lets the expiry metric and alert speak).
+func CheckTLS(c *config.Config, soon bool) []error {
+	var errs []error
+	files := c.TLSFiles()
+	for _, key := range slices.Sorted(maps.Keys(files)) {
+		in := tlsid.Inspect(files[key], time.Now())
+		switch {
+		case in.Err != nil:
+			errs = append(errs, c.ErrorAt(key+".tls_cert", "%v", in.Err))
+		case soon && in.Warning != "":
+			errs = append(errs, c.ErrorAt(key+".tls_cert", "%s: %s", files[key].Cert, in.Warning))
+		}
+	}
+	return errs
+}
