@@ -233,6 +233,8 @@ allow_writable_root_ancestors = true
 max_walk_depth = 5
 max_dir_entries = 100
 max_queue_bytes = "1M"
+status = true
+tokens_sha256 = ["abababababababababababababababababababababababababababababababab"]
 `
 	cfg, err := Parse("in.toml", []byte(src))
 	if err != nil {
@@ -242,7 +244,8 @@ max_queue_bytes = "1M"
 	p := again.Policies["p"]
 	if again.BulkSize != 2<<20 || again.HTTPMaxConnections != 4 || again.CommandTimeout != 7*time.Second ||
 		again.ICAP.RequestTimeout != 30*time.Second || again.Listeners[0].MaxPerUID != 3 ||
-		!p.AllowWritableRootAncestors || p.MaxWalkDepth != 5 || p.MaxDirEntries != 100 || p.MaxQueueBytes != 1<<20 {
+		!p.AllowWritableRootAncestors || p.MaxWalkDepth != 5 || p.MaxDirEntries != 100 || p.MaxQueueBytes != 1<<20 ||
+		!p.Status || len(p.TokensSHA256) != 1 || p.TokensSHA256[0][0] != 0xab {
 		t.Errorf("config show lost a key:\n%s", shown)
 	}
 }

@@ -3,6 +3,7 @@ package config
 import (
 	"bytes"
 	"cmp"
+	"encoding/hex"
 	"fmt"
 	"maps"
 	"os"
@@ -134,7 +135,10 @@ func policySectionOf(p *Policy) policySection {
 		MaxQueue: cmp.Or(p.MaxQueue, scan.DefaultMaxQueue), Weight: cmp.Or(p.Weight, 1),
 		MaxQueueBytes: Size(p.MaxQueueBytes), AllowWritableRootAncestors: p.AllowWritableRootAncestors,
 		OnLimits: p.OnLimits, TLSIdentities: p.TLSIdentities, AllowAnonymousNetwork: p.AllowAnonymousNetwork,
-		Users: p.Users, Groups: p.Groups}
+		Users: p.Users, Groups: p.Groups, Status: p.Status}
+	for _, h := range p.TokensSHA256 { // hashes, not secrets: the file holds them as they are
+		s.TokensSHA256 = append(s.TokensSHA256, hex.EncodeToString(h[:]))
+	}
 	s.MaxWalkDepth = cmp.Or(p.MaxWalkDepth, policy.DefaultMaxWalkDepth)
 	s.MaxDirEntries = cmp.Or(p.MaxDirEntries, policy.DefaultMaxDirEntries)
 	return s
