@@ -90,6 +90,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, with ...Opti
 	dispatcher := scan.NewDispatcher(pool, log, opts)
 	life.hold(dispatcher)
 	tel.metrics.SetHeld(dispatcher.HeldFor)
+	tel.held = dispatcher.HeldFor
 	tel.metrics.SetSpool(dispatcher.Spool())
 	page := statusSource(board, tel, life)
 	fronts := newFronts(cfg, log, dispatcher, life, page)
