@@ -28,7 +28,10 @@ for exe in "$bin" /usr/sbin/clamd /usr/bin/freshclam; do
 done
 for f in /lib/x86_64-linux-gnu/libnss_files.so.2 /etc/ssl/certs/ca-certificates.crt; do [[ -e $f ]] && copy "$f"; done
 mkdir -p "$rootfs"/{etc/clamgate/tls,etc/clamd,etc/clamav,tmp,run/clamd,var/lib/clamav}
-chmod 1777 "$rootfs/tmp"
+# /run/clamd and /tmp are emptyDirs in the pod; podman kube play makes them
+# volumes with the image directory's mode, where Kubernetes makes them 0777:
+# 1777 works under both.
+chmod 1777 "$rootfs/tmp" "$rootfs/run/clamd"
 # Names for the chart's default uids (logs and ps read better); any uid runs.
 printf 'root:x:0:0::/:/sbin/nologin\nclamgate:x:10001:10000::/nonexistent:/sbin/nologin\nclamd:x:10002:10000::/nonexistent:/sbin/nologin\nfreshclam:x:10003:10000::/nonexistent:/sbin/nologin\n' > "$rootfs/etc/passwd"
 printf 'root:x:0:\nclamgate:x:10000:\n' > "$rootfs/etc/group"
