@@ -17,6 +17,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	kjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
 )
@@ -103,6 +104,10 @@ database:
 updater: {enabled: false}
 networkPolicy: {namespaces: [mail, proxy], cidrs: [10.20.0.0/16, "fd00::/8"]}
 `,
+	"staggered reloads": `
+stagger: {enabled: true, apiServerCIDRs: [10.96.0.1/32]}
+networkPolicy: {namespaces: [mail]}
+`,
 	"one front, pinned image, small database": `
 image: {repository: registry.example.org/clamgate/pool, digest: "sha256:` + strings.Repeat("ab", 32) + `"}
 fronts:
@@ -158,6 +163,9 @@ type rendered struct {
 	netpols     []*networkingv1.NetworkPolicy
 	pdbs        []*policyv1.PodDisruptionBudget
 	hpas        []*autoscalingv2.HorizontalPodAutoscaler
+	accounts    []*corev1.ServiceAccount
+	roles       []*rbacv1.Role
+	bindings    []*rbacv1.RoleBinding
 	docs        []string
 }
 
@@ -202,6 +210,15 @@ func render(t *testing.T, values string) *rendered {
 		case "autoscaling/v2 HorizontalPodAutoscaler":
 			h := &autoscalingv2.HorizontalPodAutoscaler{}
 			obj, store = h, func() { r.hpas = append(r.hpas, h) }
+		case "v1 ServiceAccount":
+			a := &corev1.ServiceAccount{}
+			obj, store = a, func() { r.accounts = append(r.accounts, a) }
+		case "rbac.authorization.k8s.io/v1 Role":
+			x := &rbacv1.Role{}
+			obj, store = x, func() { r.roles = append(r.roles, x) }
+		case "rbac.authorization.k8s.io/v1 RoleBinding":
+			x := &rbacv1.RoleBinding{}
+			obj, store = x, func() { r.bindings = append(r.bindings, x) }
 		default:
 			t.Fatalf("the chart renders %s %s, which this test does not decode", meta.APIVersion, meta.Kind)
 		}

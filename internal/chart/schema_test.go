@@ -22,6 +22,7 @@ func TestSchemaRefuses(t *testing.T) {
 		{"unknown front", "fronts: {milter: {enabled: true, port: 7357}}\n", "milter"},
 		{"bad CIDR", "networkPolicy: {cidrs: [everyone]}\n", "cidrs"},
 		{"unpinned digest", "image: {repository: x, digest: latest}\n", "digest"},
+		{"misspelled stagger key", "stagger: {enable: true}\n", "enable"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			out, err := helm(t, append([]string{"template", "pool", chartDir(t)}, writeValues(t, c.values)...)...)
