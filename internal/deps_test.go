@@ -66,6 +66,7 @@ internal/sigdb      | -                                                         
 internal/doctor     | addr clamd config deploy rss sigdb tlsid                              | golang.org/x/sys                                                                     | testenv
 internal/deploy     | config sigdb                                                          | github.com/aymanbagabas/go-udiff github.com/coreos/go-systemd/v22 github.com/google/renameio/v2 github.com/pelletier/go-toml/v2 | clamd testenv
 internal/clientmatrix | -                                                                   | -                                                                                    | config testenv github.com/dutchcoders/go-clamd
+internal/chart      | -                                                                     | -                                                                                    | clamd config sigdb testenv k8s.io/api sigs.k8s.io/json sigs.k8s.io/yaml
 internal/docs       | -                                                                     | -                                                                                    | cli
 bench/benchenv      | addr clamd rss                                                        | -                                                                                    | -
 bench/up            | bench/benchenv clamd                                                  | -                                                                                    | -

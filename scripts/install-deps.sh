@@ -8,6 +8,7 @@ testing=(clamav-testfiles python3-pyclamd libclamav-client-perl amavisd-new acl 
          c-icap libc-icap-mod-virus-scan
          squid-openssl # squid with OpenSSL: presents its client certificate to an icaps:// service (replaces squid, GnuTLS)
          miltertest postfix swaks clamav-milter podman runc uidmap lintian
+         catatonit     # podman kube play's pause container (the Helm chart's pod runs under it)
          mmdebstrap    # e2e/rehearse.sh builds the rehearsal host with it
          prometheus    # promtool: the alert rules and dashboard queries in monitoring/
          chromium curl # the HTTP front's status page rendered headless; curl as an API client
@@ -49,3 +50,9 @@ if ! command -v go >/dev/null; then
 fi
 cd "$(dirname "$0")/.."
 go mod download
+# internal/chart runs Helm from the module and build caches alone (no
+# network at test time): fetch and build it once here (minutes the first
+# time; `go run` keeps the executable in the build cache).
+if [[ "${1:-}" == "--test" ]]; then
+  (cd / && go run helm.sh/helm/v4/cmd/helm@v4.3.2 version >/dev/null)
+fi

@@ -224,7 +224,8 @@ func runQuickStart(t *testing.T, repo, left string, tries int) map[string]string
 	return got
 }
 
-// checkDoctor: the first row is the gateway's own engine and passes; every
+// checkDoctor: the first row is the gateway's own engine and passes (warns
+// with the test database); every
 // clamd row and the image row pass (the managed clamd is sandboxed); no
 // row fails (issue 22 item 8: the rows about a deployment not made yet
 // warn, saying so).
@@ -236,7 +237,11 @@ func checkDoctor(t *testing.T, out string) {
 	if err := json.Unmarshal([]byte(out), &report); err != nil {
 		t.Fatalf("doctor --json: %v\n%s", err, out)
 	}
-	if len(report.Checks) == 0 || report.Checks[0].ID != "gateway-engine" || report.Checks[0].Status != "pass" {
+	// With the built-in test database (a host without signatures), the
+	// engine answers but /readyz says it is not ready for real traffic:
+	// doctor warns.
+	if len(report.Checks) == 0 || report.Checks[0].ID != "gateway-engine" ||
+		report.Checks[0].Status != "pass" && !(report.Checks[0].Status == "warn" && strings.Contains(report.Checks[0].Measured, "built-in test database")) {
 		t.Errorf("doctor's first row is not the gateway's own engine, passing: %+v", report.Checks[:min(1, len(report.Checks))])
 	}
 	rows := 0

@@ -43,6 +43,10 @@ func checkGatewayEngine(ctx context.Context, h *host) verdict {
 	switch {
 	case err != nil:
 		return verdict{status: Fail, measured: m + err.Error(), fix: "check the gateway's log (journalctl -u clamgate)"}
+	case code == http.StatusServiceUnavailable && strings.Contains(body, "built-in test database"):
+		// It scans, but only for EICAR: not Ready on purpose (serve's /readyz).
+		return verdict{status: Warn, measured: fmt.Sprintf("%s%d %s", m, code, body),
+			fix: "install a real database (freshclam, package clamav-freshclam) and give it to [engine] database"}
 	case code != http.StatusOK:
 		return verdict{status: Fail, measured: fmt.Sprintf("%s%d %s", m, code, body),
 			fix: "read clamd's error above and the gateway's log (journalctl -u clamgate); fix the state directory, database or user it names"}

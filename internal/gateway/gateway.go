@@ -94,6 +94,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, with ...Opti
 	dispatcher := scan.NewDispatcher(pool, log, opts)
 	life.hold(dispatcher)
 	tel.metrics.SetHeld(dispatcher.HeldFor)
+	tel.held = dispatcher.HeldFor
 	tel.metrics.SetSpool(dispatcher.Spool())
 	page := statusSource(board, tel, life)
 	walks := &pathscan.Slots{} // one bound for every front's path scans, kept across reloads

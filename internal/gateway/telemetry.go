@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"sync/atomic"
@@ -24,10 +25,18 @@ type telemetry struct {
 	engine   *engine.Engine // the managed clamd, or nil
 	http     *status.Server
 	log      *slog.Logger
+	// held is how long the dispatcher has held scans (a frugal reload, or
+	// the managed clamd loading); nil until the dispatcher exists.
+	held func() time.Duration
+	// testDatabase: the managed clamd runs the built-in test database,
+	// which must never make the gateway Ready for real traffic (a pod
+	// behind a Service, a health-checked backend).
+	testDatabase bool
 }
 
 func newTelemetry(cfg *config.Config, pool *clamd.Pool, eng *engine.Engine, log *slog.Logger) *telemetry {
-	t := &telemetry{metrics: metrics.New(), pool: pool, engine: eng, log: log}
+	t := &telemetry{metrics: metrics.New(), pool: pool, engine: eng, log: log,
+		testDatabase: cfg.Engine != nil && cfg.Engine.Database == engine.TestDatabase}
 	t.metrics.SetBackends(t.backends)
 	switch {
 	case eng != nil:
@@ -73,10 +82,33 @@ func (t *telemetry) backends() []metrics.BackendState {
 	return out
 }
 
-// ready: a backend answers, and clamd has loaded its database (it answers
+// errTestDatabase is /readyz's answer while the built-in test database is
+// loaded: doctor tells it apart from an engine that does not answer.
+var errTestDatabase = errors.New("clamd runs clamgate's built-in test database (EICAR and ClamAV's test files only): not ready for real traffic; give [engine] database a real one")
+
+// ready is /readyz: healthy, and neither holding scans for a reload nor
+// running the test database. A load balancer or Kubernetes sends work
+// elsewhere meanwhile; systemd's watchdog follows healthy only, since a
+// long reload or the quick start's test database is no reason to restart.
+func (t *telemetry) ready() error {
+	if err := t.healthy(); err != nil {
+		return err
+	}
+	if t.held != nil {
+		if d := t.held(); d > 0 {
+			return fmt.Errorf("scans held for %s: clamd is loading or reloading its database (frugal reload)", d.Round(time.Millisecond))
+		}
+	}
+	if t.testDatabase {
+		return errTestDatabase
+	}
+	return nil
+}
+
+// healthy: a backend answers, and clamd has loaded its database (it answers
 // PING only once it has). While it does not, a managed clamd that keeps
 // exiting is named as the reason, with its last error line.
-func (t *telemetry) ready() error {
+func (t *telemetry) healthy() error {
 	err := t.pool.Ready()
 	if !t.answered.Load() {
 		err = errors.New("clamd has not answered yet (loading its database?)")
@@ -118,6 +150,6 @@ func (t *telemetry) start(ctx context.Context, bg interface{ Go(func()) }, inher
 func (t *telemetry) serving(ctx context.Context, bg interface{ Go(func()) }) {
 	t.answered.Store(true)
 	if status.NotifyReady(t.log) {
-		bg.Go(func() { status.Watchdog(ctx, t.ready, t.log) })
+		bg.Go(func() { status.Watchdog(ctx, t.healthy, t.log) })
 	}
 }
