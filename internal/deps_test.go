@@ -62,7 +62,7 @@ internal/policy     | -                                                         
 internal/clamd      | addr                                                                  | golang.org/x/sys                                                                     | testenv
 internal/sigdb      | -                                                                     | github.com/fsnotify/fsnotify                                                         | testenv
 internal/doctor     | addr clamd config deploy rss sigdb tlsid                              | golang.org/x/sys                                                                     | testenv
-internal/deploy     | config sigdb                                                          | github.com/aymanbagabas/go-udiff github.com/coreos/go-systemd/v22 github.com/google/renameio/v2 github.com/pelletier/go-toml/v2 | clamd testenv
+internal/deploy     | config sigdb tlsid                                                    | github.com/aymanbagabas/go-udiff github.com/coreos/go-systemd/v22 github.com/google/renameio/v2 github.com/pelletier/go-toml/v2 | clamd testenv
 internal/clientmatrix | -                                                                   | -                                                                                    | config testenv github.com/dutchcoders/go-clamd
 internal/docs       | -                                                                     | -                                                                                    | cli
 bench/benchenv      | addr clamd rss                                                        | -                                                                                    | -
