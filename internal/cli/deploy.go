@@ -108,6 +108,7 @@ func deployApply(opts deploy.Options, act activation, stdout, stderr io.Writer, 
 }
 
 func deployRollback(root string, act activation, stdout, stderr io.Writer, log *slog.Logger) int {
+	deact := deploy.Deactivation(root) // before rollback removes the units it names
 	if act.on {
 		pending, err := deploy.Pending(root)
 		if err != nil {
@@ -115,7 +116,7 @@ func deployRollback(root string, act activation, stdout, stderr io.Writer, log *
 			return 1
 		}
 		if pending {
-			if code := act.run("rollback", deploy.Deactivation(root)); code != 0 {
+			if code := act.run("rollback", deact); code != 0 {
 				return code
 			}
 		}
@@ -131,7 +132,7 @@ func deployRollback(root string, act activation, stdout, stderr io.Writer, log *
 	}
 	fmt.Fprintf(stdout, "rolled back %s\n", strings.Join(dirs, ", "))
 	if !act.on {
-		fmt.Fprintln(stdout, "next, on the host (or rollback --activate): systemctl disable --now clamgate.service clamgate.socket clamgate-clamd.service,\n  systemctl daemon-reload, start the unmasked units, restart amavis, postfix reload, squid -k reconfigure")
+		fmt.Fprintf(stdout, "next, on the host (or rollback --activate): %s,\n  systemctl daemon-reload, start the unmasked units, restart amavis, postfix reload, squid -k reconfigure\n", strings.Join(deact[0], " "))
 		return 0
 	}
 	return act.reactivate(root, dirs)

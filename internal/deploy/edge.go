@@ -115,7 +115,9 @@ func (e *Edge) pinnedIPs() []string {
 		if ip == nil {
 			return nil
 		}
-		ips = append(ips, ip.String())
+		if !slices.Contains(ips, ip.String()) {
+			ips = append(ips, ip.String())
+		}
 	}
 	return ips
 }

@@ -163,7 +163,7 @@ func TestEdgeOptions(t *testing.T) {
 // loopback) the edge gateway may connect to; one named by DNS leaves the
 // address filter off, since the resolver must be reached too.
 func TestEdgeNetwork(t *testing.T) {
-	byIP := EdgeNetwork(&Edge{Pool: []string{"tls:10.0.0.7:3311", "tls:[2001:db8::7]:3311"}})
+	byIP := EdgeNetwork(&Edge{Pool: []string{"tls:10.0.0.7:3311", "tls:[2001:db8::7]:3311", "tls:10.0.0.7:3312"}})
 	if !strings.Contains(byIP, "IPAddressDeny=any\nIPAddressAllow=localhost 10.0.0.7 2001:db8::7\n") {
 		t.Errorf("pool by address:\n%s", byIP)
 	}
