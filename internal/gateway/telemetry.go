@@ -5,6 +5,8 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -24,10 +26,13 @@ type telemetry struct {
 	engine   *engine.Engine // the managed clamd, or nil
 	http     *status.Server
 	log      *slog.Logger
+	// remote: every backend is another gateway (tls:), a central one or
+	// an edge's pool, which a restart of this gateway cannot bring back.
+	remote bool
 }
 
 func newTelemetry(cfg *config.Config, pool *clamd.Pool, eng *engine.Engine, log *slog.Logger) *telemetry {
-	t := &telemetry{metrics: metrics.New(), pool: pool, engine: eng, log: log}
+	t := &telemetry{metrics: metrics.New(), pool: pool, engine: eng, log: log, remote: remoteOnly(cfg)}
 	t.metrics.SetBackends(t.backends)
 	switch {
 	case eng != nil:
@@ -89,6 +94,25 @@ func (t *telemetry) ready() error {
 	return err
 }
 
+// alive is what systemd's watchdog is fed on: readiness, except with
+// remote backends only. An edge whose pool is down keeps serving (its
+// clients get ERROR, the milter tempfails) and is ready again as soon as
+// the pool answers; withholding the pings would only have systemd kill
+// and restart it every WatchdogSec for as long as the pool is away.
+func (t *telemetry) alive() error {
+	err := t.ready()
+	if t.remote {
+		return nil
+	}
+	return err
+}
+
+// remoteOnly: the configuration's backends, fallback included, are all tls:.
+func remoteOnly(cfg *config.Config) bool {
+	all := append(slices.Clone(cfg.Backends), cfg.Fallback)
+	return len(cfg.Backends) > 0 && !slices.ContainsFunc(all, func(b string) bool { return b != "" && !strings.HasPrefix(b, "tls:") })
+}
+
 // start binds the HTTP listener, so that a bad address stops the gateway
 // at once, and serves it in the background.
 func (t *telemetry) start(ctx context.Context, bg interface{ Go(func()) }, inherited map[string]net.Listener) error {
@@ -118,6 +142,6 @@ func (t *telemetry) start(ctx context.Context, bg interface{ Go(func()) }, inher
 func (t *telemetry) serving(ctx context.Context, bg interface{ Go(func()) }) {
 	t.answered.Store(true)
 	if status.NotifyReady(t.log) {
-		bg.Go(func() { status.Watchdog(ctx, t.ready, t.log) })
+		bg.Go(func() { status.Watchdog(ctx, t.alive, t.log) })
 	}
 }
