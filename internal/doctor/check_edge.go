@@ -154,3 +154,16 @@ func checkEdgeNoClamd(ctx context.Context, h *host) verdict {
 	}
 	return pass("no clamd process; " + masked.measured)
 }
+
+// edgeDatabase: on an edge the host's database serves only clamscan
+// (amavis's backup scanner while the pool is away, ad-hoc scans), so a
+// stale one is a warning, not the failure it is under a local engine.
+func edgeDatabase(v verdict) verdict {
+	if v.status != Fail {
+		return v
+	}
+	v.status = Warn
+	v.measured = "edge, only clamscan reads it: " + v.measured
+	v.fix += "; or, if nothing on this host runs clamscan (amavis's @av_scanners_backup), remove the database and freshclam"
+	return v
+}

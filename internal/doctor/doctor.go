@@ -130,6 +130,9 @@ func Run(ctx context.Context, env *Env) *Report {
 		} else {
 			v = c.run(ctx, h)
 		}
+		if edge && (c.id == "database" || c.id == "freshclam") {
+			v = edgeDatabase(v)
+		}
 		if quick && deploymentRow(c.id) {
 			v = notDeployed(v)
 		}

@@ -88,4 +88,7 @@ policy = "local"
 	env.Only = func(pid int) bool { return pid == c.PID() }
 	expect(t, runOne(t, env, "edge-no-clamd"), doctor.Fail, fmt.Sprintf("clamd[%d] running", c.PID()))
 	expect(t, runOne(t, liveEnv(), "edge-pool"), doctor.Pass, "not an edge")
+	env = edge("tls:" + pool)
+	env.Root = root
+	expect(t, runOne(t, env, "freshclam"), doctor.Warn, "edge, only clamscan reads it")
 }
