@@ -110,6 +110,7 @@ podman cp "$work/tls" "$name:/root/e2e/tls"
 
 step "before: the host's own clamd (clamav-daemon, clamd@amavis), clamav-milter, c-icap"
 inside setup
+inside ram before
 
 step "apply: clamgate deploy apply --pool tls:$gw:$port1 --pool tls:$gw:$port2 --activate (the Debian package)"
 steps=edge-inside.sh inside apply "tls:$gw:$port1" "tls:$gw:$port2"
@@ -130,6 +131,8 @@ pool_audit 1
 pool_audit 2
 step "apply: doctor on the edge"
 inside doctor
+step "apply: RAM of every scanning process on the edge"
+inside ram edge
 
 step "failover: endpoint 1 killed, endpoint 2 takes over"
 kill "$endpoint1_pid"
