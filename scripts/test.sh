@@ -39,6 +39,10 @@ bash scripts/test-package.sh
 # (docs/deploy.md, "Rehearse it first"); its root filesystem is cached in
 # /var/cache/clamgate-e2e and imported as localhost/clamgate-e2e/host:KEY.
 bash e2e/rehearse.sh
+# The edge variant on the same host image: deploy --pool to a pool of two
+# clamgate endpoints (and one clamd) on this machine, over mutual TLS;
+# failover, the pool down, rollback (docs/deploy.md, "The edge variant").
+bash e2e/rehearse-edge.sh
 # The Debian package's own path on the same host image: dpkg -i, the docs'
 # edits, enable --now on 3 M signatures, reload under load, restart, purge.
 bash e2e/rehearse-package.sh

@@ -36,9 +36,13 @@ func deployCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	fs.StringVar(&opts.Root, "root", "/", "the host's root `DIR` (a tree standing for it in tests and image builds)")
 	if sub != "rollback" {
 		fs.StringVar(&opts.Config, "config", "", "install this clamgate.toml `FILE` instead of the generated one")
-		fs.StringVar(&opts.Engine, "engine", "", "how clamd runs, the `KIND`: container (podman) or unit (a hardened systemd unit, no container runtime); default: container where podman is installed, else unit")
+		fs.StringVar(&opts.Engine, "engine", "", "how clamd runs, the `KIND`: container (podman), unit (a hardened systemd unit, no container runtime) or edge (none: see --pool); default: container where podman is installed, else unit")
 		fs.StringVar(&opts.Image, "image", "", "engine image `REF`, pinned: NAME@sha256:... (default: "+deploy.UpstreamImage+")")
 		fs.BoolVar(&opts.AllowMovingTag, "allow-moving-tag", false, "accept an image reference that is a tag, not a digest")
+		fs.Var((*multi)(&opts.Pool), "pool", "the edge variant, no clamd on this host: a scanning pool's endpoint `ADDR`, tls:HOST:PORT, to forward every scan to (repeatable: failover)")
+		fs.StringVar(&opts.PoolCert, "pool-cert", "", "with --pool: this host's client certificate `FILE` (PEM), which names it to the pool")
+		fs.StringVar(&opts.PoolKey, "pool-key", "", "with --pool: that certificate's key `FILE`, readable by user clamgate")
+		fs.StringVar(&opts.PoolCA, "pool-ca", "", "with --pool: the CA `FILE` that signed the pool's certificates")
 	}
 	var act activation
 	if sub != "plan" {
@@ -104,6 +108,7 @@ func deployApply(opts deploy.Options, act activation, stdout, stderr io.Writer, 
 }
 
 func deployRollback(root string, act activation, stdout, stderr io.Writer, log *slog.Logger) int {
+	deact := deploy.Deactivation(root) // before rollback removes the units it names
 	if act.on {
 		pending, err := deploy.Pending(root)
 		if err != nil {
@@ -111,7 +116,7 @@ func deployRollback(root string, act activation, stdout, stderr io.Writer, log *
 			return 1
 		}
 		if pending {
-			if code := act.run("rollback", deploy.Deactivation()); code != 0 {
+			if code := act.run("rollback", deact); code != 0 {
 				return code
 			}
 		}
@@ -127,7 +132,7 @@ func deployRollback(root string, act activation, stdout, stderr io.Writer, log *
 	}
 	fmt.Fprintf(stdout, "rolled back %s\n", strings.Join(dirs, ", "))
 	if !act.on {
-		fmt.Fprintln(stdout, "next, on the host (or rollback --activate): systemctl disable --now clamgate.service clamgate.socket clamgate-clamd.service,\n  systemctl daemon-reload, start the unmasked units, restart amavis, postfix reload, squid -k reconfigure")
+		fmt.Fprintf(stdout, "next, on the host (or rollback --activate): %s,\n  systemctl daemon-reload, start the unmasked units, restart amavis, postfix reload, squid -k reconfigure\n", strings.Join(deact[0], " "))
 		return 0
 	}
 	return act.reactivate(root, dirs)

@@ -103,6 +103,9 @@ var commandExamples = []manual.Example{
 			"clamgate deploy apply --engine unit --activate\n" +
 			"clamgate doctor\n" +
 			"clamgate deploy rollback --activate"},
+	{Text: "An edge host with no clamd at all: its clients keep their local sockets, and the gateway forwards every scan to two endpoints of a scanning pool over mutual TLS, with this host's certificate.",
+		Code: "clamgate deploy plan --pool tls:scan1.example.org:3311 --pool tls:scan2.example.org:3311 \\\n" +
+			"    --pool-cert /etc/clamgate/tls/mx1.crt --pool-key /etc/clamgate/tls/mx1.key --pool-ca /etc/clamgate/tls/ca.crt"},
 }
 
 const seeAlso = "clamgate.toml(5), clamd(8), clamd.conf(5), clamdscan(1), freshclam(1), amavisd-new(8), postconf(5), squid(8), systemd-analyze(1). The administrator's guide, per client and per topic: /usr/share/doc/clamgate/README.md and /usr/share/doc/clamgate/docs/."

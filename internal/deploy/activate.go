@@ -26,7 +26,11 @@ func Activation(p *Plan) [][]string {
 		// The unit engine's lines in the clamd profile's local include.
 		s = append(s, []string{"sh", "-c", "! aa-enabled -q 2>/dev/null || apparmor_parser -r " + AppArmorProfile})
 	}
-	s = append(s, []string{"systemctl", "enable", "--now", "clamgate-clamd.service", "clamgate.service"})
+	if p.Edge != nil {
+		s = append(s, []string{"systemctl", "enable", "--now", "clamgate.service"})
+	} else {
+		s = append(s, []string{"systemctl", "enable", "--now", "clamgate-clamd.service", "clamgate.service"})
+	}
 	return append(s, reloadClients(p.Host)...)
 }
 
@@ -56,8 +60,17 @@ func amavisUnit(h *Host) string {
 
 // Deactivation stops the gateway and its engine before rollback removes
 // their units; disabling first leaves no dangling *.wants links behind.
-func Deactivation() [][]string {
-	return [][]string{{"systemctl", "disable", "--now", "clamgate.service", "clamgate.socket", "clamgate-clamd.service"}}
+// Only the units the host has are named (an edge has no engine, a host
+// without TCP listeners no socket): systemctl refuses to disable a unit
+// that does not exist.
+func Deactivation(root string) [][]string {
+	cmd := []string{"systemctl", "disable", "--now", "clamgate.service"}
+	for _, u := range []string{GatewaySocketUnit, EngineUnit} {
+		if _, err := os.Lstat(filepath.Join(root, u)); err == nil {
+			cmd = append(cmd, path.Base(u))
+		}
+	}
+	return [][]string{cmd}
 }
 
 // Reactivation brings the host's own daemons back after rollback:

@@ -45,10 +45,18 @@ func GatewayTOML(h *Host, e Engine) string {
 	// podman runs with --cgroups=split: the container is inside its unit's cgroup.
 	b.WriteString("cgroup = \"/sys/fs/cgroup/system.slice/clamgate-clamd.service\"   # engine memory metrics\n\n")
 	fmt.Fprintf(&b, "[database]\ndir = %q\nwatch = true\nreload = \"frugal\"   # clamd.conf has ConcurrentDatabaseReload no, SelfCheck 0, IdleTimeout 2\n\n", h.DBDir)
-	c := ClientsOf(h)
 	// Bound by clamgate.socket, like every TCP listener: it costs the
 	// hardened unit nothing.
 	b.WriteString("[server]\nhttp = \"tcp:127.0.0.1:9310\"   # /metrics, /healthz, /readyz\n")
+	b.WriteString(clientListeners(h))
+	return b.String()
+}
+
+// clientListeners are one listener and one policy per client found, and
+// the host-wide socket: the same whether the engine is local or a pool.
+func clientListeners(h *Host) string {
+	var b strings.Builder
+	c := ClientsOf(h)
 	if c.Amavis {
 		fmt.Fprintf(&b, `
 # amavis: CONTSCAN over a socket of group amavis, amavisd's own group (no @daemon_groups needed).

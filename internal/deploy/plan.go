@@ -11,8 +11,6 @@ import (
 	"slices"
 	"strings"
 
-	"clamgate/internal/config"
-
 	udiff "github.com/aymanbagabas/go-udiff"
 	"github.com/pelletier/go-toml/v2"
 )
@@ -24,9 +22,14 @@ type Options struct {
 	Image          string // "" = UpstreamImage
 	AllowMovingTag bool
 	// Engine is how clamd runs: KindContainer (podman) or KindUnit
-	// (a hardened systemd unit, no container runtime); "" = the container
-	// where the host has podman, else the unit.
+	// (a hardened systemd unit, no container runtime), or KindEdge (none:
+	// the pool's); "" = the container where the host has podman, else the
+	// unit; the edge variant where Pool (or Config's backends) says so.
 	Engine string
+	// Pool makes the edge variant: the endpoints (tls:HOST:PORT) of the
+	// scanning pool, this host's certificate and key, the pool's CA.
+	Pool                      []string
+	PoolCert, PoolKey, PoolCA string
 }
 
 // Change is one path as it must be: a file's content or a symlink's target.
@@ -43,6 +46,7 @@ type Change struct {
 type Plan struct {
 	Host    *Host
 	Engine  Engine
+	Edge    *Edge    // the pool, for the edge variant; nil with a local engine
 	Notes   []string // choices and warnings, printed before the diffs
 	Changes []Change // only paths whose current state differs, sorted
 	Masks   []string // units masked by Changes
@@ -54,6 +58,16 @@ func Build(opts Options) (*Plan, error) {
 	h, err := Inspect(opts.Root)
 	if err != nil {
 		return nil, err
+	}
+	edge, err := edgeOf(opts)
+	if err != nil {
+		return nil, err
+	}
+	if edge != nil {
+		if err := edge.inspect(h); err != nil {
+			return nil, err
+		}
+		return finish(&Plan{Host: h, Engine: Engine{Kind: KindEdge, DBDir: h.DBDir}, Edge: edge}, opts)
 	}
 	img, err := ParseImage(opts.Image, opts.AllowMovingTag)
 	if err != nil {
@@ -69,6 +83,12 @@ func Build(opts Options) (*Plan, error) {
 	} else if used := h.idRangeUsers(); len(used) > 0 {
 		return nil, fmt.Errorf("--engine container maps the container's ids to host ids %d-%d, which this host already uses (%s): free them, or use --engine unit", EngineIDBase, EngineIDBase+engineIDCount-1, strings.Join(used, ", "))
 	}
+	return finish(p, opts)
+}
+
+// finish computes the changes of a plan whose engine is chosen.
+func finish(p *Plan, opts Options) (*Plan, error) {
+	h := p.Host
 	want, err := p.desired(opts)
 	if err != nil {
 		return nil, err
@@ -89,16 +109,21 @@ func Build(opts Options) (*Plan, error) {
 
 func (p *Plan) desired(opts Options) ([]Change, error) {
 	h, e := p.Host, p.Engine
-	toml := []byte(GatewayTOML(h, e))
-	if opts.Config != "" {
+	var toml []byte
+	switch {
+	case opts.Config != "":
+		if _, err := readConfig(opts.Config); err != nil {
+			return nil, err
+		}
 		src, err := os.ReadFile(opts.Config)
 		if err != nil {
 			return nil, err
 		}
-		if _, err := config.Parse(opts.Config, src); err != nil {
-			return nil, fmt.Errorf("--config: %w", err)
-		}
 		toml = src
+	case p.Edge != nil:
+		toml = []byte(EdgeTOML(h, p.Edge))
+	default:
+		toml = []byte(GatewayTOML(h, e))
 	}
 	tcp, err := tcpAddresses(toml)
 	if err != nil {
@@ -110,9 +135,11 @@ func (p *Plan) desired(opts Options) ([]Change, error) {
 	}
 	c := []Change{
 		gw,
-		file(ClamdConf, e.ClamdConfFile(), "the engine's clamd.conf"),
 		file(GatewayConf, string(toml), "the gateway's configuration"),
 		file(TmpfilesConf, Tmpfiles(h, e), "socket directories and the amavis ACL"),
+	}
+	if p.Edge == nil {
+		c = append(c, file(ClamdConf, e.ClamdConfFile(), "the engine's clamd.conf"))
 	}
 	if !h.HasSysusers {
 		c = append(c, file(SysusersConf, Sysusers(), "the gateway's user"))
@@ -126,7 +153,7 @@ func (p *Plan) desired(opts Options) ([]Change, error) {
 	for _, u := range h.Units {
 		c = append(c, Change{Path: "/etc/systemd/system/" + u.Name, Link: "/dev/null", Why: "mask " + u.Name})
 	}
-	if f := h.Freshclam; f != nil && !f.Enabled && !f.Masked && f.Path != "" {
+	if f := h.Freshclam; p.Edge == nil && f != nil && !f.Enabled && !f.Masked && f.Path != "" {
 		c = append(c, Change{Path: "/etc/systemd/system/multi-user.target.wants/" + f.Name, Link: f.Path, Why: "enable " + f.Name})
 	}
 	return c, nil
@@ -138,6 +165,9 @@ func (p *Plan) desired(opts Options) ([]Change, error) {
 func (p *Plan) gatewayUnit(tcp bool) (Change, error) {
 	h := p.Host
 	full := GatewayUnitFile(tcp, h.Binary)
+	if p.Edge != nil {
+		full = EdgeGatewayUnitFile(tcp, h.Binary, p.Edge)
+	}
 	if h.PackagedUnit == "" {
 		return file(GatewayUnit, full, "the gateway, hardened"), nil
 	}
@@ -208,8 +238,12 @@ func (p *Plan) notes(opts Options) {
 	h, e := p.Host, p.Engine
 	add := func(format string, a ...any) { p.Notes = append(p.Notes, fmt.Sprintf(format, a...)) }
 	add("host: %s family; clients detected: %s", h.Family, strings.Join(orNone(ClientsOf(h).Names()), ", "))
-	p.engineNotes(opts, add)
-	add("database: %s, %d bytes on disk -> MemoryHigh=%dM MemoryMax=%dM", h.DBDir, h.DBBytes, e.Mem.HighMiB, e.Mem.MaxMiB)
+	if p.Edge != nil {
+		p.edgeNotes(add)
+	} else {
+		p.engineNotes(opts, add)
+		add("database: %s, %d bytes on disk -> MemoryHigh=%dM MemoryMax=%dM", h.DBDir, h.DBBytes, e.Mem.HighMiB, e.Mem.MaxMiB)
+	}
 	p.unitNotes(add)
 	for _, conf := range h.ClamdConf {
 		if slices.Contains(clamdscanConfs, conf) {
@@ -277,6 +311,10 @@ func (p *Plan) unitNotes(add func(string, ...any)) {
 			why = "; wanted by " + strings.Join(u.WantedBy, ", ") + ", so stopping it is not enough: masked (trap 2)"
 		}
 		add("unit %s: %s%s", u.Name, state, why)
+	}
+	if p.Edge != nil {
+		freshclamEdgeNote(h, add)
+		return
 	}
 	switch f := h.Freshclam; {
 	case f == nil:

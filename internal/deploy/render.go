@@ -247,17 +247,42 @@ KeyringMode=private
 // has no CAP_FSETID and writes only its sockets' directories.
 func GatewayUnitFile(tcp bool, binary string) string {
 	net := "RestrictAddressFamilies=AF_UNIX\nPrivateNetwork=yes\nIPAddressDeny=any\n"
-	sockets := ""
 	if tcp {
 		net += "IPAddressAllow=localhost\n"
+	}
+	return gatewayUnit(tcp, binary, "Requires=clamgate-clamd.service\nAfter=clamgate-clamd.service network.target\n", net)
+}
+
+// EdgeGatewayUnitFile is clamgate.service on an edge host: no engine to
+// require, and the pool to reach over TCP, so AF_INET/AF_INET6 and the
+// host's network, restricted to the pool's addresses when it is named by
+// them (EdgeNetwork).
+func EdgeGatewayUnitFile(tcp bool, binary string, e *Edge) string {
+	deps := "Wants=network-online.target\nAfter=network-online.target\n"
+	return gatewayUnit(tcp, binary, deps, EdgeNetwork(e))
+}
+
+// EdgeNetwork is the edge unit's network lines. With the pool named by
+// addresses, IPAddressDeny=any allows loopback (clamgate.socket's
+// listeners) and those addresses only; a pool named by DNS needs the
+// resolver too, which IPAddressAllow= cannot name, so no address filter.
+func EdgeNetwork(e *Edge) string {
+	net := "# The pool is reached over TCP (mutual TLS): no PrivateNetwork=.\nRestrictAddressFamilies=AF_UNIX AF_INET AF_INET6\n"
+	if ips := e.pinnedIPs(); ips != nil {
+		return net + "IPAddressDeny=any\nIPAddressAllow=localhost " + strings.Join(ips, " ") + "\n"
+	}
+	return net + "# The pool is named by DNS: IPAddressAllow= takes addresses only, so no address filter.\n"
+}
+
+func gatewayUnit(tcp bool, binary, deps, net string) string {
+	sockets := ""
+	if tcp {
 		sockets = "Requires=clamgate.socket\nAfter=clamgate.socket\n"
 	}
 	return header + `[Unit]
 Description=clamgate: one hardened clamd gateway for every local ClamAV client
 Documentation=file:///usr/share/doc/clamgate/README.md
-Requires=clamgate-clamd.service
-After=clamgate-clamd.service network.target
-` + sockets + `
+` + deps + sockets + `
 [Service]
 Type=notify
 NotifyAccess=main
@@ -308,7 +333,9 @@ func Tmpfiles(h *Host, e Engine) string {
 	var b strings.Builder
 	b.WriteString(header)
 	b.WriteString("d /run/clamgate 0755 clamgate clamgate -\n")
-	fmt.Fprintf(&b, "d %s 2750 %d clamgate -\n", EngineDir, e.HostUID())
+	if e.Kind != KindEdge {
+		fmt.Fprintf(&b, "d %s 2750 %d clamgate -\n", EngineDir, e.HostUID())
+	}
 	if e.Kind == KindContainer && !e.Image.Upstream {
 		fmt.Fprintf(&b, "d %s 0700 %d %d 1d\n", EngineTmp, e.HostUID(), e.HostGID())
 	}

@@ -58,6 +58,9 @@ func (e Engine) dbInside() string {
 
 func (p *Plan) engineChanges() []Change {
 	e, h := p.Engine, p.Host
+	if e.Kind == KindEdge {
+		return nil
+	}
 	if e.Kind != KindUnit {
 		return []Change{
 			file(EngineUnit, e.PlainUnit(), "the engine container, podman run"),

@@ -47,12 +47,22 @@ func checkClamdLimits(ctx context.Context, h *host) verdict {
 		})
 }
 
+// askLimits sends the probe to one backend; a tls: one (an edge's pool)
+// is asked with the gateway's certificate.
 func askLimits(ctx context.Context, env *Env, addr string, probe []byte) (string, error) {
 	c, err := clamd.New(addr, env.timeout())
+	if strings.HasPrefix(addr, "tls:") {
+		var dial clamd.DialFunc
+		if dial, err = tlsDialer(env); err == nil {
+			c, err = clamd.NewTLS(addr, env.timeout(), dial)
+		}
+	}
 	if err != nil {
 		return "", err
 	}
-	c.Dial = env.Dial
+	if !c.TLS {
+		c.Dial = env.Dial
+	}
 	ctx, cancel := context.WithTimeout(ctx, env.timeout())
 	defer cancel()
 	return c.Instream(ctx, bytes.NewReader(probe))

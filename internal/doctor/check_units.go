@@ -130,7 +130,7 @@ func checkUnitsWants(_ context.Context, h *host) verdict {
 
 func exposureCheck() check {
 	return check{
-		id: "unit-exposure", title: "the gateway's own unit is hardened (systemd-analyze security)", expected: "<= 1.0 (warn <= 3.0)",
+		id: "unit-exposure", title: "the gateway's own unit is hardened (systemd-analyze security)", expected: "<= 1.0, on an edge 1.5 (warn <= 3.0)",
 		source: "The gateway opens clients' files and holds their sockets; its unit should grant it nothing more (Debian's clamav-daemon.service scores 9.6). docs/doctor.md#unit-exposure", offline: true,
 		run: checkExposure,
 	}
@@ -163,8 +163,15 @@ func checkExposure(ctx context.Context, h *host) verdict {
 	}
 	score, _ := strconv.ParseFloat(m[1], 64)
 	measured := fmt.Sprintf("%s: %s %s", shown, m[1], m[2])
+	// An edge's gateway reaches the pool over TCP: AF_INET and the host's
+	// network cost it about 0.8 (deploy's TestEdgeUnitHardening).
+	limit := 1.0
+	if isEdge(h.env) {
+		limit = 1.5
+		measured += " (edge: reaches the pool over TCP)"
+	}
 	switch {
-	case score <= 1.0:
+	case score <= limit:
 		return pass(measured)
 	case score <= 3.0:
 		return verdict{status: Warn, measured: measured, fix: "restore the hardening options of " + GatewayUnit + " (clamgate deploy apply)"}

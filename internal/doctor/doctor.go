@@ -116,7 +116,7 @@ func fold[T any](items []T, fix string, judge func(T) (Status, string)) verdict 
 func Run(ctx context.Context, env *Env) *Report {
 	h := newHost(env)
 	r := &Report{Checks: []Result{}, Offline: env.Offline}
-	quick := h.quickStart()
+	quick, edge := h.quickStart(), isEdge(env)
 	for _, c := range checks() {
 		if env.Offline && !c.offline {
 			continue
@@ -124,7 +124,15 @@ func Run(ctx context.Context, env *Env) *Report {
 		if env.Select != nil && !env.Select(c.id) {
 			continue
 		}
-		v := c.run(ctx, h)
+		var v verdict
+		if edge && engineRow(c.id) {
+			v = pass("edge: the engine is the pool's, none on this host (edge-pool, edge-no-clamd)")
+		} else {
+			v = c.run(ctx, h)
+		}
+		if edge && (c.id == "database" || c.id == "freshclam") {
+			v = edgeDatabase(v)
+		}
 		if quick && deploymentRow(c.id) {
 			v = notDeployed(v)
 		}
@@ -161,6 +169,8 @@ func checks() []check {
 		gatewayEngineCheck(),
 		listenersCheck(),
 		tlsCheck(),
+		edgePoolCheck(),
+		edgeNoClamdCheck(),
 		clamdUIDCheck(),
 		clamdCapEffCheck(),
 		clamdCapBndCheck(),

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -32,11 +34,14 @@ type telemetry struct {
 	// which must never make the gateway Ready for real traffic (a pod
 	// behind a Service, a health-checked backend).
 	testDatabase bool
+	// remote: every backend is another gateway (tls:), a central one or
+	// an edge's pool, which a restart of this gateway cannot bring back.
+	remote bool
 }
 
 func newTelemetry(cfg *config.Config, pool *clamd.Pool, eng *engine.Engine, log *slog.Logger) *telemetry {
 	t := &telemetry{metrics: metrics.New(), pool: pool, engine: eng, log: log,
-		testDatabase: cfg.Engine != nil && cfg.Engine.Database == engine.TestDatabase}
+		testDatabase: cfg.Engine != nil && cfg.Engine.Database == engine.TestDatabase, remote: remoteOnly(cfg)}
 	t.metrics.SetBackends(t.backends)
 	switch {
 	case eng != nil:
@@ -121,6 +126,25 @@ func (t *telemetry) healthy() error {
 	return err
 }
 
+// alive is what systemd's watchdog is fed on: clamd answering (healthy,
+// not ready: a long reload or the test database is no reason to be
+// killed), except with remote backends only. An edge whose pool is down keeps serving (its
+// clients get ERROR, the milter tempfails) and is ready again as soon as
+// the pool answers; withholding the pings would only have systemd kill
+// and restart it every WatchdogSec for as long as the pool is away.
+func (t *telemetry) alive() error {
+	if t.remote {
+		return nil
+	}
+	return t.healthy()
+}
+
+// remoteOnly: the configuration's backends, fallback included, are all tls:.
+func remoteOnly(cfg *config.Config) bool {
+	all := append(slices.Clone(cfg.Backends), cfg.Fallback)
+	return len(cfg.Backends) > 0 && !slices.ContainsFunc(all, func(b string) bool { return b != "" && !strings.HasPrefix(b, "tls:") })
+}
+
 // start binds the HTTP listener, so that a bad address stops the gateway
 // at once, and serves it in the background.
 func (t *telemetry) start(ctx context.Context, bg interface{ Go(func()) }, inherited map[string]net.Listener) error {
@@ -150,6 +174,6 @@ func (t *telemetry) start(ctx context.Context, bg interface{ Go(func()) }, inher
 func (t *telemetry) serving(ctx context.Context, bg interface{ Go(func()) }) {
 	t.answered.Store(true)
 	if status.NotifyReady(t.log) {
-		bg.Go(func() { status.Watchdog(ctx, t.healthy, t.log) })
+		bg.Go(func() { status.Watchdog(ctx, t.alive, t.log) })
 	}
 }
