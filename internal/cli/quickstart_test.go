@@ -81,7 +81,9 @@ echo 'not a signature at all' > /var/lib/clamav/broken.ndb`
 // TestQuickStart: scripts/run.sh on a host with no /run/clamgate,
 // /var/lib/clamgate or state directory, and again where an earlier run
 // left them to another user, answers EICAR through real clamdscan and
-// clamgate scan within 30 s of starting; doctor's first row is the
+// clamgate scan within 2 minutes of starting (the time is logged as a
+// figure: 2-8 s on a quiet machine; the bound only catches a start that
+// never answers, as it once did, not a slow one on a loaded machine); doctor's first row is the
 // gateway's own engine, passing, and every clamd row passes.
 func TestQuickStart(t *testing.T) {
 	if os.Geteuid() != 0 {
@@ -110,8 +112,8 @@ func TestQuickStart(t *testing.T) {
 			if got["CLAMDSCAN_EXIT"] != "1" || !strings.Contains(got["CLAMDSCAN"], "Eicar-Test-Signature") {
 				t.Fatalf("clamdscan did not find EICAR: exit %s %q\n%s", got["CLAMDSCAN_EXIT"], got["CLAMDSCAN"], got["RUNLOG"])
 			}
-			if ms > 30000 {
-				t.Errorf("the first verdict took %d ms, more than 30 s\n%s", ms, got["RUNLOG"])
+			if ms > 120000 {
+				t.Errorf("the first verdict took %d ms, more than 2 minutes\n%s", ms, got["RUNLOG"])
 			}
 			if got["SCAN_EXIT"] != "1" || !strings.Contains(got["SCAN"], "FOUND") {
 				t.Errorf("clamgate scan: exit %s %q", got["SCAN_EXIT"], got["SCAN"])
