@@ -24,6 +24,7 @@ type telemetry struct {
 	engine   *engine.Engine // the managed clamd, or nil
 	http     *status.Server
 	log      *slog.Logger
+	reload   *dbReload // the database's reloads, which make the gateway not ready while they hold scans
 }
 
 func newTelemetry(cfg *config.Config, pool *clamd.Pool, eng *engine.Engine, log *slog.Logger) *telemetry {
@@ -48,6 +49,7 @@ func newTelemetry(cfg *config.Config, pool *clamd.Pool, eng *engine.Engine, log 
 
 // follow reports the database the lifecycle keeps loaded.
 func (t *telemetry) follow(life *lifecycle) {
+	t.reload = life.reloader
 	t.metrics.SetDatabase(func() (int, int, time.Time, bool) {
 		s := life.loaded.Load()
 		if s == nil {
@@ -77,6 +79,11 @@ func (t *telemetry) backends() []metrics.BackendState {
 // PING only once it has). While it does not, a managed clamd that keeps
 // exiting is named as the reason, with its last error line.
 func (t *telemetry) ready() error {
+	if t.reload != nil {
+		if err := t.reload.notReady(); err != nil {
+			return err
+		}
+	}
 	err := t.pool.Ready()
 	if !t.answered.Load() {
 		err = errors.New("clamd has not answered yet (loading its database?)")
