@@ -69,6 +69,7 @@ internal/docs       | -                                                         
 bench/benchenv      | addr clamd rss                                                        | -                                                                                    | -
 bench/up            | bench/benchenv clamd                                                  | -                                                                                    | -
 bench/gensigs       | -                                                                     | -                                                                                    | -
+bench/poolsim       | -                                                                     | -                                                                                    | -
 bench/httpfront     | -                                                                     | -                                                                                    | -
 bench/instream      | bench/benchenv                                                        | -                                                                                    | -
 bench/icap/load     | bench/benchenv                                                        | -                                                                                    | -
