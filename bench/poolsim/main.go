@@ -19,15 +19,15 @@ import (
 func main() {
 	p := Params{Mode: "staggered"}
 	flag.IntVar(&p.Pods, "pods", 0, "pods in the pool (0: from -per-day by the sizing formula)")
-	flag.Float64Var(&p.PodRate, "rate", 60, "scans/s one pod serves (50 KiB mail, 2 cores, 3 M signatures: docs/scaling.md)")
+	flag.Float64Var(&p.PodRate, "rate", 7.5, "scans/s one pod serves (50 KiB mail, 2 cores × 3.77/s, 3 M synthetic signatures: docs/scaling.md)")
 	flag.IntVar(&p.Cores, "cores", 2, "cores per pod")
-	perDay := flag.Float64("per-day", 5e6, "scans a day (messages or downloads)")
+	perDay := flag.Float64("per-day", 1e6, "scans a day (messages or downloads)")
 	flag.Float64Var(&p.PeakFactor, "peak", 3, "peak ÷ mean demand")
 	flag.Float64Var(&p.PeakHour, "peak-hour", 14, "hour of the peak")
 	util := flag.Float64("utilisation", 0.7, "target utilisation of the pods the peak needs")
 	flag.IntVar(&p.Updates, "updates", 24, "database updates a day (freshclam checks 24 times a day by default)")
 	flag.DurationVar(&p.Offset, "offset", 14*time.Minute, "first update after midnight")
-	flag.DurationVar(&p.Reload, "reload", 30*time.Second, "a reload's hold (frugal) or load (concurrent)")
+	flag.DurationVar(&p.Reload, "reload", 70*time.Second, "a reload's hold (frugal) or load (concurrent)")
 	flag.DurationVar(&p.Unready, "unready", 5*time.Second, "[database] stagger_unready")
 	flag.DurationVar(&p.Handover, "handover", time.Second, "lease released → taken by the next pod")
 	flag.Parse()
@@ -39,7 +39,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "poolsim: need -pods ≥ 1 (or -per-day), -rate > 0, -updates ≥ 1")
 		os.Exit(2)
 	}
-	fmt.Printf("pool: %d pods × %.0f scans/s; demand %.0f scans/day = %.1f/s mean, %.1f/s at the %.0f:00 peak (×%.1f); %d updates/day, reload %s, unready %s\n",
+	fmt.Printf("pool: %d pods × %.1f scans/s; demand %.0f scans/day = %.1f/s mean, %.1f/s at the %.0f:00 peak (×%.1f); %d updates/day, reload %s, unready %s\n",
 		p.Pods, p.PodRate, *perDay, p.MeanRate, p.MeanRate*p.PeakFactor, p.PeakHour, p.PeakFactor, p.Updates, p.Reload, p.Unready)
 	fmt.Printf("%-12s %8s %14s %12s %11s %11s %10s %10s\n", "reloads", "min pods", "min capacity/s", "min headroom", "overload s", "no-pod s", "refused", "max wait s")
 	for _, m := range Modes {
