@@ -49,7 +49,7 @@ internal/metrics    | buildinfo rss scan                                        
 internal/startup    | addr config listen policy sigdb                                       | golang.org/x/sys                                                                     | -
 internal/config     | addr listen policy scan sigdb tlsid                                      | github.com/pelletier/go-toml/v2                                                      | -
 internal/listen     | addr                                                                  | github.com/coreos/go-systemd/v22 golang.org/x/sys                                    | -
-internal/kubelease  | -                                                                     | k8s.io/api k8s.io/apimachinery                                                       | -
+internal/kubelease  | -                                                                     | -                                                                                    | testenv k8s.io/api
 internal/tlsid      | -                                                                     | github.com/fsnotify/fsnotify                                                         | -
 internal/identity   | policy                                                                | golang.org/x/sys                                                                     | listen
 internal/scan       | hangup                                                                | golang.org/x/sys                                                                     | hangup golang.org/x/sys

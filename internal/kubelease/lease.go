@@ -3,9 +3,11 @@
 // time does something that takes it out of service (a frugal reload).
 //
 // It is a small REST client over net/http with the pod's service-account
-// token and the k8s.io/api types, not client-go: the gateway needs three
-// calls on one object, and client-go's leader election would add its
-// informers, caches and transport stack to every gateway binary.
+// token, not client-go: the gateway needs three calls on one object. It
+// declares the Lease's fields itself rather than importing k8s.io/api's
+// types, which link k8s.io/apimachinery and a dozen more modules (4.2 MB,
+// a fifth of the binary); the tests decode what it sends strictly into
+// k8s.io/api's types, so a misspelt field fails there.
 //
 // Like client-go's leader election, a lease held by another pod is taken
 // over only after this pod has seen it unchanged for its whole duration,
@@ -32,10 +34,53 @@ import (
 	"strings"
 	"sync"
 	"time"
-
-	coordinationv1 "k8s.io/api/coordination/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
+
+// wireLease is the part of a coordination.k8s.io/v1 Lease this package reads
+// and writes. Metadata goes back as it was read: its resourceVersion makes
+// every update conditional (a conflict means another pod was first), and
+// labels or annotations someone else set are kept.
+type wireLease struct {
+	APIVersion string          `json:"apiVersion"`
+	Kind       string          `json:"kind"`
+	Metadata   json.RawMessage `json:"metadata"`
+	Spec       wireSpec        `json:"spec"`
+}
+
+type wireSpec struct {
+	HolderIdentity       *string `json:"holderIdentity,omitempty"`
+	LeaseDurationSeconds *int32  `json:"leaseDurationSeconds,omitempty"`
+	AcquireTime          *string `json:"acquireTime,omitempty"` // MicroTime: RFC 3339 with microseconds
+	RenewTime            *string `json:"renewTime,omitempty"`
+	LeaseTransitions     *int32  `json:"leaseTransitions,omitempty"`
+	// Kept as read: coordinated leader election's fields.
+	Strategy        *string `json:"strategy,omitempty"`
+	PreferredHolder *string `json:"preferredHolder,omitempty"`
+}
+
+type wireMeta struct {
+	Name            string `json:"name"`
+	Namespace       string `json:"namespace,omitempty"`
+	ResourceVersion string `json:"resourceVersion,omitempty"`
+}
+
+// resourceVersion is the lease's version; "" when unreadable.
+func (w *wireLease) resourceVersion() string {
+	var m wireMeta
+	json.Unmarshal(w.Metadata, &m)
+	return m.ResourceVersion
+}
+
+// microTime is a Kubernetes MicroTime.
+func microTime(t time.Time) *string {
+	s := t.UTC().Format("2006-01-02T15:04:05.000000Z07:00")
+	return &s
+}
+
+// wireStatus is the API's error body.
+type wireStatus struct {
+	Message string `json:"message"`
+}
 
 // ServiceAccountDir is where Kubernetes mounts a pod's API credentials.
 const ServiceAccountDir = "/var/run/secrets/kubernetes.io/serviceaccount"
@@ -170,7 +215,7 @@ type observation struct {
 
 // tryAcquire takes the lease when it is free; nil, nil when another pod
 // holds it.
-func (l *Lease) tryAcquire(ctx context.Context, seen *observation) (*coordinationv1.Lease, error) {
+func (l *Lease) tryAcquire(ctx context.Context, seen *observation) (*wireLease, error) {
 	cur, code, err := l.do(ctx, http.MethodGet, l.url, nil)
 	if code == http.StatusNotFound {
 		created, code, err := l.do(ctx, http.MethodPost, strings.TrimSuffix(l.url, "/"+url.PathEscape(l.cfg.Name)), l.claim(nil))
@@ -183,8 +228,8 @@ func (l *Lease) tryAcquire(ctx context.Context, seen *observation) (*coordinatio
 		return nil, err
 	}
 	holder := ptrOr(cur.Spec.HolderIdentity)
-	if cur.ResourceVersion != seen.version {
-		*seen = observation{version: cur.ResourceVersion, holder: holder, at: time.Now()}
+	if v := cur.resourceVersion(); v != seen.version {
+		*seen = observation{version: v, holder: holder, at: time.Now()}
 	}
 	duration := time.Duration(ptrOr(cur.Spec.LeaseDurationSeconds)) * time.Second
 	if holder != "" && holder != l.cfg.Holder && time.Since(seen.at) < duration {
@@ -202,25 +247,27 @@ func (l *Lease) tryAcquire(ctx context.Context, seen *observation) (*coordinatio
 
 // claim is the lease with this pod as its holder from now; cur nil for a
 // new one.
-func (l *Lease) claim(cur *coordinationv1.Lease) *coordinationv1.Lease {
-	now := metav1.NewMicroTime(time.Now())
-	next := &coordinationv1.Lease{}
+func (l *Lease) claim(cur *wireLease) *wireLease {
+	now := microTime(time.Now())
+	next := &wireLease{}
 	if cur != nil {
-		next = cur.DeepCopy()
+		next.Metadata, next.Spec = cur.Metadata, cur.Spec
+	} else {
+		next.Metadata, _ = json.Marshal(wireMeta{Name: l.cfg.Name, Namespace: l.cfg.Namespace})
 	}
-	next.Name, next.Namespace = l.cfg.Name, l.cfg.Namespace
+	next.APIVersion, next.Kind = "coordination.k8s.io/v1", "Lease"
 	if ptrOr(next.Spec.HolderIdentity) != l.cfg.Holder {
 		transitions := ptrOr(next.Spec.LeaseTransitions) + 1
 		next.Spec.LeaseTransitions = &transitions
-		next.Spec.AcquireTime = &now
+		next.Spec.AcquireTime = now
 	}
 	holder, seconds := l.cfg.Holder, int32(l.cfg.Duration/time.Second)
-	next.Spec.HolderIdentity, next.Spec.LeaseDurationSeconds, next.Spec.RenewTime = &holder, &seconds, &now
+	next.Spec.HolderIdentity, next.Spec.LeaseDurationSeconds, next.Spec.RenewTime = &holder, &seconds, now
 	return next
 }
 
 // keep renews the lease every third of its duration until released.
-func (l *Lease) keep(cur *coordinationv1.Lease) func() {
+func (l *Lease) keep(cur *wireLease) func() {
 	l.log.Info("kubernetes lease taken", "lease", l, "holder", l.cfg.Holder)
 	ctx, cancel := context.WithCancel(context.Background())
 	var mu sync.Mutex // cur, between the renewals and the release
@@ -258,13 +305,13 @@ func (l *Lease) keep(cur *coordinationv1.Lease) func() {
 }
 
 // give hands the lease back: no holder, so the next pod takes it at once.
-func (l *Lease) give(cur *coordinationv1.Lease) {
+func (l *Lease) give(cur *wireLease) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	next := cur.DeepCopy()
+	next := *cur
 	one := int32(1)
 	next.Spec.HolderIdentity, next.Spec.LeaseDurationSeconds = nil, &one
-	if _, _, err := l.do(ctx, http.MethodPut, l.url, next); err != nil {
+	if _, _, err := l.do(ctx, http.MethodPut, l.url, &next); err != nil {
 		l.log.Warn("kubernetes lease: not given back; it expires by itself", "lease", l, "after", l.cfg.Duration, "err", err)
 		return
 	}
@@ -273,7 +320,7 @@ func (l *Lease) give(cur *coordinationv1.Lease) {
 
 // do sends one request and decodes the lease it answers; the status code
 // is returned even with an error, so callers can tell a conflict.
-func (l *Lease) do(ctx context.Context, method, u string, body *coordinationv1.Lease) (*coordinationv1.Lease, int, error) {
+func (l *Lease) do(ctx context.Context, method, u string, body *wireLease) (*wireLease, int, error) {
 	var in io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
@@ -305,13 +352,13 @@ func (l *Lease) do(ctx context.Context, method, u string, body *coordinationv1.L
 		return nil, resp.StatusCode, err
 	}
 	if resp.StatusCode/100 != 2 {
-		var st metav1.Status
+		var st wireStatus
 		if json.Unmarshal(raw, &st) == nil && st.Message != "" {
 			return nil, resp.StatusCode, fmt.Errorf("%s %s: %d %s", method, u, resp.StatusCode, st.Message)
 		}
 		return nil, resp.StatusCode, fmt.Errorf("%s %s: %s", method, u, resp.Status)
 	}
-	var out coordinationv1.Lease
+	var out wireLease
 	if err := json.Unmarshal(raw, &out); err != nil {
 		return nil, resp.StatusCode, fmt.Errorf("%s %s: %w", method, u, err)
 	}
