@@ -78,12 +78,20 @@ func (t *telemetry) backends() []metrics.BackendState {
 // ready: a backend answers, and clamd has loaded its database (it answers
 // PING only once it has). While it does not, a managed clamd that keeps
 // exiting is named as the reason, with its last error line.
+//
+// A reload that holds scans makes /readyz false too (a Service then sends
+// clients to other pods), but not systemd's watchdog: a frugal reload may
+// outlast WatchdogSec, and restarting the gateway would not end it.
 func (t *telemetry) ready() error {
 	if t.reload != nil {
 		if err := t.reload.notReady(); err != nil {
 			return err
 		}
 	}
+	return t.engineReady()
+}
+
+func (t *telemetry) engineReady() error {
 	err := t.pool.Ready()
 	if !t.answered.Load() {
 		err = errors.New("clamd has not answered yet (loading its database?)")
@@ -125,6 +133,6 @@ func (t *telemetry) start(ctx context.Context, bg interface{ Go(func()) }, inher
 func (t *telemetry) serving(ctx context.Context, bg interface{ Go(func()) }) {
 	t.answered.Store(true)
 	if status.NotifyReady(t.log) {
-		bg.Go(func() { status.Watchdog(ctx, t.ready, t.log) })
+		bg.Go(func() { status.Watchdog(ctx, t.engineReady, t.log) })
 	}
 }
