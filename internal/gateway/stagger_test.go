@@ -35,7 +35,18 @@ type pod struct {
 // served the new signature, and the concurrent pod never takes the lease.
 func TestStaggeredReloads(t *testing.T) {
 	k := testenv.StartLeaseAPI(t)
-	creds := k.Credentials
+	staggeredReloads(t, k.Host, k.Port, k.Credentials)
+}
+
+// TestStaggeredReloadsKubeAPI: the same against a real kube-apiserver (and
+// etcd) with the chart's RBAC for the pods' service account.
+func TestStaggeredReloadsKubeAPI(t *testing.T) {
+	k := testenv.StartKubeAPI(t, "clamgate")
+	k.GrantLease(t, "clamgate", "pool-reload")
+	staggeredReloads(t, k.Host, k.Port, k.Credentials(t, "clamgate"))
+}
+
+func staggeredReloads(t *testing.T, host, port, creds string) {
 	dir := testenv.TempDir(t)
 	bin := buildClamgate(t, dir)
 	var pods []*pod
@@ -44,7 +55,7 @@ func TestStaggeredReloads(t *testing.T) {
 		p := &pod{name: fmt.Sprintf("pod-%d", i), c: testenv.StartClamd(t, testenv.ClamdOptions{SlowSignatures: 30000,
 			Extra: []string{"ConcurrentDatabaseReload " + conc, "SelfCheck 0"}})}
 		conf := writePodConfig(t, dir, p, mode, creds, "15m")
-		startPod(t, bin, conf, p, k)
+		startPod(t, bin, conf, p, host, port)
 		pods = append(pods, p)
 	}
 	for _, p := range pods {
@@ -128,7 +139,7 @@ func TestStaggerFailsOpen(t *testing.T) {
 	k.SetDown(true)
 	dir := testenv.TempDir(t)
 	p := &pod{name: "pod-down", c: testenv.StartClamd(t, testenv.ClamdOptions{Extra: []string{"ConcurrentDatabaseReload no", "SelfCheck 0"}})}
-	startPod(t, buildClamgate(t, dir), writePodConfig(t, dir, p, "frugal", k.Credentials, "1s"), p, k)
+	startPod(t, buildClamgate(t, dir), writePodConfig(t, dir, p, "frugal", k.Credentials, "1s"), p, k.Host, k.Port)
 	waitPodLog(t, p, "signature database (start)", 30*time.Second)
 	freshclamWrite(t, p.c.DBDir, "fresh.ndb", fmt.Sprintf("Clamgate.Down:0:*:%x\n", "stagger-fails-open"))
 	waitPodLog(t, p, "reload: no turn within stagger_wait; reloading anyway after a random pause", 30*time.Second)
@@ -141,13 +152,13 @@ func TestStaggerFailsOpen(t *testing.T) {
 // startPod runs the gateway as its own process, with the environment a
 // pod's container has: the API's service address and the downward API's
 // POD_NAME and POD_NAMESPACE.
-func startPod(t *testing.T, bin, conf string, p *pod, k *testenv.LeaseAPI) {
+func startPod(t *testing.T, bin, conf string, p *pod, host, port string) {
 	t.Helper()
 	out, err := os.Create(p.log)
 	must(t, err)
 	cmd := exec.Command(bin, "serve", "--config", conf)
 	cmd.Env = append(os.Environ(), "POD_NAME="+p.name, "POD_NAMESPACE=default",
-		"KUBERNETES_SERVICE_HOST="+k.Host, "KUBERNETES_SERVICE_PORT="+k.Port)
+		"KUBERNETES_SERVICE_HOST="+host, "KUBERNETES_SERVICE_PORT="+port)
 	cmd.Stdout, cmd.Stderr = out, out
 	must(t, cmd.Start())
 	t.Cleanup(func() {
