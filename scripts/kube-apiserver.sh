@@ -9,7 +9,8 @@
 #   scripts/kube-apiserver.sh            # → /var/cache/clamgate-kube/kube-apiserver-v1.37.2
 #   KUBE_VERSION=v1.37.2 KUBE_CACHE=/tmp/kc scripts/kube-apiserver.sh
 #
-# It runs with Debian's etcd-server (3.4): see docs/scaling.md.
+# It runs with Debian's etcd-server 3.4 (testenv.StartKubeAPI passes
+# --endpoint-reconciler-type none so that it may advertise 127.0.0.1).
 set -euo pipefail
 
 version=${KUBE_VERSION:-v1.37.2}

@@ -15,9 +15,9 @@ import (
 )
 
 // These run against testenv's stand-in for the Lease API (resourceVersion
-// preconditions, 409 on a stale update, bearer token, TLS); with a real
-// kube-apiserver built by scripts/kube-apiserver.sh, the same turn-taking
-// is checked there (docs/scaling.md says how).
+// preconditions, 409 on a stale update, bearer token, TLS), which can
+// fail on demand; lease_kube_test.go checks the same turn-taking against a
+// real kube-apiserver (scripts/kube-apiserver.sh).
 
 func newLease(t *testing.T, api *testenv.LeaseAPI, name, holder string, d time.Duration) *kubelease.Lease {
 	t.Helper()
