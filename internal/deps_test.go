@@ -35,7 +35,7 @@ const allowed = `
 package             | imports (internal)                                                    | third-party modules                                                                  | tests also import
 cmd/clamgate        | cli                                                                   | -                                                                                    | -
 internal/cli        | addr buildinfo clamd config deploy doctor engine gateway identity manual milter scan sigdb startup tlsid | golang.org/x/sys                                                                     | testenv
-internal/gateway    | clamd clamdproto config engine hangup httpapi icap identity listen metrics milter pathscan policy scan sigdb startup status tlsid | - | testenv testuser golang.org/x/sys github.com/d--j/go-milter
+internal/gateway    | clamd clamdproto config engine hangup httpapi icap identity kubelease listen metrics milter pathscan policy scan sigdb startup status tlsid | - | testenv testuser golang.org/x/sys github.com/d--j/go-milter
 internal/engine     | clamd config rss sandbox sigdb                                        | golang.org/x/sys                                                                     | testuser
 internal/testenv    | addr clamd config gateway                                             | -                                                                                    | -
 internal/testuser   | -                                                                     | -                                                                                    | -
@@ -50,6 +50,7 @@ internal/metrics    | buildinfo rss scan                                        
 internal/startup    | addr config listen policy sigdb tlsid                                 | golang.org/x/sys                                                                     | -
 internal/config     | addr policy scan tlsid                                                   | github.com/pelletier/go-toml/v2                                                      | -
 internal/listen     | addr                                                                  | github.com/coreos/go-systemd/v22 golang.org/x/sys                                    | -
+internal/kubelease  | -                                                                     | -                                                                                    | testenv k8s.io/api
 internal/tlsid      | -                                                                     | github.com/fsnotify/fsnotify                                                         | -
 internal/identity   | policy                                                                | golang.org/x/sys                                                                     | listen
 internal/scan       | hangup                                                                | golang.org/x/sys                                                                     | hangup golang.org/x/sys
@@ -71,6 +72,7 @@ internal/docs       | -                                                         
 bench/benchenv      | addr clamd rss                                                        | -                                                                                    | -
 bench/up            | bench/benchenv clamd                                                  | -                                                                                    | -
 bench/gensigs       | -                                                                     | -                                                                                    | -
+bench/poolsim       | -                                                                     | -                                                                                    | -
 bench/httpfront     | -                                                                     | -                                                                                    | -
 bench/instream      | bench/benchenv                                                        | -                                                                                    | -
 bench/icap/load     | bench/benchenv                                                        | -                                                                                    | -

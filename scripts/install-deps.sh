@@ -12,6 +12,7 @@ testing=(clamav-testfiles python3-pyclamd libclamav-client-perl amavisd-new acl 
          mmdebstrap    # e2e/rehearse.sh builds the rehearsal host with it
          prometheus    # promtool: the alert rules and dashboard queries in monitoring/
          chromium curl # the HTTP front's status page rendered headless; curl as an API client
+         etcd-server   # behind the kube-apiserver (scripts/kube-apiserver.sh) of the Lease tests
          systemd man-db python3) # systemd-analyze scores the units; man lints the pages; listen's peer
 
 want=("${runtime[@]}")

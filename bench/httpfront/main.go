@@ -42,6 +42,7 @@ func main() {
 	pid := flag.Int("pid", 0, "gateway pid, for -rss-uploads")
 	rssUploads := flag.Int("rss-uploads", 0, "concurrent uploads for the RSS measurement (0 = throughput mode)")
 	rssSize := flag.Int64("rss-size", 100<<20, "bytes per upload in the RSS measurement")
+	cpuPids := flag.String("cpu-pids", "", "comma-separated pids (gateway, clamd): also print scans per CPU-second they spent, per front (docs/scaling.md)")
 	flag.Parse()
 	if *rssUploads > 0 {
 		rssRun(*httpAddr, *pid, *rssUploads, *rssSize)
@@ -74,12 +75,21 @@ func main() {
 				order = []side{sides[1], sides[0]}
 			}
 			for _, s := range order {
-				res[s.name].add(run(s, size, *conc, *round))
+				before := cpuSeconds(*cpuPids)
+				r := run(s, size, *conc, *round)
+				r.cpu = cpuSeconds(*cpuPids) - before
+				res[s.name].add(r)
 			}
 		}
 		for _, s := range sides {
 			x := res[s.name]
 			fmt.Printf("%-8d %-6s %10.1f %10.2f %10.2f %8d\n", size, s.name, float64(len(x.lat))/x.elapsed.Seconds(), pct(x.lat, 50), pct(x.lat, 99), x.errors)
+		}
+		if *cpuPids != "" {
+			for _, s := range sides {
+				x := res[s.name]
+				fmt.Printf("CPU size=%d front=%s scans=%d cpu_seconds=%.2f scans_per_cpu_second=%.2f\n", size, s.name, len(x.lat), x.cpu, float64(len(x.lat))/x.cpu)
+			}
 		}
 		c, h := res["clamd"], res["http"]
 		fmt.Printf("RESULT size=%d http/clamd throughput=%.2f p99=%.2f\n", size,
@@ -96,12 +106,36 @@ type result struct {
 	lat     []time.Duration
 	elapsed time.Duration
 	errors  int64
+	cpu     float64 // seconds the -cpu-pids processes spent
 }
 
 func (r *result) add(o result) {
 	r.lat = append(r.lat, o.lat...)
 	r.elapsed += o.elapsed
 	r.errors += o.errors
+	r.cpu += o.cpu
+}
+
+// cpuSeconds is the user and system time the processes have spent so far
+// (/proc/PID/stat, in clock ticks of 1/100 s on Linux).
+func cpuSeconds(pids string) float64 {
+	var ticks int64
+	for _, pid := range strings.Split(pids, ",") {
+		if pid == "" {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + pid + "/stat")
+		if err != nil {
+			continue
+		}
+		_, after, _ := strings.Cut(string(b), ") ") // the command may hold spaces
+		f := strings.Fields(after)
+		for _, i := range []int{11, 12} { // utime, stime: fields 14 and 15
+			n, _ := strconv.ParseInt(f[i], 10, 64)
+			ticks += n
+		}
+	}
+	return float64(ticks) / 100
 }
 
 // run scans unique bodies of size with conc clients for d.

@@ -185,6 +185,9 @@ type pod struct {
 // by the volume's name and shared host-wide, so the test prefixes them
 // with its id (a new volume takes the image directory's mode:
 // build-pool.sh makes them 1777, as an emptyDir is world-writable).
+// Stagger is off: podman has no API server for its Lease and no projected
+// volume for its token (the Lease is tested against a real kube-apiserver
+// in internal/kubelease and the gateway's stagger tests).
 func podYAML(t *testing.T, id, image, db, pki string) *pod {
 	repo, tag, _ := strings.Cut(image[strings.LastIndex(image, "/")+1:], ":")
 	values := fmt.Sprintf(`
@@ -192,6 +195,7 @@ image: {repository: %s, tag: %s, pullPolicy: Never}
 replicas: 1
 autoscaling: {enabled: false}
 updater: {enabled: false}
+stagger: {enabled: false}
 tls: {secretName: %s-tls}
 database: {sizeMiB: 1, reload: frugal, volume: {hostPath: {path: %s, type: Directory}}}
 policies:

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"cmp"
 	"path/filepath"
 	"runtime"
 	"time"
@@ -14,6 +15,13 @@ type Database struct {
 	Reload string        // "auto", "frugal" or "concurrent"
 	Settle time.Duration // quiet time after the last change before reloading
 	MaxAge time.Duration // older than this, the gateway warns
+	// Stagger is "kubernetes": a reload that holds scans first takes a
+	// Lease, so that no two pods of a pool hold theirs at once; "" = off.
+	Stagger            string
+	StaggerLease       string        // the Lease's name
+	StaggerWait        time.Duration // longest wait for the Lease before reloading anyway
+	StaggerUnready     time.Duration // /readyz false this long before scans are held
+	StaggerCredentials string        // the service account's directory (token, ca.crt, namespace)
 }
 
 type databaseSection struct {
@@ -22,12 +30,23 @@ type databaseSection struct {
 	Reload string   `toml:"reload"`
 	Settle Duration `toml:"settle"`
 	MaxAge Duration `toml:"max_age"`
+
+	Stagger            string   `toml:"stagger,omitempty"`
+	StaggerLease       string   `toml:"stagger_lease,omitempty"`
+	StaggerWait        Duration `toml:"stagger_wait,omitempty"`
+	StaggerUnready     Duration `toml:"stagger_unready,omitempty"`
+	StaggerCredentials string   `toml:"stagger_credentials,omitempty"`
 }
 
 // Defaults of [database].
 const (
 	DefaultSettle = 2 * time.Second
 	DefaultMaxAge = 24 * time.Hour
+
+	DefaultStaggerLease       = "clamgate-reload"
+	DefaultStaggerWait        = 15 * time.Minute
+	DefaultStaggerUnready     = 5 * time.Second
+	DefaultStaggerCredentials = "/var/run/secrets/kubernetes.io/serviceaccount"
 )
 
 // database applies the defaults: a managed clamd's own database is watched
@@ -43,6 +62,7 @@ func (v *validator) database(s databaseSection, eng *Engine) Database {
 	if d.Dir != "" && !filepath.IsAbs(d.Dir) {
 		v.fail("database.dir", "%q is not an absolute path", d.Dir)
 	}
+	v.stagger(&d, s)
 	if eng != nil {
 		eng.Reload = d.Reload
 		if d.Dir != "" && eng.Database == "" {
@@ -94,4 +114,21 @@ func defaultMaxJobs(eng *Engine) int {
 		return eng.MaxThreads
 	}
 	return 10
+}
+
+// stagger applies [database] stagger's defaults; they mean nothing while
+// it is off.
+func (v *validator) stagger(d *Database, s databaseSection) {
+	v.oneOf("database.stagger", s.Stagger, "", "kubernetes")
+	if s.Stagger == "" {
+		return
+	}
+	d.Stagger = s.Stagger
+	d.StaggerLease = cmp.Or(s.StaggerLease, DefaultStaggerLease)
+	d.StaggerWait = s.StaggerWait.Or(DefaultStaggerWait)
+	d.StaggerUnready = s.StaggerUnready.Or(DefaultStaggerUnready)
+	d.StaggerCredentials = cmp.Or(s.StaggerCredentials, DefaultStaggerCredentials)
+	if !filepath.IsAbs(d.StaggerCredentials) {
+		v.fail("database.stagger_credentials", "%q is not an absolute path", d.StaggerCredentials)
+	}
 }

@@ -147,6 +147,12 @@ var databaseKeys = []Key{
 	databaseKey("database.reload", func(c *Config) any { return &c.Database.Reload }),
 	databaseKey("database.settle", func(c *Config) any { return &c.Database.Settle }),
 	databaseKey("database.max_age", func(c *Config) any { return &c.Database.MaxAge }),
+	// The reload's turns across pods are set up once, at start.
+	restart("database.stagger", func(c *Config) any { return &c.Database.Stagger }),
+	restart("database.stagger_lease", func(c *Config) any { return &c.Database.StaggerLease }),
+	restart("database.stagger_wait", func(c *Config) any { return &c.Database.StaggerWait }),
+	restart("database.stagger_unready", func(c *Config) any { return &c.Database.StaggerUnready }),
+	restart("database.stagger_credentials", func(c *Config) any { return &c.Database.StaggerCredentials }),
 }
 
 var frontKeys = []Key{

@@ -98,7 +98,9 @@ func (c *Config) serverSection() serverSection {
 
 func (c *Config) databaseSection() databaseSection {
 	d := c.Database
-	return databaseSection{Dir: d.Dir, Watch: &d.Watch, Reload: d.Reload, Settle: Duration(d.Settle), MaxAge: Duration(d.MaxAge)}
+	return databaseSection{Dir: d.Dir, Watch: &d.Watch, Reload: d.Reload, Settle: Duration(d.Settle), MaxAge: Duration(d.MaxAge),
+		Stagger: d.Stagger, StaggerLease: d.StaggerLease, StaggerWait: Duration(d.StaggerWait),
+		StaggerUnready: Duration(d.StaggerUnready), StaggerCredentials: d.StaggerCredentials}
 }
 
 func (c *Config) icapSection() icapSection {

@@ -3,8 +3,10 @@ package gateway
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"clamgate/internal/clamd"
@@ -35,6 +37,19 @@ type dbReload struct {
 	drain time.Duration
 	// timeout bounds the whole reload.
 	timeout time.Duration
+	// turns, when set, makes the pods of a pool take turns for reloads
+	// that hold scans ([database] stagger); nil: no turns.
+	turns *turns
+	// unready is why /readyz is false: set while a reload holds scans.
+	unready atomic.Pointer[string]
+}
+
+// notReady is why the reload makes the gateway not ready; nil when none runs.
+func (r *dbReload) notReady() error {
+	if why := r.unready.Load(); why != nil {
+		return errors.New(*why)
+	}
+	return nil
 }
 
 // holder is the dispatcher as a reload sees it.
@@ -64,15 +79,22 @@ func (r *dbReload) current() engine.ReloadMode {
 // reload makes clamd load the database: RELOAD (and, in frugal mode, wait
 // until clamd answers again), or a restart of the managed clamd when auto
 // has changed its mode.
+//
+// With turns, a reload that holds scans waits for this pod's turn first;
+// the reload's timeout starts once it has it.
 func (r *dbReload) reload(ctx context.Context) (reloaded, error) {
-	start := time.Now()
-	ctx, cancel := context.WithTimeout(ctx, cmp.Or(r.timeout, 10*time.Minute))
-	defer cancel()
 	res := reloaded{mode: r.current()}
 	if r.engine != nil {
 		res.mode, res.restarted = r.engine.Redecide()
 	}
 	if res.mode.Frugal || res.restarted {
+		defer r.turns.take(ctx)()
+	}
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(ctx, cmp.Or(r.timeout, 10*time.Minute))
+	defer cancel()
+	if res.mode.Frugal || res.restarted {
+		defer r.leaveService(ctx, res)()
 		release := r.hold(ctx, start, res.restarted)
 		defer release()
 	}
@@ -84,6 +106,37 @@ func (r *dbReload) reload(ctx context.Context) (reloaded, error) {
 	}
 	res.took = time.Since(start)
 	return res, err
+}
+
+// leaveService makes /readyz false while scans are held, so that the
+// Service sends new clients to other pods: with turns, for their unready
+// time before the hold (the probe must see it first) and after it (the
+// Service must add the pod back before the next pod leaves).
+func (r *dbReload) leaveService(ctx context.Context, res reloaded) (back func()) {
+	why := "reloading the database (" + res.mode.Name() + "): scans are held until clamd answers"
+	if res.restarted {
+		why = "restarting clamd into " + res.mode.Name() + " reloads: scans are held until it answers"
+	}
+	r.unready.Store(&why)
+	r.log.Info("reload: not ready while scans are held", "mode", res.mode.Name(), "wait", r.turns.unreadyFor())
+	sleep(ctx, r.turns.unreadyFor())
+	return func() {
+		r.unready.Store(nil)
+		r.log.Info("reload: ready again")
+		sleep(ctx, r.turns.unreadyFor())
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
 }
 
 // hold stops new scans and waits for the running ones: boundedly before

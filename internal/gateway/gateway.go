@@ -82,8 +82,14 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, with ...Opti
 		opts.Observers = append(opts.Observers, scan.AuditLog{Log: log})
 	}
 	life := newLifecycle(cfg, eng, pool.Clients(), log)
+	turns, err := newTurns(cfg.Database, log)
+	if err != nil {
+		closeAll(listeners)
+		return err
+	}
 	if life != nil {
 		life.base = ctx
+		life.reloader.turns = turns
 		opts.Cache = scan.NewVerdictCache(cfg.CacheEntries, cfg.CacheBytes)
 		life.cache = opts.Cache
 		tel.follow(life)

@@ -37,6 +37,7 @@ type telemetry struct {
 	// remote: every backend is another gateway (tls:), a central one or
 	// an edge's pool, which a restart of this gateway cannot bring back.
 	remote bool
+	reload *dbReload // the database's reloads, which make the gateway not ready while they hold scans
 }
 
 func newTelemetry(cfg *config.Config, pool *clamd.Pool, eng *engine.Engine, log *slog.Logger) *telemetry {
@@ -62,6 +63,7 @@ func newTelemetry(cfg *config.Config, pool *clamd.Pool, eng *engine.Engine, log 
 
 // follow reports the database the lifecycle keeps loaded.
 func (t *telemetry) follow(life *lifecycle) {
+	t.reload = life.reloader
 	t.metrics.SetDatabase(func() (int, int, time.Time, bool) {
 		s := life.loaded.Load()
 		if s == nil {
@@ -98,6 +100,11 @@ var errTestDatabase = errors.New("clamd runs clamgate's built-in test database (
 func (t *telemetry) ready() error {
 	if err := t.healthy(); err != nil {
 		return err
+	}
+	if t.reload != nil { // a staggered reload's turn, before and after the hold
+		if err := t.reload.notReady(); err != nil {
+			return err
+		}
 	}
 	if t.held != nil {
 		if d := t.held(); d > 0 {
