@@ -109,7 +109,10 @@ mode = "0666"
 	go func() {
 		defer close(done)
 		for ctx.Err() == nil {
-			if body := get(t, url); strings.HasPrefix(body, "not ready: scans held") {
+			// the reload's own answer, or the dispatcher's hold (the
+			// managed clamd's start, another reload) where it is not given
+			if body := get(t, url); strings.HasPrefix(body, "not ready: scans held") ||
+				strings.HasPrefix(body, "not ready: reloading the database (frugal)") {
 				held.Add(1)
 				heldBody.Store(body)
 			}

@@ -39,7 +39,7 @@ policy = "test"
 	url := "http://" + httpAddr + "/readyz"
 	waitStatus(t, url, 200)
 	freshclamWrite(t, c.DBDir, "fresh.ndb", fmt.Sprintf("Clamgate.Fresh:0:*:%x\n", "readyz-during-reload"))
-	var seen []string // each change of /readyz's answer
+	seen := []string{"200 ready"} // each change of /readyz's answer, from waitStatus's
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
 		code, body := readyz(url)
