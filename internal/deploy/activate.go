@@ -26,7 +26,19 @@ func Activation(p *Plan) [][]string {
 		// The unit engine's lines in the clamd profile's local include.
 		s = append(s, []string{"sh", "-c", "! aa-enabled -q 2>/dev/null || apparmor_parser -r " + AppArmorProfile})
 	}
-	s = append(s, []string{"systemctl", "enable", "--now", "clamgate-clamd.service", "clamgate.service"})
+	if !p.Socket {
+		s = append(s, []string{"systemctl", "enable", "--now", "clamgate-clamd.service", "clamgate.service"})
+		return append(s, reloadClients(p.Host)...)
+	}
+	// Restarting clamgate.socket stops a running gateway first (it
+	// requires the socket), so that systemd binds the new set of sockets
+	// in the gateway's place: a running socket unit keeps its old ones,
+	// and binding over a path the gateway still serves would take the
+	// path from it. A first apply merely starts it.
+	s = append(s, []string{"systemctl", "enable", "--now", "clamgate-clamd.service"},
+		[]string{"systemctl", "enable", "clamgate.service"},
+		[]string{"systemctl", "restart", "clamgate.socket"},
+		[]string{"systemctl", "start", "clamgate.service"})
 	return append(s, reloadClients(p.Host)...)
 }
 

@@ -256,6 +256,9 @@ func openListeners(cfg *config.Config, inherited map[string]net.Listener, log *s
 		if ln, ok := inherited[l.Address]; ok {
 			delete(inherited, l.Address)
 			log.Info("socket from systemd", "address", l.Address)
+			if err := listen.CheckInherited(l.Spec); err != nil {
+				log.Warn("socket from systemd differs from its listener", "err", err)
+			}
 			out = append(out, boundListener{Listener: ln, cfg: l})
 			continue
 		}
