@@ -43,25 +43,7 @@ func cacheAfterReload(t *testing.T, mode string) {
 	}
 	must(t, os.WriteFile(filepath.Join(db, "filler.hdb"), []byte(filler.String()), 0o644))
 	httpAddr := testenv.FreePort(t)
-	g := testenv.StartGateway(t, mustParse(t, fmt.Sprintf(`
-[engine]
-clamd = "/usr/sbin/clamd"
-state_dir = "%s/state"
-database = "%s"
-user = "%s"
-[backend]
-max_jobs = 3
-[database]
-settle = "200ms"
-reload = %q
-[server]
-http = "tcp:%s"
-[[listener]]
-address = "unix:%s/gw.sock"
-policy = "test"
-mode = "0666"
-[policy.test]
-`, dir, db, testenv.EngineUser(t, "cgeng-cache-"+mode[:4]), mode, httpAddr, dir)))
+	g := managedGateway(t, dir, db, "cgeng-cache-"+mode[:4], httpAddr, fmt.Sprintf("settle = \"200ms\"\nreload = %q", mode))
 	waitStatus(t, "http://"+httpAddr+"/readyz", 200)
 	gw, err := clamd.New("unix:"+dir+"/gw.sock", 30*time.Second)
 	must(t, err)
