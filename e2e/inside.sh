@@ -3,7 +3,7 @@
 # e2e/rehearse.sh (podman exec). Each step prints its evidence and exits
 # non-zero at the first thing that is not as it must be.
 #   inside.sh wait | setup | scans before|after|rollback | ram NAME | apply |
-#             engine | doctor | reboot-check | update | rollback | compare
+#             engine | doctor | restart | reboot-check | update | rollback | compare
 set -euo pipefail
 E2E=/root/e2e
 HOST=mail.rehearsal.test
@@ -232,6 +232,37 @@ apply() {
   gateway_ready
 }
 
+# restart: clamgate.socket holds every listener, the unix ones too: each is
+# systemd's (the gateway's log says so) with its directory's group, and
+# clamdscan loops on the host-wide socket see no refused connection and no
+# failure across a systemctl restart.
+restart() {
+  local sock since n fails
+  since=$(date '+%F %T')
+  for sock in /run/clamgate/amavis/clamd.sock:amavis /var/spool/postfix/clamgate/milter.sock:postfix /run/clamgate/local/clamd.sock:clamav; do
+    [[ $(stat -c '%a %G' "${sock%%:*}") == "660 ${sock##*:}" ]] || fail "${sock%%:*}: $(stat -c '%a %U:%G' "${sock%%:*}"), want 660 group ${sock##*:}"
+  done
+  ok "unix sockets from clamgate.socket: mode 660, groups amavis, postfix, clamav"
+  rm -f "$E2E"/loop-*
+  for n in 1 2 3 4; do
+    (end=$((SECONDS + 12)); while ((SECONDS < end)); do
+       if clamdscan --no-summary --stream /srv/www/clean.txt > "$E2E/loop-$n.out" 2>&1; then echo ok; else echo "fail $(tr '\n' ' ' < "$E2E/loop-$n.out")"; fi
+     done > "$E2E/loop-$n") &
+  done
+  sleep 3
+  local t0=$SECONDS
+  systemctl restart clamgate.service
+  echo "  systemctl restart clamgate.service: $((SECONDS - t0)) s"
+  wait
+  n=$(cat "$E2E"/loop-* | grep -c '^ok' || true)
+  fails=$(cat "$E2E"/loop-* | grep '^fail' || true)
+  [[ -z $fails ]] || fail "across the restart, of $((n + $(wc -l <<<"$fails"))) scans: $(sort "$E2E"/loop-* | uniq -c | grep fail | head -n 3)"
+  ok "$n clamdscan --stream scans on the host-wide socket across the restart: 0 refused, 0 failed"
+  journalctl -u clamgate --since "$since" -o cat | grep -q 'socket from systemd.*address=unix:/run/clamgate/local/clamd.sock' ||
+    fail "the restarted gateway did not take the host-wide socket from systemd"
+  ok "the restarted gateway took its unix sockets from systemd"
+}
+
 gateway_ready() {
   retry 120 curl -fs http://127.0.0.1:9310/readyz || fail "clamgate is not ready: $(curl -s http://127.0.0.1:9310/readyz)"
   ok "clamgate ready: $(curl -s http://127.0.0.1:9310/readyz | head -c 80)"
@@ -351,6 +382,7 @@ case "${1:-}" in
   engine) engine ;;
   doctor) doctor ;;
   ready) gateway_ready ;;
+  restart) restart ;;
   reboot-check) reboot_check ;;
   update) update ;;
   rollback) rollback ;;

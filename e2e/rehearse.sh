@@ -44,6 +44,8 @@ step "apply: the same cases through clamgate"
 inside scans after
 step "apply: doctor"
 inside doctor
+step "apply: a restart under load refuses no connection (clamgate.socket)"
+inside restart
 step "apply: RAM of every scanning process"
 inside ram after
 

@@ -167,7 +167,7 @@ if [[ -z $db && $overload -gt 0 ]]; then
 fi
 for ((i = 1; i <= overload; i++)); do
 	echo "== overload run $i of $overload: mail 20 KiB beside 16 processes x 1 MiB"
-	go run ./bench/neighbour -db "$overload_db" -flood 16 -flood-size 1M -duration "$overload_for" | tee "$dir/overload$i.txt"
+	go run ./bench/neighbour -db "$overload_db" -flood 16 -flood-size 1M -duration "$overload_for" -rounds 4 | tee "$dir/overload$i.txt"
 done
 
 echo

@@ -53,6 +53,7 @@ func main() {
 	proxyConcurrent := flag.Int("proxy-concurrent", 0, "the proxy policy's max_concurrent through the gateway (0 = no limit)")
 	direct := flag.Bool("direct", false, "also measure straight to clamd, without the gateway")
 	bulkCap := flag.Int("bulk-cap", 0, "[backend] bulk_cap (0 = the default, cores - 1)")
+	rounds := flag.Int("rounds", 1, "rounds of the three scenarios, interleaved, each scenario -duration/rounds long: the machine's drift then falls on all three alike")
 	flag.Parse()
 	fsz, _ := config.ParseSize(*floodSize)
 	msz, _ := config.ParseSize(*mailSize)
@@ -65,17 +66,21 @@ func main() {
 	defer cl.Stop()
 	clamdSock := cl.Socket
 	mailGW, proxyGW, ready := startGateway(dir, clamdSock, *proxyConcurrent, *bulkCap)
-	sc := setup{mails: *mailClients, floods: *flood, msz: msz, fsz: fsz, d: *duration, warmup: *warmup, dir: dir, clamdPID: cl.PID()}
+	sc := setup{mails: *mailClients, floods: *flood, msz: msz, fsz: fsz, d: *duration / time.Duration(max(*rounds, 1)), warmup: *warmup, dir: dir, clamdPID: cl.PID(),
+		metrics: strings.TrimSuffix(ready, "/readyz") + "/metrics"}
 	fmt.Printf("mail %s scans (%d clients); flood: %d processes x %s random streams; %s per scenario after %s warm-up\n",
 		*mailSize, *mailClients, *flood, *floodSize, *duration, *warmup)
 	watch := &readiness{url: ready}
 	stopWatch := watch.start()
-	alone := sc.run(mailGW, "")
-	flooded := sc.run(mailGW, proxyGW)
-	floodAlone := sc.run("", proxyGW)
+	var alone, flooded, floodAlone result
+	for range max(*rounds, 1) {
+		alone.add(sc.run(mailGW, ""))
+		flooded.add(sc.run(mailGW, proxyGW))
+		floodAlone.add(sc.run("", proxyGW))
+	}
 	stopWatch()
-	fmt.Printf("%-30s %s\n%30s %s\n", "gateway, mail alone", alone, "", alone.cpu)
-	fmt.Printf("%-30s %s\n%30s %s\n", "gateway, mail under flood", flooded, "", flooded.cpu)
+	fmt.Printf("%-30s %s\n%30s %s\n%30s %s\n", "gateway, mail alone", alone, "", alone.cpu, "", alone.split)
+	fmt.Printf("%-30s %s\n%30s %s\n%30s %s\n", "gateway, mail under flood", flooded, "", flooded.cpu, "", flooded.split)
 	fmt.Printf("%-30s %s\n%30s %s\n", "gateway, flood alone", floodAlone, "", floodAlone.cpu)
 	fmt.Println()
 	fmt.Printf("mail p99 under flood / alone: %.2fx (target <= 2x)\n", ratio(flooded.p(0.99), alone.p(0.99)))
@@ -99,9 +104,67 @@ type result struct {
 	lat        []time.Duration
 	unfinished int
 	failed     int
-	floodMiB   float64
+	floodMiB   float64 // mean over the rounds added
 	floodErr   int
 	cpu        cpuSplit
+	split      mailSplit
+	n          int // rounds added
+}
+
+// add pools another round's figures into r.
+func (r *result) add(o result) {
+	r.lat = append(r.lat, o.lat...)
+	r.unfinished += o.unfinished
+	r.failed += o.failed
+	r.floodErr += o.floodErr
+	r.floodMiB = (r.floodMiB*float64(r.n) + o.floodMiB) / float64(r.n+1)
+	r.cpu = cpuSplit{clamd: r.cpu.clamd + o.cpu.clamd, self: r.cpu.self + o.cpu.self, flood: r.cpu.flood + o.cpu.flood, wall: r.cpu.wall + o.cpu.wall}
+	r.split.waitSum += o.split.waitSum
+	r.split.scanSum += o.split.scanSum
+	r.split.count += o.split.count
+	r.n++
+}
+
+// mailSplit is where a mail scan's time went inside the gateway, from
+// /metrics: waiting for an engine slot (the scheduler) and at clamd.
+type mailSplit struct {
+	waitSum, scanSum float64
+	count            float64
+}
+
+func (m mailSplit) String() string {
+	if m.count == 0 {
+		return "gateway: no mail scans counted"
+	}
+	return fmt.Sprintf("gateway, per mail scan: waiting for a slot %.2f ms, at clamd %.2f ms (means)",
+		1000*m.waitSum/m.count, 1000*m.scanSum/m.count)
+}
+
+// readSplit reads mail's queue wait and scan duration sums from /metrics.
+func readSplit(url string) mailSplit {
+	resp, err := http.Get(url)
+	if err != nil {
+		return mailSplit{}
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	var m mailSplit
+	for line := range strings.Lines(string(body)) {
+		f := strings.Fields(line)
+		if len(f) != 2 {
+			continue
+		}
+		v, _ := strconv.ParseFloat(f[1], 64)
+		switch {
+		case strings.HasPrefix(f[0], `clamgate_queue_wait_seconds_sum{client="mail"`):
+			m.waitSum = v
+		case strings.HasPrefix(f[0], `clamgate_scan_duration_seconds_sum{client="mail"`):
+			m.scanSum = v
+		case strings.HasPrefix(f[0], `clamgate_scan_duration_seconds_count{client="mail"`):
+			m.count = v
+		}
+	}
+	return m
 }
 
 // cpuSplit is where the machine's CPU went during a scenario: the profile
@@ -159,6 +222,7 @@ type setup struct {
 	d, warmup     time.Duration
 	dir           string
 	clamdPID      int
+	metrics       string // the gateway's /metrics
 }
 
 // run measures one scenario. The flood runs in separate processes (each
@@ -185,6 +249,7 @@ func (s setup) run(mailAddr, proxyAddr string) result {
 	end, _ := ctx.Deadline()
 	start := time.Now()
 	clamd0, self0 := procCPU(strconv.Itoa(s.clamdPID)), procCPU("self")
+	split0 := readSplit(s.metrics)
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	for range s.mails {
@@ -219,6 +284,8 @@ func (s setup) run(mailAddr, proxyAddr string) result {
 	wg.Wait()
 	<-ctx.Done()
 	r.cpu = cpuSplit{clamd: procCPU(strconv.Itoa(s.clamdPID)) - clamd0, self: procCPU("self") - self0, wall: time.Since(start)}
+	split := readSplit(s.metrics)
+	r.split = mailSplit{waitSum: split.waitSum - split0.waitSum, scanSum: split.scanSum - split0.scanSum, count: split.count - split0.count}
 	var floodBytes int64
 	for _, w := range workers {
 		n, errs := w.wait()

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 )
 
 // Activation is what puts an applied plan into service on the running
@@ -26,11 +27,24 @@ func Activation(p *Plan) [][]string {
 		// The unit engine's lines in the clamd profile's local include.
 		s = append(s, []string{"sh", "-c", "! aa-enabled -q 2>/dev/null || apparmor_parser -r " + AppArmorProfile})
 	}
-	if p.Edge != nil {
-		s = append(s, []string{"systemctl", "enable", "--now", "clamgate.service"})
-	} else {
-		s = append(s, []string{"systemctl", "enable", "--now", "clamgate-clamd.service", "clamgate.service"})
+	var engine []string // the engine's unit: an edge has none
+	if p.Edge == nil {
+		engine = []string{"clamgate-clamd.service"}
 	}
+	if !p.Socket {
+		return append(append(s, slices.Concat([]string{"systemctl", "enable", "--now"}, engine, []string{"clamgate.service"})), reloadClients(p.Host)...)
+	}
+	if engine != nil {
+		s = append(s, slices.Concat([]string{"systemctl", "enable", "--now"}, engine))
+	}
+	// Restarting clamgate.socket stops a running gateway first (it
+	// requires the socket), so that systemd binds the new set of sockets
+	// in the gateway's place: a running socket unit keeps its old ones,
+	// and binding over a path the gateway still serves would take the
+	// path from it. A first apply merely starts it.
+	s = append(s, []string{"systemctl", "enable", "clamgate.service"},
+		[]string{"systemctl", "restart", "clamgate.socket"},
+		[]string{"systemctl", "start", "clamgate.service"})
 	return append(s, reloadClients(p.Host)...)
 }
 

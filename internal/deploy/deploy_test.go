@@ -385,18 +385,22 @@ func TestSystemdVerifyAndSecurity(t *testing.T) {
 		}
 	}
 	dir := t.TempDir()
-	for _, c := range []struct {
-		tcp  bool
-		want float64
-	}{{false, 1.0}, {true, 1.0}} {
+	for _, l := range listenings {
 		unit := filepath.Join(dir, "clamgate.service")
-		must(t, os.WriteFile(unit, []byte(GatewayUnitFile(c.tcp, Binary)), 0o644))
+		must(t, os.WriteFile(unit, []byte(GatewayUnitFile(l, Binary)), 0o644))
 		score := exposure(t, unit)
-		t.Logf("clamgate.service exposure, TCP listeners %v: %.1f", c.tcp, score)
-		if score > c.want {
-			t.Errorf("clamgate.service exposure %.1f with tcp %v, want <= %.1f", score, c.tcp, c.want)
+		t.Logf("clamgate.service exposure, sockets %v: %.1f", l, score)
+		if score > 1.0 {
+			t.Errorf("clamgate.service exposure %.1f with sockets %v, want <= 1.0", score, l)
 		}
 	}
+}
+
+// listenings are clamgate.socket's cases: none, unix listeners only, both.
+var listenings = []Listening{
+	{},
+	{Unix: []string{"/run/clamgate/clamd.sock"}, Mode: "0660"},
+	{TCP: []string{"127.0.0.1:1344"}, Unix: []string{"/run/clamgate/clamd.sock"}, Mode: "0660"},
 }
 
 var exposureRE = regexp.MustCompile(`Overall exposure level for \S+: ([0-9.]+)`)

@@ -146,8 +146,8 @@ func TestDropInEffective(t *testing.T) {
 		"Unit.Documentation":       "the man pages",
 		"Unit.Description":         "",
 	}
-	for _, tcp := range []bool{false, true} {
-		full := GatewayUnitFile(tcp, PackagedBinary)
+	for _, l := range listenings {
+		full := GatewayUnitFile(l, PackagedBinary)
 		d, err := GatewayDropInFile([]byte(full), packaged)
 		must(t, err)
 		want, got := effective(t, full), effective(t, string(packaged), d)
@@ -163,16 +163,16 @@ func TestDropInEffective(t *testing.T) {
 				continue
 			}
 			if !slices.Equal(got[k], v) {
-				t.Errorf("tcp %v: %s = %q with the drop-in, %q in the full unit", tcp, k, got[k], v)
+				t.Errorf("sockets %v: %s = %q with the drop-in, %q in the full unit", l, k, got[k], v)
 			}
 		}
 		for k := range got {
 			if _, ok := want[k]; !ok && extra[k] == "" && k != "Unit.Description" {
-				t.Errorf("tcp %v: %s = %q only with the package", tcp, k, got[k])
+				t.Errorf("sockets %v: %s = %q only with the package", l, k, got[k])
 			}
 		}
 		if v := got["Service.RestrictSUIDSGID"]; len(v) > 0 && v[0] != "no" {
-			t.Errorf("tcp %v: RestrictSUIDSGID=%s", tcp, v[0])
+			t.Errorf("sockets %v: RestrictSUIDSGID=%s", l, v[0])
 		}
 	}
 }
@@ -186,7 +186,11 @@ func TestDropInHardening(t *testing.T) {
 		full := t.TempDir()
 		unitPath := filepath.Join(full, "etc/systemd/system/clamgate.service")
 		must(t, os.MkdirAll(filepath.Dir(unitPath), 0o755))
-		must(t, os.WriteFile(unitPath, []byte(GatewayUnitFile(tcp, PackagedBinary)), 0o644))
+		l := listenings[1]
+		if tcp {
+			l = listenings[2]
+		}
+		must(t, os.WriteFile(unitPath, []byte(GatewayUnitFile(l, PackagedBinary)), 0o644))
 		root := fixture(t, "debian")
 		withPackage(t, root)
 		p := plan(t, root, func(o *Options) {
@@ -198,8 +202,11 @@ func TestDropInHardening(t *testing.T) {
 		must(t, err)
 		dropIn, err := os.ReadFile(filepath.Join(root, GatewayDropIn))
 		must(t, err)
-		if got := strings.Contains(string(dropIn), "clamgate.socket"); got != tcp {
-			t.Fatalf("tcp %v: drop-in names clamgate.socket: %v", tcp, got)
+		if !strings.Contains(string(dropIn), "clamgate.socket") {
+			t.Fatalf("tcp %v: the drop-in does not name clamgate.socket", tcp)
+		}
+		if got := strings.Contains(string(dropIn), "IPAddressAllow=localhost"); got != tcp {
+			t.Fatalf("tcp %v: drop-in allows localhost: %v", tcp, got)
 		}
 		merged, alone := exposure(t, "clamgate.service", "--root="+root), exposure(t, unitPath)
 		t.Logf("tcp %v: exposure packaged unit + drop-in %.1f, full unit %.1f", tcp, merged, alone)

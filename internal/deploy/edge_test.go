@@ -171,7 +171,7 @@ func TestEdgeNetwork(t *testing.T) {
 	if strings.Contains(byName, "IPAddressDeny") || !strings.Contains(byName, "AF_INET AF_INET6") {
 		t.Errorf("pool by name:\n%s", byName)
 	}
-	unit := EdgeGatewayUnitFile(true, Binary, &Edge{Pool: twoPools})
+	unit := EdgeGatewayUnitFile(Listening{TCP: []string{"127.0.0.1:9310"}}, Binary, &Edge{Pool: twoPools})
 	if strings.Contains(unit, "clamgate-clamd") || strings.Contains(unit, "PrivateNetwork=yes") {
 		t.Errorf("the edge unit needs the engine or has no network:\n%s", unit)
 	}
@@ -187,7 +187,7 @@ func TestEdgeUnitHardening(t *testing.T) {
 		full := t.TempDir()
 		unitPath := filepath.Join(full, "etc/systemd/system/clamgate.service")
 		must(t, os.MkdirAll(filepath.Dir(unitPath), 0o755))
-		must(t, os.WriteFile(unitPath, []byte(EdgeGatewayUnitFile(true, PackagedBinary, &Edge{Pool: pool})), 0o644))
+		must(t, os.WriteFile(unitPath, []byte(EdgeGatewayUnitFile(Listening{TCP: []string{"127.0.0.1:9310"}}, PackagedBinary, &Edge{Pool: pool})), 0o644))
 		root := fixture(t, "debian")
 		withPackage(t, root)
 		_, err := Apply(plan(t, root, withPool(t, root, pool...)), time.Now(), quiet)

@@ -2,6 +2,7 @@ package deploy
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +11,8 @@ import (
 	"path"
 	"slices"
 	"strings"
+
+	"clamgate/internal/config"
 
 	udiff "github.com/aymanbagabas/go-udiff"
 	"github.com/pelletier/go-toml/v2"
@@ -51,6 +54,7 @@ type Plan struct {
 	Changes []Change // only paths whose current state differs, sorted
 	Masks   []string // units masked by Changes
 	Next    []string // commands to run on the host after apply
+	Socket  bool     // clamgate.socket binds listeners for the gateway
 }
 
 // Build inspects the tree and computes the changes; it writes nothing.
@@ -125,11 +129,12 @@ func (p *Plan) desired(opts Options) ([]Change, error) {
 	default:
 		toml = []byte(GatewayTOML(h, e))
 	}
-	tcp, err := tcpAddresses(toml)
+	sockets, err := listening(toml)
 	if err != nil {
 		return nil, err
 	}
-	gw, err := p.gatewayUnit(len(tcp) > 0)
+	p.Socket = sockets.Any()
+	gw, err := p.gatewayUnit(sockets)
 	if err != nil {
 		return nil, err
 	}
@@ -145,8 +150,8 @@ func (p *Plan) desired(opts Options) ([]Change, error) {
 		c = append(c, file(SysusersConf, Sysusers(), "the gateway's user"))
 	}
 	c = append(c, p.engineChanges()...)
-	if len(tcp) > 0 {
-		c = append(c, file(GatewaySocketUnit, GatewaySocketFile(tcp), "the gateway's TCP listeners, bound by systemd"))
+	if sockets.Any() {
+		c = append(c, file(GatewaySocketUnit, GatewaySocketFile(sockets), "the gateway's listeners, bound and held by systemd across restarts"))
 	}
 	c = append(c, p.clientChanges()...)
 	c = append(c, p.staleCopies()...)
@@ -162,11 +167,11 @@ func (p *Plan) desired(opts Options) ([]Change, error) {
 // gatewayUnit is the full hardened unit, or on a host with the Debian
 // package the drop-in that hardens the package's unit as much: writing a
 // copy to /etc would hide the package's later versions of it.
-func (p *Plan) gatewayUnit(tcp bool) (Change, error) {
+func (p *Plan) gatewayUnit(sockets Listening) (Change, error) {
 	h := p.Host
-	full := GatewayUnitFile(tcp, h.Binary)
+	full := GatewayUnitFile(sockets, h.Binary)
 	if p.Edge != nil {
-		full = EdgeGatewayUnitFile(tcp, h.Binary, p.Edge)
+		full = EdgeGatewayUnitFile(sockets, h.Binary, p.Edge)
 	}
 	if h.PackagedUnit == "" {
 		return file(GatewayUnit, full, "the gateway, hardened"), nil
@@ -402,25 +407,42 @@ func describe(tp string, fi fs.FileInfo) string {
 	return "a file"
 }
 
-// tcpAddresses lists the TCP addresses the gateway's configuration
-// listens on (listeners and the metrics endpoint), for clamgate.socket.
-func tcpAddresses(src []byte) ([]string, error) {
+// listening is what clamgate.socket binds of the gateway's configuration:
+// its TCP listeners and metrics endpoint, and the unix listeners that name
+// no owner or group (theirs is their directory's) and share the first
+// one's mode (SocketMode= is one per unit). The others, and tls:
+// listeners, the gateway binds itself.
+func listening(src []byte) (Listening, error) {
 	var f struct {
-		Listener []struct{ Address string } `toml:"listener"`
-		Server   struct{ HTTP string }      `toml:"server"`
+		Listener []struct {
+			Address, Owner, Group string
+			Mode                  config.Mode
+		} `toml:"listener"`
+		Server struct{ HTTP string } `toml:"server"`
 	}
 	if err := toml.Unmarshal(src, &f); err != nil {
-		return nil, fmt.Errorf("reading the gateway's listeners: %w", err)
+		return Listening{}, fmt.Errorf("reading the gateway's listeners: %w", err)
 	}
-	var out []string
-	add := func(a string) {
+	var l Listening
+	tcp := func(a string) {
 		if rest, ok := strings.CutPrefix(a, "tcp:"); ok {
-			out = append(out, rest)
+			l.TCP = append(l.TCP, rest)
 		}
 	}
-	for _, l := range f.Listener {
-		add(l.Address)
+	for _, s := range f.Listener {
+		tcp(s.Address)
+		path, ok := strings.CutPrefix(s.Address, "unix:")
+		if !ok || s.Owner != "" || s.Group != "" {
+			continue
+		}
+		mode := fmt.Sprintf("%04o", cmp.Or(s.Mode, 0o660)) // the listener's default
+		if l.Mode == "" {
+			l.Mode = mode
+		}
+		if mode == l.Mode {
+			l.Unix = append(l.Unix, path)
+		}
 	}
-	add(f.Server.HTTP)
-	return out, nil
+	tcp(f.Server.HTTP)
+	return l, nil
 }

@@ -236,30 +236,30 @@ KeyringMode=private
 // tmpfiles.d creates them instead. No PrivateUsers=: in a user namespace
 // SO_PEERCRED reports every unmapped peer as uid 65534, which would defeat
 // the policies' users/groups (systemd 257's PrivateUsers=identity would not).
-// TCP listeners (ICAP for squid, the metrics endpoint) come from
-// clamgate.socket, so the gateway itself keeps AF_UNIX only and a private
+// Listeners come from clamgate.socket: the TCP ones (ICAP for squid, the
+// metrics endpoint) so the gateway itself keeps AF_UNIX only and a private
 // network namespace: exposure 0.4 either way on systemd 252, where binding
-// them itself cost AF_INET and the host's network (1.1). No
-// RestrictSUIDSGID=: systemd cannot look into openat2's flags, so it makes
+// them itself cost AF_INET and the host's network (1.1); the unix ones so
+// that a restart refuses no client. No RestrictSUIDSGID=: systemd cannot look into openat2's flags, so it makes
 // openat2 fail with ENOSYS, and the gateway opens amavis's files with
 // openat2 (RESOLVE_BENEATH); every path scan failed ("File path check
 // failure: Function not implemented", found by the rehearsal). The gateway
 // has no CAP_FSETID and writes only its sockets' directories.
-func GatewayUnitFile(tcp bool, binary string) string {
+func GatewayUnitFile(l Listening, binary string) string {
 	net := "RestrictAddressFamilies=AF_UNIX\nPrivateNetwork=yes\nIPAddressDeny=any\n"
-	if tcp {
+	if len(l.TCP) > 0 {
 		net += "IPAddressAllow=localhost\n"
 	}
-	return gatewayUnit(tcp, binary, "Requires=clamgate-clamd.service\nAfter=clamgate-clamd.service network.target\n", net)
+	return gatewayUnit(l, binary, "Requires=clamgate-clamd.service\nAfter=clamgate-clamd.service network.target\n", net)
 }
 
 // EdgeGatewayUnitFile is clamgate.service on an edge host: no engine to
 // require, and the pool to reach over TCP, so AF_INET/AF_INET6 and the
 // host's network, restricted to the pool's addresses when it is named by
 // them (EdgeNetwork).
-func EdgeGatewayUnitFile(tcp bool, binary string, e *Edge) string {
+func EdgeGatewayUnitFile(l Listening, binary string, e *Edge) string {
 	deps := "Wants=network-online.target\nAfter=network-online.target\n"
-	return gatewayUnit(tcp, binary, deps, EdgeNetwork(e))
+	return gatewayUnit(l, binary, deps, EdgeNetwork(e))
 }
 
 // EdgeNetwork is the edge unit's network lines. With the pool named by
@@ -274,9 +274,9 @@ func EdgeNetwork(e *Edge) string {
 	return net + "# The pool is named by DNS: IPAddressAllow= takes addresses only, so no address filter.\n"
 }
 
-func gatewayUnit(tcp bool, binary, deps, net string) string {
+func gatewayUnit(l Listening, binary, deps, net string) string {
 	sockets := ""
-	if tcp {
+	if l.Any() {
 		sockets = "Requires=clamgate.socket\nAfter=clamgate.socket\n"
 	}
 	return header + `[Unit]
@@ -312,16 +312,48 @@ WantedBy=multi-user.target
 `
 }
 
-// GatewaySocketFile is clamgate.socket: systemd binds the gateway's TCP
-// listeners and passes them on (the gateway matches them to its
-// configuration by address), so the gateway needs no network access.
-func GatewaySocketFile(addrs []string) string {
+// Listening is what clamgate.socket binds for the gateway: its TCP
+// listeners and metrics endpoint, and the unix listeners that take their
+// group from their (setgid) directory and share one mode.
+type Listening struct {
+	TCP  []string // host:port
+	Unix []string // socket paths
+	Mode string   // SocketMode= of the unix sockets
+}
+
+// Any tells whether there is a socket to bind.
+func (l Listening) Any() bool { return len(l.TCP)+len(l.Unix) > 0 }
+
+// GatewaySocketFile is clamgate.socket: systemd binds the gateway's
+// listeners and holds them across restarts, so that clients wait in the
+// backlog instead of being refused while the gateway restarts; the gateway
+// matches them to its configuration by address. Its TCP sockets cost the
+// hardened unit no network access. The unix sockets are bound by root in
+// the directories tmpfiles.d makes (setgid: each socket gets its
+// directory's group, amavis, postfix or clamav, as when the gateway binds
+// it), hence tmpfiles first, for an apply and for a /run emptied since
+// boot; they are owned by root instead of clamgate, which changes nothing
+// under mode 0660. RemoveOnStop=: rollback leaves no socket file behind.
+func GatewaySocketFile(l Listening) string {
 	var b strings.Builder
-	b.WriteString(header + "[Unit]\nDescription=clamgate's TCP listeners, bound for it by systemd\n\n[Socket]\n")
-	for _, a := range addrs {
+	b.WriteString(header + "[Unit]\nDescription=clamgate's listening sockets, held by systemd across restarts\n\n[Socket]\n")
+	if len(l.Unix) > 0 {
+		fmt.Fprintf(&b, "ExecStartPre=/usr/bin/systemd-tmpfiles --create %s\n", TmpfilesConf)
+	}
+	for _, a := range l.TCP {
 		b.WriteString("ListenStream=" + a + "\n")
 	}
-	b.WriteString("Service=clamgate.service\nNoDelay=yes\n\n[Install]\nWantedBy=sockets.target\n")
+	for _, p := range l.Unix {
+		b.WriteString("ListenStream=" + p + "\n")
+	}
+	if len(l.Unix) > 0 {
+		b.WriteString("SocketMode=" + l.Mode + "\nRemoveOnStop=yes\n")
+	}
+	b.WriteString("Service=clamgate.service\n")
+	if len(l.TCP) > 0 {
+		b.WriteString("NoDelay=yes\n")
+	}
+	b.WriteString("\n[Install]\nWantedBy=sockets.target\n")
 	return b.String()
 }
 

@@ -252,7 +252,7 @@ func TestExposure(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dropIn, err := deploy.GatewayDropInFile([]byte(deploy.GatewayUnitFile(true, deploy.PackagedBinary)), packaged)
+	dropIn, err := deploy.GatewayDropInFile([]byte(deploy.GatewayUnitFile(deploy.Listening{TCP: []string{"127.0.0.1:1344"}}, deploy.PackagedBinary)), packaged)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -51,6 +51,7 @@ type Engine struct {
 	restart chan chan struct{}         // Restart's requests to Run, closed once clamd has exited
 	health  healthBook
 	unitDir string // UnitDir when a systemd unit runs clamd ([engine] unit), else ""
+	acts    activations
 }
 
 // PID is the running clamd's process id, 0 when none runs.
@@ -338,7 +339,7 @@ func (e *Engine) Run(ctx context.Context) error {
 
 func (e *Engine) runOnce(ctx context.Context) error {
 	e.health.update(func(h *Health) { h.LastError = "" })
-	out := logWriter(e.log, e.health.noteError)
+	out := logWriter(e.log, e.health.noteError, e.acts.line)
 	cmd, err := e.sb.Start(out, out)
 	if err != nil {
 		out.Close()
@@ -427,12 +428,13 @@ func (e *Engine) WaitReady(ctx context.Context) error {
 
 // logWriter turns clamd's output lines into log records: its problems as
 // warnings, its start-up chatter (limits, features) as debug.
-func logWriter(log *slog.Logger, onError func(string)) io.WriteCloser {
+func logWriter(log *slog.Logger, onError, onLine func(string)) io.WriteCloser {
 	pr, pw := io.Pipe()
 	go func() {
 		sc := bufio.NewScanner(pr)
 		for sc.Scan() {
 			line := sc.Text()
+			onLine(line)
 			level := slog.LevelDebug
 			if strings.Contains(line, "ERROR") || strings.Contains(line, "WARNING") || strings.Contains(line, "rror") {
 				level = slog.LevelWarn

@@ -32,24 +32,7 @@ func TestManagedAutoReload(t *testing.T) {
 	_, sig := probe(0)
 	must(t, os.WriteFile(filepath.Join(db, "probe0.hdb"), []byte(sig), 0o644))
 	httpAddr := testenv.FreePort(t)
-	g := testenv.StartGateway(t, mustParse(t, fmt.Sprintf(`
-[engine]
-clamd = "/usr/sbin/clamd"
-state_dir = "%s/state"
-database = "%s"
-user = "%s"
-[backend]
-max_jobs = 3
-[database]
-settle = "300ms"
-[server]
-http = "tcp:%s"
-[[listener]]
-address = "unix:%s/gw.sock"
-policy = "test"
-mode = "0666"
-[policy.test]
-`, dir, db, testenv.EngineUser(t, "cgeng-autoreload"), httpAddr, dir)))
+	g := managedGateway(t, dir, db, "cgeng-autoreload", httpAddr, `settle = "300ms"`)
 	waitStatus(t, "http://"+httpAddr+"/readyz", 200)
 	gw, err := clamd.New("unix:"+dir+"/gw.sock", 30*time.Second)
 	if err != nil {
@@ -77,6 +60,32 @@ mode = "0666"
 	if log := g.Log.String(); !strings.Contains(log, `msg="database reload mode" mode=concurrent basis=cgroup restarted=false`) {
 		t.Errorf("the reload's mode is not logged")
 	}
+}
+
+// managedGateway starts a gateway with its managed clamd (as a user of its
+// own, named user) on the database db, its state in dir, a listener
+// dir/gw.sock for the policy "test", /metrics on httpAddr, and the given
+// [database] keys.
+func managedGateway(t *testing.T, dir, db, user, httpAddr, database string) *testenv.Gateway {
+	t.Helper()
+	return testenv.StartGateway(t, mustParse(t, fmt.Sprintf(`
+[engine]
+clamd = "/usr/sbin/clamd"
+state_dir = "%s/state"
+database = "%s"
+user = "%s"
+[backend]
+max_jobs = 3
+[database]
+%s
+[server]
+http = "tcp:%s"
+[[listener]]
+address = "unix:%s/gw.sock"
+policy = "test"
+mode = "0666"
+[policy.test]
+`, dir, db, testenv.EngineUser(t, user), database, httpAddr, dir)))
 }
 
 func grepLines(s, sub string) string {

@@ -58,16 +58,7 @@ http = "tcp:%s"
 		}
 		return reply
 	}
-	lookups := func(policy, result string) int {
-		t.Helper()
-		m := regexp.MustCompile(fmt.Sprintf(`clamgate_cache_lookups_total\{client="%s",result="%s"\} (\d+)`, policy, result)).
-			FindStringSubmatch(get(t, "http://"+httpAddr+"/metrics"))
-		if m == nil {
-			return 0
-		}
-		n, _ := strconv.Atoi(m[1])
-		return n
-	}
+	lookups := func(policy, result string) int { t.Helper(); return cacheLookups(t, httpAddr, policy, result) }
 	clean := fmt.Appendf(nil, "clamgate cache probe %d %d", os.Getpid(), time.Now().UnixNano())
 
 	scan("block", clean)
@@ -135,6 +126,19 @@ http = "tcp:%s"
 			t.Errorf("cached: %q, want %q", r, want)
 		}
 	})
+}
+
+// cacheLookups reads clamgate_cache_lookups_total for a policy and result
+// (hit or miss) from the gateway's /metrics.
+func cacheLookups(t *testing.T, httpAddr, policy, result string) int {
+	t.Helper()
+	m := regexp.MustCompile(fmt.Sprintf(`clamgate_cache_lookups_total\{client="%s",result="%s"\} (\d+)`, policy, result)).
+		FindStringSubmatch(get(t, "http://"+httpAddr+"/metrics"))
+	if m == nil {
+		return 0
+	}
+	n, _ := strconv.Atoi(m[1])
+	return n
 }
 
 // addSignature adds an MD5 signature named Clamgate-Cache-NAME for body to

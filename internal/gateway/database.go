@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -91,7 +92,7 @@ func (l *lifecycle) reloadLocked(ctx context.Context, snap *sigdb.Snapshot) bool
 		return false
 	}
 	l.accept(snap, "reload", res.took)
-	l.afterReload(res)
+	l.afterReload(ctx, res)
 	return true
 }
 
@@ -100,11 +101,15 @@ func (l *lifecycle) reloadLocked(ctx context.Context, snap *sigdb.Snapshot) bool
 // with ConcurrentDatabaseReload no (its PONG after RELOAD comes once the
 // new database is in), or the administrator says an external clamd does
 // (reload = "frugal"). A concurrent reload returns at once while clamd
-// still scans with the old database for as long as loading takes, and
-// says nothing when it switches: the cache stays paused rather than keep
-// verdicts of the old database under the new one.
-func (l *lifecycle) afterReload(res reloaded) {
+// still scans with the old database for as long as loading takes: the
+// managed clamd's log tells when it switches, and the cache resumes then;
+// an external clamd says nothing, and the cache stays paused rather than
+// keep verdicts of the old database under the new one.
+func (l *lifecycle) afterReload(ctx context.Context, res reloaded) {
 	if l.cache == nil {
+		if res.stopWaiting != nil {
+			res.stopWaiting()
+		}
 		return
 	}
 	if res.restarted || res.mode.Frugal && res.mode.Basis != "external" {
@@ -113,8 +118,35 @@ func (l *lifecycle) afterReload(res reloaded) {
 		return
 	}
 	l.reloaded.Store(false)
-	l.log.Info("verdict cache paused: after this reload the gateway cannot tell when clamd scans with the new database",
-		"mode", res.mode.Name(), "basis", res.mode.Basis)
+	if res.activated == nil {
+		l.log.Info("verdict cache paused: after this reload the gateway cannot tell when clamd scans with the new database",
+			"mode", res.mode.Name(), "basis", res.mode.Basis)
+		return
+	}
+	l.log.Info("verdict cache paused until clamd activates the new database", "mode", res.mode.Name())
+	go l.resumeOnActivation(ctx, res, l.cache.Generation())
+}
+
+// resumeOnActivation resumes the cache once clamd has switched to the
+// database the reload loaded, unless the directory changed again since
+// (the cache's generation moved: a Pause). Bounded by the reload timeout.
+func (l *lifecycle) resumeOnActivation(ctx context.Context, res reloaded, gen uint64) {
+	defer res.stopWaiting()
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(ctx, cmp.Or(l.reloader.timeout, 10*time.Minute))
+	defer cancel()
+	select {
+	case <-res.activated:
+	case <-ctx.Done():
+		l.log.Warn("verdict cache stays paused: clamd did not say it activated the new database", "waited", time.Since(start).Round(time.Second))
+		return
+	}
+	l.reloading.Lock()
+	defer l.reloading.Unlock()
+	if l.cache.ResumeIf(gen) {
+		l.reloaded.Store(true)
+		l.log.Info("verdict cache serving: clamd activated the new database")
+	}
 }
 
 // resume lets the cache serve again after a false alarm (the directory

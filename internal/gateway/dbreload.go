@@ -63,6 +63,10 @@ type reloaded struct {
 	took      time.Duration
 	mode      engine.ReloadMode
 	restarted bool // the managed clamd was restarted into mode instead of RELOAD
+	// activated is closed once the managed clamd, reloading concurrently,
+	// scans with the new database (nil: no such sign); stopWaiting disarms it.
+	activated   <-chan struct{}
+	stopWaiting func()
 }
 
 // current is the mode the next reload would run in, as last decided.
@@ -102,7 +106,14 @@ func (r *dbReload) reload(ctx context.Context) (reloaded, error) {
 	if res.restarted {
 		err = r.restart(ctx)
 	} else {
+		if r.engine != nil && !res.mode.Frugal {
+			res.activated, res.stopWaiting = r.engine.ExpectActivation()
+		}
 		err = r.reloadAll(ctx, res.mode.Frugal)
+	}
+	if err != nil && res.stopWaiting != nil {
+		res.stopWaiting()
+		res.activated = nil
 	}
 	res.took = time.Since(start)
 	return res, err

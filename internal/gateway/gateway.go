@@ -278,6 +278,9 @@ func openListeners(sv *serving, inherited map[string]net.Listener, log *slog.Log
 		if ln, ok := inherited[l.Address]; ok {
 			delete(inherited, l.Address)
 			log.Info("socket from systemd", "address", l.Address)
+			if err := listen.CheckInherited(sv.spec(l)); err != nil {
+				log.Warn("socket from systemd differs from its listener", "err", err)
+			}
 			out = append(out, boundListener{Listener: ln, cfg: l})
 			continue
 		}

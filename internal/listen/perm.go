@@ -60,3 +60,28 @@ func owner(s Spec) (uid, gid int) {
 	}
 	return uid, gid
 }
+
+// CheckInherited compares a unix socket that systemd bound (socket
+// activation) with what spec asks of it: its mode and, where spec sets
+// them, its owner and group. systemd sets them from the .socket unit
+// (SocketMode=, SocketUser=, SocketGroup=); the gateway cannot change them.
+func CheckInherited(spec Spec) error {
+	a, err := addr.Parse(spec.Address)
+	if err != nil || a.Path() == "" {
+		return nil
+	}
+	var st unix.Stat_t
+	if err := unix.Lstat(a.Path(), &st); err != nil {
+		return fmt.Errorf("socket from systemd: %w", err)
+	}
+	if mode := os.FileMode(st.Mode).Perm(); mode != spec.Mode.Perm() {
+		return fmt.Errorf("%s has mode %04o from its .socket unit (SocketMode=), the listener asks for %04o", a.Path(), mode, spec.Mode.Perm())
+	}
+	if spec.UID >= 0 && int(st.Uid) != spec.UID {
+		return fmt.Errorf("%s belongs to uid %d from its .socket unit (SocketUser=), the listener asks for %d", a.Path(), st.Uid, spec.UID)
+	}
+	if spec.GID >= 0 && int(st.Gid) != spec.GID {
+		return fmt.Errorf("%s has group %d from its .socket unit (SocketGroup=), the listener asks for %d", a.Path(), st.Gid, spec.GID)
+	}
+	return nil
+}

@@ -122,3 +122,33 @@ func TestRepermissionSwappedSocket(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckInherited: a socket systemd bound with another mode, owner or
+// group than its listener's is reported (the gateway logs it).
+func TestCheckInherited(t *testing.T) {
+	path := filepath.Join(shortDir(t), "s.sock")
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	if err := os.Chmod(path, 0o660); err != nil {
+		t.Fatal(err)
+	}
+	spec := Spec{Address: "unix:" + path, Mode: 0o660, UID: -1, GID: -1}
+	if err := CheckInherited(spec); err != nil {
+		t.Errorf("same mode: %v", err)
+	}
+	for _, s := range []Spec{
+		{Address: spec.Address, Mode: 0o600, UID: -1, GID: -1},
+		{Address: spec.Address, Mode: 0o660, UID: os.Geteuid() + 1, GID: -1},
+		{Address: spec.Address, Mode: 0o660, UID: -1, GID: os.Getegid() + 1},
+	} {
+		if err := CheckInherited(s); err == nil {
+			t.Errorf("%+v: no difference reported", s)
+		}
+	}
+	if err := CheckInherited(Spec{Address: "tcp:127.0.0.1:1"}); err != nil {
+		t.Errorf("tcp: %v", err)
+	}
+}

@@ -199,6 +199,7 @@ func (s *session) start(data io.Reader, closer *io.PipeReader) *job {
 	go func() {
 		res, err := s.srv.Dispatcher.Do(ctx, scan.Job{
 			Client: s.pol.Name, Protocol: "milter", Kind: scan.Stream, Data: data, Object: "message",
+			Unique: true, // headers included (Received:, Message-ID:), no two mails are alike
 		})
 		if closer != nil {
 			closer.CloseWithError(errJobOver)

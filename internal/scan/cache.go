@@ -87,6 +87,32 @@ func (c *VerdictCache) Resume() {
 	c.serving = true
 }
 
+// Generation is the cache's generation, for ResumeIf.
+func (c *VerdictCache) Generation() uint64 {
+	if c == nil {
+		return 0
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.gen
+}
+
+// ResumeIf resumes the cache unless it was paused or resumed since gen
+// was read: a change of the database seen meanwhile keeps it paused.
+func (c *VerdictCache) ResumeIf(gen uint64) bool {
+	if c == nil {
+		return false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.gen != gen {
+		return false
+	}
+	c.gen++
+	c.serving = true
+	return true
+}
+
 // lookup returns the stored reply for key, and the generation a later
 // store must present; ok is false on a miss or while paused.
 func (c *VerdictCache) lookup(key Digest) (res Result, gen uint64, ok bool) {

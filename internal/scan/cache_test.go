@@ -107,3 +107,20 @@ func TestCacheBounds(t *testing.T) {
 		t.Error("a zero bound must mean no cache")
 	}
 }
+
+// TestCacheUnique: a job whose bytes no other object shares (a whole
+// mail) is neither looked up nor stored: clamd scans it every time.
+func TestCacheUnique(t *testing.T) {
+	c := NewVerdictCache(10, 1<<20)
+	c.Resume()
+	b := &replyBackend{reply: "stream: OK"}
+	d := cacheDispatcher(b, c)
+	for range 2 {
+		if _, err := d.Do(context.Background(), Job{Client: "c", Kind: Stream, Data: strings.NewReader("a mail"), Unique: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, _ := c.Size(); b.scans.Load() != 2 || n != 0 {
+		t.Errorf("unique jobs: %d scans, %d entries; want 2 scans, nothing stored", b.scans.Load(), n)
+	}
+}

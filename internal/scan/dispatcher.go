@@ -143,7 +143,7 @@ func (d *Dispatcher) Do(ctx context.Context, job Job) (Result, error) {
 	start := time.Now()
 	var key *Digest
 	if job.Kind == Stream {
-		f, sum, closeIt, err := d.streamFile(job.Data, job.Client)
+		f, sum, closeIt, err := d.streamFile(job.Data, job.Client, d.cache != nil && !job.Unique)
 		if err != nil {
 			o.Err = err
 			return Result{}, err
@@ -249,18 +249,19 @@ func (d *Dispatcher) cached(job Job, key *Digest, o *Outcome) (Result, bool) {
 
 // streamFile returns the stream as a file of known size, spooling it when
 // it is not one already (a front's own spool is used as it is, and has no
-// digest: the cache would have to read it a second time).
-func (d *Dispatcher) streamFile(r io.Reader, client string) (*os.File, *Digest, func(), error) {
+// digest: the cache would have to read it a second time), with its digest
+// when hash is set.
+func (d *Dispatcher) streamFile(r io.Reader, client string, hash bool) (*os.File, *Digest, func(), error) {
 	if f, ok := r.(*os.File); ok && fileSize(f) >= 0 {
 		return f, nil, func() {}, nil
 	}
 	res := d.budget.Reserve(client)
-	f, sum, err := spool(r, d.spoolDir, res)
+	f, sum, err := spool(r, d.spoolDir, res, hash)
 	if err != nil {
 		res.Release()
 		return nil, nil, nil, err
 	}
-	return f, &sum, func() { f.Close(); res.Release() }, nil
+	return f, sum, func() { f.Close(); res.Release() }, nil
 }
 
 func (d *Dispatcher) done(job Job, o Outcome) {

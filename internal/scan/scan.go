@@ -30,6 +30,9 @@ type Job struct {
 	// Identity is the TLS client certificate's name ("dns:mx1…"), for the
 	// audit log; "" for other clients.
 	Identity string
+	// Unique says no other object has these bytes (a whole mail, headers
+	// included): the verdict cache is not asked, and the stream not hashed.
+	Unique bool
 }
 
 // Verdict is what a scan reply means for the client.

@@ -33,15 +33,15 @@ func (e *SpoolError) Unwrap() error { return e.Err }
 // instead of reading the bytes through its single receiving thread. A read
 // error from r is returned as it is (the client's fault: the front tells
 // it apart); a failure to store is a *SpoolError. The file is positioned
-// at its start. Its SHA-256 is computed on the way, for the verdict cache,
-// so that the bytes are read once.
-func spool(r io.Reader, dir string, res *Reservation) (*os.File, Digest, error) {
+// at its start. With hashed, its SHA-256 is computed on the way, for the
+// verdict cache, so that the bytes are read once.
+func spool(r io.Reader, dir string, res *Reservation, hashed bool) (*os.File, *Digest, error) {
 	bp := smallBufs.Get().(*[]byte)
 	defer smallBufs.Put(bp)
 	buf := *bp
 	n, err := readUpTo(r, buf)
 	if err != nil && !errors.Is(err, io.EOF) {
-		return nil, Digest{}, err
+		return nil, nil, err
 	}
 	var f *os.File
 	ended := errors.Is(err, io.EOF)
@@ -50,21 +50,27 @@ func spool(r io.Reader, dir string, res *Reservation) (*os.File, Digest, error) 
 	}
 	if f == nil {
 		if f, err = os.CreateTemp(dir, "clamgate-stream-*"); err != nil {
-			return nil, Digest{}, &SpoolError{err}
+			return nil, nil, &SpoolError{err}
 		}
 		os.Remove(f.Name()) // nothing to clean up, whatever happens next
 	}
-	h := sha256.New()
+	var h hash.Hash
+	if hashed {
+		h = sha256.New()
+	}
 	if ended {
 		r = nil // all of it is in buf
 	}
 	if err := fill(budgeted{f, res, h}, buf[:n], r); err != nil {
 		f.Close()
-		return nil, Digest{}, err
+		return nil, nil, err
+	}
+	if h == nil {
+		return f, nil, nil
 	}
 	var sum Digest
 	h.Sum(sum[:0])
-	return f, sum, nil
+	return f, &sum, nil
 }
 
 // fill writes head, then the rest of r (nil: none), to f. head's buffer,
@@ -102,7 +108,8 @@ func storeError(err error) error {
 	return &SpoolError{err}
 }
 
-// budgeted writes to f what res has room for, and hashes what it wrote.
+// budgeted writes to f what res has room for, and hashes what it wrote
+// (when sum is set).
 type budgeted struct {
 	f   *os.File
 	res *Reservation
@@ -114,7 +121,9 @@ func (b budgeted) Write(p []byte) (int, error) {
 		return 0, err
 	}
 	n, err := b.f.Write(p)
-	b.sum.Write(p[:n])
+	if b.sum != nil {
+		b.sum.Write(p[:n])
+	}
 	return n, err
 }
 
