@@ -79,9 +79,14 @@ mode = "0666"
 
 // TestNotReadyDuringFrugalHold: while a frugal reload holds the scans,
 // /readyz is 503 (Kubernetes takes the pod out of its Service for the
-// hold); before and after, 200.
+// hold); before and after, 200. A scan precedes the change, so that clamd
+// has a worker thread alive at the RELOAD, as it always has in service:
+// with clamd's default IdleTimeout the reload then waits about 30 s for
+// that thread to exit, which the 20 s bound on the new signature catches
+// (it did under CPU load, when the test's first scan happened to reach
+// clamd before the RELOAD).
 func TestNotReadyDuringFrugalHold(t *testing.T) {
-	c := testenv.StartClamd(t, testenv.ClamdOptions{Extra: []string{"ConcurrentDatabaseReload no", "SelfCheck 0"}})
+	c := testenv.StartClamd(t, testenv.ClamdOptions{Extra: testenv.FrugalClamd})
 	dir := testenv.TempDir(t)
 	httpAddr := testenv.FreePort(t)
 	testenv.StartGateway(t, mustParse(t, fmt.Sprintf(`
@@ -106,6 +111,7 @@ mode = "0666"
 	var heldBody atomic.Value
 	ctx, stop := context.WithCancel(context.Background())
 	done := make(chan struct{})
+	t.Cleanup(func() { stop(); <-done }) // before the gateway stops, on failure too
 	go func() {
 		defer close(done)
 		for ctx.Err() == nil {
@@ -124,10 +130,15 @@ mode = "0666"
 		t.Fatal(err)
 	}
 	marker := fmt.Sprintf("CLAMGATE-READY-%d", time.Now().UnixNano())
+	if reply, err := gw.Instream(context.Background(), strings.NewReader("clean, before the change")); err != nil || reply != "stream: OK" {
+		t.Fatalf("before the change: %q %v", reply, err)
+	}
 	freshclamWrite(t, c.DBDir, "ready.ndb", fmt.Sprintf("Clamgate.Ready:0:*:%x\n", marker))
 	deadline := time.Now().Add(20 * time.Second)
+	served, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
 	for {
-		reply, err := gw.Instream(context.Background(), strings.NewReader("x "+marker+" y"))
+		reply, err := gw.Instream(served, strings.NewReader("x "+marker+" y"))
 		if err == nil && strings.Contains(reply, "Clamgate.Ready.UNOFFICIAL FOUND") {
 			break
 		}

@@ -22,7 +22,7 @@ import (
 // external clamd (this one runs ConcurrentDatabaseReload no) must hold
 // requests as frugal does, and say so in STATS.
 func TestReloadOnUpdate(t *testing.T) {
-	c := testenv.StartClamd(t, testenv.ClamdOptions{Extra: []string{"ConcurrentDatabaseReload no", "SelfCheck 0", "IdleTimeout 2"}})
+	c := testenv.StartClamd(t, testenv.ClamdOptions{Extra: testenv.FrugalClamd})
 	dir := testenv.TempDir(t)
 	sock := filepath.Join(dir, "gw.sock")
 	testenv.StartGateway(t, mustParse(t, fmt.Sprintf(`

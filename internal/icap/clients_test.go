@@ -284,7 +284,7 @@ func rawICAP(t *testing.T, addr string, req []byte) string {
 // TestISTagFollowsDatabase: a new database is a new ISTag, so that squid
 // drops the verdicts it cached under the old one.
 func TestISTagFollowsDatabase(t *testing.T) {
-	c := testenv.StartClamd(t, testenv.ClamdOptions{Extra: []string{"ConcurrentDatabaseReload no", "SelfCheck 0", "IdleTimeout 2"}})
+	c := testenv.StartClamd(t, testenv.ClamdOptions{Extra: testenv.FrugalClamd})
 	host, port := icapGateway(t, c, fmt.Sprintf("[database]\ndir = %q\nreload = \"frugal\"\nsettle = \"200ms\"\n", c.DBDir))
 	istag := func() string {
 		out, _ := exec.Command("c-icap-client", "-i", host, "-p", port, "-s", "avscan", "-v").CombinedOutput()

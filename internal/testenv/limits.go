@@ -13,6 +13,15 @@ import (
 // that the objects past them stay small. MaxRecursion is clamd's default, 17.
 var LimitsClamd = []string{"AlertExceedsMax yes", "MaxFiles 50", "MaxScanSize 1M"}
 
+// FrugalClamd are the clamd.conf lines of a clamd that reloads frugally,
+// as the managed engine and deploy write them and docs/database.md asks of
+// an external one. IdleTimeout matters as much as the first: clamd 1.4's
+// non-concurrent RELOAD waits for every worker thread to exit, and a
+// worker that scanned anything exits only IdleTimeout (30 s by default)
+// after its last job; without it a reload that follows a scan stalls
+// about 30 s whatever the database's size.
+var FrugalClamd = []string{"ConcurrentDatabaseReload no", "SelfCheck 0", "IdleTimeout 2"}
+
 // LimitObject is one crafted object for the scan-limit tests.
 type LimitObject struct {
 	Name string
