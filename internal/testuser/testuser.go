@@ -12,9 +12,13 @@ import (
 	"os"
 	"os/exec"
 	"os/user"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
+	"time"
 )
 
 var serial atomic.Int64
@@ -39,20 +43,28 @@ func New(t testing.TB, prefix string) User {
 	if err != nil {
 		t.Fatalf("useradd %s: %v\n%s", name, err, out)
 	}
-	t.Cleanup(func() { remove(t, name) })
 	u, err := user.Lookup(name)
 	if err != nil {
 		t.Fatal(err)
 	}
 	uid, _ := strconv.Atoi(u.Uid)
 	gid, _ := strconv.Atoi(u.Gid)
+	t.Cleanup(func() { remove(t, name, uid) })
 	return User{Name: name, UID: uid, GID: gid}
 }
 
 // remove deletes the user and its group. It runs after the cleanups the
-// test registered later (processes it started as the user), so a failure
-// here means a process outlived its test: that is reported.
-func remove(t testing.TB, name string) {
+// test registered later (processes it started as the user); their
+// children may take a moment to follow a parent-death signal, so it waits
+// for them a while, then reports and kills what outlived its test.
+func remove(t testing.TB, name string, uid int) {
+	if left := waitGone(uid, 5*time.Second); len(left) > 0 {
+		t.Errorf("processes of %s outlived the test: %v (killed)", name, left)
+		for _, pid := range left {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+		waitGone(uid, 5*time.Second)
+	}
 	if out, err := exec.Command("userdel", name).CombinedOutput(); err != nil {
 		t.Errorf("userdel %s: %v\n%s", name, err, out)
 	}
@@ -62,4 +74,40 @@ func remove(t testing.TB, name string) {
 			t.Errorf("groupdel %s: %v\n%s", name, err, out)
 		}
 	}
+}
+
+// waitGone waits until no process runs as uid, or the bound passes; it
+// returns the pids still running.
+func waitGone(uid int, bound time.Duration) []int {
+	deadline := time.Now().Add(bound)
+	for {
+		left := processesOf(uid)
+		if len(left) == 0 || time.Now().After(deadline) {
+			return left
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// processesOf lists the processes whose real or effective uid is uid.
+func processesOf(uid int) []int {
+	dirs, _ := filepath.Glob("/proc/[0-9]*/status")
+	var pids []int
+	want := strconv.Itoa(uid)
+	for _, f := range dirs {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue // gone meanwhile
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if ids, ok := strings.CutPrefix(line, "Uid:"); ok {
+				if fields := strings.Fields(ids); len(fields) >= 2 && (fields[0] == want || fields[1] == want) {
+					pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(f)))
+					pids = append(pids, pid)
+				}
+				break
+			}
+		}
+	}
+	return pids
 }
