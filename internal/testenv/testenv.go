@@ -229,14 +229,21 @@ func writeSlowSignatures(t testing.TB, dir string, n int) {
 	}
 }
 
+// The port is drawn below Linux's ephemeral range (32768-60999): a port
+// the kernel hands out for :0 is also the next one it may give a client's
+// outgoing connection, which then takes it before the test binds it again
+// (seen as "address already in use" under a loaded parallel run).
 func freePort(t testing.TB) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for range 100 {
+		addr := fmt.Sprintf("127.0.0.1:%d", 20000+rand.IntN(12000))
+		if l, err := net.Listen("tcp", addr); err == nil {
+			l.Close()
+			return addr
+		}
 	}
-	defer l.Close()
-	return l.Addr().String()
+	t.Fatal("no free loopback port between 20000 and 32000")
+	return ""
 }
 
 // FreePort returns a loopback address with a port free at the time of call.
