@@ -134,7 +134,7 @@ scans() {
   retry 120 bash -c "journalctl -u amavis --since '$since' | grep -q 'Blocked INFECTED (Eicar-Test-Signature'" ||
     fail "amavis did not block the EICAR mail"
   echo "  amavis: $(journalctl -u amavis --since "$since" -o cat | grep -m1 -o 'Blocked INFECTED (Eicar-Test-Signature.*' | cut -c1-110)"
-  if journalctl -u amavis --since "$since" | grep -q 'ClamAV-clamscan'; then
+  if journalctl -u amavis --since "$since" | grep -v 'Found secondary av scanner' | grep -q 'ClamAV-clamscan'; then
     fail "amavis fell back to clamscan: its clamd entry did not answer"
   fi
   delivered "amavis-eicar-$t" && fail "the EICAR mail reached the mailbox"
