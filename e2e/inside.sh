@@ -243,6 +243,11 @@ restart() {
     [[ $(stat -c '%a %G' "${sock%%:*}") == "660 ${sock##*:}" ]] || fail "${sock%%:*}: $(stat -c '%a %U:%G' "${sock%%:*}"), want 660 group ${sock##*:}"
   done
   ok "unix sockets from clamgate.socket: mode 660, groups amavis, postfix, clamav"
+  # systemd binds them as root: the gateway's user must not be able to swap
+  # their directory for a link (the parent is root's).
+  setpriv --reuid=clamgate --regid=clamgate --clear-groups mv /run/clamgate/local /run/clamgate/swapped 2>/dev/null &&
+    fail "user clamgate renamed /run/clamgate/local, where systemd binds a socket as root"
+  ok "user clamgate cannot swap the socket directories systemd binds in (/run/clamgate is root's)"
   rm -f "$E2E"/loop-*
   for n in 1 2 3 4; do
     (end=$((SECONDS + 12)); while ((SECONDS < end)); do

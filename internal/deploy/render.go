@@ -360,11 +360,14 @@ func GatewaySocketFile(l Listening) string {
 // Tmpfiles creates the socket directories and the amavis ACL. The
 // directories are setgid: a socket created inside gets the directory's
 // group, so clamgate needs neither CAP_CHOWN nor membership in its
-// clients' groups.
+// clients' groups. /run/clamgate itself is root's: systemd binds the
+// unix listeners in its subdirectories as root (clamgate.socket), and
+// clamgate, owning the parent, could otherwise swap a subdirectory for a
+// link and have root bind, chmod and (RemoveOnStop) unlink elsewhere.
 func Tmpfiles(h *Host, e Engine) string {
 	var b strings.Builder
 	b.WriteString(header)
-	b.WriteString("d /run/clamgate 0755 clamgate clamgate -\n")
+	b.WriteString("d /run/clamgate 0755 root root -\n")
 	if e.Kind != KindEdge {
 		fmt.Fprintf(&b, "d %s 2750 %d clamgate -\n", EngineDir, e.HostUID())
 	}
