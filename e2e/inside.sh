@@ -263,7 +263,7 @@ restart() {
   fails=$(cat "$E2E"/loop-* | grep '^fail' || true)
   [[ -z $fails ]] || fail "across the restart, of $((n + $(wc -l <<<"$fails"))) scans: $(sort "$E2E"/loop-* | uniq -c | grep fail | head -n 3)"
   ok "$n clamdscan --stream scans on the host-wide socket across the restart: 0 refused, 0 failed"
-  journalctl -u clamgate --since "$since" -o cat | grep -q 'socket from systemd.*address=unix:/run/clamgate/local/clamd.sock' ||
+  journalctl -u clamgate --since "$since" -o cat | grep 'socket from systemd.*address=unix:/run/clamgate/local/clamd.sock' >/dev/null ||
     fail "the restarted gateway did not take the host-wide socket from systemd"
   ok "the restarted gateway took its unix sockets from systemd"
 }

@@ -54,7 +54,10 @@ func TestSquidDeploySnippet(t *testing.T) {
 	}
 	sq := startSquidWith(t, snippet)
 	proxy, _ := url.Parse(sq.proxy)
-	client := &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(proxy)}, Timeout: 30 * time.Second}
+	// A new connection per request: squid may close one after its 403
+	// page while Go's pool still holds it, and a POST on it is not retried
+	// (seen as "write: broken pipe" on a loaded machine).
+	client := &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(proxy), DisableKeepAlives: true}, Timeout: 30 * time.Second}
 	post := func(body []byte) (int, []byte) {
 		resp, err := client.Post(srv.URL+"/upload", "application/octet-stream", bytes.NewReader(body))
 		if err != nil {
