@@ -261,7 +261,7 @@ func newFronts(sv *serving, log *slog.Logger, d *scan.Dispatcher, life *lifecycl
 	}
 	return map[string]front{
 		config.ProtoClamd:  cp,
-		config.ProtoMilter: &milter.Server{Dispatcher: d, Log: log, Config: cfg.Milter},
+		config.ProtoMilter: &milter.Server{Dispatcher: d, Log: log, Config: cfg.Milter, Spool: d.Spool(), SpoolDir: cfg.SpoolDir},
 		config.ProtoICAP:   ic,
 		config.ProtoHTTP:   newHTTPFront(sv, log, d, page, walks),
 	}

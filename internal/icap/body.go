@@ -1,10 +1,8 @@
 package icap
 
 import (
-	"bytes"
 	"errors"
 	"io"
-	"os"
 
 	"clamgate/internal/scan"
 )
@@ -19,9 +17,9 @@ type body struct {
 	cont      func() error // asks the client for the rest; nil when there is none
 	rest      io.Reader
 	n, limit  int64
-	spool     *spool // nil when the body need not be kept
-	clientErr error  // the client's side failed: not clamd's fault
-	spoolErr  error  // keeping the body failed: the gateway's fault (or busy)
+	spool     *scan.FrontSpool // nil when the body need not be kept
+	clientErr error            // the client's side failed: not clamd's fault
+	spoolErr  error            // keeping the body failed: the gateway's fault (or busy)
 	eof       bool
 }
 
@@ -31,7 +29,7 @@ func (b *body) Read(p []byte) (int, error) {
 	}
 	n, err := b.read(p)
 	if n > 0 && b.spool != nil {
-		if werr := b.spool.write(p[:n]); werr != nil {
+		if _, werr := b.spool.Write(p[:n]); werr != nil {
 			b.clientErr, b.spoolErr = werr, werr
 			return 0, werr
 		}
@@ -88,64 +86,10 @@ func (b *body) readRest(p []byte) (int, error) {
 // being relayed unscanned by configuration (over_limit = "pass").
 func (b *body) unlimited() { b.limit, b.clientErr = 0, nil }
 
-// spool keeps a body that must be echoed to the client after a clean
-// verdict: in memory while small, then in an unlinked temporary file, so
-// that large objects never sit in the gateway's memory.
-type spool struct {
-	dir  string
-	res  *scan.Reservation // every byte kept is reserved from the gateway's spool budget first
-	mem  bytes.Buffer
-	file *os.File
-}
-
+// spoolInMemory is how much of a body kept for the echo stays in memory
+// before the rest goes to a spool file: large objects never sit in the
+// gateway's memory.
 const spoolInMemory = 256 << 10
-
-func (s *spool) write(p []byte) error {
-	if err := s.res.Grow(int64(len(p))); err != nil {
-		return err
-	}
-	if s.file == nil && s.mem.Len()+len(p) <= spoolInMemory {
-		s.mem.Write(p)
-		return nil
-	}
-	if s.file == nil {
-		f, err := os.CreateTemp(s.dir, "clamgate-icap-*")
-		if err != nil {
-			return &scan.SpoolError{Err: err}
-		}
-		os.Remove(f.Name()) // nothing to clean up, whatever happens next
-		s.file = f
-		if _, err := s.file.Write(s.mem.Bytes()); err != nil {
-			return &scan.SpoolError{Err: err}
-		}
-		s.mem = bytes.Buffer{}
-	}
-	if _, err := s.file.Write(p); err != nil {
-		return &scan.SpoolError{Err: err}
-	}
-	return nil
-}
-
-// reader replays what was written.
-func (s *spool) reader() (io.Reader, error) {
-	if s.file == nil {
-		return bytes.NewReader(s.mem.Bytes()), nil // readable again, for the echo after the scan
-	}
-	if _, err := s.file.Seek(0, io.SeekStart); err != nil {
-		return nil, err
-	}
-	return s.file, nil
-}
-
-func (s *spool) close() {
-	if s == nil {
-		return
-	}
-	if s.file != nil {
-		s.file.Close()
-	}
-	s.res.Release()
-}
 
 // causeOf is what a spool failure hides from the client, for the log.
 func causeOf(err error) string {

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"time"
 
 	"clamgate/internal/scan"
@@ -60,11 +59,8 @@ func (cn *conn) modify(ctx context.Context, req *Request) bool {
 	// Spool only when a clean verdict will have to echo the body: a 204
 	// will not be allowed once the whole body has been read.
 	if !req.Allow204 && x.body.rest != nil {
-		x.body.spool = &spool{dir: cn.srv.Settings.SpoolDir, res: cn.srv.Spool.Reserve(cn.pol.Name)}
-		if x.body.spool.dir == "" {
-			x.body.spool.dir = os.TempDir()
-		}
-		defer x.body.spool.close()
+		x.body.spool = scan.NewFrontSpool(cn.srv.Settings.SpoolDir, cn.srv.Spool.Reserve(cn.pol.Name), spoolInMemory, nil)
+		defer x.body.spool.Close()
 	}
 	return x.verdict(ctx)
 }
@@ -122,7 +118,7 @@ func (x *exchange) data() io.Reader {
 	if _, err := io.Copy(io.Discard, b); err != nil {
 		return b // it fails again at once, with the client's error
 	}
-	r, err := b.spool.reader()
+	r, err := b.spool.Reader()
 	if err != nil {
 		b.clientErr = err
 		return b
@@ -222,7 +218,7 @@ func (x *exchange) pass(why string) bool {
 	var rd io.Reader = bytes.NewReader(nil)
 	if b.spool != nil {
 		var err error
-		if rd, err = b.spool.reader(); err != nil {
+		if rd, err = b.spool.Reader(); err != nil {
 			return x.failed("spool: " + err.Error())
 		}
 	}

@@ -1,6 +1,7 @@
 package milter
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"io"
@@ -43,8 +44,8 @@ func TestGuardPacketBounds(t *testing.T) {
 		if _, err := g.Read(make([]byte, 4)); !errors.Is(err, io.ErrUnexpectedEOF) {
 			t.Fatalf("truncated packet: %v", err)
 		}
-		if cap(g.pkt) > 2*growStep { // one step, rounded up to a size class
-			t.Errorf("%d bytes held for 105 received", cap(g.pkt))
+		if cap(g.in) > readAhead { // the read buffer, not the length announced
+			t.Errorf("%d bytes held for 105 received", cap(g.in))
 		}
 	})
 }
@@ -83,4 +84,63 @@ func pipeGuard(t *testing.T) (*guard, net.Conn) {
 	a, b := net.Pipe()
 	t.Cleanup(func() { a.Close(); b.Close() })
 	return newGuard(a, slog.New(slog.DiscardHandler), time.Minute), b
+}
+
+// TestGuardBodyTap: body chunks go to the session straight from the
+// guard's buffer, in order and whole, while the library is handed an
+// empty body packet for each; other packets pass unchanged, and the
+// packets the MTA wrote back to back come in fewer reads than packets.
+func TestGuardBodyTap(t *testing.T) {
+	a, b := net.Pipe()
+	t.Cleanup(func() { a.Close(); b.Close() })
+	reads := &countingConn{Conn: a}
+	g := newGuard(reads, slog.New(slog.DiscardHandler), time.Minute)
+	g.negotiated(64<<10 - 1)
+	var got []byte
+	g.body = func(p []byte) { got = append(got, p...) }
+	chunks := [][]byte{bytes.Repeat([]byte("a"), 64<<10-1), bytes.Repeat([]byte("b"), 100), bytes.Repeat([]byte("c"), 64<<10-1)}
+	var stream []byte
+	for _, c := range chunks {
+		stream = append(stream, pkt('B', string(c))...)
+	}
+	stream = append(stream, pkt('E', "")...)
+	go b.Write(stream)
+	for i := range chunks {
+		var n uint32
+		if err := binary.Read(g, binary.BigEndian, &n); err != nil {
+			t.Fatal(err)
+		}
+		data := make([]byte, n)
+		if _, err := io.ReadFull(g, data); err != nil {
+			t.Fatal(err)
+		}
+		if string(data) != "B" {
+			t.Fatalf("packet %d reached the library as %q…, want an empty body chunk", i, data[:min(len(data), 8)])
+		}
+	}
+	var n uint32
+	if err := binary.Read(g, binary.BigEndian, &n); err != nil {
+		t.Fatal(err)
+	}
+	if data := make([]byte, n); n != 1 || func() error { _, err := io.ReadFull(g, data); return err }() != nil || data[0] != 'E' {
+		t.Fatalf("end of message: length %d", n)
+	}
+	if want := bytes.Join(chunks, nil); !bytes.Equal(got, want) {
+		t.Errorf("the session got %d bytes, want the %d of the chunks in order", len(got), len(want))
+	}
+	// net.Pipe hands over at most what each read asks for: with the
+	// read-ahead, a packet's length comes with the previous packet's data.
+	if reads.n >= 2*(len(chunks)+1) {
+		t.Errorf("%d reads for %d packets", reads.n, len(chunks)+1)
+	}
+}
+
+type countingConn struct {
+	net.Conn
+	n int
+}
+
+func (c *countingConn) Read(p []byte) (int, error) {
+	c.n++
+	return c.Conn.Read(p)
 }

@@ -1,8 +1,8 @@
 // Package milter is the gateway's mail filter front: postfix and sendmail
-// hand it each message over the milter protocol, it streams the message
-// (headers as received, then the body) to clamd as one scan job, and answers
-// with the configured action, as clamav-milter does, so that clamav-milter
-// and the clamd it needs can be retired.
+// hand it each message over the milter protocol, it keeps the message
+// (headers as received, then the body) as it arrives, scans it at its end
+// as one job, and answers with the configured action, as clamav-milter
+// does, so that clamav-milter and the clamd it needs can be retired.
 //
 // The protocol is spoken by github.com/d--j/go-milter rather than by hand:
 // milter is undocumented outside sendmail's and libmilter's sources, and
@@ -53,6 +53,12 @@ type Server struct {
 	ContentTimeout time.Duration
 	// Hostname names this host in X-Virus-Scanned; "" = os.Hostname().
 	Hostname string
+	// Spool is the gateway's spool budget, from which every byte of a
+	// message is reserved before it is kept; nil = no bound.
+	Spool *scan.SpoolBudget
+	// SpoolDir holds messages larger than a buffer until they have been
+	// scanned ("" = $TMPDIR).
+	SpoolDir string
 
 	bufs     sync.Pool // *[]byte message buffers
 	hostOnce sync.Once
@@ -78,6 +84,7 @@ func (s *Server) ServeConn(ctx, drain context.Context, c net.Conn, pol *policy.P
 	defer stopDrain()
 
 	sess := &session{srv: s, ctx: ctx, pol: pol, peer: peer, limit: pol.Limit(s.Config.MaxSize), guard: g}
+	g.body = sess.write
 	ms := gomilter.NewServer(
 		gomilter.WithMilter(func() gomilter.Milter { return sess }),
 		gomilter.WithNegotiationCallback(sess.negotiate),

@@ -3,7 +3,6 @@ package milter
 import (
 	"context"
 	"errors"
-	"io"
 	"net/textproto"
 	"time"
 
@@ -20,20 +19,16 @@ const skipped = gomilter.OptNoConnect | gomilter.OptNoHelo | gomilter.OptNoRcptT
 	gomilter.OptNoUnknown | gomilter.OptNoMailReply | gomilter.OptNoHeaderReply |
 	gomilter.OptNoEOHReply | gomilter.OptNoBodyReply
 
-// bufSize is how much of a message waits before it goes to clamd: a
-// typical mail fits and reaches clamd in one write at end of message, and
-// it is the backend's INSTREAM chunk, so larger ones stream in full chunks.
+// bufSize is how much of a message stays in memory: a typical mail fits
+// and reaches clamd from memory at end of message; a larger one goes on
+// into a spool file, which a local clamd is then handed as it is.
 const bufSize = 64 << 10
 
 // progressEvery keeps the MTA waiting for a slow verdict: postfix's
 // milter_content_timeout and sendmail's T:E default to 5 minutes.
 const progressEvery = 30 * time.Second
 
-var (
-	errOverLimit = errors.New("message over the milter size limit")
-	errAborted   = errors.New("message aborted by the MTA")
-	errJobOver   = errors.New("scan job ended")
-)
+var errOverLimit = errors.New("message over the milter size limit")
 
 // session is one MTA connection: the library calls it for each event, one
 // at a time, from the connection's goroutine.
@@ -49,24 +44,21 @@ type session struct {
 	guard *guard // told the packet size negotiated
 }
 
-// message is the one in progress on the connection.
+// message is the one in progress on the connection. It is kept whole
+// (spooled) as it arrives and scanned at its end: a job started earlier
+// would only wait for the rest, and a pipe to it cost two more copies and
+// a goroutine switch per body chunk.
 type message struct {
 	start time.Time
 	size  int64
-	buf   *[]byte // bytes not yet sent to the job
+	buf   *[]byte // the spool's memory, from the server's pool
+	spool *scan.FrontSpool
+	err   error // keeping the message failed: busy, or the gateway's fault
 	over  bool
-	job   *job // started at the first full buffer, or at end of message
 	// forged counts the message's own X-Virus-* headers by name: with
 	// add_header they are removed, or a sender could write its own
 	// "X-Virus-Status: Clean".
 	forged map[string]int
-}
-
-// job is the running scan of a message.
-type job struct {
-	pw     *io.PipeWriter // nil when the whole message was handed over at once
-	cancel context.CancelCauseFunc
-	done   chan outcome
 }
 
 type outcome struct {
@@ -145,89 +137,60 @@ func (s *session) Cleanup(_ gomilter.Modifier) { s.abort() }
 
 func (s *session) current() *message {
 	if s.msg == nil {
-		s.msg = &message{start: time.Now(), buf: s.srv.getBuf()}
+		buf := s.srv.getBuf()
+		s.msg = &message{start: time.Now(), buf: buf,
+			spool: scan.NewFrontSpool(s.srv.SpoolDir, s.srv.Spool.Reserve(s.pol.Name), bufSize, *buf)}
 	}
 	return s.msg
 }
 
-// write adds message bytes, in the order the MTA sent them, to the scan.
+// write adds message bytes, in the order the MTA sent them, to the spool.
 func (s *session) write(p []byte) {
 	msg := s.current()
-	if msg.over {
+	if msg.over || msg.err != nil || len(p) == 0 {
 		return
 	}
 	if s.limit > 0 && msg.size+int64(len(p)) > s.limit {
 		msg.over = true
-		s.stop(msg, errOverLimit)
+		msg.drop()
 		return
 	}
 	msg.size += int64(len(p))
-	b := *msg.buf
-	if len(b)+len(p) <= cap(b) {
-		*msg.buf = append(b, p...)
-		return
+	if _, err := msg.spool.Write(p); err != nil {
+		msg.err = err
+		msg.drop()
 	}
-	s.send(msg, b)
-	*msg.buf = b[:0]
-	if len(p) >= cap(b) {
-		s.send(msg, p)
-		return
-	}
-	*msg.buf = append(b[:0], p...)
 }
 
-// send streams p to the job, starting it first if needed. It blocks until
-// clamd has taken p, which is what keeps memory bounded; a job that has
-// already failed takes nothing, and its outcome says why.
-func (s *session) send(msg *message, p []byte) {
-	if len(p) == 0 {
-		return
+// finish scans the message and waits for its verdict, telling the MTA
+// that the filter is alive meanwhile.
+func (s *session) finish(msg *message, m gomilter.Modifier) outcome {
+	defer s.srv.release(msg)
+	switch {
+	case msg.over:
+		return outcome{err: errOverLimit}
+	case msg.err != nil:
+		return outcome{err: msg.err}
 	}
-	if msg.job == nil {
-		pr, pw := io.Pipe()
-		msg.job = s.start(pr, pr)
-		msg.job.pw = pw
+	data, err := msg.spool.Reader()
+	if err != nil {
+		return outcome{err: err}
 	}
-	_, _ = msg.job.pw.Write(p)
-}
-
-// start runs the scan job; closer, when set, is closed with the job so that
-// the session's writes fail instead of waiting for a reader that is gone.
-func (s *session) start(data io.Reader, closer *io.PipeReader) *job {
-	ctx, cancel := context.WithCancelCause(s.ctx)
-	j := &job{cancel: cancel, done: make(chan outcome, 1)}
+	ctx, cancel := context.WithCancel(s.ctx)
+	defer cancel()
+	done := make(chan outcome, 1)
 	go func() {
 		res, err := s.srv.Dispatcher.Do(ctx, scan.Job{
 			Client: s.pol.Name, Protocol: "milter", Kind: scan.Stream, Data: data, Object: "message",
 			Unique: true, // headers included (Received:, Message-ID:), no two mails are alike
 		})
-		if closer != nil {
-			closer.CloseWithError(errJobOver)
-		}
-		j.done <- outcome{res, err}
+		done <- outcome{res, err}
 	}()
-	return j
-}
-
-// finish hands the rest of the message to the job and waits for its
-// verdict, telling the MTA that the filter is alive meanwhile.
-func (s *session) finish(msg *message, m gomilter.Modifier) outcome {
-	defer s.srv.putBuf(msg)
-	if msg.over {
-		return outcome{err: errOverLimit}
-	}
-	if msg.job == nil {
-		msg.job = s.start(&lastReader{b: *msg.buf}, nil)
-	} else {
-		s.send(msg, *msg.buf)
-		_ = msg.job.pw.Close()
-	}
-	defer msg.job.cancel(nil)
 	tick := time.NewTicker(progressEvery)
 	defer tick.Stop()
 	for {
 		select {
-		case o := <-msg.job.done:
+		case o := <-done:
 			return o
 		case <-tick.C:
 			_ = m.Progress() // protocol v6 only; older MTAs just wait
@@ -235,46 +198,17 @@ func (s *session) finish(msg *message, m gomilter.Modifier) outcome {
 	}
 }
 
-// stop ends a running job early and waits for it, so that no scan
-// outlives its message.
-func (s *session) stop(msg *message, why error) {
-	if msg.job == nil {
-		return
-	}
-	cause := why
-	if errors.Is(why, errAborted) {
-		cause = scan.ErrClientGone // the MTA dropped the message: counted as abandoned
-	}
-	msg.job.cancel(cause)
-	if msg.job.pw != nil {
-		msg.job.pw.CloseWithError(why)
-	}
-	<-msg.job.done
-	msg.job = nil
-}
-
 // abort drops the message in progress, if any.
 func (s *session) abort() {
 	if s.msg == nil {
 		return
 	}
-	s.stop(s.msg, errAborted)
-	s.srv.putBuf(s.msg)
+	s.srv.release(s.msg)
 	s.msg = nil
 }
 
-// lastReader returns its bytes with io.EOF, so that a message that fits in
-// one buffer reaches clamd with its end marker in a single write.
-type lastReader struct{ b []byte }
-
-func (r *lastReader) Read(p []byte) (int, error) {
-	n := copy(p, r.b)
-	r.b = r.b[n:]
-	if len(r.b) == 0 {
-		return n, io.EOF
-	}
-	return n, nil
-}
+// drop lets go of what was kept of a message that will not be scanned.
+func (msg *message) drop() { msg.spool.Close() }
 
 func (s *Server) getBuf() *[]byte {
 	if b, ok := s.bufs.Get().(*[]byte); ok {
@@ -285,8 +219,10 @@ func (s *Server) getBuf() *[]byte {
 	return &b
 }
 
-// putBuf returns a message's buffer once no job can read it any more.
-func (s *Server) putBuf(msg *message) {
+// release frees a message's spool and returns its buffer once no job can
+// read them any more.
+func (s *Server) release(msg *message) {
+	msg.spool.Close()
 	if msg.buf != nil {
 		s.bufs.Put(msg.buf)
 		msg.buf = nil
