@@ -15,6 +15,8 @@
 #   scripts/bench.sh -old-bin /path/clamgate
 #   scripts/bench.sh -sizes 4K,1M -rounds 4 -duration 8s -overload 0 -no-campaign -no-http
 #   scripts/bench.sh -db /var/lib/clamav  # real signatures instead of the synthetic set
+#   scripts/bench.sh -mail-rate 0       # overload with mail back to back only (default: also 100 mails/s
+#                                       # arriving at random, as at a server; bench/neighbour -mail-rate)
 #
 # Environment: CLAMD (clamd binary), BENCH_KEEP=1 (keep the run's directory).
 set -euo pipefail
@@ -24,7 +26,7 @@ cd "$repo"
 # shellcheck source=bench/lib.sh
 source bench/lib.sh
 
-sizes=4K,64K,1M rounds=3 duration=5s overload=1 overload_for=20s campaign=1 http=1 old= old_bin= db= concurrency=4
+sizes=4K,64K,1M rounds=3 duration=5s overload=1 overload_for=20s mail_rate=100 campaign=1 http=1 old= old_bin= db= concurrency=4
 while (($#)); do
 	case $1 in
 	-long) rounds=6 duration=10s overload=5 overload_for=30s ;;
@@ -34,12 +36,13 @@ while (($#)); do
 	-concurrency) concurrency=$2; shift ;;
 	-overload) overload=$2; shift ;;
 	-overload-duration) overload_for=$2; shift ;;
+	-mail-rate) mail_rate=$2; shift ;;
 	-no-campaign) campaign=0 ;;
 	-no-http) http=0 ;;
 	-old) old=$2; shift ;;
 	-old-bin) old_bin=$2; shift ;;
 	-db) db=$2; shift ;;
-	-h | -help | --help) sed -n '2,19p' "$0"; exit 0 ;;
+	-h | -help | --help) sed -n '2,21p' "$0"; exit 0 ;;
 	*) echo "bench.sh: unknown argument $1 (see -h)" >&2; exit 2 ;;
 	esac
 	shift
@@ -166,8 +169,11 @@ if [[ -z $db && $overload -gt 0 ]]; then
 	"$dir/bin/gensigs" -dir "$overload_db" -body 30000 -hashes 100
 fi
 for ((i = 1; i <= overload; i++)); do
-	echo "== overload run $i of $overload: mail 20 KiB beside 16 processes x 1 MiB"
+	echo "== overload run $i of $overload: mail 20 KiB (2 clients back to back) beside 16 processes x 1 MiB"
 	go run ./bench/neighbour -db "$overload_db" -flood 16 -flood-size 1M -duration "$overload_for" -rounds 4 | tee "$dir/overload$i.txt"
+	[[ $mail_rate == 0 ]] && continue
+	echo "== overload run $i of $overload: mail 20 KiB ($mail_rate a second at random) beside 16 processes x 1 MiB"
+	go run ./bench/neighbour -db "$overload_db" -flood 16 -flood-size 1M -duration "$overload_for" -rounds 4 -mail-rate "$mail_rate" | tee "$dir/overload$i-rate.txt"
 done
 
 echo
@@ -193,8 +199,13 @@ if [[ $http == 1 ]]; then
 	}' "$dir/httpfront.txt"
 fi
 for ((i = 1; i <= overload; i++)); do
-	printf 'overload run %d: %s; %s; %s\n' "$i" \
-		"$(grep -o 'mail p99 under flood / alone: [0-9.]*x' "$dir/overload$i.txt")" \
-		"$(grep -o 'flood beside mail / alone: *[0-9]*%' "$dir/overload$i.txt" | tr -s ' ')" \
-		"$(grep -o 'mail errors: *[0-9]*' "$dir/overload$i.txt" | tr -s ' ')"
+	for f in "$dir/overload$i.txt" "$dir/overload$i-rate.txt"; do
+		[[ -f $f ]] || continue
+		mode="2 mail clients back to back"
+		[[ $f == *-rate.txt ]] && mode="$mail_rate mails/s at random"
+		printf 'overload run %d (%s): %s; %s; %s\n' "$i" "$mode" \
+			"$(grep -o 'mail p99 under flood / alone: [0-9.]*x' "$f")" \
+			"$(grep -o 'flood beside mail / alone: *[0-9]*%' "$f" | tr -s ' ')" \
+			"$(grep -o 'mail errors: *[0-9]*' "$f" | tr -s ' ')"
+	done
 done

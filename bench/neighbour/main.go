@@ -8,7 +8,7 @@
 // the flood, the flood's MiB/s alone and beside mail, errors, and whether
 // /readyz ever left 200.
 //
-//	go run ./bench/neighbour [-db DIR] [-flood 16] [-flood-size 20M] [-mail-size 20K] [-duration 30s] [-warmup 5s]
+//	go run ./bench/neighbour [-db DIR] [-flood 16] [-flood-size 20M] [-mail-size 20K] [-mail 2 | -mail-rate 100] [-duration 30s] [-warmup 5s]
 package main
 
 import (
@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	mathrand "math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -47,7 +48,8 @@ func main() {
 	flood := flag.Int("flood", 16, "proxy client processes streaming at once")
 	floodSize := flag.String("flood-size", "20M", "size of each proxy stream")
 	mailSize := flag.String("mail-size", "20K", "size of each mail scan")
-	mailClients := flag.Int("mail", 2, "mail clients")
+	mailClients := flag.Int("mail", 2, "mail clients, each scanning back to back")
+	mailRate := flag.Float64("mail-rate", 0, "mails a second arriving at random (Poisson), each timed from its arrival, instead of -mail clients back to back")
 	duration := flag.Duration("duration", 30*time.Second, "per scenario, after the flood's warm-up")
 	warmup := flag.Duration("warmup", 5*time.Second, "how long the flood runs before a scenario's clock starts")
 	proxyConcurrent := flag.Int("proxy-concurrent", 0, "the proxy policy's max_concurrent through the gateway (0 = no limit)")
@@ -66,10 +68,14 @@ func main() {
 	defer cl.Stop()
 	clamdSock := cl.Socket
 	mailGW, proxyGW, ready := startGateway(dir, clamdSock, *proxyConcurrent, *bulkCap)
-	sc := setup{mails: *mailClients, floods: *flood, msz: msz, fsz: fsz, d: *duration / time.Duration(max(*rounds, 1)), warmup: *warmup, dir: dir, clamdPID: cl.PID(),
+	sc := setup{mails: *mailClients, rate: *mailRate, floods: *flood, msz: msz, fsz: fsz, d: *duration / time.Duration(max(*rounds, 1)), warmup: *warmup, dir: dir, clamdPID: cl.PID(),
 		metrics: strings.TrimSuffix(ready, "/readyz") + "/metrics"}
-	fmt.Printf("mail %s scans (%d clients); flood: %d processes x %s random streams; %s per scenario after %s warm-up\n",
-		*mailSize, *mailClients, *flood, *floodSize, *duration, *warmup)
+	mailers := fmt.Sprintf("%d clients back to back", *mailClients)
+	if *mailRate > 0 {
+		mailers = fmt.Sprintf("%g a second arriving at random, timed from arrival", *mailRate)
+	}
+	fmt.Printf("mail %s scans (%s); flood: %d processes x %s random streams; %s per scenario after %s warm-up\n",
+		*mailSize, mailers, *flood, *floodSize, *duration, *warmup)
 	watch := &readiness{url: ready}
 	stopWatch := watch.start()
 	var alone, flooded, floodAlone result
@@ -218,6 +224,7 @@ func (r result) String() string {
 
 type setup struct {
 	mails, floods int
+	rate          float64 // mails a second arriving at random; 0 = s.mails clients back to back
 	msz, fsz      int64
 	d, warmup     time.Duration
 	dir           string
@@ -250,36 +257,16 @@ func (s setup) run(mailAddr, proxyAddr string) result {
 	start := time.Now()
 	clamd0, self0 := procCPU(strconv.Itoa(s.clamdPID)), procCPU("self")
 	split0 := readSplit(s.metrics)
-	var mu sync.Mutex
+	m := &mailer{addr: mailAddr, size: s.msz, end: end, r: &r}
 	var wg sync.WaitGroup
-	for range s.mails {
-		if mailAddr == "" {
-			break
+	switch {
+	case mailAddr == "":
+	case s.rate > 0:
+		wg.Go(func() { m.openLoop(ctx, s.rate) })
+	default:
+		for range s.mails {
+			wg.Go(func() { m.closedLoop(ctx) })
 		}
-		wg.Go(func() {
-			payload := randomBytes(s.msz)
-			c, _ := clamd.New(mailAddr, 10*time.Minute)
-			for ctx.Err() == nil && time.Now().Before(end) {
-				fresh(payload)
-				t0 := time.Now()
-				reply, err := c.Instream(ctx, bytes.NewReader(payload))
-				mu.Lock()
-				switch {
-				case ctx.Err() != nil, time.Now().After(end):
-					// The deadline's i/o timeout can come back a moment
-					// before ctx reports it: not a failure.
-					r.unfinished++
-				case err != nil || reply != "stream: OK":
-					if r.failed == 0 {
-						fmt.Fprintf(os.Stderr, "mail scan failed: %q %v\n", reply, err)
-					}
-					r.failed++
-				default:
-					r.lat = append(r.lat, time.Since(t0))
-				}
-				mu.Unlock()
-			}
-		})
 	}
 	wg.Wait()
 	<-ctx.Done()
@@ -297,6 +284,70 @@ func (s setup) run(mailAddr, proxyAddr string) result {
 	}
 	r.floodMiB = float64(floodBytes) / (1 << 20) / time.Since(start).Seconds()
 	return r
+}
+
+// mailer sends the mail scans of one scenario and records them in r.
+type mailer struct {
+	addr string
+	size int64
+	end  time.Time
+	mu   sync.Mutex
+	r    *result
+}
+
+// closedLoop is one mail client scanning back to back: the load a fast
+// MTA queue run puts on the engine, each scan timed from its start.
+func (m *mailer) closedLoop(ctx context.Context) {
+	payload := randomBytes(m.size)
+	c, _ := clamd.New(m.addr, 10*time.Minute)
+	for ctx.Err() == nil && time.Now().Before(m.end) {
+		fresh(payload)
+		t0 := time.Now()
+		reply, err := c.Instream(ctx, bytes.NewReader(payload))
+		m.record(ctx, reply, err, time.Since(t0))
+	}
+}
+
+// openLoop sends mails as they arrive at a server, rate a second on
+// average at random (Poisson) times, whatever the earlier ones still
+// wait for; each is timed from its arrival, so that a slow engine counts
+// its backlog too.
+func (m *mailer) openLoop(ctx context.Context, rate float64) {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	next := time.Now()
+	for {
+		next = next.Add(time.Duration(mathrand.ExpFloat64() / rate * float64(time.Second)))
+		if next.After(m.end) {
+			return
+		}
+		time.Sleep(time.Until(next))
+		arrived := next
+		wg.Go(func() {
+			payload := randomBytes(m.size)
+			c, _ := clamd.New(m.addr, 10*time.Minute)
+			reply, err := c.Instream(ctx, bytes.NewReader(payload))
+			m.record(ctx, reply, err, time.Since(arrived))
+		})
+	}
+}
+
+func (m *mailer) record(ctx context.Context, reply string, err error, lat time.Duration) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	switch {
+	case ctx.Err() != nil, time.Now().After(m.end):
+		// The deadline's i/o timeout can come back a moment before ctx
+		// reports it: not a failure.
+		m.r.unfinished++
+	case err != nil || reply != "stream: OK":
+		if m.r.failed == 0 {
+			fmt.Fprintf(os.Stderr, "mail scan failed: %q %v\n", reply, err)
+		}
+		m.r.failed++
+	default:
+		m.r.lat = append(m.r.lat, lat)
+	}
 }
 
 // floodProc is one flood client process: it scans its own random stream

@@ -41,7 +41,8 @@ const unknownCost int64 = -1
 // classified bulk (large, or running for long) may hold at most bulkCap
 // slots while short work is present, so that a short job always finds a
 // core instead of sharing one with the whole flood. With no short work
-// present the cap lifts: a lone flood gets every slot.
+// present the cap rises by one: a lone flood gets a slot per core
+// (bulkLimit).
 type scheduler struct {
 	mu       sync.Mutex
 	capacity int // 0 = unlimited
@@ -360,10 +361,22 @@ func (s *scheduler) canStart(t *ticket, now time.Time) bool {
 	if len(s.running) >= s.capacity {
 		return false
 	}
-	if t.bulk && s.bulkCap > 0 && s.shortPresent(now) && s.bulkRunning(now) >= s.bulkCap {
+	if t.bulk && s.bulkCap > 0 && s.bulkRunning(now) >= s.bulkLimit(now) {
 		return false
 	}
 	return c.running < s.capacity-s.reserve || !s.othersPresent(c, now)
+}
+
+// bulkLimit is how many bulk jobs may run now: bulkCap while short work
+// is present; with none, one more, the core kept for short work. Never
+// more: on a few cores, more bulk scans at once only share the same CPU,
+// and the first short job after a lull would find every slot held by a
+// flood whose scans each take that many times longer to end.
+func (s *scheduler) bulkLimit(now time.Time) int {
+	if s.shortPresent(now) {
+		return s.bulkCap
+	}
+	return s.bulkCap + 1
 }
 
 // bulkRunning counts the running jobs that are bulk by size or by age.

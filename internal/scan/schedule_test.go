@@ -238,31 +238,34 @@ func TestShortJobFindsSlotBesideFlood(t *testing.T) {
 	})
 }
 
-// TestShortJobWithinOneBulkAdmission: a lone flood holds every slot (work
-// conserving); a short job that then arrives takes the first slot that
-// frees, ahead of every queued bulk job.
-func TestShortJobWithinOneBulkAdmission(t *testing.T) {
+// TestShortJobAfterLull: a lone flood holds BulkCap+1 slots, not every
+// slot (more bulk scans than cores only share the same CPU), so a short job
+// that arrives after a lull starts at once instead of waiting for one of
+// the flood's scans to end; the flood then drops to BulkCap.
+func TestShortJobAfterLull(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		b := newGateBackend()
 		q := &queueWatch{deepest: map[string]int{}}
-		d := NewDispatcher(b, slog.New(slog.DiscardHandler), Options{Capacity: 3, BulkCap: 1, BulkSize: 1000,
+		d := NewDispatcher(b, slog.New(slog.DiscardHandler), Options{Capacity: 4, BulkCap: 1, BulkSize: 1000,
 			Limits: map[string]ClientLimits{"flood": {Weight: 100}}, Observers: []Observer{q}})
 		var wg sync.WaitGroup
 		for range 10 {
 			submitSized(d, &wg, "flood", 5000, nil)
 		}
-		waitRunning(t, b, 3) // a lone flood uses every slot
-		for range 3 {
+		waitRunning(t, b, 2)
+		for range 2 {
 			<-b.order
 		}
-		q.wait(t, "flood", 7)
+		q.wait(t, "flood", 8)
 		submit(d, &wg, "mail", nil)
-		q.wait(t, "mail", 1)
-		b.release <- struct{}{}
+		waitRunning(t, b, 3)
 		if got := <-b.order; got != "mail" {
-			t.Fatalf("first job admitted after the short one arrived: %q, want mail", got)
+			t.Fatalf("job started beside the lone flood: %q, want mail", got)
 		}
-		for range 10 {
+		b.mail <- struct{}{}
+		b.release <- struct{}{} // one of the flood's scans ends: none replaces it while mail is present
+		waitRunning(t, b, 1)
+		for range 9 {
 			b.release <- struct{}{}
 		}
 		wg.Wait()
