@@ -8,6 +8,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -432,4 +433,91 @@ func milterSized(t *testing.T, sock string, size int) *gomilter.Action {
 	_, act, err := s.End()
 	must(t, err)
 	return act
+}
+
+// TestMilterSpoolGivenBack: whatever ends a milter message, its bytes go
+// back to the spool budget: one aborted by the MTA past its first 64 KiB
+// (in a spool file by then), one whose connection closes mid-body, one
+// over max_object, a body packet before negotiation, and a scanned one.
+// A leak would leave the milter busy for good once the budget filled.
+func TestMilterSpoolGivenBack(t *testing.T) {
+	t.Parallel()
+	c := testenv.StartClamd(t, testenv.ClamdOptions{})
+	dir := testenv.TempDir(t)
+	milterSock, httpAddr := filepath.Join(dir, "milter.sock"), testenv.FreePort(t)
+	testenv.StartGateway(t, mustParse(t, fmt.Sprintf(`
+[backend]
+address = "unix:%s"
+[server]
+http = "tcp:%s"
+spool_budget = "4M"
+[[listener]]
+address = "unix:%s"
+protocol = "milter"
+policy = "p"
+mode = "0666"
+[policy.p]
+max_object = "1M"
+`, c.Socket, httpAddr, milterSock)))
+	base := "http://" + httpAddr
+	chunk := bytes.Repeat([]byte("m"), 60000)
+	session := func() *gomilter.ClientSession {
+		s, err := gomilter.NewClient("unix", milterSock, gomilter.WithReadTimeout(time.Minute)).Session(gomilter.NewMacroBag())
+		must(t, err)
+		return s
+	}
+	upTo := func(s *gomilter.ClientSession, chunks int) {
+		for _, step := range milterEvents(s, slices.Repeat([][]byte{chunk}, chunks)...) {
+			if act, err := step(); err != nil || act.Type != gomilter.ActionContinue {
+				t.Fatalf("before the end of the message: %v %v", act, err)
+			}
+		}
+	}
+	aborted := session()
+	upTo(aborted, 4)
+	waitSeries(t, base, "clamgate_spool_bytes", float64(4*len(chunk)+len("\r\n"))) // held while the message is open
+	must(t, aborted.Abort(nil))
+	waitSeries(t, base, "clamgate_spool_bytes", 0)
+	// The next message on the same connection.
+	for _, step := range []func() (*gomilter.Action, error){
+		func() (*gomilter.Action, error) { return aborted.Mail("<a@example.org>", "") },
+		func() (*gomilter.Action, error) { return aborted.Rcpt("<b@example.net>", "") },
+		aborted.DataStart, aborted.HeaderEnd,
+		func() (*gomilter.Action, error) { return aborted.BodyChunk(chunk) },
+	} {
+		if act, err := step(); err != nil || act.Type != gomilter.ActionContinue {
+			t.Fatalf("the message after the aborted one: %v %v", act, err)
+		}
+	}
+	_, act, err := aborted.End()
+	if err != nil || act.Type != gomilter.ActionAccept {
+		t.Fatalf("the message after the aborted one: %+v %v", act, err)
+	}
+	aborted.Close()
+
+	closed := session()
+	upTo(closed, 3)
+	closed.Close()
+	waitSeries(t, base, "clamgate_spool_bytes", 0)
+
+	if act := milterSized(t, milterSock, 2<<20); act.Type == gomilter.ActionAccept {
+		t.Errorf("over max_object: %+v, want it refused", act)
+	}
+	waitSeries(t, base, "clamgate_spool_bytes", 0)
+
+	early, err := net.Dial("unix", milterSock)
+	must(t, err)
+	body := append(binary.BigEndian.AppendUint32(nil, 1001), 'B')
+	_, err = early.Write(append(body, bytes.Repeat([]byte("x"), 1000)...))
+	must(t, err)
+	io.Copy(io.Discard, early) // the guard or the library closes it
+	early.Close()
+
+	if act := milterSized(t, milterSock, 300<<10); act.Type != gomilter.ActionAccept {
+		t.Errorf("a clean 300 KiB message: %+v, want accepted", act)
+	}
+	waitSeries(t, base, "clamgate_spool_bytes", 0)
+	if peak := metricValue(t, base, "clamgate_spool_peak_bytes"); peak < 300<<10 {
+		t.Errorf("spool peak %v: the messages never reached the spool", peak)
+	}
 }

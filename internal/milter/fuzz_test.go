@@ -81,7 +81,7 @@ func FuzzGuard(f *testing.F) {
 		defer a.Close()
 		g := newGuard(a, slog.New(slog.DiscardHandler), time.Second)
 		if negotiated {
-			g.negotiated(64<<10 - 1)
+			g.negotiated(64<<10-1, nil)
 		}
 		go func() {
 			b.Write(in)

@@ -74,8 +74,14 @@ func newGuard(c net.Conn, log *slog.Logger, content time.Duration) *guard {
 	return &guard{Conn: c, log: log, closed: make(chan struct{}), maxPacket: maxFirstPacket, content: content, contentLeft: -1}
 }
 
-// negotiated raises the packet bound to what the MTA and the library agreed.
-func (g *guard) negotiated(size uint32) { g.maxPacket = int(size) + packetSlack }
+// negotiated raises the packet bound to what the MTA and the library
+// agreed, and from then on hands body chunks to body. Not before: the
+// library calls Cleanup, which drops a message in progress and gives its
+// spool back, only once negotiation has succeeded.
+func (g *guard) negotiated(size uint32, body func([]byte)) {
+	g.maxPacket = int(size) + packetSlack
+	g.body = body
+}
 
 // SetReadDeadline records the library's deadline: the guard applies it,
 // or an earlier one of its own, to each read.

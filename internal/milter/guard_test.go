@@ -25,7 +25,7 @@ func TestGuardPacketBounds(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			g, mtaSide := pipeGuard(t)
 			if tc.negotiated > 0 {
-				g.negotiated(tc.negotiated)
+				g.negotiated(tc.negotiated, nil)
 			}
 			go mtaSide.Write(binary.BigEndian.AppendUint32(nil, 2<<20))
 			if _, err := g.Read(make([]byte, 4)); !errors.Is(err, errMalformed) {
@@ -35,7 +35,7 @@ func TestGuardPacketBounds(t *testing.T) {
 	}
 	t.Run("allocated as it arrives", func(t *testing.T) {
 		g, mtaSide := pipeGuard(t)
-		g.negotiated(1<<20 - 1)
+		g.negotiated(1<<20-1, nil)
 		go func() {
 			mtaSide.Write(append(binary.BigEndian.AppendUint32(nil, 1<<20), 'B'))
 			mtaSide.Write(make([]byte, 100))
@@ -95,9 +95,8 @@ func TestGuardBodyTap(t *testing.T) {
 	t.Cleanup(func() { a.Close(); b.Close() })
 	reads := &countingConn{Conn: a}
 	g := newGuard(reads, slog.New(slog.DiscardHandler), time.Minute)
-	g.negotiated(64<<10 - 1)
 	var got []byte
-	g.body = func(p []byte) { got = append(got, p...) }
+	g.negotiated(64<<10-1, func(p []byte) { got = append(got, p...) })
 	chunks := [][]byte{bytes.Repeat([]byte("a"), 64<<10-1), bytes.Repeat([]byte("b"), 100), bytes.Repeat([]byte("c"), 64<<10-1)}
 	var stream []byte
 	for _, c := range chunks {

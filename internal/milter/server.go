@@ -84,7 +84,6 @@ func (s *Server) ServeConn(ctx, drain context.Context, c net.Conn, pol *policy.P
 	defer stopDrain()
 
 	sess := &session{srv: s, ctx: ctx, pol: pol, peer: peer, limit: pol.Limit(s.Config.MaxSize), guard: g}
-	g.body = sess.write
 	ms := gomilter.NewServer(
 		gomilter.WithMilter(func() gomilter.Milter { return sess }),
 		gomilter.WithNegotiationCallback(sess.negotiate),

@@ -76,7 +76,7 @@ func (s *session) negotiate(mtaVersion, milterVersion uint32, mtaActions, _ gomi
 	}
 	// Only steps the MTA offers to skip are skipped; an older MTA sends
 	// them all and the library answers them.
-	s.guard.negotiated(uint32(offered))
+	s.guard.negotiated(uint32(offered), s.write)
 	return version, need, skipped & mtaProtocol, offered, nil
 }
 
