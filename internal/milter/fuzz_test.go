@@ -80,8 +80,9 @@ func FuzzGuard(f *testing.F) {
 		a, b := net.Pipe()
 		defer a.Close()
 		g := newGuard(a, slog.New(slog.DiscardHandler), time.Second)
+		tapped := 0
 		if negotiated {
-			g.negotiated(64<<10-1, nil)
+			g.negotiated(64<<10-1, func(p []byte) { tapped += len(p) })
 		}
 		go func() {
 			b.Write(in)
@@ -92,8 +93,8 @@ func FuzzGuard(f *testing.F) {
 			if _, err := g.Read(buf); err != nil {
 				break
 			}
-			if len(g.pkt) > 4+g.maxPacket || cap(g.pkt) > 2*(len(in)+growStep) {
-				t.Fatalf("packet of %d bytes (cap %d) over the bound %d, %d bytes sent", len(g.pkt), cap(g.pkt), g.maxPacket, len(in))
+			if len(g.pkt) > 4+g.maxPacket || cap(g.in) > 2*(len(in)+growStep) || tapped > len(in) {
+				t.Fatalf("packet of %d bytes (buffer %d) over the bound %d, %d bytes sent, %d tapped", len(g.pkt), cap(g.in), g.maxPacket, len(in), tapped)
 			}
 		}
 	})

@@ -27,10 +27,12 @@ const (
 	// growStep is how much the packet buffer grows per read: a packet is
 	// held only as far as its bytes have really arrived.
 	growStep = 64 << 10
-	// readAhead is the read buffer kept between packets: a body chunk of
-	// the default data size and most of the next one, so that a large
-	// mail takes about one read per packet instead of three or four.
+	// readAhead is the read buffer kept between the packets of a message:
+	// a body chunk of the default data size and most of the next one, so
+	// that a large mail takes about one read per packet instead of three
+	// or four. Between messages, an idle connection keeps at most minRead.
 	readAhead = 2 * growStep
+	minRead   = 512
 )
 
 // errMalformed ends a connection whose peer sent what no MTA sends.
@@ -109,8 +111,8 @@ func (g *guard) next() error {
 	g.pkt, g.off = nil, 0
 	if g.r == len(g.in) {
 		g.in, g.r = g.in[:0], 0
-		if cap(g.in) > readAhead {
-			g.in = nil // a large packet's buffer is not kept while idle
+		if cap(g.in) > readAhead || cap(g.in) > minRead && !g.inMessage() {
+			g.in = nil // kept neither between messages nor past readAhead
 		}
 	}
 	if err := g.fill(4, time.Time{}); err != nil {
@@ -153,17 +155,13 @@ var emptyBody = [5]byte{0, 0, 0, 1, 'B'}
 // its data, come with the same read. The buffer grows only as far as bytes
 // have really arrived, whatever length a packet announces.
 func (g *guard) fill(want int, end time.Time) error {
-	if cap(g.in) == 0 {
-		g.in = make([]byte, 0, readAhead)
-	}
 	if g.r+want > cap(g.in) && g.r > 0 { // no room after the bytes kept: move them to the front
 		g.in = g.in[:copy(g.in, g.in[g.r:])]
 		g.r = 0
 	}
 	for len(g.in)-g.r < want {
 		if len(g.in) == cap(g.in) {
-			have := len(g.in) - g.r
-			g.in = slices.Grow(g.in, min(want-have, max(have, growStep)))
+			g.in = slices.Grow(g.in, g.growth(want))
 		}
 		m, err := g.read(g.in[len(g.in):cap(g.in)], end)
 		g.in = g.in[:len(g.in)+m]
@@ -172,6 +170,25 @@ func (g *guard) fill(want int, end time.Time) error {
 		}
 	}
 	return nil
+}
+
+// growth is how much room to add to a full buffer to read want bytes from
+// g.r on: as much as has arrived, doubling, up to want, so that a length
+// announced allocates nothing by itself; at least minRead; and while a
+// message is in progress, readAhead in all, for its body's packets.
+func (g *guard) growth(want int) int {
+	have := len(g.in) - g.r
+	n := max(min(want-have, max(have, growStep)), minRead)
+	if g.inMessage() {
+		n = max(n, readAhead-len(g.in))
+	}
+	return n
+}
+
+func (g *guard) inMessage() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.busy
 }
 
 // read waits for the MTA until the earliest of the library's deadline, end

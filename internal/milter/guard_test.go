@@ -88,8 +88,9 @@ func pipeGuard(t *testing.T) (*guard, net.Conn) {
 
 // TestGuardBodyTap: body chunks go to the session straight from the
 // guard's buffer, in order and whole, while the library is handed an
-// empty body packet for each; other packets pass unchanged, and the
-// packets the MTA wrote back to back come in fewer reads than packets.
+// empty body packet for each; other packets pass unchanged; the packets
+// the MTA wrote back to back come in fewer reads than packets; and once
+// the message is over, the connection keeps no large buffer.
 func TestGuardBodyTap(t *testing.T) {
 	a, b := net.Pipe()
 	t.Cleanup(func() { a.Close(); b.Close() })
@@ -98,40 +99,54 @@ func TestGuardBodyTap(t *testing.T) {
 	var got []byte
 	g.negotiated(64<<10-1, func(p []byte) { got = append(got, p...) })
 	chunks := [][]byte{bytes.Repeat([]byte("a"), 64<<10-1), bytes.Repeat([]byte("b"), 100), bytes.Repeat([]byte("c"), 64<<10-1)}
-	var stream []byte
+	stream := pkt('M', "<a@b>\x00")
 	for _, c := range chunks {
 		stream = append(stream, pkt('B', string(c))...)
 	}
 	stream = append(stream, pkt('E', "")...)
-	go b.Write(stream)
+	go func() {
+		b.Write(stream)
+		b.Write(pkt('Q', "")) // after the reply, the next thing on the connection
+	}()
+	if code, data := libraryPacket(t, g); code != 'M' || string(data) != "<a@b>\x00" {
+		t.Fatalf("first packet %q %q", code, data)
+	}
 	for i := range chunks {
-		var n uint32
-		if err := binary.Read(g, binary.BigEndian, &n); err != nil {
-			t.Fatal(err)
-		}
-		data := make([]byte, n)
-		if _, err := io.ReadFull(g, data); err != nil {
-			t.Fatal(err)
-		}
-		if string(data) != "B" {
-			t.Fatalf("packet %d reached the library as %q…, want an empty body chunk", i, data[:min(len(data), 8)])
+		if code, data := libraryPacket(t, g); code != 'B' || len(data) != 0 {
+			t.Fatalf("body packet %d reached the library as %q with %d bytes, want an empty body chunk", i, code, len(data))
 		}
 	}
-	var n uint32
-	if err := binary.Read(g, binary.BigEndian, &n); err != nil {
-		t.Fatal(err)
-	}
-	if data := make([]byte, n); n != 1 || func() error { _, err := io.ReadFull(g, data); return err }() != nil || data[0] != 'E' {
-		t.Fatalf("end of message: length %d", n)
+	if code, _ := libraryPacket(t, g); code != 'E' {
+		t.Fatalf("end of message: %q", code)
 	}
 	if want := bytes.Join(chunks, nil); !bytes.Equal(got, want) {
 		t.Errorf("the session got %d bytes, want the %d of the chunks in order", len(got), len(want))
 	}
 	// net.Pipe hands over at most what each read asks for: with the
 	// read-ahead, a packet's length comes with the previous packet's data.
-	if reads.n >= 2*(len(chunks)+1) {
-		t.Errorf("%d reads for %d packets", reads.n, len(chunks)+1)
+	if packets := len(chunks) + 2; reads.n >= 2*packets {
+		t.Errorf("%d reads for %d packets", reads.n, packets)
 	}
+	if code, _ := libraryPacket(t, g); code != 'Q' {
+		t.Fatalf("after the message: %q", code)
+	}
+	if cap(g.in) > minRead {
+		t.Errorf("%d bytes of read buffer kept after the message", cap(g.in))
+	}
+}
+
+// libraryPacket reads one packet from g as the library does.
+func libraryPacket(t *testing.T, g *guard) (byte, []byte) {
+	t.Helper()
+	var n uint32
+	if err := binary.Read(g, binary.BigEndian, &n); err != nil {
+		t.Fatal(err)
+	}
+	data := make([]byte, n)
+	if _, err := io.ReadFull(g, data); err != nil {
+		t.Fatal(err)
+	}
+	return data[0], data[1:]
 }
 
 type countingConn struct {
