@@ -176,11 +176,9 @@ func (s *session) finish(msg *message, m gomilter.Modifier) outcome {
 	if err != nil {
 		return outcome{err: err}
 	}
-	ctx, cancel := context.WithCancel(s.ctx)
-	defer cancel()
 	done := make(chan outcome, 1)
 	go func() {
-		res, err := s.srv.Dispatcher.Do(ctx, scan.Job{
+		res, err := s.srv.Dispatcher.Do(s.ctx, scan.Job{
 			Client: s.pol.Name, Protocol: "milter", Kind: scan.Stream, Data: data, Object: "message",
 			Unique: true, // headers included (Received:, Message-ID:), no two mails are alike
 		})
